@@ -1,0 +1,30 @@
+"""scratchnet — a from-scratch NumPy neural network with hand-written backpropagation.
+
+Dense layers, every common activation and loss (with the stable fused softmax/cross-entropy,
+log-softmax/NLL and sigmoid/BCE pairs), torch-equivalent optimizers and full-batch,
+mini-batch and stochastic training. ``import scratchnet`` needs NumPy only.
+
+    >>> import numpy as np, scratchnet as sn
+    >>> net = sn.Network(sn.ModelSpec((2, 8, 3), hidden="relu", output="softmax", loss="cross_entropy"))
+    >>> history = net.fit(np.random.default_rng(0).normal(size=(30, 2)), np.arange(30) % 3,
+    ...                   epochs=2, batch_size=8, optimizer={"name": "sgd", "lr": 0.1})
+    >>> len(history.step_loss)
+    8
+"""
+
+from . import activations, fused, gradcheck, initializers, losses, optimizers, registry
+from .network import Network, NonFiniteWarning
+from .optimizers import SGD, Adam, AdamW, Optimizer, Parameter
+from .registry import ACTIVATIONS, INITIALIZERS, LOSSES, OPTIMIZERS
+from .serialization import load, save
+from .spec import ModelSpec
+from .training import DivergenceWarning, History, batch_schedule, fit
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ACTIVATIONS", "INITIALIZERS", "LOSSES", "OPTIMIZERS", "Adam", "AdamW", "DivergenceWarning",
+    "History", "ModelSpec", "Network", "NonFiniteWarning", "Optimizer", "Parameter", "SGD",
+    "activations", "batch_schedule", "fit", "fused", "gradcheck", "initializers", "load",
+    "losses", "optimizers", "registry", "save", "__version__",
+]

@@ -1,0 +1,73 @@
+"""Stable fused output pairs: the loss computed from the pre-activation ``z``.
+
+For the three canonical pairs the derivative of the loss with respect to the logits collapses
+to ``p − y`` (scaled by the reduction): the ``1/p`` of the log cancels the Jacobian of the
+output function. Computing the loss from ``z`` with log-sum-exp / softplus keeps it finite for
+logits of any size (a naive ``log(softmax(z))`` hits ``log(0) = −inf`` once a logit trails the
+maximum by more than ~745 in float64, ~104 in float32).
+
+=========================  =============================================  ====================
+pair                       loss per sample (before the reduction)          ``∂L/∂z`` (× 1/n)
+=========================  =============================================  ====================
+softmax + cross_entropy    ``−Σ_c y_c log_softmax(z)_c``                   ``p·Σy − y``
+log_softmax + nll          ``−Σ_c y_c a_c`` with ``a = log_softmax(z)``    ``exp(a)·Σy − y``
+sigmoid + binary_c.e.      ``softplus(z) − y·z``  (each element)           ``σ(z) − y``
+=========================  =============================================  ====================
+
+``Σy = 1`` for distribution targets, so the gradient is the textbook ``p − y``; the ``Σy`` form
+is what torch's autograd produces and stays exact for smoothed targets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from .activations import softplus
+from .losses import Loss
+
+__all__ = ["FUSED_PAIRS", "FusedLoss", "fused_loss_and_grad"]
+
+FusedLoss = Callable[[Loss, np.ndarray, np.ndarray, np.ndarray], tuple[np.floating, np.ndarray]]
+
+
+def _log_softmax_family(loss: Loss, z: np.ndarray, a: np.ndarray, target: np.ndarray,
+                        log_p: np.ndarray, p: np.ndarray):
+    n = z.dtype.type(loss.divisor(z))
+    value = -np.sum(loss._picked(log_p, target)) / n
+    y = loss.smoothed(target, z.shape[1], z.dtype)
+    grad = (p * y.sum(axis=1, keepdims=True) - y) * (1.0 / loss.divisor(z))
+    return value, grad
+
+
+def _softmax_cross_entropy(loss, z, a, target):
+    """``a`` is ``softmax(z)``; the log-probabilities are recomputed with log-sum-exp."""
+    shifted = z - z.max(axis=1, keepdims=True)
+    log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    return _log_softmax_family(loss, z, a, target, log_p, a)
+
+
+def _log_softmax_nll(loss, z, a, target):
+    """``a`` is ``log_softmax(z)`` already."""
+    return _log_softmax_family(loss, z, a, target, a, np.exp(a))
+
+
+def _sigmoid_binary_cross_entropy(loss, z, a, target):
+    """``a`` is ``σ(z)``; ``ℓ = softplus(z) − y·z`` never takes the log of a rounded 0."""
+    value = np.sum(softplus(z) - target * z) / z.dtype.type(loss.divisor(z))
+    return value, (a - target) * (1.0 / loss.divisor(z))
+
+
+#: (output activation name, loss name) -> function(loss, z, a, target) -> (value, dL/dz)
+FUSED_PAIRS: dict[tuple[str, str], FusedLoss] = {
+    ("softmax", "cross_entropy"): _softmax_cross_entropy,
+    ("log_softmax", "nll"): _log_softmax_nll,
+    ("sigmoid", "binary_cross_entropy"): _sigmoid_binary_cross_entropy,
+}
+
+
+def fused_loss_and_grad(output: str, loss: Loss, z: np.ndarray, a: np.ndarray,
+                        target: np.ndarray) -> tuple[np.floating, np.ndarray]:
+    """Loss value and ``dL/dz`` of a fused pair (``KeyError`` if the pair is not fused)."""
+    return FUSED_PAIRS[(output, loss.name)](loss, z, a, target)

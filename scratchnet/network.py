@@ -1,0 +1,229 @@
+"""``Network``: a multi-layer perceptron with hand-written backpropagation.
+
+Forward::
+
+    a₀ = x,   zₖ = aₖ₋₁ Wₖᵀ + bₖ,   aₖ = fₖ(zₖ)          (k = 1 … K)
+
+Backward starts from the output layer. For the fused pairs (softmax + cross_entropy,
+log_softmax + nll, sigmoid + binary_cross_entropy) ``δ_K = ∂L/∂z_K = (p − y)/n`` comes
+straight from the logits (:mod:`scratchnet.fused`); otherwise ``δ_K = f_K'ᵀ ∂L/∂a_K`` (the
+output activation's vector-Jacobian product applied to the loss gradient). Then, layer by
+layer::
+
+    ∂L/∂Wₖ = δₖᵀ aₖ₋₁,   ∂L/∂bₖ = Σ_rows δₖ,   δₖ₋₁ = fₖ₋₁'ᵀ(δₖ Wₖ)
+
+Parameter names follow ``torch.nn``: ``layers.{k}.weight`` ``(out, in)`` and
+``layers.{k}.bias`` ``(out,)``, ``k`` counting dense layers from 0.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import numpy as np
+
+from . import registry
+from ._checks import as_matrix
+from .fused import fused_loss_and_grad
+from .layers import Dense
+from .optimizers import Optimizer, Parameter
+from .spec import ModelSpec
+
+__all__ = ["Network", "NonFiniteWarning"]
+
+
+class NonFiniteWarning(RuntimeWarning):
+    """A loss or gradient came out NaN or infinite (divergence, or a non-fused pair pushed past
+    its floating-point range)."""
+
+
+class Network:
+    """A dense network built from a :class:`ModelSpec`, its weights drawn from ``spec.seed``.
+
+    Shapes: inputs ``(N, sizes[0])``, outputs ``(N, sizes[-1])``. Targets: a 1-D integer label
+    vector, or a 2-D ``(N, sizes[-1])`` array (one-hot, probability or regression rows).
+
+    dtype: the model computes in ``spec.dtype`` end to end. Inputs and targets of another float
+    (or integer) dtype are cast to it on the way in — float64 data meeting a float32 model is
+    rounded to float32, as ``torch.Tensor.to(torch.float32)`` would.
+
+    Example::
+
+        >>> net = Network(ModelSpec((4, 8, 3), hidden="tanh", output="softmax", loss="cross_entropy"))
+        >>> x = np.ones((5, 4)); y = np.array([0, 1, 2, 1, 0])
+        >>> loss, grads = net.loss_and_grads(x, y)
+        >>> sorted(grads) == sorted(net.state_dict())
+        True
+    """
+
+    def __init__(self, spec: ModelSpec):
+        if not isinstance(spec, ModelSpec):
+            raise TypeError(f"spec must be a ModelSpec, got {type(spec).__name__}")
+        self.spec = spec
+        self.dtype = np.dtype(spec.dtype)
+        rng = np.random.default_rng(spec.seed)
+        init_params = dict(spec.init)
+        init = registry.INITIALIZERS[init_params.pop("name")]
+        self.layers: list[Dense] = []
+        for k, act in enumerate(spec.activations):
+            fan_in, fan_out = spec.sizes[k], spec.sizes[k + 1]
+            w, b = init(rng, fan_in, fan_out, **init_params)
+            self.layers.append(Dense(w.astype(self.dtype), b.astype(self.dtype),
+                                     registry.make_activation(act)))
+        self.loss_fn = registry.make_loss(spec.loss, spec.reduction)
+        self._fused = spec.fused
+        self._params = [Parameter(f"layers.{k}.{kind}", getattr(layer, kind), getattr(layer, "grad_" + kind))
+                        for k, layer in enumerate(self.layers) for kind in ("weight", "bias")]
+
+    @classmethod
+    def from_spec(cls, spec: ModelSpec | Mapping[str, Any] | str,
+                  state: Mapping[str, np.ndarray] | None = None) -> Network:
+        """Build from a spec (object, dict or JSON) and optionally load a state dict."""
+        if isinstance(spec, str):
+            spec = ModelSpec.from_json(spec)
+        elif isinstance(spec, Mapping):
+            spec = ModelSpec.from_dict(spec)
+        net = cls(spec)
+        if state is not None:
+            net.load_state_dict(state)
+        return net
+
+    # -- parameters ----------------------------------------------------------------------
+    @property
+    def n_inputs(self) -> int:
+        return self.spec.sizes[0]
+
+    @property
+    def n_outputs(self) -> int:
+        return self.spec.sizes[-1]
+
+    def parameters(self) -> list[Parameter]:
+        """The trainable arrays with their gradient buffers, in ``state_dict`` order."""
+        return self._params
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Ordered ``{name: copy of array}``: ``layers.0.weight``, ``layers.0.bias``, …"""
+        return {p.name: p.value.copy() for p in self._params}
+
+    def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
+        """Copy arrays into the parameters (cast to the model dtype); names and shapes must match
+        exactly."""
+        expected = [p.name for p in self._params]
+        missing, unexpected = set(expected) - set(state), set(state) - set(expected)
+        if missing or unexpected:
+            raise KeyError(f"state dict mismatch: missing {sorted(missing)}, unexpected {sorted(unexpected)}")
+        for p in self._params:
+            arr = np.asarray(state[p.name])
+            if arr.shape != p.value.shape:
+                raise ValueError(f"state[{p.name!r}] has shape {arr.shape}, expected {p.value.shape}")
+            if arr.dtype.kind not in "fiu" or not np.all(np.isfinite(arr)):
+                raise ValueError(f"state[{p.name!r}] must hold finite real numbers")
+            p.value[...] = arr
+
+    # -- forward / loss / backward -------------------------------------------------------
+    def _forward(self, x: np.ndarray) -> np.ndarray:
+        for layer in self.layers:
+            x = layer.forward(x)
+        return x
+
+    def _backward(self, target: np.ndarray) -> float:
+        """Loss of the last forward pass and every parameter gradient, into the buffers."""
+        out = self.layers[-1]
+        if self._fused:
+            value, delta = fused_loss_and_grad(self.spec.output["name"], self.loss_fn, out.z, out.a, target)
+        else:
+            value = self.loss_fn.value(out.a, target)
+            delta = out.activation.backward(out.z, out.a, self.loss_fn.gradient(out.a, target))
+        grad = out.backward_from_z(delta, need_input_grad=len(self.layers) > 1)
+        for k in range(len(self.layers) - 2, -1, -1):
+            grad = self.layers[k].backward(grad, need_input_grad=k > 0)
+        return float(value)
+
+    def _inputs(self, x: object) -> np.ndarray:
+        return as_matrix(x, "x", self.dtype, columns=self.n_inputs)
+
+    def _targets(self, y: object, n_rows: int) -> np.ndarray:
+        target = self.loss_fn.prepare_target(y, self.n_outputs, self.dtype)
+        if target.shape[0] != n_rows:
+            raise ValueError(f"y has {target.shape[0]} rows, but x has {n_rows}")
+        return target
+
+    def forward(self, x: object) -> np.ndarray:
+        """Output activations ``a_K`` ``(N, sizes[-1])`` for inputs ``x`` ``(N, sizes[0])``."""
+        return self._forward(self._inputs(x)).copy()
+
+    __call__ = forward
+
+    def predict(self, x: object) -> np.ndarray:
+        """Class predictions: the arg-max of each output row, or ``output > 0.5`` for a single
+        sigmoid-like output."""
+        return _predicted_classes(self.forward(x))
+
+    def loss(self, x: object, y: object) -> float:
+        """The loss of the network on ``(x, y)`` under the spec's reduction."""
+        xs = self._inputs(x)
+        return self._loss_value(xs, self._targets(y, xs.shape[0]))
+
+    def _loss_value(self, xs: np.ndarray, target: np.ndarray) -> float:
+        out = self.layers[-1]
+        self._forward(xs)
+        if self._fused:
+            value, _ = fused_loss_and_grad(self.spec.output["name"], self.loss_fn, out.z, out.a, target)
+        else:
+            value = self.loss_fn.value(out.a, target)
+        return float(value)
+
+    def loss_and_grads(self, x: object, y: object) -> tuple[float, dict[str, np.ndarray]]:
+        """Loss and ``{name: ∂L/∂param}`` keyed like :meth:`state_dict` (copies)."""
+        xs = self._inputs(x)
+        target = self._targets(y, xs.shape[0])
+        self._forward(xs)
+        value = self._backward(target)
+        grads = {p.name: p.grad.copy() for p in self._params}
+        if not np.isfinite(value) or not all(np.all(np.isfinite(g)) for g in grads.values()):
+            warnings.warn(f"non-finite loss or gradient ({value!r}) for {self.spec.describe()}",
+                          NonFiniteWarning, stacklevel=2)
+        return value, grads
+
+    def train_step(self, x: np.ndarray, target: np.ndarray, optimizer: Optimizer) -> tuple[float, np.ndarray]:
+        """One step on already validated arrays (``target`` from ``loss_fn.prepare_target``):
+        forward, backward, ``optimizer.step()``. Returns the loss before the update and the
+        output it was computed from (valid until the next forward pass)."""
+        output = self._forward(x)
+        value = self._backward(target)
+        optimizer.step()
+        return value, output
+
+    # -- training and persistence (see training.py and serialization.py) -----------------
+    def fit(self, x: object, y: object, **kwargs: Any):
+        """Train in place; see :func:`scratchnet.training.fit` for the arguments."""
+        from .training import fit
+
+        return fit(self, x, y, **kwargs)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write spec and weights to one ``.npz`` (see :mod:`scratchnet.serialization`)."""
+        from .serialization import save
+
+        save(self, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Network:
+        from .serialization import load
+
+        return load(path)
+
+    def __iter__(self) -> Iterator[Dense]:
+        return iter(self.layers)
+
+    def __repr__(self) -> str:
+        return f"Network({self.spec.describe()})"
+
+
+def _predicted_classes(output: np.ndarray) -> np.ndarray:
+    if output.shape[1] == 1:
+        return (output[:, 0] > 0.5).astype(np.intp)
+    return output.argmax(axis=1)

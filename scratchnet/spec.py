@@ -1,0 +1,120 @@
+"""``ModelSpec``: the one JSON-serialisable description of a model.
+
+Both scratchnet and the PyTorch reference build their model from it, so "the identical model"
+means "the same spec and the same state dict".
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from . import registry
+from ._checks import as_dtype, check_choice, check_int
+from .losses import REDUCTIONS
+
+__all__ = ["ModelSpec"]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A multi-layer perceptron: ``sizes = (inputs, hidden..., outputs)``, one activation per
+    hidden layer (a single spec is repeated), an output activation, a loss and its reduction.
+
+    Activations and losses are names or ``{"name": ..., **params}`` mappings; the spec stores
+    them normalised with every parameter filled in. ``init`` names an initialiser
+    (:mod:`scratchnet.initializers`), optionally with parameters; ``seed`` seeds it.
+
+    Example::
+
+        >>> spec = ModelSpec((4, 16, 3), hidden="relu", output="softmax", loss="cross_entropy")
+        >>> ModelSpec.from_json(spec.to_json()) == spec
+        True
+    """
+
+    sizes: tuple[int, ...]
+    hidden: tuple[dict[str, Any], ...] | Any = ()
+    output: dict[str, Any] | Any = "identity"
+    loss: dict[str, Any] | Any = "mse"
+    reduction: str = "mean"
+    dtype: str = "float64"
+    init: dict[str, Any] | Any = "torch_default"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)
+        if isinstance(self.sizes, (str, bytes)) or not isinstance(self.sizes, Sequence):
+            raise ValueError(f"sizes must be a sequence of layer widths, got {self.sizes!r}")
+        sizes = tuple(check_int(s, f"sizes[{i}]", low=1) for i, s in enumerate(self.sizes))
+        if len(sizes) < 2:
+            raise ValueError(f"sizes needs at least (inputs, outputs), got {self.sizes!r}")
+        set_("sizes", sizes)
+        n_hidden = len(sizes) - 2
+        hidden = self.hidden
+        if isinstance(hidden, (str, Mapping)):
+            hidden = (hidden,) * n_hidden
+        hidden = tuple(hidden)
+        if len(hidden) != n_hidden:
+            raise ValueError(f"hidden must name one activation per hidden layer: sizes {sizes} has "
+                             f"{n_hidden} hidden layers, got {len(hidden)} activations")
+        set_("hidden", tuple(registry.normalize(h, "activation") for h in hidden))
+        set_("output", registry.normalize(self.output, "activation"))
+        set_("loss", registry.normalize(self.loss, "loss"))
+        check_choice(self.reduction, "reduction", REDUCTIONS)
+        set_("dtype", as_dtype(self.dtype).name)
+        name, params = registry._split(self.init, "init")
+        check_choice(name, "init", registry.INITIALIZERS)
+        set_("init", {"name": name, **params})
+        set_("seed", check_int(self.seed, "seed", low=0))
+        registry.check_pair(self.output["name"], self.loss["name"])
+
+    def __hash__(self) -> int:
+        return hash(self.to_json())
+
+    # -- convenience ---------------------------------------------------------------------
+    @property
+    def n_layers(self) -> int:
+        return len(self.sizes) - 1
+
+    @property
+    def activations(self) -> tuple[dict[str, Any], ...]:
+        """One activation spec per dense layer: the hidden ones, then the output."""
+        return (*self.hidden, self.output)
+
+    @property
+    def fused(self) -> bool:
+        """Whether the output activation and the loss form a stable fused pair."""
+        return registry.is_fused(self.output["name"], self.loss["name"])
+
+    def replace(self, **changes: Any) -> ModelSpec:
+        """A copy with some fields changed (validated again)."""
+        data = self.to_dict()
+        data.update(changes)
+        return ModelSpec.from_dict(data)
+
+    def describe(self) -> str:
+        """``"4-16-3 relu→softmax+cross_entropy(mean) float64"``."""
+        hidden = ",".join(registry.label(h) for h in self.hidden) or "-"
+        return (f"{'-'.join(map(str, self.sizes))} {hidden}→{registry.label(self.output)}"
+                f"+{registry.label(self.loss)}({self.reduction}) {self.dtype}")
+
+    # -- serialisation -------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(asdict(self)))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelSpec:
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown ModelSpec fields {sorted(unknown)}; valid: "
+                             f"{', '.join(cls.__dataclass_fields__)}")
+        return cls(**data)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelSpec:
+        return cls.from_dict(json.loads(text))

@@ -1,0 +1,127 @@
+"""Training loops: full-batch, mini-batch and stochastic gradient descent.
+
+The batch order is its own public function, :func:`batch_schedule`, so another engine (the
+PyTorch reference) can replay exactly the same index arrays. A mean-reduced loss on the last,
+partial mini-batch is averaged over that batch's own size, as ``torch.utils.data.DataLoader``
+with ``drop_last=False`` does.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import registry
+from ._checks import check_int
+from .network import Network, NonFiniteWarning, _predicted_classes
+from .optimizers import Optimizer
+
+__all__ = ["History", "DivergenceWarning", "batch_schedule", "fit"]
+
+
+class DivergenceWarning(NonFiniteWarning):
+    """Training stopped because the loss became NaN or infinite."""
+
+
+def batch_schedule(n_samples: int, batch_size: int | None, *, epochs: int = 1, shuffle: bool = True,
+                   seed: int = 0) -> list[list[np.ndarray]]:
+    """Index arrays for every step: ``schedule[epoch][step]``.
+
+    ``batch_size=None`` (or ``>= n_samples``) is full-batch gradient descent, ``1`` is
+    stochastic; otherwise each epoch is cut into ``ceil(n / batch_size)`` batches, the last
+    one partial. With ``shuffle`` each epoch is a fresh permutation from
+    ``numpy.random.default_rng(seed)``.
+    """
+    n = check_int(n_samples, "n_samples", low=1)
+    bs = n if batch_size is None else min(check_int(batch_size, "batch_size", low=1), n)
+    check_int(epochs, "epochs", low=0)
+    rng = np.random.default_rng(check_int(seed, "seed", low=0))
+    schedule = []
+    for _ in range(epochs):
+        order = rng.permutation(n) if shuffle else np.arange(n)
+        schedule.append([order[i:i + bs] for i in range(0, n, bs)])
+    return schedule
+
+
+@dataclass
+class History:
+    """What a training run produced. ``step_loss[i]`` is the loss of step ``i`` before its
+    update; ``epoch_loss`` the sample-weighted mean of an epoch's step losses;
+    ``epoch_accuracy`` the fraction of that epoch's samples classified right before their
+    update (classification targets only, else empty)."""
+
+    step_loss: list[float] = field(default_factory=list)
+    epoch_loss: list[float] = field(default_factory=list)
+    epoch_accuracy: list[float] = field(default_factory=list)
+    diverged: bool = False
+
+    @property
+    def steps(self) -> int:
+        return len(self.step_loss)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _class_labels(y: np.ndarray, target: np.ndarray) -> np.ndarray | None:
+    """Integer class labels when the targets are classes (labels or one-hot rows), else None."""
+    y = np.asarray(y)
+    if y.ndim == 1 and y.dtype.kind in "iu":
+        return y.astype(np.intp)
+    if target.ndim == 2 and np.all((target == 0) | (target == 1)):
+        if target.shape[1] == 1:
+            return target[:, 0].astype(np.intp)
+        if np.all(target.sum(axis=1) == 1):
+            return target.argmax(axis=1)
+    return None
+
+
+def fit(network: Network, x: object, y: object, *, epochs: int = 1, batch_size: int | None = None,
+        optimizer: Optimizer | registry.Spec = "sgd", shuffle: bool = True, seed: int | None = None,
+        on_epoch_end: Callable[[int, History], Any] | None = None) -> History:
+    """Train ``network`` in place and return its :class:`History`.
+
+    * ``batch_size``: ``None`` full batch, ``1`` stochastic, else mini-batches (last partial).
+    * ``optimizer``: an :class:`~scratchnet.optimizers.Optimizer` over
+      ``network.parameters()``, or a spec such as ``{"name": "sgd", "lr": 0.1, "momentum": 0.9}``.
+    * ``seed``: seeds the batch order (default: the spec's seed).
+    * ``on_epoch_end(epoch, history)``: called after every epoch; return ``False`` to stop.
+
+    A non-finite loss stops training with a :class:`DivergenceWarning`; the history so far is
+    returned with ``diverged=True`` — divergence is a result, not a crash.
+    """
+    xs = network._inputs(x)
+    target = network._targets(y, xs.shape[0])
+    if not isinstance(optimizer, Optimizer):
+        optimizer = registry.make_optimizer(optimizer, network.parameters())
+    elif optimizer.params[0] is not network.parameters()[0]:
+        raise ValueError("optimizer must be built over network.parameters() of this network")
+    labels = _class_labels(y, target)
+    schedule = batch_schedule(xs.shape[0], batch_size, epochs=epochs, shuffle=shuffle,
+                              seed=network.spec.seed if seed is None else seed)
+    history = History()
+    for epoch, batches in enumerate(schedule):
+        total, correct = 0.0, 0
+        for idx in batches:
+            value, output = network.train_step(xs[idx], target[idx], optimizer)
+            history.step_loss.append(value)
+            if not np.isfinite(value):
+                history.diverged = True
+                warnings.warn(f"loss became {value} at step {history.steps} (epoch {epoch}); "
+                              "training stopped", DivergenceWarning, stacklevel=2)
+                return history
+            total += value * (len(idx) if network.spec.reduction == "mean" else 1)
+            if labels is not None:
+                correct += int(np.count_nonzero(_predicted_classes(output) == labels[idx]))
+        n = xs.shape[0]
+        history.epoch_loss.append(total / n if network.spec.reduction == "mean" else total)
+        if labels is not None:
+            history.epoch_accuracy.append(correct / n)
+        if on_epoch_end is not None and on_epoch_end(epoch, history) is False:
+            break
+    return history
+
