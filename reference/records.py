@@ -1,0 +1,132 @@
+"""Comparison records: one plain dataclass per compared tensor, ready for ``pandas.DataFrame``.
+
+Every record measures ``actual`` (the implementation under test) against ``expected`` (torch)::
+
+    max_abs_err = max |a − b|          max_rel_err = max |a − b| / |b|
+    tol_ratio   = max |a − b| / (atol + rtol·|b|)            passed ⇔ tol_ratio ≤ 1
+
+Ratios, not booleans, go into reports, so a drift shows long before a failure.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Record", "Combination", "measure", "CHECKS", "STATUSES"]
+
+CHECKS = ("forward", "loss", "gradient", "training_step", "final_params")
+#: pass; fail; ref_nonfinite — torch's own modular path overflowed or saturated (NaN, ±inf or a
+#: probability rounded to exactly 0/1 under a log), so the disagreement is torch's, not a failure.
+STATUSES = ("pass", "fail", "ref_nonfinite")
+
+
+@dataclass(frozen=True)
+class Combination:
+    """What was compared: the model and, for training checks, how it was trained."""
+
+    hidden: str
+    output: str
+    loss: str
+    reduction: str
+    flavour: str
+    dtype: str
+    device: str
+    sizes: str = ""
+    optimizer: str = ""
+    gd_mode: str = ""
+    seed: int = 0
+    impl: str = "scratchnet"
+
+    @property
+    def key(self) -> str:
+        """Identifies a row of the conformance matrix (training setup excluded)."""
+        return "|".join((self.hidden, self.output, self.loss, self.reduction, self.flavour, self.dtype, self.device))
+
+
+@dataclass
+class Record:
+    """One compared tensor. Combination fields are flattened in for a tidy DataFrame."""
+
+    check: str
+    param: str
+    shape: str
+    hidden: str
+    output: str
+    loss: str
+    reduction: str
+    flavour: str
+    dtype: str
+    device: str
+    sizes: str
+    optimizer: str
+    gd_mode: str
+    seed: int
+    impl: str
+    max_abs_err: float
+    max_rel_err: float
+    tol_ratio: float
+    atol: float
+    rtol: float
+    passed: bool
+    status: str
+    worst_index: str
+    step: int = -1
+    actual_value: float = float("nan")
+    expected_value: float = float("nan")
+    param_distance: float = float("nan")
+    cosine: float = float("nan")
+    norm_ratio: float = float("nan")
+    fd_verdict: str = ""
+    first_break_step: int = -1
+    note: str = ""
+    device_name: str = ""
+    versions: str = field(default="")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def columns(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+
+def measure(actual: np.ndarray, expected: np.ndarray, rtol: float, atol: float) -> dict[str, Any]:
+    """Error statistics of ``actual`` against ``expected`` (equal infinities agree; any NaN
+    on either side, unless on both, is a disagreement of infinite size)."""
+    a = np.asarray(actual, dtype=np.float64)
+    b = np.asarray(expected, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"actual has shape {a.shape}, expected {b.shape}")
+    if a.size == 0:
+        return dict(max_abs_err=0.0, max_rel_err=0.0, tol_ratio=0.0, worst_index="()")
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        err = np.where((a == b) | (np.isnan(a) & np.isnan(b)), 0.0, np.abs(a - b))
+        err = np.where(np.isnan(err), np.inf, err)
+        ratio = err / (atol + rtol * np.abs(b))
+        rel = np.where(err == 0, 0.0, err / np.abs(b))
+        ratio = np.where(np.isnan(ratio), np.inf, ratio)
+    worst = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
+    return dict(max_abs_err=float(err.max()), max_rel_err=float(rel.max()), tol_ratio=float(ratio[worst]),
+                worst_index=str(tuple(int(i) for i in worst)))
+
+
+def vector_agreement(actual: np.ndarray, expected: np.ndarray) -> dict[str, float]:
+    """Cosine similarity and norm ratio ``‖a‖/‖b‖`` of two gradients (1 and 1 when equal);
+    a transposed or rescaled gradient shows up here at a glance."""
+    a = np.asarray(actual, dtype=np.float64).ravel()
+    b = np.asarray(expected, dtype=np.float64).ravel()
+    na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
+    if not (np.isfinite(na) and np.isfinite(nb)):
+        return dict(cosine=float("nan"), norm_ratio=float("nan"))
+    if na == 0 and nb == 0:
+        return dict(cosine=1.0, norm_ratio=1.0)
+    cosine = float(a @ b / (na * nb)) if na and nb else 0.0
+    return dict(cosine=cosine, norm_ratio=na / nb if nb else float("inf"))
+
+
+def versions_string(versions: dict[str, str]) -> str:
+    return json.dumps(versions, sort_keys=True)
