@@ -20,7 +20,10 @@ def torch_module() -> Any:
 
     * cuBLAS and cuDNN without TF32 (TF32 rounds float32 matmul inputs to 10 mantissa bits),
     * ``torch.use_deterministic_algorithms(True)`` with ``CUBLAS_WORKSPACE_CONFIG`` set before
-      CUDA initialises, so repeated runs give the same bits.
+      CUDA initialises, so repeated runs give the same bits;
+    * one intra-op CPU thread: the harness's tensors are tiny, and torch's thread pool only adds
+      synchronisation (measured: a 4x8 softmax took 14 ms with 2 threads on a loaded 2-core
+      machine). Benchmarks set their own thread count.
     """
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     try:
@@ -30,6 +33,7 @@ def torch_module() -> Any:
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     torch.use_deterministic_algorithms(True)
+    torch.set_num_threads(1)
     return torch
 
 

@@ -19,7 +19,7 @@ from ._torch import device_name, torch_module, versions
 from .mapping import FLAVOURS, fused_loss, to_tensor
 from .protocol import Implementation, initial_state
 from .records import Combination, Record, measure, vector_agreement, versions_string
-from .tolerances import FD_TOLERANCES, Tolerance, tolerance
+from .tolerances import FD_TOLERANCES, NOISE_FACTOR, Tolerance, tolerance
 from .torch_model import build_torch_model, torch_loss
 
 __all__ = ["compare_model", "flavours_for", "prepare_batch", "combination", "fd_gradients",
@@ -49,10 +49,42 @@ def combination(spec: ModelSpec, flavour: str, device: str, impl: str, **trainin
 
 class TorchResult:
     """torch's output, loss and gradients for one flavour, plus whether its own arithmetic
-    broke down (NaN/inf, or a probability rounded to 0/1 under a log in the modular path)."""
+    broke down (NaN/inf, or in the modular path a probability so close to 0 or 1 that the log
+    of it, or of ``1 − p``, is decided by rounding)."""
 
     def __init__(self, output: np.ndarray, loss: float, grads: dict[str, np.ndarray], broken: str):
         self.output, self.loss, self.grads, self.broken = output, loss, grads, broken
+
+
+def _modular_precision_loss(spec: ModelSpec, p: np.ndarray) -> str:
+    """Why torch's *modular* log-loss on probabilities ``p`` cannot be trusted to the tolerance,
+    or ``""``:
+
+    * a probability within 4 ulp of 0 or 1 went into a log — one rounding step moves the loss
+      (and torch's clamp of ``log`` at −100 turns a saturated ``p`` into a different number);
+    * binary cross-entropy inside torch's clamps: ``log`` clamped at −100 in the forward pass,
+      ``p(1 − p)`` clamped at 1e-12 in the backward pass — there torch's numbers are no longer
+      the loss and its derivative (a fused implementation is right and torch is not);
+    * binary cross-entropy with ``1 − p`` so small that it keeps fewer digits than the gradient
+      tolerance needs: torch's backward divides by ``p(1 − p)``, whose relative error is
+      ``ε/(1 − p)`` (e.g. ``1 − p = 1e-13`` in float64 leaves three digits).
+    """
+    loss = spec.loss["name"]
+    if loss not in ("cross_entropy", "binary_cross_entropy"):
+        return ""
+    eps, tiny = np.finfo(p.dtype).eps, np.finfo(p.dtype).tiny
+    if np.any((p <= tiny) | (1 - p <= 4 * eps)):
+        return "torch's modular path saturated: a probability within 4 ulp of 0 or 1 went into a log"
+    if loss == "binary_cross_entropy":
+        with np.errstate(divide="ignore"):
+            clamped = (np.log(p) < -100) | (np.log1p(-p) < -100) | (p * (1 - p) < 1e-12)
+        if np.any(clamped):
+            return "torch's BCE clamps are active (log at −100, p(1 − p) at 1e-12): not the true loss/derivative"
+        digits_needed = tolerance(spec.dtype, "gradient").rtol
+        if np.any(1 - p < eps / digits_needed):
+            return (f"torch's modular BCE lost precision: 1 − p < {eps / digits_needed:.2g}, so p(1 − p) "
+                    f"carries a relative error above the gradient rtol {digits_needed:g}")
+    return ""
 
 
 def torch_forward_backward(model: Any, spec: ModelSpec, flavour: str, x: Any, target: Any) -> TorchResult:
@@ -68,9 +100,8 @@ def torch_forward_backward(model: Any, spec: ModelSpec, flavour: str, x: Any, ta
     broken = ""
     if not np.isfinite(loss_value) or not all(np.all(np.isfinite(g)) for g in grads.values()):
         broken = "torch produced NaN/inf"
-    elif (flavour == "modular" and spec.loss["name"] in ("cross_entropy", "binary_cross_entropy")
-          and np.any((out == 0) | (out == 1))):
-        broken = "torch's modular path saturated: a probability rounded to exactly 0 or 1 under a log"
+    elif flavour == "modular":
+        broken = _modular_precision_loss(spec, out)
     return TorchResult(out, loss_value, grads, broken)
 
 
@@ -103,6 +134,8 @@ def fd_gradients(impl: Implementation, spec: ModelSpec, state: Mapping[str, np.n
 
 def _fd_verdict(fd: np.ndarray, actual: np.ndarray, expected: np.ndarray, dtype: str) -> str:
     """Which side the finite differences agree with: ``both``, ``impl``, ``torch`` or ``neither``."""
+    if not np.all(np.isfinite(fd)):  # NaN differences vouch for nobody (NaN = NaN "agrees" in measure)
+        return "neither"
     tol = FD_TOLERANCES[dtype]
     atol = tol.atol_for(float(np.abs(fd).max(initial=0.0)))
     ok_impl = measure(actual, fd, tol.rtol, atol)["tol_ratio"] <= 1
@@ -111,15 +144,48 @@ def _fd_verdict(fd: np.ndarray, actual: np.ndarray, expected: np.ndarray, dtype:
 
 
 def _record(combo: Combination, check: str, param: str, actual: Any, expected: Any, tol: Tolerance,
-            broken: str, meta: dict[str, str], **extra: Any) -> Record:
+            broken: str, meta: dict[str, str], noise: Any = None, **extra: Any) -> Record:
     actual, expected = np.asarray(actual), np.asarray(expected)
+    if actual.shape != expected.shape:  # a wrongly shaped gradient is a failure, named, not a crash
+        return Record(check=check, param=param, shape=str(tuple(expected.shape)), **combo.__dict__,
+                      max_abs_err=float("inf"), max_rel_err=float("inf"), tol_ratio=float("inf"),
+                      atol=tol.atol, rtol=tol.rtol, passed=False, status="fail", worst_index="()",
+                      note=f"{param}: implementation gave shape {actual.shape}, torch {expected.shape}",
+                      **meta)
     atol = tol.atol_for(float(np.nanmax(np.abs(expected), initial=0.0)) if np.isfinite(expected).all() else 1.0)
-    stats = measure(actual, expected, tol.rtol, atol)
+    floor = 0.0
+    if noise is not None:  # the probe's distance from torch: this computation's rounding noise
+        with np.errstate(invalid="ignore"):
+            diff = np.abs(np.asarray(noise, dtype=np.float64) - expected)
+        floor = NOISE_FACTOR * float(np.max(np.nan_to_num(diff, nan=0.0, posinf=0.0), initial=0.0))
+    stats = measure(actual, expected, tol.rtol, atol + floor)
     passed = stats["tol_ratio"] <= 1
     status = "pass" if passed else ("ref_nonfinite" if broken else "fail")
     return Record(check=check, param=param, shape=str(tuple(expected.shape)), **combo.__dict__,
                   atol=atol, rtol=tol.rtol, passed=status != "fail", status=status,
-                  note=broken if not passed else "", **stats, **meta, **extra)
+                  note=broken if not passed else "", noise_floor=floor,
+                  **stats, **meta, **extra)
+
+
+def _rounding_probe(spec: ModelSpec, state: Mapping[str, np.ndarray], xs: np.ndarray, target: np.ndarray,
+                    device: str) -> tuple[Any, Any, Any]:
+    """torch once more, in float64, on numbers that differ from the compared run only by rounding:
+
+    * float32 — the same float32-rounded weights and inputs, computed in float64: the distance
+      to torch's float32 result is float32's own rounding error on this computation;
+    * float64 — weights and inputs nudged by one ulp (×(1 ± 2⁻⁵²), seeded signs): the distance
+      measures how strongly this computation amplifies rounding (its condition number × ε).
+
+    A correct implementation's distance from torch is of that size; :data:`NOISE_FACTOR` times
+    the tensor's largest such distance is added to the absolute tolerance.
+    """
+    rng = np.random.default_rng(0)
+    nudge = (lambda a: a) if spec.dtype == "float32" else (
+        lambda a: a * (1 + np.ldexp(rng.choice([-1.0, 1.0], size=np.shape(a)), -52)))
+    state64 = {k: nudge(np.asarray(v, dtype=np.dtype(spec.dtype)).astype(np.float64)) for k, v in state.items()}
+    target64 = target.astype(np.float64) if target.dtype.kind == "f" else target
+    model = build_torch_model(spec.replace(dtype="float64"), state64, device)
+    return model, to_tensor(nudge(xs.astype(np.float64)), device), to_tensor(target64, device)
 
 
 def compare_model(impl: Implementation, spec: ModelSpec, x: Any, y: Any, *, device: str = "cpu",
@@ -142,21 +208,27 @@ def compare_model(impl: Implementation, spec: ModelSpec, x: Any, y: Any, *, devi
     torch_model = build_torch_model(spec, state, device)
     xt = to_tensor(xs, device, torch_model.layers[0].weight.dtype)
     tt = to_tensor(target, device, xt.dtype)
+    truth = _rounding_probe(spec, state, xs, target, device)
     meta = {"device_name": device_name(device), "versions": versions_string(versions())}
     records: list[Record] = []
     fd_cache: dict[str, np.ndarray] = {}
     for flavour in flavours or flavours_for(spec):
         ref = torch_forward_backward(torch_model, spec, flavour, xt, tt)
+        exact = torch_forward_backward(truth[0], spec.replace(dtype="float64"), flavour, truth[1], truth[2])
         combo = combination(spec, flavour, device, impl.name)
         records.append(_record(combo, "forward", "output", out_impl, ref.output,
-                               tolerance(spec.dtype, "forward"), ref.broken, meta))
+                               tolerance(spec.dtype, "forward"), ref.broken, meta,
+                               noise=exact.output))
         records.append(_record(combo, "loss", "loss", loss_impl, ref.loss, tolerance(spec.dtype, "loss"),
-                               ref.broken, meta, actual_value=float(loss_impl), expected_value=ref.loss))
+                               ref.broken, meta, noise=exact.loss,
+                               actual_value=float(loss_impl), expected_value=ref.loss))
         for name, expected in ref.grads.items():
             actual = np.asarray(grads_impl[name])
             rec = _record(combo, "gradient", name, actual, expected, tolerance(spec.dtype, "gradient"),
-                          ref.broken, meta, **vector_agreement(actual, expected))
-            if fd == "always" or (fd == "on_failure" and rec.status != "pass"):
+                          ref.broken, meta, noise=exact.grads[name],
+                          **vector_agreement(actual, expected))
+            wanted = fd == "always" or (fd == "on_failure" and rec.status != "pass")
+            if wanted and actual.shape == expected.shape:
                 if name not in fd_cache:
                     fd_cache.update(fd_gradients(impl, spec, state, xs, target, [name]))
                 rec.fd_verdict = _fd_verdict(fd_cache[name], actual, expected, spec.dtype)

@@ -14,7 +14,7 @@ import numpy as np
 from scratchnet import ModelSpec, batch_schedule
 
 from ._torch import device_name, versions
-from .compare import combination, prepare_batch, torch_forward_backward
+from .compare import combination, flavours_for, prepare_batch, torch_forward_backward
 from .mapping import to_tensor, torch_optimizer
 from .protocol import Implementation, initial_state
 from .records import Record, measure, versions_string
@@ -23,10 +23,19 @@ from .torch_model import build_torch_model, torch_state_to_numpy
 
 __all__ = ["GD_MODES", "lockstep", "optimizer_label"]
 
+def _partial_batch_size(n: int) -> int:
+    """About a third of ``n``, never dividing ``n``: at least two batches, the last one partial
+    (for ``n >= 3``; ``n = 13`` gives 5, 5, 3)."""
+    if n < 3:
+        return 1
+    size = n // 3 + 1
+    return size + 1 if n % size == 0 else size
+
+
 #: name -> batch size as a function of the number of samples
 GD_MODES: dict[str, Any] = {
     "full_batch": lambda n: None,
-    "mini_batch": lambda n: max(2, n // 3 + 1) if n > 2 else 1,  # ≥2 batches, the last partial when n ∤ 3
+    "mini_batch": lambda n: _partial_batch_size(n),
     "stochastic": lambda n: 1,
 }
 
@@ -41,11 +50,17 @@ def lockstep(impl: Implementation, spec: ModelSpec, x: Any, y: Any, optimizer: M
              gd_mode: str = "mini_batch", steps: int = 20, device: str = "cpu", flavour: str | None = None,
              state: Mapping[str, np.ndarray] | None = None, shuffle: bool = True, seed: int = 0) -> list[Record]:
     """Train ``steps`` steps on both sides and return one ``training_step`` record per step
-    (loss before the update, parameters after it) and one ``final_params`` record per
-    parameter, carrying the first step at which the tolerance broke (−1 if none)."""
+    and one ``final_params`` record per parameter, carrying the first step at which the
+    tolerance broke (−1 if none).
+
+    A ``training_step`` record compares the loss before the update (``actual_value`` vs
+    ``expected_value``; ``max_abs_err``, ``max_rel_err`` and ``atol`` are the loss's) and every
+    parameter after it (``param_distance`` = the largest parameter difference); its
+    ``tol_ratio`` is the worst of the two.
+    """
     if gd_mode not in GD_MODES:
         raise ValueError(f"gd_mode must be one of {sorted(GD_MODES)}, got {gd_mode!r}")
-    flavour = flavour or ("fused" if spec.fused else "modular")
+    flavour = flavour or flavours_for(spec)[-1]  # torch's fused form where it has one
     state = initial_state(spec) if state is None else state
     xs, target = prepare_batch(spec, x, y)
     n = xs.shape[0]
@@ -76,7 +91,8 @@ def lockstep(impl: Implementation, spec: ModelSpec, x: Any, y: Any, optimizer: M
         opt.step()
 
         tol = training_tolerance(spec.dtype, "training_step", step)
-        loss_stats = measure(loss_impl, ref.loss, tol.rtol, tol.atol_for(abs(ref.loss)))
+        loss_atol = tol.atol_for(abs(ref.loss))
+        loss_stats = measure(loss_impl, ref.loss, tol.rtol, loss_atol)
         params_impl, params_ref = model.state_dict(), torch_state_to_numpy(torch_model)
         param_ratio, distance = 0.0, 0.0
         for name, expected in params_ref.items():
@@ -92,7 +108,7 @@ def lockstep(impl: Implementation, spec: ModelSpec, x: Any, y: Any, optimizer: M
         records.append(Record(
             check="training_step", param="loss+params", shape=f"({len(idx)},)", **combo.__dict__,
             max_abs_err=loss_stats["max_abs_err"], max_rel_err=loss_stats["max_rel_err"], tol_ratio=ratio,
-            atol=tol.atol, rtol=tol.rtol, passed=status != "fail", status=status, worst_index="()",
+            atol=loss_atol, rtol=tol.rtol, passed=status != "fail", status=status, worst_index="()",
             step=step, actual_value=float(loss_impl), expected_value=ref.loss, param_distance=distance,
             note=ref.broken if not passed else "", **meta))
 

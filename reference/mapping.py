@@ -127,11 +127,19 @@ def _bce_with_logits(z, target, params, reduction):
     return F.binary_cross_entropy_with_logits(z, target, reduction=reduction)
 
 
+def _cross_entropy_on_sigmoid_logits(z, target, params, reduction):
+    """``−Σ y log σ(z)`` with torch's stable ``logsigmoid``."""
+    F = torch_module().nn.functional
+    y = _dense(target, z.shape[1], z.dtype, params["label_smoothing"])
+    return _reduce(-(y * F.logsigmoid(z)).sum(dim=1), reduction)
+
+
 #: (output activation, loss) -> f(logits, target, params, reduction): torch's stable forms
 FUSED_LOSSES: dict[tuple[str, str], Callable[..., Any]] = {
     ("softmax", "cross_entropy"): _cross_entropy_on_logits,
     ("log_softmax", "nll"): _log_softmax_nll,
     ("sigmoid", "binary_cross_entropy"): _bce_with_logits,
+    ("sigmoid", "cross_entropy"): _cross_entropy_on_sigmoid_logits,
 }
 
 

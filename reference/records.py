@@ -80,6 +80,7 @@ class Record:
     param_distance: float = float("nan")
     cosine: float = float("nan")
     norm_ratio: float = float("nan")
+    noise_floor: float = 0.0
     fd_verdict: str = ""
     first_break_step: int = -1
     note: str = ""
@@ -94,9 +95,10 @@ class Record:
         return [f.name for f in fields(cls)]
 
 
-def measure(actual: np.ndarray, expected: np.ndarray, rtol: float, atol: float) -> dict[str, Any]:
+def measure(actual: np.ndarray, expected: np.ndarray, rtol: float, atol: float | np.ndarray) -> dict[str, Any]:
     """Error statistics of ``actual`` against ``expected`` (equal infinities agree; any NaN
-    on either side, unless on both, is a disagreement of infinite size)."""
+    on either side, unless on both, is a disagreement of infinite size). ``atol`` may be an
+    array (elementwise floor)."""
     a = np.asarray(actual, dtype=np.float64)
     b = np.asarray(expected, dtype=np.float64)
     if a.shape != b.shape:
@@ -108,7 +110,10 @@ def measure(actual: np.ndarray, expected: np.ndarray, rtol: float, atol: float) 
         err = np.where(np.isnan(err), np.inf, err)
         ratio = err / (atol + rtol * np.abs(b))
         rel = np.where(err == 0, 0.0, err / np.abs(b))
-        ratio = np.where(np.isnan(ratio), np.inf, ratio)
+        # agreeing elements (err = 0) have ratio 0 whatever the tolerance: 0/0 (atol = 0, b = 0)
+        # and 0/(0·inf) (rtol = 0, b = ±inf) must not become NaN and then an infinite disagreement
+        ratio = np.where(err == 0, 0.0, np.where(np.isnan(ratio), np.inf, ratio))
+        rel = np.where(np.isnan(rel), np.inf, rel)  # a finite value against ±inf: inf/inf
     worst = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
     return dict(max_abs_err=float(err.max()), max_rel_err=float(rel.max()), tol_ratio=float(ratio[worst]),
                 worst_index=str(tuple(int(i) for i in worst)))

@@ -12,10 +12,13 @@ pair                       loss per sample (before the reduction)          ``∂
 softmax + cross_entropy    ``−Σ_c y_c log_softmax(z)_c``                   ``p·Σy − y``
 log_softmax + nll          ``−Σ_c y_c a_c`` with ``a = log_softmax(z)``    ``exp(a)·Σy − y``
 sigmoid + binary_c.e.      ``softplus(z) − y·z``  (each element)           ``σ(z) − y``
+sigmoid + cross_entropy    ``Σ_c y_c softplus(−z_c)``  (``−log σ(z)``)     ``−y·σ(−z)``
 =========================  =============================================  ====================
 
 ``Σy = 1`` for distribution targets, so the gradient is the textbook ``p − y``; the ``Σy`` form
-is what torch's autograd produces and stays exact for smoothed targets.
+is what torch's autograd produces and stays exact for smoothed targets. The fourth pair is not
+canonical (its gradient is not ``p − y``) but ``−y log σ(z)`` has the same ``log(0)`` trap; torch
+has no fused form of it, so it is compared against torch's modular path only.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .activations import softplus
+from .activations import sigmoid, softplus
 from .losses import Loss
 
 __all__ = ["FUSED_PAIRS", "FusedLoss", "fused_loss_and_grad"]
@@ -59,11 +62,19 @@ def _sigmoid_binary_cross_entropy(loss, z, a, target):
     return value, (a - target) * (1.0 / loss.divisor(z))
 
 
+def _sigmoid_cross_entropy(loss, z, a, target):
+    """``−y log σ(z) = y·softplus(−z)``; ``∂/∂z = −y(1 − σ(z)) = −y·σ(−z)``."""
+    y = loss.smoothed(target, z.shape[1], z.dtype)
+    value = np.sum(y * softplus(-z)) / z.dtype.type(loss.divisor(z))
+    return value, -y * sigmoid(-z) * (1.0 / loss.divisor(z))
+
+
 #: (output activation name, loss name) -> function(loss, z, a, target) -> (value, dL/dz)
 FUSED_PAIRS: dict[tuple[str, str], FusedLoss] = {
     ("softmax", "cross_entropy"): _softmax_cross_entropy,
     ("log_softmax", "nll"): _log_softmax_nll,
     ("sigmoid", "binary_cross_entropy"): _sigmoid_binary_cross_entropy,
+    ("sigmoid", "cross_entropy"): _sigmoid_cross_entropy,
 }
 
 

@@ -119,12 +119,14 @@ def compare_arrays(name: str, actual: np.ndarray, expected: np.ndarray, rtol: fl
 def check_network_gradients(network: Network, x: object, y: object, *, rtol: float = 1e-6,
                             atol: float = 1e-9, eps: float = 1e-6) -> list[GradientCheck]:
     """Compare the network's backprop gradients with central differences, per parameter.
-    ``atol`` is scaled by the largest gradient magnitude of the parameter (so a gradient of
-    size 1e3 is not held to 1e-9 absolute)."""
-    _, analytic = network.loss_and_grads(x, y)
+    ``atol`` is scaled by ``max(1, |L|, max |∂L/∂θ|)`` of the parameter: a gradient of size 1e3
+    is not held to 1e-9 absolute, and each difference quotient carries the rounding error
+    ``~ε·|L|/h`` of the two loss values it subtracts (a true 0 reads as ``±1 ulp(L)/2h``)."""
+    value, analytic = network.loss_and_grads(x, y)
     numeric = network_numerical_gradients(network, x, y, eps)
+    loss_scale = abs(value) if np.isfinite(value) else 0.0
     return [compare_arrays(name, analytic[name], numeric[name], rtol,
-                           atol * max(1.0, float(np.abs(numeric[name]).max(initial=0.0))))
+                           atol * max(1.0, loss_scale, float(np.abs(numeric[name]).max(initial=0.0))))
             for name in analytic]
 
 

@@ -54,7 +54,9 @@ class Dense:
     def backward_from_z(self, delta: np.ndarray, need_input_grad: bool = True) -> np.ndarray | None:
         """Given ``δ = ∂L/∂z``, fill the parameter gradients and return ``∂L/∂x``."""
         np.dot(delta.T, self.x, out=self.grad_weight)
-        np.sum(delta, axis=0, out=self.grad_bias)
+        # Σ over the batch accumulated in float64 and rounded once: numpy adds the rows of a
+        # float32 array one after another (error ~N·ε), torch's vectorised sum is tighter.
+        self.grad_bias[...] = delta.sum(axis=0, dtype=np.float64)
         return np.dot(delta, self.weight) if need_input_grad else None
 
     def backward(self, grad_a: np.ndarray, need_input_grad: bool = True) -> np.ndarray | None:

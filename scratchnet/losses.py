@@ -242,8 +242,10 @@ class _DistributionTargets(Loss):
         if target.ndim == 1 and self.label_smoothing == 0:
             return values[np.arange(values.shape[0]), target]
         y = self.smoothed(target, values.shape[1], values.dtype)
-        # 0 · (−inf) is 0 here: a class with no target mass contributes nothing.
-        return np.where(y != 0, y * values, 0).sum(axis=1)
+        # 0 · (−inf) is 0 here: a class with no target mass contributes nothing. np.where
+        # evaluates both branches, so the NaN of 0 · (−inf) is computed and discarded: silence it.
+        with np.errstate(invalid="ignore"):
+            return np.where(y != 0, y * values, 0).sum(axis=1)
 
 
 class CrossEntropyLoss(_DistributionTargets):

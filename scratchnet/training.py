@@ -92,7 +92,10 @@ def fit(network: Network, x: object, y: object, *, epochs: int = 1, batch_size: 
     * ``on_epoch_end(epoch, history)``: called after every epoch; return ``False`` to stop.
 
     A non-finite loss stops training with a :class:`DivergenceWarning`; the history so far is
-    returned with ``diverged=True`` — divergence is a result, not a crash.
+    returned with ``diverged=True`` — divergence is a result, not a crash. The overflow and
+    invalid-value warnings numpy raises on the way there are silenced inside each step (they
+    would turn that result into an error under ``-W error``); parameters left non-finite by the
+    very last update are reported the same way.
     """
     xs = network._inputs(x)
     target = network._targets(y, xs.shape[0])
@@ -107,7 +110,8 @@ def fit(network: Network, x: object, y: object, *, epochs: int = 1, batch_size: 
     for epoch, batches in enumerate(schedule):
         total, correct = 0.0, 0
         for idx in batches:
-            value, output = network.train_step(xs[idx], target[idx], optimizer)
+            with np.errstate(over="ignore", invalid="ignore"):
+                value, output = network.train_step(xs[idx], target[idx], optimizer)
             history.step_loss.append(value)
             if not np.isfinite(value):
                 history.diverged = True
@@ -123,5 +127,9 @@ def fit(network: Network, x: object, y: object, *, epochs: int = 1, batch_size: 
             history.epoch_accuracy.append(correct / n)
         if on_epoch_end is not None and on_epoch_end(epoch, history) is False:
             break
+    if not all(np.all(np.isfinite(p.value)) for p in network.parameters()):
+        history.diverged = True
+        warnings.warn(f"parameters became non-finite in the last update (step {history.steps}); "
+                      "training stopped", DivergenceWarning, stacklevel=2)
     return history
 

@@ -1,0 +1,437 @@
+"""Time one training step (forward, backward, optimizer update) of scratchnet against torch eager.
+
+Both engines run in this one process, with the same number of threads (torch is set to the BLAS
+threads numpy's OpenBLAS uses), the same shapes, dtype and initial weights (torch's
+``torch.nn.Linear`` layers load scratchnet's ``state_dict()``), and the same data. After a
+warm-up the engines alternate in blocks (ABBA order): each block discards a few steps (the
+hand-over between the two thread pools) and then times ``steps_per_block`` single steps, each
+with its own clock reading. The table quotes medians and IQRs over all timed steps.
+
+    python -m benchmarks.step            # full matrix -> reports/bench/step.{csv,md}
+    python -m benchmarks.step --quick    # a few seconds: CI smoke -> reports/bench/step_quick.*
+
+Columns (times in µs per step):
+
+* ``blocks`` × ``steps_per_block`` — timed steps per engine.
+* ``scratch_us`` / ``torch_us`` — medians; ``*_iqr_us`` — inter-quartile range.
+* ``ratio`` — ``scratch_us / torch_us`` (below 1: scratchnet is faster).
+* ``gflops`` — achieved GFLOP/s of the scratchnet step, counting ``6·B·n_weights`` flops
+  (forward ``2BW``, weight gradients ``2BW``, input gradients ``2BW``); ``peak_gflops`` — the
+  best ``np.dot`` of two large square matrices of the same dtype in this run;
+  ``frac_peak = gflops / peak_gflops``.
+* ``check_abs_diff`` — max |scratchnet − torch| over every parameter after one common step from
+  the shared initial weights (shows the two models really are the same).
+* ``alloc_growth_B`` — bytes still allocated after ``n`` more steps than before them
+  (tracemalloc; 0 means nothing accumulates); ``transient_KiB`` — peak temporary memory a step
+  allocates on top of that.
+* ``target`` / ``met`` — the performance targets of issue 6 that apply to the row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import gc
+import math
+import os
+import platform
+import sys
+import tempfile
+import time
+import tracemalloc
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import scratchnet
+from scratchnet import ModelSpec, Network
+from scratchnet.registry import make_optimizer
+
+__all__ = ["Case", "full_matrix", "quick_matrix", "run", "main", "COLUMNS"]
+
+MLP = (784, 256, 128, 10)
+TINY = (8, 8, 8, 2)
+OPTIMIZERS = {"sgd": {"name": "sgd", "lr": 0.01}, "adam": {"name": "adam", "lr": 1e-3}}
+
+COLUMNS = [
+    "case", "varied", "sizes", "batch", "dtype", "hidden", "head", "optimizer", "threads",
+    "blocks", "steps_per_block", "scratch_us", "scratch_iqr_us", "torch_us", "torch_iqr_us", "ratio",
+    "gflops", "torch_gflops", "peak_gflops", "frac_peak", "check_abs_diff", "alloc_growth_B",
+    "transient_KiB", "target", "met",
+]
+
+
+@dataclass(frozen=True)
+class Case:
+    """One benchmark row: an MLP, a batch size, a dtype, a hidden activation, an output head
+    (``"softmax+cross_entropy"`` or ``"sigmoid+mse"``) and an optimizer."""
+
+    sizes: tuple[int, ...] = MLP
+    batch: int = 128
+    dtype: str = "float32"
+    hidden: str = "relu"
+    head: str = "softmax+cross_entropy"
+    optimizer: str = "sgd"
+    varied: str = "core"
+
+    @property
+    def name(self) -> str:
+        return (f"{'-'.join(map(str, self.sizes))} b{self.batch} {self.dtype} {self.hidden} "
+                f"{self.head} {self.optimizer}")
+
+    @property
+    def n_weights(self) -> int:
+        return sum(a * b for a, b in zip(self.sizes[:-1], self.sizes[1:]))
+
+    @property
+    def flops(self) -> float:
+        """``6·B·n_weights``: three matrix products per layer (forward, ∂W, ∂x), 2 flops per MAC."""
+        return 6.0 * self.batch * self.n_weights
+
+    def targets(self) -> dict[str, float]:
+        """The issue-6 targets for this row: ``ratio`` upper bounds and ``frac_peak`` lower bounds."""
+        out: dict[str, float] = {}
+        if self.sizes == TINY:
+            out["ratio"] = 0.3
+        elif self.batch <= 32:
+            out["ratio"] = 0.5
+        elif self.batch == 128:
+            out["ratio"] = 0.8
+            if (self.hidden, self.head, self.optimizer) == ("relu", "softmax+cross_entropy", "sgd"):
+                out["frac_peak"] = 0.8
+        return out
+
+
+def full_matrix() -> list[Case]:
+    """The core (784-256-128-10, relu, softmax+CE, SGD) varied one axis at a time, batch and dtype
+    crossed, plus the tiny 8-8-8-2 net at batch 1."""
+    cases = [Case(batch=b, dtype=dt, varied="batch×dtype")
+             for dt in ("float32", "float64") for b in (1, 32, 128, 1024)]
+    cases += [Case(hidden=h, varied="hidden") for h in ("sigmoid", "tanh")]
+    cases += [Case(batch=b, head="sigmoid+mse", varied="head") for b in (32, 128)]
+    cases += [Case(batch=b, optimizer="adam", varied="optimizer") for b in (1, 128)]
+    cases += [Case(sizes=TINY, batch=1, dtype=dt, optimizer=o, varied="tiny")
+              for dt in ("float32", "float64") for o in ("sgd", "adam")]
+    return cases
+
+
+def quick_matrix() -> list[Case]:
+    """Two small rows for the CI smoke run."""
+    return [Case(sizes=TINY, batch=1, varied="tiny"), Case(batch=32, hidden="tanh", head="sigmoid+mse",
+                                                           optimizer="adam", varied="quick")]
+
+
+# -- environment --------------------------------------------------------------------------------
+def blas_info() -> dict[str, Any]:
+    """numpy's BLAS library and its thread count (threadpoolctl, else ``np.show_config``)."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        cfg = np.show_config(mode="dicts")
+        blas = cfg.get("Build Dependencies", {}).get("blas", {})
+        return {"blas": f"{blas.get('name')} {blas.get('version')}", "threads": os.cpu_count() or 1,
+                "source": "np.show_config (threadpoolctl missing: thread count assumed = cpu count)"}
+    numpy_dir = Path(np.__file__).resolve().parent
+    pools = [p for p in threadpool_info() if p.get("user_api") == "blas"]
+    # numpy's own BLAS is the one shipped next to it (numpy.libs / scipy_openblas), not torch's.
+    mine = [p for p in pools if str(numpy_dir.parent) in p.get("filepath", "")] or pools
+    if not mine:
+        return {"blas": "unknown", "threads": 1, "source": "threadpoolctl found no BLAS"}
+    p = mine[0]
+    return {"blas": f"{p.get('internal_api')} {p.get('version')} ({p.get('architecture', '?')}, "
+                    f"{p.get('threading_layer', '?')})", "threads": int(p["num_threads"]),
+            "source": "threadpoolctl"}
+
+
+def measure_peak(dtype: str, n: int, repeats: int) -> float:
+    """Best GFLOP/s of ``np.dot`` on two ``n × n`` matrices (``2n³`` flops), the BLAS peak this
+    run's numbers are compared with."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, n)).astype(dtype)
+    b = rng.standard_normal((n, n)).astype(dtype)
+    c = np.empty((n, n), dtype=dtype)
+    np.dot(a, b, out=c)
+    best = math.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        np.dot(a, b, out=c)
+        best = min(best, time.perf_counter() - t0)
+    return 2.0 * n ** 3 / best / 1e9
+
+
+# -- the two engines ----------------------------------------------------------------------------
+def _data(case: Case) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((case.batch, case.sizes[0])).astype(case.dtype)
+    labels = rng.integers(0, case.sizes[-1], case.batch)
+    return x, labels
+
+
+def make_scratchnet(case: Case) -> tuple[Network, Callable[[], float]]:
+    """The scratchnet model and a closure running one ``net.train_step``."""
+    output, loss = case.head.split("+")
+    net = Network(ModelSpec(case.sizes, hidden=case.hidden, output=output, loss=loss,
+                            dtype=case.dtype, seed=0))
+    x, labels = _data(case)
+    target = net.loss_fn.prepare_target(labels, case.sizes[-1], net.dtype)
+    opt = make_optimizer(OPTIMIZERS[case.optimizer], net.parameters())
+
+    def step() -> float:
+        return net.train_step(x, target, opt)[0]
+
+    return net, step
+
+
+def make_torch(case: Case, state: dict[str, np.ndarray]) -> tuple[Any, Callable[[], float]]:
+    """The same model in torch eager (``torch.nn.Linear`` layers named ``layers.{k}``, weights
+    loaded from scratchnet's ``state``) and a closure running one idiomatic step:
+    ``zero_grad(); loss(model(x), y).backward(); opt.step(); loss.item()``."""
+    import torch
+    import torch.nn.functional as F
+
+    dtype = getattr(torch, case.dtype)
+    act = {"relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh}[case.hidden]
+
+    class MLP(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layers = torch.nn.ModuleList(torch.nn.Linear(i, o, dtype=dtype)
+                                              for i, o in zip(case.sizes[:-1], case.sizes[1:]))
+
+        def forward(self, x):
+            for layer in self.layers[:-1]:
+                x = act(layer(x))
+            return self.layers[-1](x)
+
+    model = MLP()
+    model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in state.items()})
+    x_np, labels = _data(case)
+    x = torch.from_numpy(x_np)
+    if case.head == "softmax+cross_entropy":
+        y = torch.from_numpy(labels)
+
+        def loss_of(logits):
+            return F.cross_entropy(logits, y)
+    else:
+        y = F.one_hot(torch.from_numpy(labels), case.sizes[-1]).to(dtype)
+
+        def loss_of(logits):
+            return F.mse_loss(torch.sigmoid(logits), y)
+
+    spec = dict(OPTIMIZERS[case.optimizer])
+    opt = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}[spec.pop("name")](model.parameters(), **spec)
+
+    def step() -> float:
+        opt.zero_grad()
+        loss = loss_of(model(x))
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    return model, step
+
+
+# -- measurement --------------------------------------------------------------------------------
+def interleaved(a: Callable[[], Any], b: Callable[[], Any], blocks: int, per_block: int,
+                discard: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seconds of every timed step of ``a`` and ``b``, each shaped ``(blocks, per_block)``.
+
+    The engines alternate block by block in ABBA order (so slow drift of the machine hits both
+    alike); each block first runs ``discard`` untimed steps, then times ``per_block`` single
+    steps. The discarded steps absorb the hand-over between the engines' thread pools: numpy's
+    OpenBLAS workers keep spinning ~0.1 s after a BLAS call and torch's OpenMP workers a few ms,
+    so on a 2-core machine the first step after a switch can take 10–100× its steady time
+    (see ``benchmarks/README.md``). Garbage collection is paused while timing."""
+    ta, tb = np.empty((blocks, per_block)), np.empty((blocks, per_block))
+    clock = time.perf_counter_ns
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for r in range(blocks):
+            order = ((a, ta), (b, tb)) if r % 2 == 0 else ((b, tb), (a, ta))
+            for f, times in order:
+                row = times[r]
+                for _ in range(discard):
+                    f()
+                for i in range(per_block):
+                    t0 = clock()
+                    f()
+                    row[i] = clock() - t0
+    finally:
+        if enabled:
+            gc.enable()
+    return ta * 1e-9, tb * 1e-9
+
+
+def _steady_seconds(f: Callable[[], Any], seconds: float, min_steps: int = 5) -> float:
+    """Run ``f`` alone for ``seconds`` (at least ``min_steps`` times); the median step time of
+    the second half (the first half is warm-up)."""
+    times = []
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end or len(times) < min_steps:
+        t0 = time.perf_counter()
+        f()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times[len(times) // 2:]))
+
+
+def allocations(step: Callable[[], Any], warm: int, n: int) -> tuple[int, int]:
+    """(bytes still held after ``n`` more steps than before them, peak transient bytes of a
+    step) under tracemalloc, after ``warm`` untraced-growth steps."""
+    tracemalloc.start()
+    try:
+        for _ in range(warm):
+            step()
+        gc.collect()
+        base = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        for _ in range(n):
+            step()
+        current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return current - base, peak - base
+
+
+def _quartiles(t: np.ndarray) -> tuple[float, float]:
+    q1, med, q3 = np.percentile(t, [25, 50, 75])
+    return float(med), float(q3 - q1)
+
+
+def bench_case(case: Case, threads: int, peak: float, budget_s: float, min_blocks: int,
+               max_blocks: int, alloc_steps: int) -> dict[str, Any]:
+    """Measure one row (see the module docstring for the columns)."""
+    net, s_step = make_scratchnet(case)
+    model, t_step = make_torch(case, net.state_dict())
+
+    # Same model check: one step each from the shared initial weights.
+    s_step(), t_step()
+    t_state = model.state_dict()
+    diff = max(float(np.max(np.abs(v - t_state[k].numpy()))) for k, v in net.state_dict().items())
+
+    # Warm-up (caches, buffers, lazy allocations) that also estimates the step times, then
+    # blocks of ~10 ms (5 to 500 steps) after ~1 ms of discarded steps, enough blocks to fill
+    # the time budget of each engine.
+    warm = min(0.25, budget_s / 4)
+    est = max(_steady_seconds(s_step, warm), _steady_seconds(t_step, warm))
+    per_block = min(500, max(5, math.ceil(0.01 / est)))
+    discard = max(2, math.ceil(0.001 / est))
+    blocks = int(min(max_blocks, max(min_blocks, round(budget_s / (per_block * est)))))
+    ts, tt = interleaved(s_step, t_step, blocks, per_block, discard)
+    s_med, s_iqr = _quartiles(ts)
+    t_med, t_iqr = _quartiles(tt)
+
+    growth, transient = allocations(s_step, warm=10, n=alloc_steps) if alloc_steps else (0, 0)
+
+    row = {
+        "case": case.name, "varied": case.varied, "sizes": "-".join(map(str, case.sizes)),
+        "batch": case.batch, "dtype": case.dtype, "hidden": case.hidden, "head": case.head,
+        "optimizer": case.optimizer, "threads": threads, "blocks": blocks, "steps_per_block": per_block,
+        "scratch_us": s_med * 1e6, "scratch_iqr_us": s_iqr * 1e6,
+        "torch_us": t_med * 1e6, "torch_iqr_us": t_iqr * 1e6, "ratio": s_med / t_med,
+        "gflops": case.flops / s_med / 1e9, "torch_gflops": case.flops / t_med / 1e9,
+        "peak_gflops": peak, "frac_peak": case.flops / s_med / 1e9 / peak,
+        "check_abs_diff": diff, "alloc_growth_B": growth, "transient_KiB": transient / 1024,
+    }
+    targets = case.targets()
+    row["target"] = "; ".join(f"{k}{'≤' if k == 'ratio' else '≥'}{v:g}" for k, v in targets.items()) or "-"
+    checks = [row["ratio"] <= v if k == "ratio" else row[k] >= v for k, v in targets.items()]
+    row["met"] = ("yes" if all(checks) else "NO") if checks else "-"
+    return row
+
+
+# -- report -------------------------------------------------------------------------------------
+def header(threads: int, blas: dict[str, Any], peaks: dict[str, float], quick: bool) -> dict[str, str]:
+    import torch
+
+    return {
+        "benchmark": "one training step, scratchnet vs torch eager, same process (python -m benchmarks.step"
+                     + (" --quick)" if quick else ")"),
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "torch": torch.__version__,
+        "scratchnet": scratchnet.__version__,
+        "numpy BLAS": f"{blas['blas']} [{blas['source']}]",
+        "torch BLAS": "MKL" if torch.backends.mkl.is_available() else "non-MKL",
+        "threads": f"{threads} (numpy BLAS; torch.set_num_threads({threads}); "
+                   f"interop {torch.get_num_interop_threads()})",
+        "cpu": f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs",
+        "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "(unset)"),
+        "peak GFLOP/s": ", ".join(f"{k} {v:.1f}" for k, v in peaks.items()) + " (best np.dot of n×n)",
+    }
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def write_reports(df, meta: dict[str, str], out_dir: Path, stem: str) -> tuple[Path, Path]:
+    """``{stem}.csv`` (``# key: value`` header lines, read back with ``pandas.read_csv(...,
+    comment='#')``) and ``{stem}.md``, each written atomically."""
+    csv_path, md_path = out_dir / f"{stem}.csv", out_dir / f"{stem}.md"
+    head = "".join(f"# {k}: {v}\n" for k, v in meta.items())
+    _atomic_write(csv_path, head + df.to_csv(index=False, float_format="%.6g"))
+    shown = df.drop(columns=["case"]).copy()
+    md = ["# scratchnet vs torch: one training step", ""]
+    md += [f"- **{k}**: {v}" for k, v in meta.items()]
+    md += ["", "Times are µs per step (median, IQR); ratio = scratch_us / torch_us.", "",
+           shown.to_markdown(index=False, floatfmt=".3g"), ""]
+    _atomic_write(md_path, "\n".join(md))
+    return csv_path, md_path
+
+
+def run(cases: Sequence[Case], out_dir: Path, stem: str, *, quick: bool = False,
+        budget_s: float = 1.5, verbose: bool = True):
+    """Benchmark ``cases`` and write the reports; returns the DataFrame."""
+    import pandas as pd
+    import torch
+
+    blas = blas_info()
+    threads = blas["threads"]
+    torch.set_num_threads(threads)
+    n_peak, peak_reps = (512, 3) if quick else (2048, 5)
+    dtypes = sorted({c.dtype for c in cases})
+    peaks = {dt: measure_peak(dt, n_peak, peak_reps) for dt in dtypes}
+    rows = []
+    for case in cases:
+        row = bench_case(case, threads, peaks[case.dtype], budget_s,
+                         min_blocks=4 if quick else 10, max_blocks=400, alloc_steps=20 if quick else 200)
+        rows.append(row)
+        if verbose:
+            print(f"{case.name:60s} scratch {row['scratch_us']:9.1f} µs  torch {row['torch_us']:9.1f} µs  "
+                  f"ratio {row['ratio']:.3f}  {row['frac_peak']:.0%} of peak  {row['met']}", flush=True)
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    meta = header(threads, blas, peaks, quick)
+    paths = write_reports(df, meta, out_dir, stem)
+    if verbose:
+        print("wrote", *paths)
+    return df
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.step", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a tiny subset in a few seconds (CI smoke)")
+    parser.add_argument("--out", type=Path, default=Path("reports/bench"), help="output directory")
+    parser.add_argument("--budget", type=float, default=None,
+                        help="seconds of timed steps per row and engine (default 1.5; 0.1 with --quick)")
+    args = parser.parse_args(argv)
+    cases = quick_matrix() if args.quick else full_matrix()
+    budget = args.budget if args.budget is not None else (0.1 if args.quick else 1.5)
+    run(cases, args.out, "step_quick" if args.quick else "step", quick=args.quick, budget_s=budget)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

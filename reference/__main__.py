@@ -1,0 +1,7 @@
+"""``python -m reference`` — the same as the ``scratchnet-conformance`` console script."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,443 @@
+"""``scratchnet-conformance`` (also ``python -m reference``): run the matrix, render, gate, promote.
+
+::
+
+    scratchnet-conformance run                      # whole matrix, every device → reports/latest/
+    scratchnet-conformance run --quick --dtype float64 --no-training --out /tmp/smoke
+    scratchnet-conformance report [DIR]             # redraw report.md/html/png from DIR's CSVs
+    scratchnet-conformance gate [DIR] [BASELINE]    # DIR (reports/latest) against BASELINE (reports/baseline)
+    scratchnet-conformance baseline [DIR]           # promote DIR to reports/baseline/ (explicitly, atomically)
+
+Exit codes: 0 success; 1 a comparison failed (``run``) or the gate found regressions (``gate``);
+2 bad arguments or a missing/corrupt file, with a one-line message; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+__all__ = ["main", "build_parser", "UsageError", "QUICK_HIDDEN", "QUICK_TRAINING", "BASELINE_FILES"]
+
+PROG = "scratchnet-conformance"
+DEFAULT_OUT = Path("reports/latest")
+DEFAULT_BASELINE = Path("reports/baseline")
+#: --quick: the matrix for these hidden activations (ReLU has the kink at 0) and these training runs.
+QUICK_HIDDEN = ("relu",)
+QUICK_TRAINING = (("sgd_momentum", "mini_batch"), ("adam", "stochastic"))
+#: What a baseline keeps (small, and everything the gate reads); ``--all`` keeps every file.
+BASELINE_FILES = ("matrix.csv", "training.csv", "report.md")
+
+
+class UsageError(Exception):
+    """Bad arguments or a missing/corrupt input: one line on stderr, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # noqa: D401 - argparse hook
+        raise UsageError(f"{self.prog}: {message} (see --help)")
+
+
+# --------------------------------------------------------------------------------------------
+# Progress
+# --------------------------------------------------------------------------------------------
+
+class ProgressBar:
+    """A small progress bar on ``stream`` (stderr): redrawn in place on a terminal, one line per
+    10 % otherwise (CI logs)."""
+
+    def __init__(self, total: int, stream: TextIO | None = None, enabled: bool = True, width: int = 30):
+        self.total, self.stream, self.enabled, self.width = total, stream or sys.stderr, enabled, width
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.start = time.perf_counter()
+        self._last_decile = -1
+
+    def update(self, done: int, label: str = "") -> None:
+        if not self.enabled or self.total == 0:
+            return
+        elapsed = time.perf_counter() - self.start
+        frac = done / self.total
+        eta = elapsed / frac - elapsed if frac > 0 else math.nan
+        eta_text = f"{eta:4.0f}s left" if math.isfinite(eta) else "        "
+        if self.tty:
+            filled = int(self.width * frac)
+            bar = "#" * filled + "." * (self.width - filled)
+            text = f"\r[{bar}] {done}/{self.total} {elapsed:5.1f}s {eta_text} {label[:40]:<40}"
+            self.stream.write(text)
+            if done == self.total:
+                self.stream.write("\n")
+            self.stream.flush()
+        else:
+            decile = int(frac * 10)
+            if decile != self._last_decile:
+                self._last_decile = decile
+                self.stream.write(f"progress: {100 * frac:3.0f}% ({done}/{self.total}) {elapsed:.1f}s\n")
+                self.stream.flush()
+
+    def wrap(self, items: Sequence[Any], label=lambda item: "") -> Iterator[Any]:
+        self.update(0)
+        for i, item in enumerate(items, 1):
+            yield item
+            self.update(i, label(item))
+
+
+# --------------------------------------------------------------------------------------------
+# run
+# --------------------------------------------------------------------------------------------
+
+def _job_label(job: tuple[str, tuple]) -> str:
+    kind, args = job
+    if kind == "case":
+        return f"{args[0].id} {args[1]}"
+    if kind == "training":
+        return "training " + " ".join(args)
+    return f"refusal {args[0]}+{args[1]}"
+
+
+def _quick(job: tuple[str, tuple]) -> bool:
+    kind, args = job
+    if kind == "training":
+        return tuple(args[:2]) in QUICK_TRAINING
+    return True  # cases are filtered by the plan's case_filter; refusals are cheap
+
+
+def _error_records(impl_name: str, job: tuple[str, tuple], exc: BaseException) -> list:
+    """A job that raised becomes failing records (``tol_ratio = inf``, the exception in ``note``),
+    so one crash shows up as a failed row instead of ending the run."""
+    from .compare import combination, flavours_for
+    from .lockstep import optimizer_label
+    from .matrix import OPTIMIZER_CONFIGS
+    from .records import Combination, Record
+    from .runner import CASE_SIZES, training_spec
+
+    kind, args = job
+    note = f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:500]
+    combos: list[Combination] = []
+    try:
+        if kind == "case":
+            case, device = args
+            spec = case.spec(CASE_SIZES)
+            combos = [combination(spec, f, device, impl_name) for f in flavours_for(spec)]
+        else:
+            opt, mode, dtype, device = args
+            spec = training_spec(dtype)
+            combos = [combination(spec, "fused" if spec.fused else "modular", device, impl_name,
+                                  optimizer=optimizer_label(OPTIMIZER_CONFIGS[opt]), gd_mode=mode)]
+    except Exception:  # noqa: BLE001 - the spec itself is broken: name the row from the job
+        if kind == "case":
+            case, device = args
+            combos = [Combination(hidden=f"{case.hidden},{case.hidden}", output=case.output, loss=case.loss,
+                                  reduction=case.reduction, flavour="modular", dtype=case.dtype, device=device,
+                                  impl=impl_name)]
+        else:
+            opt, mode, dtype, device = args
+            combos = [Combination(hidden="tanh,tanh", output="softmax", loss="cross_entropy", reduction="mean",
+                                  flavour="fused", dtype=dtype, device=device, impl=impl_name,
+                                  optimizer=optimizer_label(OPTIMIZER_CONFIGS[opt]), gd_mode=mode)]
+    check = "forward" if kind == "case" else "training_step"
+    inf = float("inf")
+    return [Record(check=check, param="error", shape="()", **c.__dict__, max_abs_err=inf, max_rel_err=inf,
+                   tol_ratio=inf, atol=math.nan, rtol=math.nan, passed=False, status="fail", worst_index="()",
+                   step=0 if check == "training_step" else -1, note=note) for c in combos]
+
+
+def execute(impl: Any, plan: Any, jobs: Sequence[tuple[str, tuple]],
+            progress: ProgressBar | None = None) -> tuple[list, list[str], list[str]]:
+    """Run ``jobs`` (from ``plan.jobs()``): ``(records, refusal messages, errors)``. A job that
+    raises is recorded as failing records and reported in ``errors``; the run goes on."""
+    from .runner import check_case, check_refusal, check_training
+
+    records: list = []
+    refusals: list[str] = []
+    errors: list[str] = []
+    items: Iterable = progress.wrap(jobs, _job_label) if progress else jobs
+    for job in items:
+        kind, args = job
+        try:
+            if kind == "refusal":
+                refusals.append(check_refusal(*args))
+            elif kind == "case":
+                case, device = args
+                records += check_case(impl, case, device, fd=plan.fd)
+            else:
+                records += check_training(impl, *args)
+        except Exception as exc:  # noqa: BLE001 - reported, recorded, and the run exits 1
+            errors.append(f"{_job_label(job)}: {type(exc).__name__}: {' '.join(str(exc).split())}"[:300])
+            if kind != "refusal":
+                records += _error_records(getattr(impl, "name", "impl"), job, exc)
+            if os.environ.get("SCRATCHNET_CONFORMANCE_TRACEBACK"):
+                traceback.print_exc()
+    return records, refusals, errors
+
+
+def _devices(requested: list[str] | None) -> list[str]:
+    from ._torch import available_devices
+
+    available = available_devices()
+    if not requested:
+        return available
+    devices = []
+    for device in requested:
+        base = device.split(":")[0]
+        if base not in ("cpu", "cuda"):
+            raise UsageError(f"{PROG} run: --device must be cpu or cuda[:N], got {device!r}")
+        if base == "cuda" and "cuda" not in available:
+            raise UsageError(f"{PROG} run: --device {device}: CUDA is not available on this machine "
+                             f"(available: {', '.join(available)})")
+        if device not in devices:
+            devices.append(device)
+    return devices
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from . import ScratchnetImplementation
+    from .matrix import DTYPES
+    from .reports import conformance_matrix, records_frame, summary_table, write_reports
+    from .runner import RunPlan
+
+    devices = _devices(args.device)
+    dtypes = tuple(dict.fromkeys(args.dtype)) if args.dtype else DTYPES
+    case_filter = (lambda case: case.hidden in QUICK_HIDDEN) if args.quick else (lambda case: True)
+    plan = RunPlan(devices=tuple(devices), dtypes=dtypes, training=not args.no_training, fd=args.fd,
+                   case_filter=case_filter)
+    jobs = [job for job in plan.jobs() if not args.quick or _quick(job)]
+    progress = ProgressBar(len(jobs), enabled=not args.no_progress)
+    start = time.perf_counter()
+    records, refusals, errors = execute(ScratchnetImplementation(), plan, jobs, progress)
+    wall = time.perf_counter() - start
+    profile = args.profile or ("quick" if args.quick else "full")
+    metadata = {
+        "profile": profile,
+        "plan": (f"devices={','.join(devices)} dtypes={','.join(dtypes)} training={'no' if args.no_training else 'yes'}"
+                 f" fd={args.fd} quick={'yes' if args.quick else 'no'}"),
+        "jobs": str(len(jobs)),
+        "refusals": f"{len(refusals)} undefined output/loss pairs refused",
+        "errors": "; ".join(errors)[:1000] if errors else "none",
+        "wall_time_s": f"{wall:.1f}",
+    }
+    out = Path(args.out)
+    write_reports(records, out, metadata)
+    matrix = conformance_matrix(records_frame(records))
+    _print_run_summary(matrix, summary_table(matrix), errors, out, wall)
+    n_fail = int((matrix["status"] == "fail").sum())
+    return 1 if n_fail or errors else 0
+
+
+def _print_run_summary(matrix, summary, errors: list[str], out: Path, wall: float) -> None:
+    from tabulate import tabulate
+
+    from .reports import failures_table
+
+    def fmt(v: Any) -> str:
+        return "—" if isinstance(v, float) and math.isnan(v) else (f"{v:.2e}" if isinstance(v, float) else str(v))
+
+    print(tabulate(summary.map(fmt).to_numpy().tolist(), headers=list(summary.columns), tablefmt="simple",
+                   disable_numparse=True))
+    failures = failures_table(matrix)
+    if len(failures):
+        print(f"\nfailing rows ({len(failures)}):")
+        print(tabulate(failures.head(30).map(fmt).to_numpy().tolist(), headers=list(failures.columns),
+                       tablefmt="simple", disable_numparse=True))
+        if len(failures) > 30:
+            print(f"… and {len(failures) - 30} more (see {out / 'matrix.csv'})")
+    for error in errors[:20]:
+        print(f"error: {error}")
+    n_fail = int((matrix["status"] == "fail").sum())
+    print(f"\nreports: {out}/ (report.html, report.md, matrix.csv, ...); ran in {wall:.1f} s")
+    print(f"conformance: {len(matrix) - n_fail} passed, {n_fail} failed")
+
+
+# --------------------------------------------------------------------------------------------
+# report, gate, baseline
+# --------------------------------------------------------------------------------------------
+
+def _existing_dir(path: Path, role: str, command: str) -> Path:
+    if not path.exists():
+        raise UsageError(f"{PROG} {command}: {role} folder {path} does not exist")
+    if not path.is_dir():
+        raise UsageError(f"{PROG} {command}: {role} {path} is not a folder")
+    return path
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report_files import CorruptFileError
+    from .reports import render_reports
+
+    directory = _existing_dir(Path(args.dir), "report", "report")
+    try:
+        written = render_reports(directory)
+    except FileNotFoundError as exc:
+        raise UsageError(f"{PROG} report: {exc.filename} is missing — run `{PROG} run` first") from None
+    except CorruptFileError as exc:
+        raise UsageError(f"{PROG} report: {exc}") from None
+    print(f"report: re-rendered {len(written)} files in {directory}/")
+    return 0
+
+
+def cmd_gate(args: argparse.Namespace) -> int:
+    from .gate import GateError, format_offenders, gate
+
+    try:
+        result = gate(Path(args.dir), Path(args.baseline), factor=args.factor, floors=args.floor)
+    except GateError as exc:
+        raise UsageError(f"{PROG} gate: {exc}") from None
+    skipped = f"; not compared (only one side has them): {', '.join(result.skipped_devices)}" \
+        if result.skipped_devices else ""
+    print(f"gate: {args.dir} against {args.baseline}: {result.compared} rows compared "
+          f"(baseline {result.baseline_rows}, run {result.run_rows}), factor ×{args.factor:g}{skipped}")
+    if not result.passed:
+        print(format_offenders(result))
+        counts = result.offenders["problem"].value_counts()
+        print("gate: FAILED — " + ", ".join(f"{n} {p}" for p, n in counts.items()))
+    n_offending = result.offenders[["problem", "row", "dtype", "device"]].drop_duplicates().shape[0]
+    print(f"gate: {max(result.compared - n_offending, 0)} passed, {len(result.offenders)} failed")
+    return 0 if result.passed else 1
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    from .gate import GateError, load_matrix
+    from .report_files import replace_directory
+
+    source = _existing_dir(Path(args.dir), "report", "baseline")
+    target = Path(args.to)
+    if source.resolve() == target.resolve():
+        raise UsageError(f"{PROG} baseline: the report folder and the baseline are the same folder ({target})")
+    try:
+        matrix = load_matrix(source, "report")
+    except GateError as exc:
+        raise UsageError(f"{PROG} baseline: {exc}") from None
+    if args.all:
+        names = sorted(p.name for p in source.iterdir() if p.is_file() and not p.name.startswith("."))
+    else:
+        names = list(BASELINE_FILES)
+        missing = [n for n in names if not (source / n).is_file()]
+        if missing:
+            raise UsageError(f"{PROG} baseline: {source} lacks {', '.join(missing)} — run `{PROG} run` first")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.new-"))
+    try:
+        for name in names:
+            shutil.copy2(source / name, staging / name)
+        staging.chmod(0o755)
+        replace_directory(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    n_fail = int((matrix["status"] == "fail").sum())
+    size = sum((target / n).stat().st_size for n in names)
+    print(f"baseline: promoted {source}/ to {target}/ ({len(names)} files, {size} bytes, {len(matrix)} matrix rows"
+          + (f", {n_fail} of them failing: the gate accepts them until they change" if n_fail else "") + ")")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# Parser and entry point
+# --------------------------------------------------------------------------------------------
+
+def _positive_factor(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not (math.isfinite(value) and value >= 1):
+        raise argparse.ArgumentTypeError(f"must be a finite number ≥ 1, got {text!r}")
+    return value
+
+
+def _floor(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number ≥ 0, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .gate import DEFAULT_FACTOR, DEFAULT_FLOORS
+
+    parser = _Parser(prog=PROG, description="scratchnet vs torch: conformance runs, reports and the regression gate.")
+    sub = parser.add_subparsers(dest="command", metavar="{run,report,gate,baseline}", parser_class=_Parser)
+    sub.required = True
+
+    run = sub.add_parser("run", help="run the conformance matrix and write the reports",
+                         description="Run the whole conformance matrix (every available device unless --device) "
+                                     "and write the reports; exit 1 if any comparison fails.")
+    run.add_argument("--out", default=str(DEFAULT_OUT), help=f"report folder (default {DEFAULT_OUT})")
+    run.add_argument("--device", action="append", metavar="DEVICE",
+                     help="cpu or cuda[:N]; repeat for several (default: every available device)")
+    run.add_argument("--dtype", action="append", choices=("float64", "float32"),
+                     help="repeat for several (default: float64 and float32)")
+    run.add_argument("--no-training", action="store_true", help="skip the lockstep training runs")
+    run.add_argument("--fd", choices=("never", "on_failure", "always"), default="on_failure",
+                     help="finite-difference tie-breaker for gradients (default on_failure)")
+    run.add_argument("--quick", action="store_true",
+                     help=f"a small deterministic subset for CI smoke: hidden {'/'.join(QUICK_HIDDEN)} and "
+                          f"{len(QUICK_TRAINING)} training runs per dtype")
+    run.add_argument("--profile", default=None, help="a name recorded in the metadata (default full or quick)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    run.set_defaults(func=cmd_run)
+
+    report = sub.add_parser("report", help="re-render report.md/html/png from a report folder's CSVs")
+    report.add_argument("dir", nargs="?", default=str(DEFAULT_OUT), help=f"report folder (default {DEFAULT_OUT})")
+    report.set_defaults(func=cmd_report)
+
+    floors = ", ".join(f"{k} {v:g}" for k, v in DEFAULT_FLOORS.items())
+    gate = sub.add_parser("gate", help="compare a report folder with the baseline; exit 1 on regressions",
+                          description="Fail (exit 1) when a row that passed fails, a baseline row is missing, a row "
+                                      "has no baseline, or a tol_ratio grew by more than --factor.")
+    gate.add_argument("dir", nargs="?", default=str(DEFAULT_OUT), help=f"report folder (default {DEFAULT_OUT})")
+    gate.add_argument("baseline", nargs="?", default=str(DEFAULT_BASELINE),
+                      help=f"baseline folder (default {DEFAULT_BASELINE})")
+    gate.add_argument("--factor", type=_positive_factor, default=DEFAULT_FACTOR,
+                      help=f"largest accepted growth of a tol_ratio (default {DEFAULT_FACTOR:g})")
+    gate.add_argument("--floor", type=_floor, default=None,
+                      help=f"ratios below this count as this, for every dtype (default per dtype: {floors})")
+    gate.set_defaults(func=cmd_gate)
+
+    baseline = sub.add_parser("baseline", help="promote a report folder to the baseline (explicitly, atomically)")
+    baseline.add_argument("dir", nargs="?", default=str(DEFAULT_OUT), help=f"report folder (default {DEFAULT_OUT})")
+    baseline.add_argument("--to", default=str(DEFAULT_BASELINE), help=f"baseline folder (default {DEFAULT_BASELINE})")
+    baseline.add_argument("--all", action="store_true",
+                          help=f"keep every file (raw records, HTML, PNGs), not only {', '.join(BASELINE_FILES)}")
+    baseline.set_defaults(func=cmd_baseline)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``scratchnet-conformance``; returns the exit code."""
+    try:
+        parser = build_parser()
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # --help / --version
+            return int(exc.code or 0)
+        return int(args.func(args))
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("pandas", "matplotlib", "tabulate", "jinja2", "PIL", "torch"):
+            raise
+        print(f"error: {PROG} needs {exc.name}: pip install -c constraints.txt 'scratchnet[reference,reports]'",
+              file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # pragma: no cover - `| head`
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,456 @@
+"""Comparison reports: the records of a run as pandas tables, written as CSV, Markdown, HTML and PNG.
+
+Three views of the records (:class:`reference.records.Record`), each one DataFrame:
+
+* the **conformance matrix** (:func:`conformance_matrix`) — one row per compared combination:
+  ``kind="case"`` rows are hidden × output × loss × reduction × flavour × dtype × device;
+  ``kind="training"`` rows are the lockstep training runs, optimizer × GD mode × dtype × device
+  (their model columns say what was trained). Columns: the worst ``tol_ratio`` of each check
+  (``forward_ratio``, ``loss_ratio``, ``gradient_ratio``, ``training_ratio``), the record counts
+  and ``status`` (``fail`` when any record failed). ``ref_nonfinite`` records — torch's own
+  arithmetic broke down — are counted but kept out of the worst ratios.
+* the **gradient-diff report** (:func:`gradient_report`) — one row per combination × parameter.
+* the **training-curve report** (:func:`training_report`) — one row per training step: both
+  losses, their difference, the parameter distance and the first step the tolerance broke.
+
+:func:`write_reports` writes them with the raw records into a folder (every file atomically,
+every file under a metadata header); :func:`render_reports` redraws the Markdown, HTML and PNG
+files from the CSVs. pandas is imported here and in the CLI only — never by ``scratchnet``.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import MISSING, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .records import Record
+from .report_files import COLUMN_TYPES, atomic_write_bytes, atomic_write_text, read_csv, write_csv
+from .run_metadata import collect_metadata
+
+__all__ = ["KEY_COLUMNS", "RATIO_COLUMNS", "MATRIX_COLUMNS", "CURVE_COLUMNS", "TRAINING_CHECKS",
+           "records_frame", "records_from_frame", "read_records", "conformance_matrix", "gradient_report",
+           "training_report", "row_label", "write_reports", "write_tables", "render_reports", "load_reports",
+           "CSV_FILES"]
+
+#: The columns that identify a row of the conformance matrix (the gate's key).
+KEY_COLUMNS = ("kind", "impl", "hidden", "output", "loss", "reduction", "flavour", "optimizer", "gd_mode",
+               "dtype", "device")
+#: check -> the matrix column holding its worst tol_ratio
+CHECK_COLUMN = {"forward": "forward_ratio", "loss": "loss_ratio", "gradient": "gradient_ratio",
+                "training_step": "training_ratio", "final_params": "training_ratio"}
+RATIO_COLUMNS = ("forward_ratio", "loss_ratio", "gradient_ratio", "training_ratio")
+MATRIX_COLUMNS = (*KEY_COLUMNS, *RATIO_COLUMNS, "worst_ratio", "n_records", "n_failed", "n_ref_nonfinite",
+                  "first_break_step", "status")
+TRAINING_CHECKS = ("training_step", "final_params")
+#: One training curve: the matrix key without ``kind``, plus the model size and seed.
+CURVE_COLUMNS = (*KEY_COLUMNS[1:], "sizes", "seed")
+GRADIENT_COLUMNS = (*KEY_COLUMNS[1:], "sizes", "seed", "param", "shape", "max_abs_err", "max_rel_err", "tol_ratio",
+                    "atol", "rtol", "cosine", "norm_ratio", "worst_index", "fd_verdict", "status", "note")
+TRAINING_COLUMNS = (*CURVE_COLUMNS, "step", "loss_actual", "loss_expected", "abs_diff", "rel_diff", "param_distance",
+                    "tol_ratio", "atol", "rtol", "status", "first_break_step")
+CSV_FILES = {"records": "records.csv", "matrix": "matrix.csv", "gradients": "gradients.csv",
+             "training": "training.csv"}
+#: Ratios at or below this are drawn as this on log scales (an exact match has ratio 0).
+PLOT_FLOOR = 1e-8
+
+_PANDAS_TYPES = {"str": str, "int": "int64", "float": "float64", "bool": bool}
+#: Every Record field's type, from the dataclass itself (a field added there is typed here too).
+RECORD_TYPES: dict[str, str] = {f.name: str(f.type) for f in fields(Record) if str(f.type) in _PANDAS_TYPES}
+
+
+#: The Record fields without a default: what a records.csv must have.
+_REQUIRED_RECORD_FIELDS = tuple(f.name for f in fields(Record) if f.default is MISSING and f.default_factory is MISSING)
+
+
+def _typed(frame: pd.DataFrame, extra: Mapping[str, str] | None = None) -> pd.DataFrame:
+    known = {**COLUMN_TYPES, **(extra or {})}
+    return frame.astype({c: _PANDAS_TYPES[known[c]] for c in frame.columns if c in known})
+
+
+# --------------------------------------------------------------------------------------------
+# Frames
+# --------------------------------------------------------------------------------------------
+
+def records_frame(records: Iterable[Record | Mapping[str, Any]]) -> pd.DataFrame:
+    """One row per record, columns in :class:`Record` field order, typed (str/int/float/bool)."""
+    names = Record.columns()
+    rows = [[getattr(r, n) for n in names] if isinstance(r, Record) else [r[n] for n in names] for r in records]
+    return _typed(pd.DataFrame(rows, columns=names), RECORD_TYPES)
+
+
+def records_from_frame(frame: pd.DataFrame) -> list[Record]:
+    """The records back from :func:`records_frame` or :func:`read_records` (fields the frame lacks,
+    e.g. from an older file, take their defaults)."""
+    names = [n for n in Record.columns() if n in frame.columns]
+    out = []
+    for row in frame[names].itertuples(index=False):
+        values = {}
+        for name, value in zip(names, row, strict=True):
+            kind = RECORD_TYPES.get(name)
+            values[name] = (float(value) if kind == "float" else int(value) if kind == "int"
+                            else bool(value) if kind == "bool" else str(value))
+        out.append(Record(**values))
+    return out
+
+
+def read_records(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """``records.csv`` as the DataFrame :func:`records_frame` made (bit-exact floats)."""
+    return read_csv(path, required=_REQUIRED_RECORD_FIELDS, types=RECORD_TYPES)[0]
+
+
+def _kind(checks: pd.Series) -> np.ndarray:
+    return np.where(checks.isin(TRAINING_CHECKS), "training", "case")
+
+
+def conformance_matrix(records: pd.DataFrame) -> pd.DataFrame:
+    """The conformance matrix (see the module docstring), sorted by its key."""
+    if records.empty:
+        return _typed(pd.DataFrame(columns=MATRIX_COLUMNS))
+    d = records.assign(kind=_kind(records["check"]),
+                       ratio=records["tol_ratio"].where(records["status"] != "ref_nonfinite"),
+                       ratio_column=records["check"].map(CHECK_COLUMN).fillna("other_ratio"),
+                       failed=records["status"] == "fail",
+                       nonfinite=records["status"] == "ref_nonfinite",
+                       fail_step=records["step"].where((records["status"] == "fail")
+                                                       & (records["check"] == "training_step")))
+    key = list(KEY_COLUMNS)
+    grouped = d.groupby(key, sort=True, dropna=False)
+    out = grouped.agg(worst_ratio=("ratio", "max"), n_records=("check", "size"), n_failed=("failed", "sum"),
+                      n_ref_nonfinite=("nonfinite", "sum"), first_break_step=("fail_step", "min"))
+    ratios = d.groupby([*key, "ratio_column"], sort=True, dropna=False)["ratio"].max().unstack("ratio_column")
+    out = out.join(ratios.reindex(columns=list(RATIO_COLUMNS)))
+    out["first_break_step"] = out["first_break_step"].fillna(-1)
+    out["status"] = np.where(out["n_failed"] > 0, "fail", "pass")
+    return _typed(out.reset_index()[list(MATRIX_COLUMNS)])
+
+
+def gradient_report(records: pd.DataFrame) -> pd.DataFrame:
+    """One row per combination × parameter gradient: errors, cosine, norm ratio, worst index and
+    the finite-difference verdict (``both``/``impl``/``torch``/``neither``; blank when not run)."""
+    g = records[records["check"] == "gradient"]
+    return _typed(g[list(GRADIENT_COLUMNS)].reset_index(drop=True))
+
+
+def training_report(records: pd.DataFrame) -> pd.DataFrame:
+    """One row per lockstep training step: the implementation's loss (``loss_actual``) and torch's
+    (``loss_expected``) before the update, their absolute and relative difference, the largest
+    parameter difference after it (``param_distance``), the step's ``tol_ratio`` (loss and
+    parameters) and, per curve, the first step whose tolerance broke (−1: none)."""
+    t = records[records["check"] == "training_step"]
+    t = t.assign(loss_actual=t["actual_value"], loss_expected=t["expected_value"], abs_diff=t["max_abs_err"],
+                 rel_diff=t["max_rel_err"], fail_step=t["step"].where(t["status"] == "fail"))
+    if t.empty:
+        return _typed(pd.DataFrame(columns=TRAINING_COLUMNS))
+    first = t.groupby(list(CURVE_COLUMNS), sort=False, dropna=False)["fail_step"].transform("min")
+    t = t.assign(first_break_step=first.fillna(-1))
+    return _typed(t[list(TRAINING_COLUMNS)].reset_index(drop=True))
+
+
+def row_label(row: Mapping[str, Any]) -> str:
+    """A matrix row in words: ``tanh,tanh → softmax + cross_entropy (mean, fused)`` or
+    ``adam(lr=0.01) mini_batch``."""
+    if row.get("kind") == "training" or row.get("optimizer"):
+        return f"{row['optimizer']} {row['gd_mode']}"
+    return f"{row['hidden']} → {row['output']} + {row['loss']} ({row['reduction']}, {row['flavour']})"
+
+
+# --------------------------------------------------------------------------------------------
+# Summaries shared by the Markdown and HTML pages
+# --------------------------------------------------------------------------------------------
+
+def _fmt(x: Any) -> str:
+    if isinstance(x, float | np.floating):
+        return "—" if math.isnan(x) else f"{x:.2e}"
+    return str(x)
+
+
+def _fmt_long(x: Any) -> str:
+    return "—" if pd.isna(x) else f"{x:.10g}"
+
+
+def _fmt_step(x: Any) -> str:
+    return "—" if pd.isna(x) or x < 0 else str(int(x))
+
+
+def _formatter(column: str):
+    """How a column is shown: losses with 10 digits, steps with "—" for never (−1), else :func:`_fmt`."""
+    if column in ("loss_actual", "loss_expected"):
+        return _fmt_long
+    if column == "first_break_step":
+        return _fmt_step
+    return _fmt
+
+
+def _display(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` as the strings the Markdown page shows."""
+    return pd.DataFrame({c: frame[c].map(_formatter(c)) for c in frame.columns}, index=frame.index)
+
+
+def summary_table(matrix: pd.DataFrame) -> pd.DataFrame:
+    """Per kind × device × dtype: rows, passed, failed, worst ratio per check."""
+    if matrix.empty:
+        return pd.DataFrame(columns=["kind", "device", "dtype", "rows", "passed", "failed", *RATIO_COLUMNS])
+    g = matrix.groupby(["kind", "device", "dtype"], sort=True)
+    out = g.agg(rows=("status", "size"), passed=("status", lambda s: int((s == "pass").sum())),
+                failed=("status", lambda s: int((s == "fail").sum())),
+                **{c: (c, "max") for c in RATIO_COLUMNS})
+    return out.reset_index()
+
+
+def _labelled(matrix: pd.DataFrame) -> pd.DataFrame:
+    labels = [row_label(r) for r in matrix.to_dict("records")]
+    return matrix.assign(row=labels)
+
+
+def failures_table(matrix: pd.DataFrame) -> pd.DataFrame:
+    cols = ["kind", "row", "dtype", "device", *RATIO_COLUMNS, "n_failed", "first_break_step"]
+    return _labelled(matrix[matrix["status"] == "fail"])[cols]
+
+
+def worst_table(matrix: pd.DataFrame, n: int, kind: str = "case") -> pd.DataFrame:
+    m = matrix[matrix["kind"] == kind].sort_values("worst_ratio", ascending=False, kind="stable").head(n)
+    return _labelled(m)[["row", "dtype", "device", *RATIO_COLUMNS, "status"]]
+
+
+def curves_table(training: pd.DataFrame) -> pd.DataFrame:
+    """One row per training curve: steps, last losses on both sides, worst ratio, first break."""
+    if training.empty:
+        return pd.DataFrame(columns=["optimizer", "gd_mode", "dtype", "device", "steps", "loss_actual",
+                                     "loss_expected", "max_param_distance", "worst_ratio", "first_break_step"])
+    g = training.groupby(list(CURVE_COLUMNS), sort=False, dropna=False)
+    out = g.agg(steps=("step", "size"), loss_actual=("loss_actual", "last"), loss_expected=("loss_expected", "last"),
+                max_param_distance=("param_distance", "max"), worst_ratio=("tol_ratio", "max"),
+                first_break_step=("first_break_step", "first")).reset_index()
+    model = out["hidden"] + " → " + out["output"] + " + " + out["loss"]
+    cols = ["optimizer", "gd_mode", "dtype", "device", "steps", "loss_actual", "loss_expected",
+            "max_param_distance", "worst_ratio", "first_break_step"]
+    if model.nunique() > 1:
+        out = out.assign(model=model)
+        cols.insert(0, "model")
+    return out[cols]
+
+
+def worst_gradients(gradients: pd.DataFrame, n: int) -> pd.DataFrame:
+    g = gradients.sort_values("tol_ratio", ascending=False, kind="stable").head(n)
+    g = g.assign(kind="case")
+    return _labelled(g)[["row", "dtype", "device", "param", "max_abs_err", "max_rel_err", "tol_ratio", "cosine",
+                         "norm_ratio", "worst_index", "fd_verdict", "status"]]
+
+
+# --------------------------------------------------------------------------------------------
+# Markdown
+# --------------------------------------------------------------------------------------------
+
+def _md_table(frame: pd.DataFrame) -> str:
+    if frame.empty:
+        return "_none_"
+    return _display(frame).to_markdown(index=False, disable_numparse=True)
+
+
+def _md_metadata(metadata: Mapping[str, str]) -> str:
+    return "\n".join(f"- **{k}**: {v}" for k, v in metadata.items() if str(v) != "")
+
+
+def render_markdown(matrix: pd.DataFrame, gradients: pd.DataFrame, training: pd.DataFrame,
+                    metadata: Mapping[str, str], files: Iterable[str] = ()) -> str:
+    n_fail = int((matrix["status"] == "fail").sum())
+    verdict = "**FAIL**" if n_fail else "**PASS**"
+    parts = [
+        "# scratchnet vs torch: conformance report", "",
+        _md_metadata(metadata), "",
+        f"{verdict}: {len(matrix) - n_fail} of {len(matrix)} matrix rows pass, {n_fail} fail. "
+        "`tol_ratio = max |a − b| / (atol + rtol·|b|)`; a check passes when it is ≤ 1.", "",
+        "## Summary", "", _md_table(summary_table(matrix)), "",
+        "## Failures", "", _md_table(failures_table(matrix).head(50)), "",
+        "## Worst matrix rows", "", _md_table(worst_table(matrix, 10)), "",
+        "## Training (lockstep)", "", _md_table(curves_table(training)), "",
+        "## Worst gradients", "", _md_table(worst_gradients(gradients, 10)), "",
+    ]
+    if files:
+        parts += ["## Files", "", *(f"- `{f}`" for f in files), ""]
+    return "\n".join(parts)
+
+
+# --------------------------------------------------------------------------------------------
+# HTML
+# --------------------------------------------------------------------------------------------
+
+_CSS = """
+body { font-family: system-ui, -apple-system, Segoe UI, sans-serif; margin: 2em; color: #222; }
+table { border-collapse: collapse; font-size: 12px; margin: 0.5em 0 1.5em 0; }
+th, td { border: 1px solid #ccc; padding: 2px 6px; text-align: right; }
+th { background: #f3f3f3; }
+td.left, th.left { text-align: left; }
+.meta td { text-align: left; }
+.pass { color: #1a7f37; font-weight: bold; } .fail { color: #d1242f; font-weight: bold; }
+img { max-width: 100%; border: 1px solid #ddd; margin: 0.5em 0; }
+"""
+
+_CMAP = "viridis"
+
+
+def _over_or_missing(value: Any) -> str:
+    """Red above the tolerance; plain grey where there is no value (the colour map would paint it black)."""
+    if isinstance(value, float | np.floating):
+        if math.isnan(value):
+            return "background-color: #f6f6f6; color: #999999"
+        if value > 1:
+            return "background-color: #d1242f; color: white; font-weight: bold"
+    return ""
+
+
+def _styled(frame: pd.DataFrame, ratio_columns: Iterable[str]) -> str:
+    """A table with a log colour scale on the tol_ratio columns (1e-8 … 1; red above 1)."""
+    if frame.empty:
+        return "<p><em>none</em></p>"
+    frame = frame.reset_index(drop=True)
+    ratio_columns = [c for c in ratio_columns if c in frame.columns]
+    styler = frame.style.hide(axis="index").format({c: _formatter(str(c)) for c in frame.columns})
+    if ratio_columns:
+        values = frame[ratio_columns].astype(float)
+        gmap = np.log10(values.clip(lower=PLOT_FLOOR))
+        styler = styler.background_gradient(cmap=_CMAP, subset=ratio_columns, gmap=gmap, vmin=math.log10(PLOT_FLOOR),
+                                            vmax=0.0, axis=None)
+        styler = styler.map(_over_or_missing, subset=ratio_columns)
+    if "status" in frame.columns:
+        styler = styler.map(lambda v: "color: #d1242f; font-weight: bold" if v == "fail" else "", subset=["status"])
+    return styler.to_html()
+
+
+def _pivot_tables(matrix: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """For each device × dtype: output + loss rows × hidden columns, worst ratio over reduction
+    and flavour — the whole case matrix on one screen."""
+    cases = matrix[matrix["kind"] == "case"]
+    out = []
+    for (device, dtype), m in cases.groupby(["device", "dtype"], sort=True):
+        pivot = (m.assign(pair=m["output"] + " + " + m["loss"])
+                 .pivot_table(index="pair", columns="hidden", values="worst_ratio", aggfunc="max", dropna=False,
+                              sort=False))
+        pivot.columns.name = None
+        out.append((f"{dtype} · {device}", pivot.reset_index().rename(columns={"pair": "output + loss"})))
+    return out
+
+
+def _img(name: str, data: bytes) -> str:
+    encoded = base64.b64encode(data).decode("ascii")
+    return f'<figure><img alt="{html.escape(name)}" src="data:image/png;base64,{encoded}"></figure>'
+
+
+def render_html(matrix: pd.DataFrame, gradients: pd.DataFrame, training: pd.DataFrame,
+                metadata: Mapping[str, str], pngs: Mapping[str, bytes]) -> str:
+    """One self-contained page: styles inline, plots embedded as base64 PNG, no external links."""
+    n_fail = int((matrix["status"] == "fail").sum())
+    verdict = (f'<span class="fail">FAIL</span>: {n_fail} of {len(matrix)} matrix rows fail' if n_fail
+               else f'<span class="pass">PASS</span>: all {len(matrix)} matrix rows pass')
+    meta_rows = "".join(f"<tr><th class='left'>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
+                        for k, v in metadata.items() if str(v) != "")
+    body = [
+        "<h1>scratchnet vs torch: conformance report</h1>",
+        f"<table class='meta'>{meta_rows}</table>",
+        f"<p>{verdict}. <code>tol_ratio = max |a − b| / (atol + rtol·|b|)</code>; a check passes when it is ≤ 1. "
+        "Colours: log scale from 1e-8 (dark) to 1 (yellow); red is above the tolerance.</p>",
+        "<h2>Summary</h2>", _styled(summary_table(matrix), RATIO_COLUMNS),
+        "<h2>Failures</h2>", _styled(failures_table(matrix), RATIO_COLUMNS),
+    ]
+    for name in ("heatmap.png", "heatmap_hidden.png"):
+        if name in pngs:
+            body.append(_img(name, pngs[name]))
+    body.append("<h2>Conformance matrix (worst tol_ratio over reduction and flavour)</h2>")
+    for title, pivot in _pivot_tables(matrix):
+        body += [f"<h3>{html.escape(title)}</h3>", _styled(pivot, [c for c in pivot.columns if c != "output + loss"])]
+    body += ["<h2>Worst matrix rows</h2>", _styled(worst_table(matrix, 25), RATIO_COLUMNS),
+             "<h2>Training (lockstep)</h2>", _styled(curves_table(training), ["worst_ratio"])]
+    for name in ("training_curves.png", "training_ratio.png"):
+        if name in pngs:
+            body.append(_img(name, pngs[name]))
+    body += ["<h2>Worst gradients</h2>", _styled(worst_gradients(gradients, 25), ["tol_ratio"])]
+    if "gradient_errors.png" in pngs:
+        body.append(_img("gradient_errors.png", pngs["gradient_errors.png"]))
+    body.append("<p>Every number: <code>records.csv</code>, <code>matrix.csv</code>, <code>gradients.csv</code>, "
+                "<code>training.csv</code> beside this page.</p>")
+    return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+            "<title>scratchnet conformance report</title>"
+            f"<style>{_CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+
+
+# --------------------------------------------------------------------------------------------
+# Writing and re-rendering
+# --------------------------------------------------------------------------------------------
+
+def _render(out: Path, matrix: pd.DataFrame, gradients: pd.DataFrame, training: pd.DataFrame,
+            metadata: Mapping[str, str], csv_files: list[str]) -> list[Path]:
+    from . import plots
+
+    written = []
+    pngs = plots.all_plots(matrix, gradients, training, metadata)
+    for name, data in pngs.items():
+        written.append(atomic_write_bytes(out / name, data))
+    md_files = [*csv_files, "report.html", *pngs]
+    written.append(atomic_write_text(out / "report.md", render_markdown(matrix, gradients, training, metadata,
+                                                                        md_files)))
+    written.append(atomic_write_text(out / "report.html", render_html(matrix, gradients, training, metadata, pngs)))
+    return written
+
+
+def _write_tables(records: Iterable[Record | Mapping[str, Any]], out: Path, metadata: Mapping[str, Any] | None,
+                  ) -> tuple[list[Path], dict[str, pd.DataFrame], dict[str, str]]:
+    out.mkdir(parents=True, exist_ok=True)
+    frame = records_frame(records)
+    meta = collect_metadata(frame, metadata)
+    tables = {"records": frame, "matrix": conformance_matrix(frame), "gradients": gradient_report(frame),
+              "training": training_report(frame)}
+    written = [write_csv(table, out / CSV_FILES[name], meta, table=name) for name, table in tables.items()]
+    return written, tables, meta
+
+
+def write_tables(records: Iterable[Record | Mapping[str, Any]], out_dir: str | os.PathLike[str],
+                 metadata: Mapping[str, Any] | None = None) -> list[Path]:
+    """Only the CSVs of :func:`write_reports` (what the gate reads), without rendering."""
+    return _write_tables(records, Path(out_dir), metadata)[0]
+
+
+def write_reports(records: Iterable[Record | Mapping[str, Any]], out_dir: str | os.PathLike[str],
+                  metadata: Mapping[str, Any] | None = None) -> list[Path]:
+    """Write every report of ``records`` into ``out_dir`` and return the paths written.
+
+    ``records.csv`` (every raw record, floats ``%.17g``), ``matrix.csv``, ``gradients.csv``,
+    ``training.csv``, ``report.md``, ``report.html`` (self-contained) and the PNG plots. Each file
+    is written atomically and starts with the metadata header: ``metadata`` as given, completed by
+    :func:`reference.run_metadata.collect_metadata` (versions, devices, BLAS, date, git commit)."""
+    out = Path(out_dir)
+    written, tables, meta = _write_tables(records, out, metadata)
+    written += _render(out, tables["matrix"], tables["gradients"], tables["training"], meta,
+                       [CSV_FILES[name] for name in tables])
+    return written
+
+
+def load_reports(out_dir: str | os.PathLike[str]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, str]]:
+    """``(matrix, gradients, training, metadata)`` from a report folder's CSVs. ``matrix.csv`` must
+    be there; a missing gradient or training report (a baseline keeps only the matrix and the
+    training curves) reads as an empty table."""
+    out = Path(out_dir)
+    matrix, meta = read_csv(out / CSV_FILES["matrix"], required=MATRIX_COLUMNS)
+    optional = {}
+    for name, columns in (("gradients", GRADIENT_COLUMNS), ("training", TRAINING_COLUMNS)):
+        path = out / CSV_FILES[name]
+        optional[name] = (read_csv(path, required=columns)[0] if path.exists()
+                          else _typed(pd.DataFrame(columns=columns)))
+    meta = {k: v for k, v in meta.items() if k not in ("table", "rows")}
+    return matrix, optional["gradients"], optional["training"], meta
+
+
+def render_reports(out_dir: str | os.PathLike[str]) -> list[Path]:
+    """Redraw ``report.md``, ``report.html`` and the PNG plots from the CSVs already in ``out_dir``."""
+    out = Path(out_dir)
+    matrix, gradients, training, meta = load_reports(out)
+    csv_files = [name for name in CSV_FILES.values() if (out / name).exists()]
+    return _render(out, matrix, gradients, training, meta, csv_files)

@@ -1,0 +1,213 @@
+"""Every registered activation: forward against its formula, backward against float64 central
+differences (away from kinks), torch's subgradient at each exact kink, dtypes and purity."""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from scratchnet import registry
+from scratchnet.activations import sigmoid
+from scratchnet.gradcheck import numerical_vjp
+
+from .helpers import (
+    ACTIVATION_VARIANTS,
+    DTYPES,
+    activation_specs,
+    assert_fd_close,
+    away_from_kinks,
+    matrices,
+    min_kink_distance,
+    shapes,
+    spec_id,
+)
+
+SPECS = activation_specs()
+
+
+# -- reference formulas, one scalar (or row) function per registry entry, in plain math ---------
+
+def _softplus(act, z):
+    bz = act.beta * z
+    return z if bz > act.threshold else math.log1p(math.exp(bz)) / act.beta
+
+
+def _gelu(act, z):
+    if act.approximate == "tanh":
+        return 0.5 * z * (1 + math.tanh(math.sqrt(2 / math.pi) * (z + 0.044715 * z ** 3)))
+    return z * 0.5 * (1 + math.erf(z / math.sqrt(2)))
+
+
+def _softmax_row(act, row):
+    m = max(row)
+    e = [math.exp(v - m) for v in row]
+    return [v / sum(e) for v in e]
+
+
+def _log_softmax_row(act, row):
+    m = max(row)
+    lse = m + math.log(sum(math.exp(v - m) for v in row))
+    return [v - lse for v in row]
+
+
+ELEMENTWISE_REFERENCE = {
+    "identity": lambda act, z: z,
+    "sigmoid": lambda act, z: 1 / (1 + math.exp(-z)),
+    "tanh": lambda act, z: math.tanh(z),
+    "relu": lambda act, z: max(z, 0.0),
+    "leaky_relu": lambda act, z: z if z > 0 else act.negative_slope * z,
+    "elu": lambda act, z: z if z > 0 else act.alpha * math.expm1(z),
+    "softplus": _softplus,
+    "gelu": _gelu,
+    "silu": lambda act, z: z / (1 + math.exp(-z)),
+}
+ROWWISE_REFERENCE = {"softmax": _softmax_row, "log_softmax": _log_softmax_row}
+
+#: torch's derivative at an exact kink ``k`` (aten's backward kernels: relu ``z <= 0 → 0``,
+#: leaky_relu ``z > 0 ? g : g·slope``, elu ``z <= 0 → α·exp(z)``, softplus ``βz > threshold ?
+#: g : g·σ(βz)``).
+TORCH_KINK_SLOPE = {
+    "relu": lambda act, k: 0.0,
+    "leaky_relu": lambda act, k: act.negative_slope,
+    "elu": lambda act, k: act.alpha,
+    "softplus": lambda act, k: 1 / (1 + math.exp(-act.beta * k)),
+}
+
+
+def reference_forward(act, z: np.ndarray) -> np.ndarray:
+    if act.rowwise:
+        return np.array([ROWWISE_REFERENCE[act.name](act, [float(v) for v in row]) for row in z])
+    f = ELEMENTWISE_REFERENCE[act.name]
+    return np.vectorize(lambda v: f(act, float(v)), otypes=[float])(z)
+
+
+# -- the registry is fully covered --------------------------------------------------------------
+
+def test_every_activation_has_a_reference_formula():
+    missing = [n for n in registry.ACTIVATIONS if n not in ELEMENTWISE_REFERENCE | ROWWISE_REFERENCE]
+    assert not missing, f"add a reference formula for {missing}"
+
+
+def test_every_kinked_activation_states_its_torch_subgradient():
+    kinked = [s for s in SPECS if registry.make_activation(s).kinks]
+    missing = sorted({s["name"] for s in kinked} - set(TORCH_KINK_SLOPE))
+    assert kinked and not missing, f"add torch's derivative at the kink for {missing}"
+
+
+def test_variants_name_registered_activations():
+    assert set(ACTIVATION_VARIANTS) <= set(registry.ACTIVATIONS)
+    for spec in SPECS:
+        assert registry.make_activation(spec).params.items() >= {k: v for k, v in spec.items()
+                                                                if k != "name"}.items()
+
+
+# -- forward ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("spec", SPECS, ids=spec_id)
+@given(data=st.data())
+def test_forward_matches_formula(spec, data):
+    act = registry.make_activation(spec)
+    z = data.draw(matrices(data.draw(shapes()), -20.0, 20.0))
+    z = away_from_kinks(z, act.kinks)   # softplus jumps at its threshold, like torch's
+    # GELU's ½(1 + erf) cancels for z ≪ 0, amplifying erf's last-ulp differences to ~1e-10
+    # relative; log-softmax's log Σ exp is a sum near 1 rounded (as torch's), ~1e-15 absolute
+    np.testing.assert_allclose(act.forward(z), reference_forward(act, z), rtol=1e-9, atol=1e-13)
+
+
+# -- backward: central differences in float64 --------------------------------------------------
+
+@pytest.mark.parametrize("spec", SPECS, ids=spec_id)
+@given(data=st.data())
+def test_backward_matches_central_differences(spec, data):
+    act = registry.make_activation(spec)
+    shape = data.draw(shapes(max_cols=6))
+    z = away_from_kinks(data.draw(matrices(shape, -6.0, 6.0)), act.kinks)
+    g = data.draw(matrices(shape, -2.0, 2.0))
+    analytic = act.backward(z, act.forward(z), g)
+    numeric = numerical_vjp(act.forward, z, g, rowwise=act.rowwise)
+    row_magnitude = np.abs(g * act.forward(z)).sum(axis=1).max() if act.rowwise else 0.0
+    assert_fd_close(f"activation {spec_id(spec)}", analytic, numeric, magnitude=row_magnitude)
+
+
+def test_kink_margin_is_applied():
+    act = registry.make_activation({"name": "softplus", "beta": 2.0, "threshold": 5.0})
+    z = np.array([[2.5, 2.5000001, 2.4999, 0.0]])
+    moved = away_from_kinks(z, act.kinks)
+    assert min_kink_distance(moved, act.kinks) >= 1e-3
+    assert moved[0, 3] == 0.0
+
+
+# -- exact kinks: torch's subgradients ---------------------------------------------------------
+
+KINKED = [s for s in SPECS if registry.make_activation(s).kinks]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("spec", KINKED, ids=spec_id)
+def test_exact_kink_subgradient_is_torchs(spec, dtype):
+    act = registry.make_activation(spec)
+    for k in act.kinks:
+        z = np.full((2, 3), k, dtype=dtype)
+        grad = act.backward(z, act.forward(z), np.ones_like(z))
+        expected = dtype(TORCH_KINK_SLOPE[act.name](act, k))
+        assert grad.dtype == dtype
+        np.testing.assert_array_equal(grad, np.full_like(z, expected), err_msg=f"{act!r} at z={k}")
+
+
+def test_named_kink_conventions():
+    """The conventions in the words of the issue, spelled out once."""
+    one = np.ones((1, 1))
+    zero = np.zeros((1, 1))
+    relu = registry.make_activation("relu")
+    assert relu.backward(zero, relu.forward(zero), one)[0, 0] == 0.0
+    leaky = registry.make_activation({"name": "leaky_relu", "negative_slope": 0.2})
+    assert leaky.backward(zero, leaky.forward(zero), one)[0, 0] == 0.2
+    elu = registry.make_activation({"name": "elu", "alpha": 0.5})
+    assert elu.backward(zero, elu.forward(zero), one)[0, 0] == 0.5
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_softplus_is_linear_past_its_threshold(dtype):
+    act = registry.make_activation({"name": "softplus", "beta": 2.0, "threshold": 5.0})
+    z = np.array([[2.5001, 3.0, 100.0, 1e4]], dtype=dtype)
+    np.testing.assert_array_equal(act.forward(z), z)
+    np.testing.assert_array_equal(act.backward(z, act.forward(z), np.ones_like(z)), np.ones_like(z))
+    at = np.array([[2.5]], dtype=dtype)        # exactly βz = threshold: still the smooth branch
+    assert act.backward(at, act.forward(at), np.ones_like(at))[0, 0] == dtype(sigmoid(np.array(5.0)))
+
+
+# -- dtype, shape, purity ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("spec", SPECS, ids=spec_id)
+def test_dtype_and_shape_are_preserved(spec, dtype):
+    act = registry.make_activation(spec)
+    z = np.linspace(-4, 4, 15, dtype=dtype).reshape(3, 5)
+    a = act.forward(z)
+    grad = act.backward(z, a, np.ones_like(z))
+    assert a.dtype == dtype and a.shape == z.shape
+    assert grad.dtype == dtype and grad.shape == z.shape
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=spec_id)
+def test_forward_and_backward_leave_their_inputs_alone(spec):
+    act = registry.make_activation(spec)
+    z = np.linspace(-3, 3, 12).reshape(3, 4)
+    g = np.linspace(1, 2, 12).reshape(3, 4)
+    z0, g0 = z.copy(), g.copy()
+    a = act.forward(z)
+    a0 = a.copy()
+    act.backward(z, a, g)
+    np.testing.assert_array_equal(z, z0)
+    np.testing.assert_array_equal(g, g0)
+    np.testing.assert_array_equal(a, a0)
+    assert act.forward(z) is not z   # identity too returns a fresh array
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=spec_id)
+def test_spec_round_trips_through_the_registry(spec):
+    act = registry.make_activation(spec)
+    again = registry.make_activation(registry.normalize(spec, "activation"))
+    assert again == act and hash(again) == hash(act) and repr(again) == repr(act)

@@ -1,0 +1,320 @@
+"""``compare_model``: a correct implementation passes at the stated tolerances, the
+finite-difference oracle sides with the right party, records are complete and consistent,
+``measure`` has the documented NaN/inf semantics, and torch's own overflow is ``ref_nonfinite``."""
+
+from __future__ import annotations
+
+import ast
+import json
+
+import numpy as np
+import pytest
+
+import scratchnet
+from reference import CHECKS, ScratchnetImplementation, compare_model, flavours_for, initial_state, tolerance
+from reference.mapping import FLAVOURS
+from reference.matrix import make_batch
+from reference.records import STATUSES, Record, measure, vector_agreement
+from scratchnet import ModelSpec, Network
+from scratchnet.activations import Tanh
+
+DTYPES = ("float64", "float32")
+
+#: (spec keyword arguments, target kind): fused and modular pairs, kinks, hyper-parameters,
+#: both reductions, label / one-hot / soft / dense targets, a non-square 3-layer net.
+SPECS = {
+    "tanh-softmax-ce": (dict(sizes=(5, 7, 6, 4), hidden="tanh", output="softmax", loss="cross_entropy"), "labels"),
+    "relu-sigmoid-bce": (dict(sizes=(5, 7, 3), hidden="relu", output="sigmoid", loss="binary_cross_entropy"),
+                         "dense"),
+    "gelu-logsoftmax-nll": (dict(sizes=(4, 6, 5), hidden={"name": "gelu", "approximate": "tanh"},
+                                 output="log_softmax", loss={"name": "nll", "label_smoothing": 0.1}), "soft"),
+    "elu-identity-huber-sum": (dict(sizes=(3, 8, 2), hidden={"name": "elu", "alpha": 0.5}, output="identity",
+                                    loss={"name": "huber", "delta": 0.5}, reduction="sum"), "dense"),
+    "leaky-softplus-silu-mse": (dict(sizes=(4, 6, 5, 3), hidden=({"name": "leaky_relu", "negative_slope": 0.2},
+                                                                 {"name": "softplus", "beta": 2.0}),
+                                     output="silu", loss="mse"), "dense"),
+    "sigmoid-softmax-ce-onehot": (dict(sizes=(6, 5, 4), hidden="sigmoid", output="softmax",
+                                       loss={"name": "cross_entropy", "label_smoothing": 0.2}), "one_hot"),
+}
+
+
+def make_case(key: str, dtype: str, n: int = 8, seed: int = 4):
+    kwargs, target = SPECS[key]
+    spec = ModelSpec(dtype=dtype, seed=seed, **kwargs)
+    x, y = make_batch(spec, n, seed=seed, target=target)
+    return spec, x, y
+
+
+def gradient_records(records):
+    return [r for r in records if r.check == "gradient"]
+
+
+# -- a correct implementation passes -----------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("key", list(SPECS))
+def test_correct_implementation_passes_at_the_stated_tolerance(key, dtype, correct_impl):
+    spec, x, y = make_case(key, dtype)
+    records = compare_model(correct_impl, spec, x, y, fd="never")
+    flavours = flavours_for(spec)
+    n_params = 2 * spec.n_layers
+    assert len(records) == len(flavours) * (2 + n_params)
+    assert {r.flavour for r in records} == set(flavours)
+    for r in records:
+        tol = tolerance(dtype, r.check)
+        assert r.rtol == tol.rtol, f"{r.check} {r.param}: rtol {r.rtol} is not the table's {tol.rtol}"
+        assert r.atol >= tol.atol
+        assert r.status == "pass" and r.passed and r.tol_ratio <= 1, \
+            f"{r.flavour} {r.check} {r.param}: tol_ratio {r.tol_ratio:.3g} ({r.max_abs_err:.3g} abs)"
+
+
+def test_the_fused_flavour_is_compared_where_torch_has_one():
+    spec, _, _ = make_case("tanh-softmax-ce", "float64")
+    assert flavours_for(spec) == FLAVOURS
+    spec, _, _ = make_case("elu-identity-huber-sum", "float64")
+    assert flavours_for(spec) == ("modular",)
+
+
+# -- the finite-difference oracle ------------------------------------------------------------
+
+class TanhPrimeOneMinusA(Tanh):
+    """tanh'(z) written as 1 − a instead of 1 − a² (a wrong derivative, forward intact)."""
+
+    def backward(self, z, a, grad):
+        return grad * (1 - a)
+
+
+class DoubledTanh(Tanh):
+    """A different function, 2·tanh(z), with its own correct derivative: forward and backward
+    agree with each other but not with torch."""
+
+    def forward(self, z):
+        return 2 * np.tanh(z)
+
+    def backward(self, z, a, grad):
+        return grad * (2 - a * a / 2)
+
+
+def with_activation(cls):
+    def factory(spec: ModelSpec) -> Network:
+        net = Network(spec)
+        for layer in net.layers:
+            if layer.activation.name == cls.name:
+                layer.activation = cls()
+        return net
+    return factory
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_fd_oracle_agrees_with_both_for_a_correct_implementation(dtype, correct_impl):
+    spec, x, y = make_case("tanh-softmax-ce", dtype)
+    records = compare_model(correct_impl, spec, x, y, fd="always")
+    grads = gradient_records(records)
+    assert grads and all(r.fd_verdict == "both" for r in grads), [(r.param, r.fd_verdict) for r in grads]
+    assert all(r.fd_verdict == "" for r in records if r.check != "gradient")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_fd_oracle_sides_with_torch_against_a_wrong_derivative(dtype):
+    broken = ScratchnetImplementation("tanh-prime-1-minus-a", with_activation(TanhPrimeOneMinusA))
+    spec, x, y = make_case("tanh-softmax-ce", dtype)
+    records = compare_model(broken, spec, x, y, fd="always")
+    verdicts = {(r.flavour, r.param): (r.status, r.fd_verdict) for r in gradient_records(records)}
+    for flavour in flavours_for(spec):
+        # the output layer's gradient does not go through tanh'; every layer below does
+        assert verdicts[(flavour, "layers.2.weight")] == ("pass", "both")
+        assert verdicts[(flavour, "layers.2.bias")] == ("pass", "both")
+        for name in ("layers.1.weight", "layers.1.bias", "layers.0.weight", "layers.0.bias"):
+            assert verdicts[(flavour, name)] == ("fail", "torch"), (flavour, name)
+
+
+def test_fd_oracle_sides_with_the_implementation_when_only_its_forward_differs():
+    """FD differentiates the implementation's own loss: a self-consistent implementation of a
+    different function gets ``impl`` — the backward is right for *its* forward, and the forward
+    record fails."""
+    odd = ScratchnetImplementation("doubled-tanh", with_activation(DoubledTanh))
+    spec, x, y = make_case("tanh-softmax-ce", "float64")
+    records = compare_model(odd, spec, x, y, fd="on_failure")
+    assert any(r.check == "forward" and r.status == "fail" for r in records)
+    failing = [r for r in gradient_records(records) if r.status == "fail"]
+    assert failing and all(r.fd_verdict == "impl" for r in failing)
+
+
+def test_fd_runs_only_where_asked():
+    broken = ScratchnetImplementation("tanh-prime-1-minus-a", with_activation(TanhPrimeOneMinusA))
+    spec, x, y = make_case("tanh-softmax-ce", "float64")
+    never = compare_model(broken, spec, x, y, fd="never")
+    assert any(r.status == "fail" for r in never) and all(r.fd_verdict == "" for r in never)
+    on_failure = gradient_records(compare_model(broken, spec, x, y, fd="on_failure"))
+    assert all((r.fd_verdict != "") == (r.status != "pass") for r in on_failure)
+    with pytest.raises(ValueError, match="fd must be"):
+        compare_model(broken, spec, x, y, fd="sometimes")
+
+
+# -- records -----------------------------------------------------------------------------------
+
+def parse_index(text: str) -> tuple[int, ...]:
+    value = ast.literal_eval(text)
+    assert isinstance(value, tuple) and all(isinstance(i, int) for i in value), text
+    return value
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_records_have_every_field_filled_sensibly(dtype, correct_impl, torch):
+    spec, x, y = make_case("tanh-softmax-ce", dtype)
+    state = initial_state(spec)
+    records = compare_model(correct_impl, spec, x, y)
+    assert all(isinstance(r, Record) for r in records)
+    shapes = {"output": (8, 4), "loss": (), **{k: v.shape for k, v in state.items()}}
+    for r in records:
+        d = r.to_dict()
+        assert list(d) == Record.columns()
+        assert r.check in CHECKS[:3] and r.status in STATUSES and r.flavour in FLAVOURS
+        assert r.param in shapes and r.shape == str(shapes[r.param])
+        assert (r.hidden, r.output, r.loss) == ("tanh,tanh", "softmax", "cross_entropy")
+        assert (r.reduction, r.dtype, r.device, r.sizes, r.seed) == ("mean", dtype, "cpu", "5-7-6-4", 4)
+        assert (r.impl, r.optimizer, r.gd_mode, r.step, r.first_break_step) == ("scratchnet", "", "", -1, -1)
+        for name in ("max_abs_err", "max_rel_err", "tol_ratio", "atol", "rtol"):
+            value = getattr(r, name)
+            assert isinstance(value, float) and np.isfinite(value) and value >= 0, (name, value)
+        assert r.atol > 0 and r.rtol > 0
+        assert r.passed is True and r.status == "pass" and r.note == ""
+        index = parse_index(r.worst_index)
+        assert len(index) == len(shapes[r.param])
+        assert all(0 <= i < n for i, n in zip(index, shapes[r.param], strict=True))
+        assert r.device_name == "cpu"
+        versions = json.loads(r.versions)
+        assert versions["numpy"] == np.__version__ and versions["torch"] == torch.__version__
+        assert versions["scratchnet"] == scratchnet.__version__ and versions["python"]
+        if r.check == "gradient":
+            assert r.cosine == pytest.approx(1.0, abs=1e-6) and r.norm_ratio == pytest.approx(1.0, rel=1e-4)
+        if r.check == "loss":
+            assert np.isfinite(r.actual_value) and np.isfinite(r.expected_value)
+            # tol_ratio is exactly the documented formula
+            ratio = abs(r.actual_value - r.expected_value) / (r.atol + r.noise_floor + r.rtol * abs(r.expected_value))
+            assert r.tol_ratio == pytest.approx(ratio, rel=1e-12, abs=1e-300)
+            assert r.max_abs_err == abs(r.actual_value - r.expected_value)
+        # the measured rounding-noise floor is a small non-negative slack, not a loophole
+        assert np.isfinite(r.noise_floor) and 0 <= r.noise_floor <= r.atol
+
+
+def test_worst_index_points_at_the_worst_element():
+    a = np.zeros((3, 4))
+    b = np.zeros((3, 4))
+    a[2, 1] = 1e-3
+    a[0, 3] = 1e-4
+    stats = measure(a, b, 1e-6, 1e-9)
+    assert parse_index(stats["worst_index"]) == (2, 1)
+    assert stats["max_abs_err"] == 1e-3 and stats["tol_ratio"] == pytest.approx(1e-3 / 1e-9)
+
+
+# -- measure: NaN / inf semantics --------------------------------------------------------------
+
+INF, NAN = np.inf, np.nan
+
+
+@pytest.mark.parametrize("actual, expected, agree", [
+    (NAN, 1.0, False),        # NaN on one side is a failure ...
+    (1.0, NAN, False),
+    (NAN, NAN, True),         # ... unless on both
+    (INF, INF, True),         # equal infinities agree
+    (-INF, -INF, True),
+    (INF, -INF, False),
+    (INF, 1e300, False),
+    (1.0, INF, False),
+    (NAN, INF, False),
+    (0.0, -0.0, True),
+], ids=lambda v: repr(v))
+def test_measure_nan_and_infinity_semantics(actual, expected, agree):
+    a = np.array([0.5, actual, 2.0])
+    b = np.array([0.5, expected, 2.0])
+    stats = measure(a, b, rtol=1e-10, atol=1e-12)
+    assert (stats["tol_ratio"] <= 1) is agree, stats
+    if not agree:
+        assert stats["tol_ratio"] == INF and stats["max_abs_err"] == INF and stats["worst_index"] == "(1,)"
+        assert stats["max_rel_err"] == INF  # not NaN, also for a finite value against ±inf
+
+
+@pytest.mark.parametrize("rtol, atol", [(0.0, 1e-12), (1e-10, 0.0), (0.0, 0.0)])
+@pytest.mark.parametrize("value", [0.0, 1.0, INF, -INF, NAN])
+def test_measure_identical_values_agree_for_any_tolerance(value, rtol, atol):
+    """Identical tensors have tol_ratio 0 whatever the tolerance: 0/0 and 0/(0·inf) must not
+    turn into an infinite disagreement."""
+    stats = measure(np.array([value]), np.array([value]), rtol=rtol, atol=atol)
+    assert stats["tol_ratio"] == 0.0 and stats["max_abs_err"] == 0.0 and stats["max_rel_err"] == 0.0, stats
+
+
+def test_measure_formula_and_shape_check():
+    stats = measure(np.array([1.0, 2.0]), np.array([1.5, 2.0]), rtol=0.1, atol=0.05)
+    assert stats["tol_ratio"] == pytest.approx(0.5 / (0.05 + 0.1 * 1.5))
+    assert stats["max_rel_err"] == pytest.approx(0.5 / 1.5)
+    with pytest.raises(ValueError, match="shape"):
+        measure(np.zeros(3), np.zeros((3, 1)), 1e-6, 1e-9)
+
+
+def test_vector_agreement_shows_transposes_and_rescaling():
+    g = np.arange(1.0, 10.0).reshape(3, 3)
+    same = vector_agreement(g, g)
+    assert same["cosine"] == pytest.approx(1.0) and same["norm_ratio"] == 1.0
+    transposed = vector_agreement(g.T, g)
+    assert transposed["cosine"] < 0.99 and transposed["norm_ratio"] == pytest.approx(1.0)
+    scaled = vector_agreement(8 * g, g)
+    assert scaled["cosine"] == pytest.approx(1.0) and scaled["norm_ratio"] == pytest.approx(8.0)
+
+
+# -- torch's own overflow is ref_nonfinite, not a failure ---------------------------------------
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("output, loss, target", [
+    ("softmax", "cross_entropy", "labels"),          # −Σ y log softmax: log(0) · 0 = NaN
+    ("sigmoid", "binary_cross_entropy", "dense"),    # σ rounds to exactly 0/1 under the log
+])
+def test_modular_torch_overflow_is_ref_nonfinite(output, loss, target, dtype, correct_impl):
+    spec = ModelSpec((4, 3), output=output, loss=loss, dtype=dtype, seed=2)
+    x, y = make_batch(spec, 6, seed=2, target=target)
+    x = x * 2e4  # logits ~1e4
+    records = compare_model(correct_impl, spec, x, y, fd="never")
+    modular = [r for r in records if r.flavour == "modular"]
+    fused = [r for r in records if r.flavour == "fused"]
+    assert fused and all(r.status == "pass" for r in fused), \
+        [(r.check, r.param, r.status, r.tol_ratio) for r in fused]
+    assert not any(r.status == "fail" for r in modular)
+    excused = [r for r in modular if r.status == "ref_nonfinite"]
+    assert excused, "torch's modular path should have overflowed at logits ~1e4"
+    assert {r.check for r in excused} >= {"loss"}
+    for r in excused:
+        assert r.passed and r.tol_ratio > 1 and "torch" in r.note
+    # the implementation itself stayed finite: the disagreement is torch's
+    assert all(np.isfinite(r.actual_value) for r in records if r.check == "loss")
+
+
+# -- the oracle's own tolerance --------------------------------------------------------------
+
+class SigmoidPrimeOfActivation(scratchnet.activations.Sigmoid):
+    """σ'(a) instead of σ'(z): a wrong derivative whose error is small where z ≈ 0."""
+
+    def backward(self, z, a, grad):
+        s = scratchnet.activations.sigmoid(a)
+        return grad * s * (1 - s)
+
+
+def test_fd_verdict_on_nonfinite_differences_is_neither():
+    from reference.compare import _fd_verdict
+
+    nan = np.array([np.nan, 1.0])
+    assert _fd_verdict(nan, nan.copy(), np.array([0.5, 1.0]), "float64") == "neither"
+
+
+def test_fd_oracle_blames_a_small_but_clear_float32_error():
+    """The float32 gradient check fails (tol_ratio > 2), and the oracle — float64 central
+    differences, accurate to ~1e-9 of the scale — disagrees with the implementation by ~5e-4,
+    a thousand times float32's rounding of these gradients. Its verdict must be ``torch``; a
+    ``both`` contradicts the failing record. (Fails while ``FD_TOLERANCES["float32"]`` is
+    rtol = atol = 1e-3, i.e. an absolute 1e-3 on gradients of size ~1e-2.)"""
+    broken = ScratchnetImplementation("sigmoid-prime-of-a", with_activation(SigmoidPrimeOfActivation))
+    spec = ModelSpec((5, 6, 6, 3), hidden=("tanh", "sigmoid"), output="identity",
+                     loss={"name": "huber", "delta": 0.5}, dtype="float32", seed=3)
+    x, y = make_batch(spec, 8, seed=3, target="dense")
+    failing = [r for r in compare_model(broken, spec, x, y) if r.status == "fail"]
+    assert failing and min(r.tol_ratio for r in failing) > 2
+    assert {r.fd_verdict for r in failing} == {"torch"}, [(r.param, r.tol_ratio, r.fd_verdict) for r in failing]

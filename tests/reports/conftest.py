@@ -1,0 +1,62 @@
+"""Fixtures for the report, gate and CLI tests: one small real run (a few cases and a short
+lockstep run, ~1 s after torch is imported), shared by the session, and helpers that plant
+regressions into copies of its records."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from reference import ScratchnetImplementation
+from reference.records import Record
+from reference.reports import write_reports, write_tables
+from reference.runner import RunPlan, check_training, run_matrix
+
+#: The small matrix: tanh hidden layers into softmax/sigmoid, mean reduction, both dtypes.
+SMALL_OUTPUTS = ("softmax", "sigmoid")
+
+
+def _small_case(case) -> bool:
+    return case.hidden == "tanh" and case.output in SMALL_OUTPUTS and case.reduction == "mean"
+
+
+@pytest.fixture(scope="session")
+def small_records() -> list[Record]:
+    impl = ScratchnetImplementation()
+    records, _ = run_matrix(impl, RunPlan(training=False, case_filter=_small_case))
+    for dtype in ("float64", "float32"):
+        records += check_training(impl, "sgd_momentum", "mini_batch", dtype, steps=5)
+    return records
+
+
+@pytest.fixture
+def records(small_records) -> list[Record]:
+    """A fresh copy per test, free to mutate."""
+    return [dataclasses.replace(r) for r in small_records]
+
+
+@pytest.fixture
+def write(tmp_path) -> Callable[..., Path]:
+    """``write(records, name)`` → a folder under ``tmp_path`` with the CSVs the gate reads
+    (``render=True``: every report, plots included)."""
+    def _write(recs: list[Record], name: str = "run", render: bool = False) -> Path:
+        out = tmp_path / name
+        (write_reports if render else write_tables)(recs, out, {"profile": "test"})
+        return out
+    return _write
+
+
+@pytest.fixture(scope="session")
+def rendered_dir(small_records, tmp_path_factory) -> Path:
+    """Every report of the small run, written once (read-only for the tests: copy to change)."""
+    out = tmp_path_factory.mktemp("rendered") / "report"
+    write_reports(small_records, out, {"profile": "test", "seed": "0"})
+    return out
+
+
+@pytest.fixture
+def baseline_dir(small_records, write) -> Path:
+    return write(small_records, "baseline")

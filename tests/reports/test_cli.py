@@ -1,0 +1,167 @@
+"""``scratchnet-conformance`` / ``python -m reference``: exit codes, one-line errors, the main
+job on a small subset, re-rendering, the gate and baseline promotion."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from reference import cli
+from reference.gate import gate
+from reference.report_files import read_csv
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _one_line_error(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+@pytest.mark.parametrize("argv, expected", [
+    ([], "required"),
+    (["frobnicate"], "invalid choice"),
+    (["run", "--dtype", "float16"], "--dtype"),
+    (["run", "--fd", "sometimes"], "--fd"),
+    (["run", "--no-such-option"], "unrecognized arguments"),
+    (["gate", "--factor", "0.5"], "--factor"),
+    (["gate", "--factor", "ten"], "--factor"),
+    (["gate", "--floor", "-1"], "--floor"),
+])
+def test_bad_arguments_exit_2_with_one_line(capsys, argv, expected):
+    code, _, err = _run(capsys, *argv)
+    assert code == 2
+    assert expected in _one_line_error(err)
+
+
+def test_missing_folders_exit_2_with_one_line(capsys, tmp_path, small_records, write):
+    missing = str(tmp_path / "missing")
+    for argv in (["report", missing], ["gate", missing, missing], ["baseline", missing, "--to", str(tmp_path / "b")]):
+        code, _, err = _run(capsys, *argv)
+        assert code == 2, argv
+        assert "missing" in _one_line_error(err)
+    (tmp_path / "empty").mkdir()
+    code, _, err = _run(capsys, "report", str(tmp_path / "empty"))
+    assert code == 2 and "matrix.csv" in _one_line_error(err)
+    code, _, err = _run(capsys, "gate", str(write(small_records)), str(tmp_path / "empty"))
+    assert code == 2 and "baseline" in _one_line_error(err)
+
+
+def test_cuda_device_without_cuda_exits_2(capsys):
+    from reference._torch import available_devices
+
+    if "cuda" in available_devices():
+        pytest.skip("this machine has CUDA")
+    code, _, err = _run(capsys, "run", "--device", "cuda")
+    assert code == 2 and "CUDA is not available" in _one_line_error(err)
+    code, _, err = _run(capsys, "run", "--device", "tpu")
+    assert code == 2 and "--device" in _one_line_error(err)
+
+
+def test_corrupt_baseline_exits_2(capsys, small_records, write, baseline_dir):
+    path = baseline_dir / "matrix.csv"
+    path.write_text(path.read_text()[:-200])
+    code, _, err = _run(capsys, "gate", str(write(small_records)), str(baseline_dir))
+    assert code == 2 and "corrupt" in _one_line_error(err)
+
+
+def test_gate_exit_codes_and_offender_table(capsys, records, baseline_dir, write):
+    code, out, _ = _run(capsys, "gate", str(write(records)), str(baseline_dir))
+    assert code == 0
+    assert out.splitlines()[-1].startswith("gate: ") and out.splitlines()[-1].endswith(" passed, 0 failed")
+    target = next(r for r in records if r.check == "loss" and r.output == "softmax" and r.dtype == "float64")
+    target.tol_ratio, target.status, target.passed = 9.0, "fail", False
+    code, out, _ = _run(capsys, "gate", str(write(records, "bad")), str(baseline_dir))
+    assert code == 1
+    assert "pass → fail" in out and f"tanh,tanh → softmax + {target.loss}" in out
+    assert out.splitlines()[-1].endswith(" passed, 1 failed")
+
+
+def test_run_quick_writes_reports_then_gate_and_baseline(capsys, tmp_path, monkeypatch):
+    monkeypatch.setattr(cli, "QUICK_HIDDEN", ("relu",))
+    out_dir = tmp_path / "latest"
+    code, out, err = _run(capsys, "run", "--quick", "--dtype", "float64", "--no-training", "--out", str(out_dir),
+                          "--profile", "smoke")
+    assert code == 0, out + err
+    assert out.splitlines()[-1].startswith("conformance: ") and out.splitlines()[-1].endswith(" passed, 0 failed")
+    assert "progress: 100%" in err  # not a terminal: one line per 10 %
+    matrix, meta = read_csv(out_dir / "matrix.csv")
+    assert set(matrix["hidden"]) == {"relu,relu"} and set(matrix["dtype"]) == {"float64"}
+    assert meta["profile"] == "smoke" and "quick=yes" in meta["plan"] and float(meta["wall_time_s"]) > 0
+    assert (out_dir / "report.html").exists() and (out_dir / "heatmap.png").exists()
+
+    baseline = tmp_path / "baseline"
+    code, out, _ = _run(capsys, "baseline", str(out_dir), "--to", str(baseline))
+    assert code == 0 and "promoted" in out
+    assert sorted(p.name for p in baseline.iterdir()) == sorted(cli.BASELINE_FILES)
+    assert gate(out_dir, baseline).passed
+    # promoting again replaces the folder whole and leaves nothing behind
+    (baseline / "stale.txt").write_text("from an older baseline")
+    code, _, _ = _run(capsys, "baseline", str(out_dir), "--to", str(baseline), "--all")
+    assert code == 0 and not (baseline / "stale.txt").exists() and (baseline / "records.csv").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+    code, out, _ = _run(capsys, "report", str(out_dir))
+    assert code == 0 and "re-rendered" in out
+
+
+def test_interrupted_promotion_keeps_the_old_baseline(capsys, tmp_path, monkeypatch, small_records, write):
+    report = write(small_records, "report", render=False)
+    (report / "report.md").write_text("# md\n")
+    baseline = tmp_path / "baseline"
+    assert _run(capsys, "baseline", str(report), "--to", str(baseline))[0] == 0
+    before = {p.name: p.read_bytes() for p in baseline.iterdir()}
+
+    def broken_copy(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(shutil, "copy2", broken_copy)
+    with pytest.raises(OSError):
+        cli.main(["baseline", str(report), "--to", str(baseline)])
+    assert {p.name: p.read_bytes() for p in baseline.iterdir()} == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_baseline_never_promotes_onto_itself(capsys, baseline_dir):
+    code, _, err = _run(capsys, "baseline", str(baseline_dir), "--to", str(baseline_dir))
+    assert code == 2 and "same folder" in _one_line_error(err)
+
+
+def test_a_job_that_raises_becomes_a_failing_row():
+    from reference.matrix import Case
+    from reference.reports import conformance_matrix, records_frame
+    from reference.runner import RunPlan
+
+    class Broken:
+        name = "broken"
+
+        def build(self, spec, state):
+            raise RuntimeError("no network today")
+
+    jobs = [("case", (Case("tanh", "softmax", "cross_entropy", "mean", "float64"), "cpu")),
+            ("training", ("sgd", "full_batch", "float64", "cpu"))]
+    records, _, errors = cli.execute(Broken(), RunPlan(), jobs)
+    assert len(errors) == 2 and "no network today" in errors[0]
+    matrix = conformance_matrix(records_frame(records))
+    assert (matrix["status"] == "fail").all() and set(matrix["kind"]) == {"case", "training"}
+    assert set(matrix[matrix["kind"] == "case"]["flavour"]) == {"modular", "fused"}
+
+
+def test_python_dash_m_reference_is_the_cli():
+    done = subprocess.run([sys.executable, "-m", "reference", "gate", "--factor", "x"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0 and "--factor" in done.stderr
+    assert "Traceback" not in done.stderr
