@@ -367,7 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .gate import DEFAULT_FACTOR, DEFAULT_FLOORS
 
     parser = _Parser(prog=PROG, description="scratchnet vs torch: conformance runs, reports and the regression gate.")
-    sub = parser.add_subparsers(dest="command", metavar="{run,report,gate,baseline}", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="{run,report,gate,baseline,study}", parser_class=_Parser)
     sub.required = True
 
     run = sub.add_parser("run", help="run the conformance matrix and write the reports",
@@ -411,6 +411,10 @@ def build_parser() -> argparse.ArgumentParser:
     baseline.add_argument("--all", action="store_true",
                           help=f"keep every file (raw records, HTML, PNGs), not only {', '.join(BASELINE_FILES)}")
     baseline.set_defaults(func=cmd_baseline)
+
+    from .study import add_study_parser  # the multi-class study (reference/study.py)
+
+    add_study_parser(sub)
     return parser
 
 

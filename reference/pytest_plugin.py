@@ -7,24 +7,38 @@ Options
     ``--max-examples N``         hypothesis examples per property test (overrides the profile)
     ``--report-dir DIR``         where the run's records and reports go
                                  (default ``reports/latest/pytest``)
-    ``--impl module:factory``    the implementation under test (default: scratchnet);
-                                 ``factory()`` returns a :class:`reference.protocol.Implementation`
+    ``--impl module:factory``    the implementation under test (default: scratchnet):
+                                 ``package.module:factory`` or ``path/to/adapter.py:factory``;
+                                 ``factory`` is an implementation object, a class or a function
+                                 returning one (see :mod:`reference.adapter`). It is validated at
+                                 start-up: a malformed adapter stops the run with what is missing.
 
 Fixtures
-    ``impl``       the implementation under test
-    ``device``     parametrises a test over the selected devices
-    ``conformance`` the session's :class:`Recorder`: ``conformance.check(records)`` stores the
-                   records, steers hypothesis toward the worst ``tol_ratio`` and fails the test
-                   with a table of the failing tensors
+    ``impl``         the implementation under test (``NotImplementedError`` from its ``build`` or
+                     ``configure_optimizer`` skips the test as not implemented)
+    ``capabilities`` its :class:`reference.adapter.Capabilities`
+    ``device``       parametrises a test over the selected devices
+    ``conformance``  the session's :class:`Recorder`: ``conformance.check(records)`` stores the
+                     records, steers hypothesis toward the worst ``tol_ratio`` and fails the test
+                     with a table of the failing tensors and their diagnosis;
+                     ``conformance.require(...)`` / ``require_case`` / ``require_training`` skip
+                     what the implementation does not implement ("not implemented by <impl>: …")
 
 Every record of the run — from every xdist worker — is collected, written at session end with
-:func:`reference.reports.write_reports` and summarised in the terminal.
+:func:`reference.reports.write_reports` and summarised in the terminal, with the diagnosis of
+each failing parameter, the smallest failing example hypothesis found, and the count of what
+was not implemented.
+
+The deterministic matrix is also packaged, so a project that depends on scratchnet runs it
+against its own network with ``pytest --pyargs reference.conformance_tests --impl pkg.mod:factory``.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
+import os
+import textwrap
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -37,14 +51,55 @@ NO_CUDA_REASON = "CUDA not available: torch.cuda.is_available() is False on this
 
 
 class Recorder:
-    """Collects records and refusal messages for one pytest process."""
+    """Collects records, refusal messages, what was not implemented and the failing examples for
+    one pytest process."""
 
-    def __init__(self) -> None:
+    def __init__(self, impl_name: str = "scratchnet", capabilities: Any = None) -> None:
         self.records: list[Record] = []
         self.refusals: list[str] = []
+        self.impl_name = impl_name
+        self.capabilities = capabilities
+        self.not_implemented: list[str] = []
+        #: test id -> (description, problem) of its last failing example (hypothesis replays the
+        #: smallest one last)
+        self.examples: dict[str, tuple[str, Any]] = {}
+        #: test id -> lines for the terminal summary, once diagnosed at session end
+        self.example_lines: dict[str, list[str]] = {}
 
-    def check(self, records: list[Record], *, steer: bool = True) -> None:
-        """Store ``records``; fail with a readable table if any failed."""
+    # -- not implemented ---------------------------------------------------------------------
+    def skip_not_implemented(self, what: str) -> None:
+        """Count ``what`` as not implemented and skip the test, saying so."""
+        self.not_implemented.append(what)
+        pytest.skip(f"not implemented by {self.impl_name}: {what}")
+
+    def _caps(self) -> Any:
+        if self.capabilities is None:
+            from .adapter import Capabilities
+
+            self.capabilities = Capabilities.everything()
+        return self.capabilities
+
+    def require(self, **what: Any) -> None:
+        """Skip unless the implementation declares everything named (``hidden=[...]``,
+        ``output=``, ``loss=``, ``reduction=``, ``dtype=``)."""
+        missing = self._caps().missing(**what)
+        if missing:
+            self.skip_not_implemented(missing)
+
+    def require_case(self, case: Any) -> None:
+        missing = self._caps().missing_for_case(case)
+        if missing:
+            self.skip_not_implemented(missing)
+
+    def require_training(self, optimizer: str, dtype: str) -> None:
+        missing = self._caps().missing_for_training(optimizer, dtype)
+        if missing:
+            self.skip_not_implemented(missing)
+
+    # -- checking ----------------------------------------------------------------------------
+    def check(self, records: list[Record], *, steer: bool = True, problem: Any = None) -> None:
+        """Store ``records``; fail with a readable table if any failed. ``problem`` —
+        ``(spec, state, x, y, device)`` of the records — is kept for a full diagnosis at the end."""
         self.records.extend(records)
         if steer and records:
             try:
@@ -55,17 +110,109 @@ class Recorder:
                 pass
         failed = [r for r in records if r.status == "fail"]
         if failed:
+            from .diagnosis import annotate
+
+            if not any(r.diagnosis for r in failed):
+                annotate(records)  # from the records alone: cheap, fine inside a hypothesis search
             lines = [f"{len(failed)} of {len(records)} comparisons failed:"]
+            if problem is not None:
+                description = _describe(problem)
+                self.examples[_current_test()] = (description, problem)
+                lines.append(f"  example: {description}")
             for r in failed[:12]:
                 where = f" step {r.step}" if r.step >= 0 else ""
                 fd = f" finite differences side with: {r.fd_verdict}" if r.fd_verdict else ""
                 lines.append(f"  {r.check:<13} {r.param:<18} tol_ratio={r.tol_ratio:.3g} "
                              f"max_abs_err={r.max_abs_err:.3g} worst at {r.worst_index}{where} "
                              f"[{r.hidden}→{r.output}+{r.loss} {r.reduction} {r.flavour} {r.dtype} {r.device}]{fd}")
+                if r.diagnosis:
+                    lines.append(f"      diagnosis: {r.diagnosis}")
             pytest.fail("\n".join(lines), pytrace=False)
 
     def refused(self, message: str) -> None:
         self.refusals.append(message)
+
+    def diagnose_examples(self, impl: Any) -> None:
+        """The full diagnosis (re-running variants) of each test's last failing example."""
+        from .compare import compare_model
+        from .diagnosis import Problem, annotate, summary_lines
+
+        for test, (description, problem) in self.examples.items():
+            spec, state, x, y, device = problem
+            lines = [f"{test}", f"  smallest failing example: {description}"]
+            try:
+                records = compare_model(impl, spec, x, y, state=state, device=device, fd="on_failure")
+                annotate(records, impl, Problem(spec, state, x, y, device), self.capabilities)
+                lines += ["  " + line for line in summary_lines(records, limit=2)]
+            except BaseException as exc:  # noqa: BLE001 - a skip or a crash: say so, never break the summary
+                lines.append(f"  (not diagnosed: {type(exc).__name__}: {exc})")
+            self.example_lines[test] = lines
+
+
+def _current_test() -> str:
+    return os.environ.get("PYTEST_CURRENT_TEST", "test").rsplit(" (", 1)[0]
+
+
+def _describe(problem: Any) -> str:
+    from .diagnosis import Problem
+
+    spec, state, x, y, device = problem
+    try:
+        return Problem(spec, state, x, y, device).describe()
+    except Exception:  # noqa: BLE001
+        return spec.describe()
+
+
+# --------------------------------------------------------------------------------------------
+# The implementation under test
+# --------------------------------------------------------------------------------------------
+
+class _GuardedModel:
+    """A model whose ``configure_optimizer`` turns ``NotImplementedError`` into a skip."""
+
+    def __init__(self, model: Any, recorder: Recorder):
+        self._model, self._recorder = model, recorder
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+    def configure_optimizer(self, spec: Any) -> None:
+        try:
+            self._model.configure_optimizer(spec)
+        except NotImplementedError as exc:
+            self._recorder.skip_not_implemented(str(exc) or f"optimizer {dict(spec)}")
+
+
+class GuardedImplementation:
+    """The implementation under test, as the tests see it: ``NotImplementedError`` raised by
+    ``build`` (or the model's ``configure_optimizer``) skips the test as not implemented instead
+    of failing it (and hypothesis re-raises a skip at once, without shrinking)."""
+
+    def __init__(self, inner: Any, recorder: Recorder):
+        self._inner, self._recorder = inner, recorder
+        self.name = inner.name
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def build(self, spec: Any, state: Any) -> Any:
+        try:
+            model = self._inner.build(spec, state)
+        except NotImplementedError as exc:
+            self._recorder.skip_not_implemented(str(exc) or spec.describe())
+        return _GuardedModel(model, self._recorder)
+
+
+def load_implementation(spec: str | None) -> Any:
+    """Resolve and validate ``module:factory`` (scratchnet when ``None``); a malformed adapter
+    is a usage error naming what is missing."""
+    from .adapter import AdapterError
+    from .adapter import load_implementation as load
+
+    try:
+        return load(spec)[0]
+    except AdapterError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -75,12 +222,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--max-examples", type=int, default=None, help="hypothesis examples per property test")
     group.addoption("--report-dir", default=None, help="where records and reports are written "
                     "(default: reports/latest/pytest under the rootdir)")
-    group.addoption("--impl", default=None, help="implementation under test as module:factory (default scratchnet)")
+    group.addoption("--impl", default=None, help="implementation under test as package.module:factory or "
+                    "path/to/adapter.py:factory (default scratchnet); see reference/adapter.py")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config._scratchnet_recorder = Recorder()  # type: ignore[attr-defined]
     config._scratchnet_worker_records = []  # type: ignore[attr-defined]
+    config._scratchnet_impl = None  # type: ignore[attr-defined]
     n = config.getoption("--max-examples")
     if n is not None:
         if n < 1:
@@ -88,30 +237,35 @@ def pytest_configure(config: pytest.Config) -> None:
         from hypothesis import settings
         settings.register_profile("cli-override", settings(settings.default, max_examples=n))
         settings.load_profile("cli-override")
+    if config.getoption("--impl"):
+        _load(config)  # a malformed adapter stops the run here, before collection
 
 
-def load_implementation(spec: str | None) -> Any:
-    """Resolve ``module:factory`` to an implementation (scratchnet when ``None``)."""
-    from .protocol import ScratchnetImplementation
+def _load(config: pytest.Config) -> Any:
+    """The implementation and its validated capabilities, loaded once per process."""
+    if config._scratchnet_impl is None:  # type: ignore[attr-defined]
+        from .adapter import AdapterError
+        from .adapter import load_implementation as load
 
-    if spec is None:
-        return ScratchnetImplementation()
-    module_name, _, attr = spec.partition(":")
-    if not module_name or not attr:
-        raise pytest.UsageError(f"--impl must look like 'package.module:factory', got {spec!r}")
-    try:
-        factory = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise pytest.UsageError(f"--impl {spec!r}: cannot load it ({exc})") from None
-    impl = factory() if callable(factory) and not hasattr(factory, "build") else factory
-    if not (hasattr(impl, "build") and hasattr(impl, "name")):
-        raise pytest.UsageError(f"--impl {spec!r} must give an object with .name and .build(spec, state)")
-    return impl
+        try:
+            inner, caps = load(config.getoption("--impl"))
+        except AdapterError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        recorder: Recorder = config._scratchnet_recorder  # type: ignore[attr-defined]
+        recorder.impl_name, recorder.capabilities = inner.name, caps
+        config._scratchnet_impl = GuardedImplementation(inner, recorder)  # type: ignore[attr-defined]
+    return config._scratchnet_impl  # type: ignore[attr-defined]
 
 
 @pytest.fixture(scope="session")
 def impl(pytestconfig: pytest.Config) -> Any:
-    return load_implementation(pytestconfig.getoption("--impl"))
+    return _load(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def capabilities(pytestconfig: pytest.Config) -> Any:
+    _load(pytestconfig)
+    return pytestconfig._scratchnet_recorder.capabilities  # type: ignore[attr-defined]
 
 
 @pytest.fixture(scope="session")
@@ -145,14 +299,19 @@ def _is_worker(config: pytest.Config) -> bool:
 def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config
     recorder: Recorder = config._scratchnet_recorder  # type: ignore[attr-defined]
+    if recorder.examples:
+        recorder.diagnose_examples(_load(config))
     if _is_worker(config):
         config.workeroutput[_RECORDS_KEY] = json.dumps(  # type: ignore[attr-defined]
-            {"records": [r.to_dict() for r in recorder.records], "refusals": recorder.refusals})
+            {"records": [r.to_dict() for r in recorder.records], "refusals": recorder.refusals,
+             "not_implemented": recorder.not_implemented, "examples": recorder.example_lines})
         return
     for payload in config._scratchnet_worker_records:  # type: ignore[attr-defined]
         data = json.loads(payload)
         recorder.records.extend(Record(**r) for r in data["records"])
         recorder.refusals.extend(data["refusals"])
+        recorder.not_implemented.extend(data.get("not_implemented", []))
+        recorder.example_lines.update(data.get("examples", {}))
     if recorder.records:
         config._scratchnet_written = _write(config, recorder)  # type: ignore[attr-defined]
 
@@ -161,6 +320,13 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
     payload = getattr(node, "workeroutput", {}).get(_RECORDS_KEY)
     if payload:
         node.config._scratchnet_worker_records.append(payload)
+
+
+def _not_implemented_summary(recorder: Recorder, limit: int = 6) -> str:
+    counts = Counter(part.strip() for what in recorder.not_implemented for part in what.split(", "))
+    top = ", ".join(f"{what} ({n})" for what, n in counts.most_common(limit))
+    more = f", … {len(counts) - limit} more" if len(counts) > limit else ""
+    return f"{len(recorder.not_implemented)} tests skipped as not implemented by {recorder.impl_name}: {top}{more}"
 
 
 def _write(config: pytest.Config, recorder: Recorder) -> Path | str:
@@ -174,6 +340,10 @@ def _write(config: pytest.Config, recorder: Recorder) -> Path | str:
         return f"not written ({exc})"
     metadata = {"source": "pytest", "profile": getattr(settings, "_current_profile", ""),
                 "refused_pairs": len(recorder.refusals), **versions()}
+    if recorder.impl_name != "scratchnet" or recorder.not_implemented:
+        metadata["impl"] = recorder.impl_name
+    if recorder.not_implemented:
+        metadata["not_implemented"] = _not_implemented_summary(recorder)
     write_reports(recorder.records, out, metadata)
     return out
 
@@ -182,15 +352,18 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if _is_worker(config):
         return
     recorder: Recorder = config._scratchnet_recorder  # type: ignore[attr-defined]
-    if not recorder.records and not recorder.refusals:
+    if not recorder.records and not recorder.refusals and not recorder.not_implemented:
         return
     tr = terminalreporter
     tr.section("scratchnet conformance")
     records = recorder.records
     combos = {(r.hidden, r.output, r.loss, r.reduction, r.flavour, r.dtype, r.device, r.optimizer, r.gd_mode)
               for r in records}
-    tr.write_line(f"{len(records)} comparisons over {len(combos)} combinations; "
+    impl = f" of {recorder.impl_name}" if recorder.impl_name != "scratchnet" else ""
+    tr.write_line(f"{len(records)} comparisons{impl} over {len(combos)} combinations; "
                   f"{len(recorder.refusals)} undefined pairs refused as required")
+    if recorder.not_implemented:
+        tr.write_line(_not_implemented_summary(recorder) + " (not failures)")
     worst: dict[tuple[str, str], Record] = {}
     for r in records:
         if r.status == "ref_nonfinite":
@@ -198,7 +371,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         key = (r.check, r.dtype)
         if key not in worst or r.tol_ratio > worst[key].tol_ratio:
             worst[key] = r
-    tr.write_line(f"{'check':<14}{'dtype':<9}{'worst tol_ratio':>16}  where")
+    if worst:
+        tr.write_line(f"{'check':<14}{'dtype':<9}{'worst tol_ratio':>16}  where")
     for (check, dtype), r in sorted(worst.items()):
         tr.write_line(f"{check:<14}{dtype:<9}{r.tol_ratio:>16.3g}  {r.param} "
                       f"[{r.hidden}→{r.output}+{r.loss} {r.reduction} {r.flavour} {r.device}]")
@@ -209,6 +383,18 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         tr.write_line(f"FAIL {r.check} {r.param} tol_ratio={r.tol_ratio:.3g} "
                       f"[{r.hidden}→{r.output}+{r.loss} {r.reduction} {r.flavour} {r.dtype} {r.device}]"
                       + (f" fd sides with {r.fd_verdict}" if r.fd_verdict else ""))
+    if any(r.status == "fail" and r.diagnosis for r in records):
+        from .diagnosis import summary_lines
+
+        tr.write_line("diagnosis of the failing parameters (first wrong layer from the output first):")
+        for line in summary_lines(records):
+            tr.write_line("  " + line)
+    if recorder.example_lines:
+        tr.write_line("smallest failing examples (hypothesis), fully diagnosed:")
+        for lines in recorder.example_lines.values():
+            for line in lines:
+                for wrapped in textwrap.wrap(line, width=140, subsequent_indent=" " * 22) or [""]:
+                    tr.write_line("  " + wrapped)
     written = getattr(config, "_scratchnet_written", None)
     if written is not None:
         tr.write_line(f"records and reports: {written}")

@@ -86,6 +86,8 @@ class Record:
     note: str = ""
     device_name: str = ""
     versions: str = field(default="")
+    #: which derivative is wrong and how, in words (reference.diagnosis); "" when it passed
+    diagnosis: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

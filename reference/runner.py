@@ -6,23 +6,32 @@ Each case is checked on a seeded batch with a two-hidden-layer, non-square netwo
 takes. Training configurations run in lockstep for 20 steps on a fixed classification case.
 Undefined (output, loss) pairs are checked to be refused with a clear error. Everything is
 seeded, so two runs on the same machine give the same records — the baseline gate relies on it.
+
+An implementation that declares :class:`~reference.adapter.Capabilities` narrows the plan:
+:meth:`RunPlan.jobs` keeps what it implements, :meth:`RunPlan.not_implemented` lists the rest
+with the reason, and the training checks train the closest model it implements. Failing
+records come back with a :mod:`~reference.diagnosis` of what is wrong.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
 
 from scratchnet import ModelSpec, registry
 
+from .adapter import Capabilities, capabilities_of
 from .compare import compare_model
 from .lockstep import lockstep
 from .matrix import DTYPES, OPTIMIZER_CONFIGS, Case, cases, make_batch, refused_pairs, training_configs
-from .protocol import Implementation
+from .protocol import Implementation, initial_state
 from .records import Record
 
 __all__ = ["RunPlan", "check_case", "check_training", "check_refusal", "run_matrix", "target_kind",
-           "CASE_SIZES", "TRAINING_STEPS"]
+           "case_problem", "training_spec", "CASE_SIZES", "TRAINING_STEPS"]
 
 CASE_SIZES = (5, 7, 6, 4)
 CASE_BATCH = 8
@@ -34,27 +43,53 @@ def target_kind(loss: str) -> str:
     return "labels" if loss in ("cross_entropy", "nll") else "dense"
 
 
-def check_case(impl: Implementation, case: Case, device: str = "cpu", seed: int = 0,
-               fd: str = "on_failure") -> list[Record]:
-    """Forward, loss and gradient records for one matrix case (every torch flavour)."""
+def case_problem(case: Case, seed: int = 0) -> tuple[ModelSpec, np.ndarray, np.ndarray]:
+    """The spec and seeded batch one matrix case is checked on."""
     spec = case.spec(CASE_SIZES, seed=seed)
     x, y = make_batch(spec, CASE_BATCH, seed=seed, target=target_kind(case.loss))
-    return compare_model(impl, spec, x, y, device=device, fd=fd)
+    return spec, x, y
 
 
-def training_spec(dtype: str) -> ModelSpec:
-    """The model every training configuration is run on: tanh → softmax + cross-entropy."""
-    return ModelSpec(CASE_SIZES, hidden="tanh", output="softmax", loss="cross_entropy", dtype=dtype, seed=1)
+def check_case(impl: Implementation, case: Case, device: str = "cpu", seed: int = 0,
+               fd: str = "on_failure", diagnose: bool = True) -> list[Record]:
+    """Forward, loss and gradient records for one matrix case (every torch flavour); failing
+    records carry a diagnosis (``diagnose=False``: not computed)."""
+    spec, x, y = case_problem(case, seed)
+    records = compare_model(impl, spec, x, y, device=device, fd=fd)
+    if diagnose and any(r.status == "fail" for r in records):
+        from .diagnosis import Problem, annotate
+
+        annotate(records, impl, Problem(spec, initial_state(spec), x, y, device))
+    return records
+
+
+def training_spec(dtype: str, capabilities: Capabilities | None = None) -> ModelSpec:
+    """The model every training configuration is run on: tanh → softmax + cross-entropy, or the
+    closest model ``capabilities`` implement (``NotImplementedError`` when there is none)."""
+    if capabilities is None or capabilities.is_everything:
+        return ModelSpec(CASE_SIZES, hidden="tanh", output="softmax", loss="cross_entropy", dtype=dtype, seed=1)
+    model = capabilities.training_model(dtype)
+    if model is None:
+        raise NotImplementedError(capabilities.missing_for_training("sgd", dtype)
+                                  or f"nothing to train in {dtype}")
+    hidden, output, loss, reduction = model
+    return ModelSpec(CASE_SIZES, hidden=hidden, output=output, loss=loss, reduction=reduction, dtype=dtype, seed=1)
 
 
 def check_training(impl: Implementation, optimizer: str, gd_mode: str, dtype: str, device: str = "cpu",
-                   steps: int = TRAINING_STEPS) -> list[Record]:
+                   steps: int = TRAINING_STEPS, spec: ModelSpec | None = None) -> list[Record]:
     """Lockstep records for one optimizer configuration × GD mode (13 samples: the mini-batch
-    mode has a partial last batch)."""
-    spec = training_spec(dtype)
-    x, y = make_batch(spec, 13, seed=3)
-    return lockstep(impl, spec, x, y, OPTIMIZER_CONFIGS[optimizer], gd_mode=gd_mode, steps=steps,
-                    device=device, seed=3)
+    mode has a partial last batch), on ``spec`` (default :func:`training_spec` for the
+    implementation's declared capabilities). Failing records carry a diagnosis."""
+    spec = spec or training_spec(dtype, capabilities_of(impl))
+    x, y = make_batch(spec, 13, seed=3, target=target_kind(spec.loss["name"]))
+    records = lockstep(impl, spec, x, y, OPTIMIZER_CONFIGS[optimizer], gd_mode=gd_mode, steps=steps,
+                       device=device, seed=3)
+    if any(r.status == "fail" for r in records):
+        from .diagnosis import annotate_training
+
+        annotate_training(records)
+    return records
 
 
 def check_refusal(output: str, loss: str) -> str:
@@ -71,15 +106,18 @@ def check_refusal(output: str, loss: str) -> str:
 
 @dataclass
 class RunPlan:
-    """What a run covers (defaults: the whole matrix on CPU)."""
+    """What a run covers (defaults: the whole matrix on CPU), narrowed to ``capabilities``
+    (``None``: everything)."""
 
     devices: tuple[str, ...] = ("cpu",)
     dtypes: tuple[str, ...] = DTYPES
     training: bool = True
     fd: str = "on_failure"
     case_filter: Callable[[Case], bool] = field(default=lambda case: True)
+    capabilities: Capabilities | None = None
 
-    def jobs(self) -> list[tuple[str, tuple]]:
+    def all_jobs(self) -> list[tuple[str, tuple]]:
+        """Every job of the plan, implemented or not."""
         work: list[tuple[str, tuple]] = [("refusal", pair) for pair in refused_pairs()]
         for device in self.devices:
             work += [("case", (case, device)) for case in cases(self.dtypes) if self.case_filter(case)]
@@ -88,21 +126,57 @@ class RunPlan:
                          for opt, mode in training_configs() for dtype in self.dtypes]
         return work
 
+    def missing(self, job: tuple[str, tuple]) -> str:
+        """What ``job`` needs that the implementation does not declare (``""``: nothing)."""
+        caps = self.capabilities
+        if caps is None:
+            return ""
+        kind, args = job
+        if kind == "case":
+            return caps.missing_for_case(args[0])
+        if kind == "training":
+            return caps.missing_for_training(args[0], args[2])
+        return ""
+
+    def jobs(self) -> list[tuple[str, tuple]]:
+        """The jobs to run: :meth:`all_jobs` the implementation implements."""
+        return [job for job in self.all_jobs() if not self.missing(job)]
+
+    def not_implemented(self) -> list[tuple[tuple[str, tuple], str]]:
+        """``(job, what is missing)`` for every job left out because it is not implemented."""
+        return [(job, reason) for job in self.all_jobs() if (reason := self.missing(job))]
+
+    def training_spec(self, dtype: str) -> ModelSpec:
+        """The model the training jobs train (see :func:`training_spec`)."""
+        return training_spec(dtype, self.capabilities)
+
 
 def run_matrix(impl: Implementation, plan: RunPlan | None = None,
-               progress: Callable[[Iterable], Iterable] = lambda jobs: jobs) -> tuple[list[Record], list[str]]:
-    """Run every job of ``plan``; returns the records and the refusal messages checked."""
+               progress: Callable[[Iterable], Iterable] = lambda jobs: jobs,
+               not_implemented: list[tuple[Any, str]] | None = None) -> tuple[list[Record], list[str]]:
+    """Run every job of ``plan``; returns the records and the refusal messages checked. Jobs
+    the implementation does not implement — left out by the plan, or raising
+    ``NotImplementedError`` — are appended to ``not_implemented`` as ``(job, reason)``."""
     plan = plan or RunPlan()
     records: list[Record] = []
     refusals: list[str] = []
-    for kind, args in progress(plan.jobs()):
-        if kind == "refusal":
-            refusals.append(check_refusal(*args))
-        elif kind == "case":
-            case, device = args
-            records += check_case(impl, case, device, fd=plan.fd)
-        else:
-            records += check_training(impl, *args)
+    if not_implemented is not None:
+        not_implemented += plan.not_implemented()
+    for job in progress(plan.jobs()):
+        kind, args = job
+        try:
+            if kind == "refusal":
+                refusals.append(check_refusal(*args))
+            elif kind == "case":
+                case, device = args
+                records += check_case(impl, case, device, fd=plan.fd)
+            else:
+                records += check_training(impl, *args, spec=plan.training_spec(args[2]))
+        except NotImplementedError as exc:
+            if not_implemented is None:
+                raise
+            not_implemented.append((job, f"raised NotImplementedError: {exc}" if str(exc) else
+                                    "raised NotImplementedError"))
     return records, refusals
 
 

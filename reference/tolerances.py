@@ -30,7 +30,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Tolerance", "TOLERANCES", "TRAINING_GROWTH", "tolerance", "training_tolerance", "FD_TOLERANCES", "NOISE_FACTOR"]
+__all__ = ["Tolerance", "TOLERANCES", "TRAINING_GROWTH", "tolerance", "training_tolerance", "FD_TOLERANCES",
+           "NOISE_FACTOR"]
 
 
 @dataclass(frozen=True)

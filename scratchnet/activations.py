@@ -8,6 +8,12 @@ log-softmax the row-wise product, computed without ever forming the C x C Jacobi
 At kinks the subgradient is PyTorch's (e.g. ``relu'(0) = 0``, ``leaky_relu'(0) = slope``,
 ``elu'(0) = alpha``). All functions are stable for ``|z|`` up to 1e4 in float32 and float64:
 no overflow warnings, no NaN, and no infinity where the true value is finite.
+
+The training hot path (:class:`scratchnet.layers.Dense`) calls ``forward_into(z, out)`` and
+``backward_into(z, a, grad, out)`` instead: the same numbers, bit for bit, written into
+preallocated arrays. identity, sigmoid, tanh, relu and softmax implement them with in-place
+ufuncs; every other activation (and any subclass that redefines ``forward`` or ``backward``)
+falls back to the allocating ``forward``/``backward``.
 """
 
 from __future__ import annotations
@@ -29,8 +35,22 @@ __all__ = [
 def sigmoid(z: np.ndarray) -> np.ndarray:
     """Logistic function ``σ(z) = 1 / (1 + exp(-z))``, computed from ``exp(-|z|)`` so that it
     never overflows: ``σ(z) = 1/(1+e)`` for ``z >= 0`` and ``e/(1+e)`` for ``z < 0``."""
-    e = np.exp(-np.abs(z))
-    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(z.dtype, copy=False)
+    z = np.asarray(z)
+    if z.dtype.kind != "f":
+        z = z.astype(np.float64)
+    return _sigmoid_into(z, np.empty_like(z), np.empty_like(z), np.empty(z.shape, dtype=bool))
+
+
+def _sigmoid_into(z: np.ndarray, out: np.ndarray, denom: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """:func:`sigmoid` into ``out``, with ``denom`` (like ``z``) and ``mask`` (bool) as scratch.
+
+    The numerator is ``max(e, [z >= 0])``: 1 where ``z >= 0`` (as ``e <= 1``), ``e`` elsewhere
+    (as ``e >= 0``), NaN where ``z`` is NaN — the value ``np.where(z >= 0, 1, e)`` picks, without
+    ``np.where``'s branchy loop (20× slower on random signs)."""
+    e = np.exp(np.negative(np.abs(z, out=out), out=out), out=out)      # e = exp(−|z|) in (0, 1]
+    np.add(e, 1, out=denom)                                             # 1 + e
+    np.maximum(e, np.greater_equal(z, 0, out=mask), out=out)            # 1 if z >= 0 else e
+    return np.divide(out, denom, out=out)
 
 
 def softplus(z: np.ndarray) -> np.ndarray:
@@ -71,6 +91,38 @@ class Activation:
     def backward(self, z: np.ndarray, a: np.ndarray, grad: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    # -- the training hot path ------------------------------------------------------------
+    def forward_into(self, z: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """``f(z)`` written into ``out`` (preallocated, the shape and dtype of ``z``) by the
+        activations that have an in-place form; the others return :meth:`forward`'s new array.
+        Returns the result either way."""
+        return self.forward(z)
+
+    def backward_into(self, z: np.ndarray, a: np.ndarray, grad: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """The VJP of :meth:`backward` written into ``out`` (which may be ``grad`` itself) by the
+        activations that have an in-place form; the others return :meth:`backward`'s new array."""
+        return self.backward(z, a, grad)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # A subclass that redefines forward (or backward) but not its in-place twin must not
+        # inherit its parent's twin, which computes the parent's function: fall back to the
+        # allocating default, so the hot path always computes what forward/backward say.
+        if "forward" in cls.__dict__ and "forward_into" not in cls.__dict__:
+            cls.forward_into = Activation.forward_into  # type: ignore[method-assign]
+        if "backward" in cls.__dict__ and "backward_into" not in cls.__dict__:
+            cls.backward_into = Activation.backward_into  # type: ignore[method-assign]
+
+    def _scratch(self, key: str, like: np.ndarray, dtype: Any = None, fill: float | None = None) -> np.ndarray:
+        """A work array shaped like ``like`` kept between calls (reallocated only when the shape
+        or dtype changes); ``fill`` initialises a new one."""
+        cache = self.__dict__.setdefault("_scratch_arrays", {})
+        dtype = like.dtype if dtype is None else np.dtype(dtype)
+        buf = cache.get(key)
+        if buf is None or buf.shape != like.shape or buf.dtype != dtype:
+            buf = cache[key] = np.empty(like.shape, dtype) if fill is None else np.full(like.shape, fill, dtype)
+        return buf
+
     def __call__(self, z: np.ndarray) -> np.ndarray:
         return self.forward(z)
 
@@ -97,6 +149,13 @@ class Identity(Activation):
     def backward(self, z, a, grad):
         return grad
 
+    def forward_into(self, z, out):
+        np.copyto(out, z)
+        return out
+
+    def backward_into(self, z, a, grad, out):
+        return grad
+
 
 class Sigmoid(Activation):
     """Logistic sigmoid ``σ(z) = 1/(1+exp(-z))``, ``σ'(z) = σ(z)(1 − σ(z))``; range (0, 1)."""
@@ -111,6 +170,13 @@ class Sigmoid(Activation):
     def backward(self, z, a, grad):
         return grad * (1 - a) * a
 
+    def forward_into(self, z, out):
+        return _sigmoid_into(z, out, self._scratch("tmp", z), self._scratch("mask", z, bool))
+
+    def backward_into(self, z, a, grad, out):
+        one_minus_a = np.subtract(1, a, out=self._scratch("tmp", a))
+        return np.multiply(np.multiply(grad, one_minus_a, out=out), a, out=out)   # (g·(1−a))·a
+
 
 class Tanh(Activation):
     """``tanh(z)``, ``tanh'(z) = 1 − tanh(z)²``; range (−1, 1)."""
@@ -123,6 +189,14 @@ class Tanh(Activation):
 
     def backward(self, z, a, grad):
         return grad * (1 - a * a)
+
+    def forward_into(self, z, out):
+        return np.tanh(z, out=out)
+
+    def backward_into(self, z, a, grad, out):
+        slope = np.multiply(a, a, out=self._scratch("tmp", a))
+        np.subtract(1, slope, out=slope)                                  # 1 − a²
+        return np.multiply(grad, slope, out=out)
 
 
 class ReLU(Activation):
@@ -140,6 +214,22 @@ class ReLU(Activation):
 
     def backward(self, z, a, grad):
         return np.where(z > 0, grad, 0).astype(grad.dtype, copy=False)
+
+    def forward_into(self, z, out):
+        # max against an array of zeros, not the scalar 0: NumPy's SIMD loop for maximum only
+        # covers two array operands here (5× faster at 128 × 256); same values.
+        return np.maximum(z, self._scratch("zeros", z, fill=0), out=out)
+
+    def backward_into(self, z, a, grad, out):
+        """``grad`` where ``z > 0``, else +0 — bit for bit ``np.where(z > 0, grad, 0)`` (NaN and
+        ±inf gradients of dead units included) — as ``grad`` AND a bit mask of all ones / all
+        zeros: three SIMD passes instead of ``np.where``'s branchy loop (6× faster at 128 × 256,
+        15× at 1024 × 256 on random signs)."""
+        bits = np.dtype(f"i{grad.dtype.itemsize}")
+        mask = np.greater(z, 0, out=self._scratch("mask", z, bits), casting="unsafe")   # 1 / 0
+        np.negative(mask, out=mask)                                                   # −1 = all ones
+        np.bitwise_and(grad.view(bits), mask, out=out.view(bits))
+        return out
 
 
 class LeakyReLU(Activation):
@@ -299,6 +389,11 @@ class Softmax(Activation):
 
     def backward(self, z, a, grad):
         return a * (grad - (grad * a).sum(axis=1, keepdims=True))
+
+    def forward_into(self, z, out):
+        e = np.exp(np.subtract(z, z.max(axis=1, keepdims=True), out=out), out=out)
+        e /= e.sum(axis=1, keepdims=True)
+        return e
 
 
 class LogSoftmax(Activation):

@@ -47,8 +47,23 @@ def _log_softmax_family(loss: Loss, z: np.ndarray, a: np.ndarray, target: np.nda
 def _softmax_cross_entropy(loss, z, a, target):
     """``a`` is ``softmax(z)``; the log-probabilities are recomputed with log-sum-exp."""
     shifted = z - z.max(axis=1, keepdims=True)
-    log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    return _log_softmax_family(loss, z, a, target, log_p, a)
+    log_sum_exp = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    if target.ndim == 1 and loss.label_smoothing == 0:
+        return _softmax_cross_entropy_labels(loss, shifted, log_sum_exp, a, target)
+    return _log_softmax_family(loss, z, a, target, shifted - log_sum_exp, a)
+
+
+def _softmax_cross_entropy_labels(loss, shifted, log_sum_exp, p, labels):
+    """The common case, class labels without smoothing, with no one-hot matrix: only
+    ``log p[i, yᵢ] = shifted[i, yᵢ] − lseᵢ`` enters the loss, and ``p·Σy − y`` is ``p − e_yᵢ``
+    (``Σy = 1`` exactly), i.e. ``p`` with 1 taken off each row's label entry. The same floating-point
+    operations as :func:`_log_softmax_family` on the one-hot rows, so the same bits."""
+    rows = np.arange(p.shape[0])
+    value = -np.sum(shifted[rows, labels] - log_sum_exp[:, 0]) / p.dtype.type(loss.divisor(p))
+    grad = p.copy()
+    grad[rows, labels] -= 1
+    grad *= 1.0 / loss.divisor(p)
+    return value, grad
 
 
 def _log_softmax_nll(loss, z, a, target):

@@ -10,7 +10,10 @@ and, given ``δ = ∂L/∂z`` ``(N, out)``, backward is::
     ∂L/∂W = δᵀ x   (out, in)     ∂L/∂b = Σ_rows δ   (out,)     ∂L/∂x = δ W   (N, in)
 
 Gradients are written into preallocated buffers (``grad_weight``, ``grad_bias``), overwritten
-by every backward pass, never accumulated.
+by every backward pass, never accumulated. So are ``z``, ``a`` and ``∂L/∂x``: the layer keeps
+one set of work arrays for the batch size it last saw (reallocated only when the batch size
+changes), and the arrays :meth:`Dense.forward` and :meth:`Dense.backward_from_z` return are those
+buffers — valid until the layer's next pass, like the caches ``x``, ``z`` and ``a``.
 """
 
 from __future__ import annotations
@@ -34,6 +37,17 @@ class Dense:
         self.grad_weight = np.zeros_like(self.weight)
         self.grad_bias = np.zeros_like(self.bias)
         self.x = self.z = self.a = None
+        self._rows = -1                     # the batch size the work arrays below are sized for
+        self._z_buf = self._a_buf = self._dx_buf = np.empty((0, 0), self.weight.dtype)
+
+    def _work_arrays(self, rows: int) -> None:
+        """(Re)allocate ``z``, ``a`` ``(rows, out)`` and ``∂L/∂x`` ``(rows, in)`` for a batch size."""
+        if rows != self._rows:
+            dtype = self.weight.dtype
+            self._z_buf = np.empty((rows, self.out_features), dtype)
+            self._a_buf = np.empty((rows, self.out_features), dtype)
+            self._dx_buf = np.empty((rows, self.in_features), dtype)
+            self._rows = rows
 
     @property
     def in_features(self) -> int:
@@ -44,11 +58,14 @@ class Dense:
         return self.weight.shape[0]
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        """``z = x Wᵀ + b``, ``a = f(z)``; returns ``a``."""
-        z = np.dot(x, self.weight.T)
+        """``z = x Wᵀ + b``, ``a = f(z)`` into the layer's work arrays; returns ``a``."""
+        if x.dtype != self.weight.dtype:
+            x = x.astype(self.weight.dtype)
+        self._work_arrays(x.shape[0])
+        z = np.dot(x, self.weight.T, out=self._z_buf)
         z += self.bias
         self.x, self.z = x, z
-        self.a = self.activation.forward(z)
+        self.a = self.activation.forward_into(z, self._a_buf)
         return self.a
 
     def backward_from_z(self, delta: np.ndarray, need_input_grad: bool = True) -> np.ndarray | None:
@@ -57,9 +74,15 @@ class Dense:
         # Σ over the batch accumulated in float64 and rounded once: numpy adds the rows of a
         # float32 array one after another (error ~N·ε), torch's vectorised sum is tighter.
         self.grad_bias[...] = delta.sum(axis=0, dtype=np.float64)
-        return np.dot(delta, self.weight) if need_input_grad else None
+        return np.dot(delta, self.weight, out=self._dx_buf) if need_input_grad else None
 
-    def backward(self, grad_a: np.ndarray, need_input_grad: bool = True) -> np.ndarray | None:
-        """Given ``∂L/∂a``, apply the activation's VJP, then :meth:`backward_from_z`."""
-        delta = self.activation.backward(self.z, self.a, grad_a)
+    def backward(self, grad_a: np.ndarray, need_input_grad: bool = True,
+                 overwrite_grad_a: bool = False) -> np.ndarray | None:
+        """Given ``∂L/∂a``, apply the activation's VJP ``δ = f'ᵀ ∂L/∂a``, then
+        :meth:`backward_from_z`. ``overwrite_grad_a=True`` lets the VJP reuse ``grad_a``'s memory
+        (the network passes its own work array, which nobody reads afterwards)."""
+        if overwrite_grad_a:
+            delta = self.activation.backward_into(self.z, self.a, grad_a, out=grad_a)
+        else:
+            delta = self.activation.backward(self.z, self.a, grad_a)
         return self.backward_from_z(delta, need_input_grad)

@@ -6,7 +6,8 @@ torch: ``"mean"`` divides MSE, L1, Huber, smooth-L1 and binary cross-entropy by 
 elements, cross-entropy and NLL by the batch size ``N``; ``"sum"`` divides by nothing.
 
 Targets (:meth:`Loss.prepare_target`): a 1-D integer array is read as class labels — kept as
-indices by cross-entropy and NLL, one-hot encoded for every other loss; a 2-D float array is
+indices by cross-entropy and NLL, one-hot encoded for every other loss (with a single output
+unit, labels 0/1 are the target column: the binary sigmoid case); a 2-D float array is
 used as it is (for cross-entropy and NLL each row must be a probability distribution, for
 binary cross-entropy every value must lie in [0, 1]).
 """
@@ -75,10 +76,16 @@ class Loss:
         an int index vector (cross-entropy / NLL with labels) or a float ``(N, C)`` array."""
         arr = np.asarray(y)
         if arr.ndim == 1 and arr.dtype.kind in "iu":
-            if arr.size and (arr.min() < 0 or arr.max() >= n_classes):
-                bad = arr[(arr < 0) | (arr >= n_classes)][0]
-                raise ValueError(f"y holds class label {bad}, but the network outputs {n_classes} "
-                                 f"classes (labels must lie in [0, {n_classes - 1}])")
+            # One output unit (a binary sigmoid model): labels 0/1 are the target column itself.
+            binary = n_classes == 1 and not self.per_sample
+            top = 1 if binary else n_classes - 1
+            if arr.size and (arr.min() < 0 or arr.max() > top):
+                bad = arr[(arr < 0) | (arr > top)][0]
+                what = "a single output (binary labels 0/1)" if binary else f"{n_classes} classes"
+                raise ValueError(f"y holds class label {bad}, but the network outputs {what} "
+                                 f"(labels must lie in [0, {top}])")
+            if binary:
+                return np.ascontiguousarray(arr[:, None], dtype=dtype)
             return self._labels(arr.astype(np.intp), n_classes, dtype)
         if arr.dtype.kind not in "fiu":
             raise TypeError(f"y must hold numbers, got dtype {arr.dtype}")

@@ -139,7 +139,8 @@ class Network:
             delta = out.activation.backward(out.z, out.a, self.loss_fn.gradient(out.a, target))
         grad = out.backward_from_z(delta, need_input_grad=len(self.layers) > 1)
         for k in range(len(self.layers) - 2, -1, -1):
-            grad = self.layers[k].backward(grad, need_input_grad=k > 0)
+            # grad is layer k+1's ∂L/∂x work array, read by nobody else: the VJP may overwrite it.
+            grad = self.layers[k].backward(grad, need_input_grad=k > 0, overwrite_grad_a=True)
         return float(value)
 
     def _inputs(self, x: object) -> np.ndarray:

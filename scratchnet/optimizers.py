@@ -87,6 +87,7 @@ class SGD(Optimizer):
                              f"momentum={self.momentum!r}, dampening={self.dampening!r}")
         self.nesterov = bool(nesterov)
         self.buffers: list[np.ndarray | None] = [None] * len(self.params)
+        self._scratch = [np.empty_like(p.value) for p in self.params]
 
     @property
     def hyperparams(self):
@@ -95,19 +96,20 @@ class SGD(Optimizer):
 
     def step(self) -> None:
         self.t += 1
+        lr, mu, wd = self.lr, self.momentum, self.weight_decay
         for i, p in enumerate(self.params):
-            g = p.grad
-            if self.weight_decay:
-                g = g + self.weight_decay * p.value
-            if self.momentum:
+            g, work = p.grad, self._scratch[i]
+            if wd:
+                g = np.add(g, np.multiply(p.value, wd, out=work), out=work)     # g + λθ
+            if mu:
                 buf = self.buffers[i]
                 if buf is None:
                     buf = self.buffers[i] = g.copy()
                 else:
-                    buf *= self.momentum
+                    buf *= mu
                     buf += (1 - self.dampening) * g
-                g = g + self.momentum * buf if self.nesterov else buf
-            p.value -= self.lr * g
+                g = g + mu * buf if self.nesterov else buf
+            p.value -= np.multiply(g, lr, out=work)                            # θ − η·g
 
 
 class Adam(Optimizer):

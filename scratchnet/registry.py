@@ -13,7 +13,7 @@ mapping with every parameter filled in, which is what :class:`scratchnet.ModelSp
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Union
+from typing import Any
 
 from . import activations as A
 from . import losses as L
@@ -28,7 +28,7 @@ __all__ = [
     "outputs_for", "is_fused", "label",
 ]
 
-Spec = Union[str, Mapping[str, Any]]
+Spec = str | Mapping[str, Any]
 
 ACTIVATIONS: dict[str, type[A.Activation]] = {cls.name: cls for cls in (
     A.Identity, A.Sigmoid, A.Tanh, A.ReLU, A.LeakyReLU, A.ELU, A.Softplus, A.GELU, A.SiLU,

@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
+
 from . import registry
 from ._checks import as_dtype, check_choice, check_int
 from .losses import REDUCTIONS
@@ -65,7 +67,11 @@ class ModelSpec:
         check_choice(self.reduction, "reduction", REDUCTIONS)
         set_("dtype", as_dtype(self.dtype).name)
         name, params = registry._split(self.init, "init")
-        check_choice(name, "init", registry.INITIALIZERS)
+        try:  # a 1x1 draw validates the initialiser's parameters now, not at Network()
+            registry.INITIALIZERS[check_choice(name, "init", registry.INITIALIZERS)](
+                np.random.default_rng(0), 1, 1, **params)
+        except TypeError as exc:
+            raise ValueError(f"bad parameters {params!r} for init {name!r}: {exc}") from None
         set_("init", {"name": name, **params})
         set_("seed", check_int(self.seed, "seed", low=0))
         registry.check_pair(self.output["name"], self.loss["name"])

@@ -35,12 +35,13 @@ SMOOTH_L1_BETA = st.sampled_from([0.0, 0.5, 1.0, 2.0])  # smooth_l1's beta (0 is
 
 
 @st.composite
-def spec_with_params(draw, name, kind):
-    """``{"name": name, **drawn params}`` for an activation or loss."""
+def spec_with_params(draw, name, kind, allowed=None):
+    """``{"name": name, **drawn params}`` for an activation or loss (only the parameters in
+    ``allowed`` are drawn, when given; the others keep their defaults)."""
     defaults = scratchnet.registry.normalize(name, kind)
     params = {}
     for key in defaults:
-        if key == "name":
+        if key == "name" or (allowed is not None and key not in allowed):
             continue
         domain = SMOOTH_L1_BETA if (kind == "loss" and key == "beta") else PARAM_DOMAINS.get(key)
         if domain is not None:
@@ -55,15 +56,20 @@ def target_kinds(loss):
 
 
 @st.composite
-def problems(draw, output, loss, dtype):
-    """A spec, a state (scaled, maybe with exact kinks) and a batch."""
-    depth = draw(st.integers(1, 4))
+def problems(draw, output, loss, dtype, caps=None):
+    """A spec, a state (scaled, maybe with exact kinks) and a batch — inside the capabilities
+    ``caps`` of the implementation under test when given (hidden activations, reductions,
+    hyper-parameters)."""
+    hidden_names = sorted(caps.hidden if caps is not None else scratchnet.ACTIVATIONS)
+    reductions = [r for r in REDUCTIONS if caps is None or r in caps.reductions]
+    allowed = caps.hyperparameters if caps is not None else None
+    depth = draw(st.integers(1, 4)) if hidden_names else 1
     sizes = tuple(draw(st.integers(1, 32)) for _ in range(depth + 1))
-    hidden = [draw(spec_with_params(draw(st.sampled_from(sorted(scratchnet.ACTIVATIONS))), "activation"))
+    hidden = [draw(spec_with_params(draw(st.sampled_from(hidden_names)), "activation", allowed))
               for _ in range(depth - 1)]
-    spec = scratchnet.ModelSpec(sizes, hidden=hidden, output=draw(spec_with_params(output, "activation")),
-                                loss=draw(spec_with_params(loss, "loss")),
-                                reduction=draw(st.sampled_from(REDUCTIONS)), dtype=dtype,
+    spec = scratchnet.ModelSpec(sizes, hidden=hidden, output=draw(spec_with_params(output, "activation", allowed)),
+                                loss=draw(spec_with_params(loss, "loss", allowed)),
+                                reduction=draw(st.sampled_from(reductions)), dtype=dtype,
                                 seed=draw(st.integers(0, 2**16)))
     state = initial_state(spec)
     weight_scale = draw(st.sampled_from([1e-2, 1.0, 3.0]))
@@ -84,19 +90,25 @@ def problems(draw, output, loss, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("output,loss", PAIRS, ids=[f"{o}-{l}" for o, l in PAIRS])
-def test_pair_matches_torch(impl, output, loss, dtype, device, conformance):
-    @given(problem=problems(output, loss, dtype))
-    @example(problem=_large_logits_example(output, loss, dtype))
+def test_pair_matches_torch(impl, output, loss, dtype, device, conformance, capabilities):
+    conformance.require(output=output, loss=loss, dtype=dtype)  # --impl narrows the matrix
+
+    @given(problem=problems(output, loss, dtype, capabilities))
+    @example(problem=_large_logits_example(output, loss, dtype, capabilities))
     def check(problem):
         spec, state, x, y = problem
-        conformance.check(compare_model(impl, spec, x, y, state=state, device=device))
+        conformance.check(compare_model(impl, spec, x, y, state=state, device=device),
+                          problem=(spec, state, x, y, device))  # the falsifying example, diagnosed at the end
 
     check()
 
 
-def _large_logits_example(output, loss, dtype):
+def _large_logits_example(output, loss, dtype, caps=None):
     """A fixed worst case kept as an ``@example``: logits of ±1e4 and exact kinks."""
-    spec = scratchnet.ModelSpec((3, 4, 5), hidden="relu", output=output, loss=loss, dtype=dtype, seed=7)
+    hidden = "relu" if caps is None or "relu" in caps.hidden else sorted(caps.hidden or ["identity"])[0]
+    reduction = "mean" if caps is None or "mean" in caps.reductions else "sum"
+    spec = scratchnet.ModelSpec((3, 4, 5), hidden=hidden if caps is None or caps.hidden else (), output=output,
+                                loss=loss, reduction=reduction, dtype=dtype, seed=7)
     state = initial_state(spec)
     state["layers.1.weight"] = state["layers.1.weight"] * 1e4
     x, y = make_batch(spec, 6, seed=7, target=target_kinds(loss)[0])

@@ -167,6 +167,15 @@ def test_exact_kink_subgradient_is_torchs(spec, dtype):
         np.testing.assert_array_equal(grad, expected, err_msg=f"{loss!r} at p - y = {k}")
 
 
+@pytest.mark.parametrize("name", ["binary_cross_entropy", "mse"])
+def test_binary_labels_with_one_output_are_the_target_column(name):
+    loss = registry.make_loss(name)
+    target = loss.prepare_target(np.array([0, 1, 1]), 1, np.dtype(np.float64))
+    np.testing.assert_array_equal(target, [[0.0], [1.0], [1.0]])
+    with pytest.raises(ValueError, match="label 2.*single output"):
+        loss.prepare_target(np.array([0, 2]), 1, np.dtype(np.float64))
+
+
 def test_l1_gradient_is_zero_where_output_equals_target():
     loss = registry.make_loss("l1")
     p = np.array([[0.5, 1.0, -2.0]])
@@ -195,7 +204,9 @@ def test_labels_equal_one_hot_rows(spec, data):
     lo, hi = output_bounds(loss)
     p = data.draw(matrices((n, c), lo, hi))
     from_labels = loss.prepare_target(labels, c, np.dtype(np.float64))
-    from_rows = loss.prepare_target(np.eye(c)[labels], c, np.dtype(np.float64))
+    # one output unit: labels 0/1 are the target column (binary sigmoid), not a one-hot of width 1
+    rows = labels[:, None].astype(float) if c == 1 and not loss.per_sample else np.eye(c)[labels]
+    from_rows = loss.prepare_target(rows, c, np.dtype(np.float64))
     np.testing.assert_allclose(loss.value(p, from_labels), loss.value(p, from_rows), rtol=1e-15)
     np.testing.assert_allclose(loss.gradient(p, from_labels), loss.gradient(p, from_rows), rtol=1e-15)
 

@@ -14,6 +14,7 @@ from .helpers import (
     KINK_MARGIN,
     activation_specs,
     assert_checks_pass,
+    loss_specs,
     matrices,
     pair_id,
     spec_id,
@@ -82,7 +83,8 @@ def check(net, x, y, **tolerances):
 @pytest.mark.parametrize("pair", PAIRS, ids=pair_id)
 @given(data=st.data())
 def test_every_pair_backpropagates_exactly(pair, data):
-    net, x, y = data.draw(network_cases(pair[0], {"name": pair[1]}))
+    loss = data.draw(st.sampled_from(loss_specs([pair[1]])), label="loss")
+    net, x, y = data.draw(network_cases(pair[0], loss))
     assert_checks_pass(f"network {net.spec.describe()}", check(net, x, y))
 
 

@@ -1,0 +1,603 @@
+"""Bring your own network: the adapter an outside implementation writes, the capabilities it
+declares, and the checks that say exactly what an adapter is missing.
+
+The smallest adapter
+--------------------
+The harness talks to an implementation only through two small objects (see
+``examples/adapter_template.py`` for a commented copy to start from)::
+
+    class MyImplementation:
+        name = "my-net"                                   # a label for the reports
+        capabilities = {                                  # optional: what it implements
+            "activations": ["sigmoid", "relu", "softmax"],    # hidden and output layers
+            "losses": ["cross_entropy", "mse"],
+            "dtypes": ["float64"],
+            "optimizers": ["sgd"], "optimizer_options": [],   # plain SGD: lr only
+        }
+
+        def build(self, spec, state):                     # a scratchnet.ModelSpec and its weights
+            return MyModel(spec, state)
+
+    class MyModel:
+        def forward(self, x): ...                         # (N, inputs) -> (N, C) output activations
+        def loss_and_grads(self, x, y): ...               # -> (loss, {"layers.0.weight": (out, in), ...})
+        def load_state_dict(self, state): ...             # new weights (the finite-difference check)
+        # optional, for the lockstep training checks:
+        def state_dict(self): ...                         # {name: array} like the state given to build
+        def configure_optimizer(self, spec): ...          # {"name": "sgd", "lr": 0.1, ...} (torch.optim names)
+        def step(self): ...                               # one update from the last loss_and_grads
+
+Batches are rows, weights are stored like ``torch.nn.Linear`` (``layers.{k}.weight`` is
+``(out, in)``, ``layers.{k}.bias`` is ``(out,)``). A network written with column vectors, one
+sample at a time, adapts by transposing and looping over the rows in ``loss_and_grads``.
+Targets ``y`` are class labels ``(N,)`` (ints) for cross-entropy/NLL, else float ``(N, C)`` rows.
+
+Capabilities
+------------
+``capabilities`` is an attribute or a zero-argument method giving a mapping (or a
+:class:`Capabilities`). Every key is optional, and a key left out means "everything the
+registry has":
+
+=====================  ========================================================================
+``activations``        names usable in hidden and output layers
+``hidden``             narrower set for hidden layers (default: ``activations``)
+``outputs``            narrower set for the output layer (default: ``activations``)
+``losses``             loss names
+``reductions``         ``"mean"``, ``"sum"``
+``dtypes``             ``"float64"``, ``"float32"``
+``optimizers``         optimizer names (``"sgd"``, ``"adam"``, ``"adamw"``); ``[]``: no training
+``optimizer_options``  torch.optim keywords understood besides ``lr`` (``momentum``, ``nesterov``,
+                       ``weight_decay``, ``amsgrad``, …); ``[]``: plain updates only
+``hyperparameters``    activation/loss parameters honoured when not at their default
+                       (``negative_slope``, ``label_smoothing``, …); ``[]``: defaults only
+=====================  ========================================================================
+
+The matrix narrows to what is declared; the rest is reported as *not implemented* — counted
+and listed, never failed. ``build`` (or ``configure_optimizer``) raising ``NotImplementedError``
+for a particular spec does the same at run time.
+
+:func:`validate_implementation` checks the surface before anything runs and names every
+problem (``MyNet.build missing``, ``grads keyed ['W1', ...], expected ['layers.0.weight', ...]``,
+a transposed gradient shape, …); :func:`load_implementation` resolves ``--impl`` and validates.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import os
+import sys
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from scratchnet import ModelSpec, registry
+from scratchnet.losses import REDUCTIONS
+
+from .matrix import DTYPES, OPTIMIZER_CONFIGS, Case
+from .protocol import initial_state
+
+__all__ = ["AdapterError", "Capabilities", "CAPABILITY_KEYS", "capabilities_of", "validate_implementation",
+           "load_implementation", "describe_capabilities", "REQUIRED_MODEL_METHODS", "TRAINING_MODEL_METHODS"]
+
+CAPABILITY_KEYS = ("activations", "hidden", "outputs", "losses", "reductions", "dtypes", "optimizers",
+                   "optimizer_options", "hyperparameters")
+
+#: What every model must have, with the signature shown in error messages.
+REQUIRED_MODEL_METHODS = {
+    "forward": "forward(x) -> (N, C) array",
+    "loss_and_grads": "loss_and_grads(x, y) -> (loss, {name: gradient})",
+    "load_state_dict": "load_state_dict(state)",
+}
+#: What the lockstep training checks need in addition.
+TRAINING_MODEL_METHODS = {
+    "state_dict": "state_dict() -> {name: array}",
+    "configure_optimizer": "configure_optimizer(spec)",
+    "step": "step()",
+}
+
+#: Preferred models: the first supported one is what the training checks train, and what
+#: validation builds first.
+_HIDDEN_PREFERENCE = ("tanh", "sigmoid", "relu", "identity")
+_PAIR_PREFERENCE = (("softmax", "cross_entropy"), ("sigmoid", "binary_cross_entropy"), ("identity", "mse"),
+                    ("sigmoid", "mse"), ("log_softmax", "nll"))
+_TEMPLATE = "examples/adapter_template.py in the scratchnet repository"
+
+
+class AdapterError(ValueError):
+    """An implementation that does not follow the adapter protocol; the message lists every
+    problem found."""
+
+    def __init__(self, owner: str, problems: Iterable[str]):
+        self.owner = owner
+        self.problems = list(problems)
+        lines = [f"{owner} does not follow the adapter protocol (reference.adapter):"]
+        lines += [f"  - {p}" for p in self.problems]
+        lines.append(f"  (a commented adapter to start from: {_TEMPLATE})")
+        super().__init__("\n".join(lines))
+
+
+# --------------------------------------------------------------------------------------------
+# Capabilities
+# --------------------------------------------------------------------------------------------
+
+def _optimizer_options() -> frozenset[str]:
+    names: set[str] = set()
+    for cls in registry.OPTIMIZERS.values():
+        names |= {p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "params", "lr")}
+    for config in OPTIMIZER_CONFIGS.values():
+        names |= set(config) - {"name", "lr"}
+    return frozenset(names)
+
+
+def _hyperparameters() -> frozenset[str]:
+    names: set[str] = set()
+    for name in registry.ACTIVATIONS:
+        names |= set(registry.normalize(name, "activation")) - {"name"}
+    for name in registry.LOSSES:
+        names |= set(registry.normalize(name, "loss")) - {"name"}
+    return frozenset(names)
+
+
+def _known(key: str) -> frozenset[str]:
+    """Every name a capability key may list."""
+    return {
+        "activations": frozenset(registry.ACTIVATIONS), "hidden": frozenset(registry.ACTIVATIONS),
+        "outputs": frozenset(registry.ACTIVATIONS), "losses": frozenset(registry.LOSSES),
+        "reductions": frozenset(REDUCTIONS), "dtypes": frozenset(DTYPES),
+        "optimizers": frozenset(registry.OPTIMIZERS), "optimizer_options": _optimizer_options(),
+        "hyperparameters": _hyperparameters(),
+    }[key]
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What an implementation implements. :meth:`everything` is scratchnet's; ``training`` is
+    empty, or why no training check can run at all (e.g. the model has no ``step()``)."""
+
+    hidden: frozenset[str]
+    outputs: frozenset[str]
+    losses: frozenset[str]
+    reductions: frozenset[str]
+    dtypes: frozenset[str]
+    optimizers: frozenset[str]
+    optimizer_options: frozenset[str]
+    hyperparameters: frozenset[str]
+    training: str = ""
+    declared: tuple[str, ...] = field(default=(), compare=False)
+
+    @classmethod
+    def everything(cls) -> Capabilities:
+        return cls(hidden=_known("hidden"), outputs=_known("outputs"), losses=_known("losses"),
+                   reductions=_known("reductions"), dtypes=_known("dtypes"), optimizers=_known("optimizers"),
+                   optimizer_options=_known("optimizer_options"), hyperparameters=_known("hyperparameters"))
+
+    @classmethod
+    def from_declaration(cls, declared: Any, owner: str = "implementation") -> Capabilities:
+        """From a mapping ``{key: names}`` (keys of :data:`CAPABILITY_KEYS`, all optional) or a
+        :class:`Capabilities`; raises :class:`AdapterError` naming unknown keys and names."""
+        if declared is None:
+            return cls.everything()
+        if isinstance(declared, Capabilities):
+            return declared
+        if not isinstance(declared, Mapping):
+            raise AdapterError(owner, [f"{owner}.capabilities must be a mapping {{key: [names]}} with keys from "
+                                       f"{', '.join(CAPABILITY_KEYS)}; got {type(declared).__name__}"])
+        problems = []
+        unknown_keys = sorted(set(map(str, declared)) - set(CAPABILITY_KEYS))
+        if unknown_keys:
+            problems.append(f"{owner}.capabilities has unknown key(s) {unknown_keys}; valid keys: "
+                            f"{', '.join(CAPABILITY_KEYS)}")
+        values: dict[str, frozenset[str]] = {}
+        for key in CAPABILITY_KEYS:
+            if key not in declared:
+                continue
+            raw = declared[key]
+            if isinstance(raw, str) or not isinstance(raw, Iterable):
+                problems.append(f"{owner}.capabilities[{key!r}] must be a list of names, got {raw!r}")
+                continue
+            names = frozenset(str(n) for n in raw)
+            bad = sorted(names - _known(key))
+            if bad:
+                problems.append(f"{owner}.capabilities[{key!r}]: unknown name(s) {bad}; known: "
+                                f"{', '.join(sorted(_known(key)))}")
+            values[key] = names & _known(key)
+        if problems:
+            raise AdapterError(owner, problems)
+        activations = values.get("activations", _known("activations"))
+        return cls(hidden=values.get("hidden", activations), outputs=values.get("outputs", activations),
+                   losses=values.get("losses", _known("losses")),
+                   reductions=values.get("reductions", _known("reductions")),
+                   dtypes=values.get("dtypes", _known("dtypes")),
+                   optimizers=values.get("optimizers", _known("optimizers")),
+                   optimizer_options=values.get("optimizer_options", _known("optimizer_options")),
+                   hyperparameters=values.get("hyperparameters", _known("hyperparameters")),
+                   declared=tuple(k for k in CAPABILITY_KEYS if k in values))
+
+    @property
+    def is_everything(self) -> bool:
+        return self == Capabilities.everything()
+
+    # -- what is missing for a piece of the matrix ----------------------------------------
+    def missing(self, *, hidden: Iterable[str] = (), output: str | None = None, loss: str | None = None,
+                reduction: str | None = None, dtype: str | None = None) -> str:
+        """``""`` when everything named is implemented, else what is not, in words
+        (``"hidden activation gelu, dtype float32"``)."""
+        parts = [f"hidden activation {h}" for h in dict.fromkeys(hidden) if h not in self.hidden]
+        if output is not None and output not in self.outputs:
+            parts.append(f"output activation {output}")
+        if loss is not None and loss not in self.losses:
+            parts.append(f"loss {loss}")
+        if reduction is not None and reduction not in self.reductions:
+            parts.append(f"reduction {reduction}")
+        if dtype is not None and dtype not in self.dtypes:
+            parts.append(f"dtype {dtype}")
+        return ", ".join(parts)
+
+    def missing_for_spec(self, spec: ModelSpec) -> str:
+        parts = [self.missing(hidden=[h["name"] for h in spec.hidden], output=spec.output["name"],
+                              loss=spec.loss["name"], reduction=spec.reduction, dtype=spec.dtype)]
+        changed = sorted({k for s in (*spec.activations, spec.loss) for k, v in s.items()
+                          if k != "name" and v != _default(s["name"], k)} - self.hyperparameters)
+        if changed:
+            parts.append("non-default " + ", ".join(changed))
+        return ", ".join(p for p in parts if p)
+
+    def missing_for_case(self, case: Case) -> str:
+        return self.missing(hidden=[case.hidden], output=case.output, loss=case.loss, reduction=case.reduction,
+                            dtype=case.dtype)
+
+    def missing_for_optimizer(self, config: str | Mapping[str, Any]) -> str:
+        spec = OPTIMIZER_CONFIGS[config] if isinstance(config, str) else config
+        if self.training:
+            return self.training
+        if spec["name"] not in self.optimizers:
+            return f"optimizer {spec['name']}"
+        options = sorted(k for k in spec if k not in ("name", "lr") and k not in self.optimizer_options)
+        return f"{spec['name']} option {', '.join(options)}" if options else ""
+
+    def training_model(self, dtype: str) -> tuple[str, str, str, str] | None:
+        """``(hidden, output, loss, reduction)`` of the model the training checks train: tanh →
+        softmax + cross_entropy (mean) where implemented, else the closest implemented one."""
+        hidden = next((h for h in (*_HIDDEN_PREFERENCE, *sorted(self.hidden)) if h in self.hidden), None)
+        defined = [(o, l) for o in registry.ACTIVATIONS for l in registry.LOSSES if o in registry.outputs_for(l)]
+        pair = next(((o, l) for o, l in (*_PAIR_PREFERENCE, *defined)
+                     if o in self.outputs and l in self.losses and (o, l) in defined), None)
+        reduction = next((r for r in ("mean", "sum") if r in self.reductions), None)
+        if hidden is None or pair is None or reduction is None or dtype not in self.dtypes:
+            return None
+        return hidden, pair[0], pair[1], reduction
+
+    def missing_for_training(self, config: str | Mapping[str, Any], dtype: str) -> str:
+        """Why an optimizer configuration cannot be trained in lockstep (``""``: it can)."""
+        reason = self.missing_for_optimizer(config)
+        if reason:
+            return reason
+        if dtype not in self.dtypes:
+            return f"dtype {dtype}"
+        if self.training_model(dtype) is None:
+            return "no implemented hidden activation, (output, loss) pair and reduction to train"
+        return ""
+
+    def describe(self) -> str:
+        """One line for the report metadata: the declared sets (``"all"`` for what is not narrowed)."""
+        if self.is_everything:
+            return "everything"
+        full = Capabilities.everything()
+        parts = []
+        for key in ("hidden", "outputs", "losses", "reductions", "dtypes", "optimizers", "optimizer_options",
+                    "hyperparameters"):
+            mine = getattr(self, key)
+            parts.append(f"{key}={'all' if mine == getattr(full, key) else ','.join(sorted(mine)) or 'none'}")
+        if self.training:
+            parts.append(f"training: {self.training}")
+        return "; ".join(parts)
+
+
+def describe_capabilities(caps: Capabilities) -> str:
+    return caps.describe()
+
+
+def _default(name: str, key: str) -> Any:
+    kind = "activation" if name in registry.ACTIVATIONS else "loss"
+    return registry.normalize(name, kind).get(key)
+
+
+def capabilities_of(impl: Any) -> Capabilities:
+    """The capabilities ``impl`` declares (``capabilities`` attribute or method; none: everything)."""
+    declared = getattr(impl, "capabilities", None)
+    if callable(declared) and not isinstance(declared, Mapping | Capabilities):
+        declared = declared()
+    return Capabilities.from_declaration(declared, _owner(impl))
+
+
+# --------------------------------------------------------------------------------------------
+# Validation
+# --------------------------------------------------------------------------------------------
+
+def _owner(obj: Any) -> str:
+    return obj.__name__ if isinstance(obj, type) else type(obj).__name__
+
+
+def _smoke_specs(caps: Capabilities) -> Iterator[ModelSpec]:
+    """Small specs inside ``caps``, the most common first: widths 3 → 5 → 4 → 2 (all different,
+    so a transposed or misplaced array cannot hide behind a matching shape)."""
+    hidden = [h for h in (*_HIDDEN_PREFERENCE, *sorted(caps.hidden)) if h in caps.hidden]
+    defined = [(o, l) for o in registry.ACTIVATIONS for l in registry.LOSSES if o in registry.outputs_for(l)]
+    pairs = [p for p in dict.fromkeys((*_PAIR_PREFERENCE, *defined))
+             if p in defined and p[0] in caps.outputs and p[1] in caps.losses]
+    dtype = next((d for d in DTYPES if d in caps.dtypes), None)
+    reduction = next((r for r in REDUCTIONS if r in caps.reductions), None)
+    if dtype is None or reduction is None:
+        return
+    hidden_choices = list(dict.fromkeys(hidden[:2])) or [None]
+    for output, loss in pairs[:4]:
+        for h in hidden_choices:
+            sizes = (3, 5, 4, 2) if h else (3, 2)
+            yield ModelSpec(sizes, hidden=h or (), output=output, loss=loss, reduction=reduction, dtype=dtype,
+                            seed=11)
+
+
+def _shape_hint(name: str, got: tuple[int, ...], expected: tuple[int, ...]) -> str:
+    if len(got) == 2 and got == expected[::-1]:
+        return " — transposed? weights are (out_features, in_features), like torch.nn.Linear"
+    if len(expected) == 1 and got in ((expected[0], 1), (1, expected[0])):
+        return " — a column/row vector? return biases and their gradients as 1-D (out,)"
+    return ""
+
+
+def _check_grads(owner: str, grads: Any, state: Mapping[str, np.ndarray]) -> list[str]:
+    where = f"{owner} model.loss_and_grads(x, y)"
+    if not isinstance(grads, Mapping):
+        n = f" of {len(grads)}" if hasattr(grads, "__len__") else ""
+        return [f"{where} must return (loss, grads) with grads a dict {{name: array}} keyed like the state "
+                f"({', '.join(list(state)[:2])}, …); got a {type(grads).__name__}{n}"]
+    problems = []
+    keys, expected = list(map(str, grads)), list(state)
+    missing, unexpected = [k for k in expected if k not in keys], [k for k in keys if k not in expected]
+    if missing or unexpected:
+        problems.append(f"{where}: grads keyed {keys}, expected {expected} — the same names as the state given to "
+                        f"build(): layers.{{k}}.weight (out, in) and layers.{{k}}.bias (out,), k counting dense "
+                        f"layers from 0" + (f" (missing {missing})" if missing and not unexpected else ""))
+    for name in expected:
+        if name not in grads:
+            continue
+        g = grads[name]
+        try:
+            arr = np.asarray(g)
+        except Exception as exc:  # noqa: BLE001 - anything that is not array-like
+            problems.append(f"{where}: grads[{name!r}] is not an array ({type(exc).__name__}: {exc})")
+            continue
+        if arr.dtype.kind not in "fiu":
+            problems.append(f"{where}: grads[{name!r}] must hold numbers, got dtype {arr.dtype} "
+                            f"({type(g).__name__})")
+            continue
+        if arr.shape != state[name].shape:
+            problems.append(f"{where}: grads[{name!r}] has shape {arr.shape}, expected {state[name].shape}"
+                            + _shape_hint(name, arr.shape, state[name].shape))
+    return problems
+
+
+def _check_model(owner: str, model: Any, spec: ModelSpec, state: Mapping[str, np.ndarray]) -> list[str]:
+    from .compare import prepare_batch
+    from .matrix import make_batch
+
+    kind = type(model).__name__
+    if model is None:
+        return [f"{owner}.build(spec, state) returned None: return the model object"]
+    missing = [sig for name, sig in REQUIRED_MODEL_METHODS.items() if not callable(getattr(model, name, None))]
+    if missing:
+        return [f"model returned by {owner}.build() ({kind}) has no {sig}" for sig in missing]
+    x, y = make_batch(spec, 6, seed=5, target="labels" if spec.loss["name"] in ("cross_entropy", "nll") else "dense")
+    xs, target = prepare_batch(spec, x, y)
+    n, c = xs.shape[0], spec.sizes[-1]
+    problems = []
+    try:
+        out = np.asarray(model.forward(xs.copy()))
+    except Exception as exc:  # noqa: BLE001 - reported with the spec it happened on
+        problems.append(f"{kind}.forward(x) raised {type(exc).__name__}: {exc} (x is ({n}, {spec.sizes[0]}): "
+                        f"batches are rows)")
+    else:
+        if out.shape != (n, c):
+            hint = " — transposed: batches are rows, return (N, C)" if out.shape == (c, n) else ""
+            problems.append(f"{kind}.forward(x) returned shape {out.shape}, expected (N, C) = ({n}, {c}){hint}")
+    try:
+        result = model.loss_and_grads(xs.copy(), target.copy())
+    except Exception as exc:  # noqa: BLE001
+        kind_y = "int class labels (N,)" if target.ndim == 1 else "float (N, C) rows"
+        problems.append(f"{kind}.loss_and_grads(x, y) raised {type(exc).__name__}: {exc} (x ({n}, {spec.sizes[0]}), "
+                        f"y {kind_y} for {spec.loss['name']})")
+        return problems
+    if not (isinstance(result, tuple | list) and len(result) == 2):
+        length = f" of length {len(result)}" if hasattr(result, "__len__") else ""
+        problems.append(f"{kind}.loss_and_grads(x, y) must return a pair (loss, grads), got "
+                        f"{type(result).__name__}{length}")
+        return problems
+    loss, grads = result
+    loss_arr = np.asarray(loss) if not isinstance(loss, Mapping) else np.asarray(None)
+    if loss_arr.dtype.kind not in "fiu" or loss_arr.size != 1:
+        detail = f"an array of shape {loss_arr.shape}: reduce it to one number" if loss_arr.size > 1 else \
+            f"{type(loss).__name__}"
+        problems.append(f"{kind}.loss_and_grads(x, y) must return the loss as one number first, got {detail}")
+    problems += _check_grads(kind, grads, state)
+    try:
+        model.load_state_dict({k: v.copy() for k, v in state.items()})
+    except Exception as exc:  # noqa: BLE001
+        problems.append(f"{kind}.load_state_dict(state) raised {type(exc).__name__}: {exc} (state is "
+                        f"{{name: array}} like the one given to build())")
+    if callable(getattr(model, "state_dict", None)):
+        problems += _check_state_dict(kind, model, state)
+    return problems
+
+
+def _check_state_dict(kind: str, model: Any, state: Mapping[str, np.ndarray]) -> list[str]:
+    try:
+        got = model.state_dict()
+    except Exception as exc:  # noqa: BLE001
+        return [f"{kind}.state_dict() raised {type(exc).__name__}: {exc}"]
+    if not isinstance(got, Mapping) or list(map(str, got)) != list(state):
+        keys = list(got) if isinstance(got, Mapping) else type(got).__name__
+        return [f"{kind}.state_dict() must return {{name: array}} with the names of the state given to build() "
+                f"({list(state)}), got {keys}"]
+    for name, expected in state.items():
+        arr = np.asarray(got[name])
+        if arr.shape != expected.shape:
+            return [f"{kind}.state_dict()[{name!r}] has shape {arr.shape}, expected {expected.shape}"
+                    + _shape_hint(name, arr.shape, expected.shape)]
+        if not np.allclose(arr.astype(np.float64), expected.astype(np.float64), rtol=1e-6, atol=0):
+            return [f"{kind}.state_dict()[{name!r}] is not the weight given to build(): build(spec, state) must "
+                    f"start from exactly those weights (not its own random initialisation)"]
+    return []
+
+
+def validate_implementation(obj: Any, *, smoke: bool = True) -> Capabilities:
+    """Check that ``obj`` follows the adapter protocol and return its effective capabilities.
+
+    Static checks: ``name`` (a string) and ``build(spec, state)``; the declared capabilities.
+    With ``smoke`` (the default) a small model inside the capabilities is built and run once:
+    ``forward`` returns ``(N, C)``, ``loss_and_grads`` returns ``(number, {name: array})`` keyed
+    and shaped like the state, ``load_state_dict`` accepts a state, ``state_dict`` (if any) gives
+    back the weights ``build`` was given. A model without ``configure_optimizer``/``step``/
+    ``state_dict`` gets ``training`` set (its training checks are not implemented), unless
+    ``optimizers`` were declared — then it is an error.
+
+    Raises :class:`AdapterError` listing every problem.
+    """
+    owner = _owner(obj)
+    if isinstance(obj, type):
+        raise AdapterError(owner, [f"got the class {owner}, not an implementation object: make the factory return "
+                                   f"{owner}() (an instance)"])
+    problems = []
+    name = getattr(obj, "name", None)
+    if name is None:
+        problems.append(f"{owner}.name missing: add a class attribute name = \"my-net\" (a label for the reports)")
+    elif not isinstance(name, str) or not name:
+        problems.append(f"{owner}.name must be a non-empty string, got {name!r}")
+    build = getattr(obj, "build", None)
+    if build is None:
+        problems.append(f"{owner}.build missing: def build(self, spec, state) -> model (spec is a "
+                        f"scratchnet.ModelSpec, state the weights {{'layers.0.weight': (out, in), ...}})")
+    elif not callable(build):
+        problems.append(f"{owner}.build is not callable ({type(build).__name__})")
+    else:
+        try:
+            inspect.signature(build).bind(None, None)
+        except TypeError:
+            problems.append(f"{owner}.build must take (spec, state), its signature is {inspect.signature(build)}")
+        except ValueError:  # no signature (a builtin): trust it
+            pass
+    try:
+        caps = capabilities_of(obj)
+    except AdapterError as exc:
+        problems += exc.problems
+        caps = None
+    except Exception as exc:  # noqa: BLE001 - a capabilities() method that raises
+        problems.append(f"{owner}.capabilities raised {type(exc).__name__}: {exc}")
+        caps = None
+    if problems or caps is None or not smoke:
+        if problems:
+            raise AdapterError(owner, problems)
+        return caps or Capabilities.everything()
+
+    tried = []
+    for spec in _smoke_specs(caps):
+        state = initial_state(spec)
+        try:
+            model = obj.build(spec, {k: v.copy() for k, v in state.items()})
+        except NotImplementedError:
+            tried.append(spec.describe())
+            continue
+        except Exception as exc:  # noqa: BLE001
+            raise AdapterError(owner, [f"{owner}.build(spec, state) raised {type(exc).__name__}: {exc} "
+                                       f"(spec {spec.describe()})"]) from exc
+        problems = _check_model(owner, model, spec, state)
+        if problems:
+            raise AdapterError(owner, [f"{p} [built from {spec.describe()}]" for p in problems])
+        return _training_capabilities(owner, obj, model, caps)
+    if tried:
+        raise AdapterError(owner, [f"{owner}.build raised NotImplementedError for every model tried "
+                                   f"({'; '.join(tried)}): declare capabilities that match what build accepts"])
+    raise AdapterError(owner, [f"{owner}.capabilities leave nothing to check: no dtype, reduction or defined "
+                               f"(output activation, loss) pair is declared ({caps.describe()})"])
+
+
+def _training_capabilities(owner: str, obj: Any, model: Any, caps: Capabilities) -> Capabilities:
+    kind = type(model).__name__
+    missing = [sig for name, sig in TRAINING_MODEL_METHODS.items() if not callable(getattr(model, name, None))]
+    if not missing or not caps.optimizers:
+        return caps
+    if "optimizers" in caps.declared:
+        raise AdapterError(owner, [f"{owner}.capabilities declare optimizers {sorted(caps.optimizers)}, but the model "
+                                   f"({kind}) has no {', '.join(missing)}: add them or declare \"optimizers\": []"])
+    return replace(caps, training=f"the model ({kind}) has no {', '.join(missing)}")
+
+
+# --------------------------------------------------------------------------------------------
+# Loading --impl
+# --------------------------------------------------------------------------------------------
+
+def _import_from_path(path: Path) -> Any:
+    """Import a ``.py`` file as the module it is inside its package (so its relative imports
+    work): walk up while the folder has an ``__init__.py``, put the folder above on
+    ``sys.path``, import the dotted name."""
+    path = path.resolve()
+    parts = [path.stem]
+    root = path.parent
+    while (root / "__init__.py").exists():
+        parts.insert(0, root.name)
+        root = root.parent
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    return importlib.import_module(".".join(parts))
+
+
+def load_implementation(text: str | None, *, validate: bool = True) -> tuple[Any, Capabilities]:
+    """``--impl`` resolved: ``package.module:factory`` or ``path/to/file.py:factory`` (the
+    current directory is importable, as with ``python -m``). ``factory`` is an implementation
+    object, a class (instantiated) or a function returning one. ``None``: scratchnet.
+
+    Returns ``(implementation, capabilities)``; raises :class:`AdapterError` with what is wrong."""
+    from .protocol import ScratchnetImplementation
+
+    if not text:
+        impl = ScratchnetImplementation()
+        return impl, Capabilities.everything()
+    module_name, sep, attr = text.rpartition(":")
+    if not sep or not module_name or not attr:
+        raise AdapterError("--impl", [f"--impl must look like 'package.module:factory' or "
+                                      f"'path/to/adapter.py:factory', got {text!r}"])
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    try:
+        if module_name.endswith(".py") or os.sep in module_name or "/" in module_name:
+            path = Path(module_name)
+            if not path.is_file():
+                raise AdapterError("--impl", [f"--impl {text!r}: no file {path} (relative to {cwd})"])
+            module = _import_from_path(path)
+        else:
+            module = importlib.import_module(module_name)
+    except AdapterError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - ImportError, or the module itself raising
+        raise AdapterError("--impl", [f"--impl {text!r}: cannot import {module_name!r} ({type(exc).__name__}: {exc}); "
+                                      f"run from your project directory, or pip install your package"]) from exc
+    obj: Any = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            found = sorted(n for n in dir(module) if not n.startswith("_"))[:12]
+            raise AdapterError("--impl", [f"--impl {text!r}: {module_name} has no {attr!r} "
+                                          f"(it has: {', '.join(found)})"])
+        obj = getattr(obj, part)
+    if isinstance(obj, type) or (callable(obj) and not hasattr(obj, "build")):
+        try:
+            obj = obj()
+        except Exception as exc:  # noqa: BLE001
+            raise AdapterError("--impl", [f"--impl {text!r}: calling {attr}() raised "
+                                          f"{type(exc).__name__}: {exc}"]) from exc
+    caps = validate_implementation(obj) if validate else capabilities_of(obj)
+    return obj, caps

@@ -1,0 +1,45 @@
+"""``python -m benchmarks.step --quick`` runs end to end and writes the table it documents.
+
+A smoke test only: it checks files and columns, never a timing (performance lives in
+``benchmarks/``, not in timed tests). It runs in a subprocess because the benchmark sets
+torch's thread count, which must not leak into the other tests of this session.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+pd = pytest.importorskip("pandas")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_quick_benchmark_writes_csv_and_markdown_with_the_documented_columns(tmp_path):
+    from benchmarks.step import COLUMNS, quick_matrix
+
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.step", "--quick", "--out", str(tmp_path)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+    csv_path, md_path = tmp_path / "step_quick.csv", tmp_path / "step_quick.md"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["step_quick.csv", "step_quick.md"]  # no temp files
+
+    table = pd.read_csv(csv_path, comment="#")
+    assert list(table.columns) == COLUMNS
+    assert len(table) == len(quick_matrix())
+    assert table["threads"].ge(1).all()
+    assert table[["scratch_us", "torch_us", "ratio", "gflops", "peak_gflops"]].gt(0).all().all()
+    assert table["check_abs_diff"].lt(1e-3).all()          # the two engines ran the same model
+
+    header = [line for line in csv_path.read_text().splitlines() if line.startswith("#")]
+    for key in ("date", "python", "numpy", "torch", "numpy BLAS", "threads", "peak GFLOP/s"):
+        assert any(line.startswith(f"# {key}:") for line in header), key
+    markdown = md_path.read_text()
+    table_header = next(line for line in markdown.splitlines() if line.startswith("|"))
+    assert {c.strip() for c in table_header.strip("|").split("|")} == set(COLUMNS) - {"case"}
+    assert "**threads**" in markdown
