@@ -396,6 +396,8 @@ def _check_model(owner: str, model: Any, spec: ModelSpec, state: Mapping[str, np
     xs, target = prepare_batch(spec, x, y)
     n, c = xs.shape[0], spec.sizes[-1]
     problems = []
+    if callable(getattr(model, "state_dict", None)):  # first: did build start from the given weights?
+        problems += _check_state_dict(kind, model, state)
     try:
         out = np.asarray(model.forward(xs.copy()))
     except Exception as exc:  # noqa: BLE001 - reported with the spec it happened on
@@ -429,8 +431,6 @@ def _check_model(owner: str, model: Any, spec: ModelSpec, state: Mapping[str, np
     except Exception as exc:  # noqa: BLE001
         problems.append(f"{kind}.load_state_dict(state) raised {type(exc).__name__}: {exc} (state is "
                         f"{{name: array}} like the one given to build())")
-    if callable(getattr(model, "state_dict", None)):
-        problems += _check_state_dict(kind, model, state)
     return problems
 
 
@@ -508,8 +508,8 @@ def validate_implementation(obj: Any, *, smoke: bool = True) -> Capabilities:
         state = initial_state(spec)
         try:
             model = obj.build(spec, {k: v.copy() for k, v in state.items()})
-        except NotImplementedError:
-            tried.append(spec.describe())
+        except NotImplementedError as exc:
+            tried.append(f"{spec.describe()}: {exc}" if str(exc) else spec.describe())
             continue
         except Exception as exc:  # noqa: BLE001
             raise AdapterError(owner, [f"{owner}.build(spec, state) raised {type(exc).__name__}: {exc} "
@@ -519,8 +519,9 @@ def validate_implementation(obj: Any, *, smoke: bool = True) -> Capabilities:
             raise AdapterError(owner, [f"{p} [built from {spec.describe()}]" for p in problems])
         return _training_capabilities(owner, obj, model, caps)
     if tried:
-        raise AdapterError(owner, [f"{owner}.build raised NotImplementedError for every model tried "
-                                   f"({'; '.join(tried)}): declare capabilities that match what build accepts"])
+        raise AdapterError(owner, [f"{owner}.build raised NotImplementedError for all {len(tried)} models tried, "
+                                   f"e.g. {tried[0]} — finish the adapter, or declare capabilities that match "
+                                   "what build accepts"])
     raise AdapterError(owner, [f"{owner}.capabilities leave nothing to check: no dtype, reduction or defined "
                                f"(output activation, loss) pair is declared ({caps.describe()})"])
 

@@ -4,6 +4,7 @@
 
     scratchnet-conformance run                      # whole matrix, every device → reports/latest/
     scratchnet-conformance run --quick --dtype float64 --no-training --out /tmp/smoke
+    scratchnet-conformance run --impl mypkg.adapter:make_implementation   # your own network (reference.adapter)
     scratchnet-conformance report [DIR]             # redraw report.md/html/png from DIR's CSVs
     scratchnet-conformance gate [DIR] [BASELINE]    # DIR (reports/latest) against BASELINE (reports/baseline)
     scratchnet-conformance baseline [DIR]           # promote DIR to reports/baseline/ (explicitly, atomically)
@@ -103,13 +104,6 @@ def _job_label(job: tuple[str, tuple]) -> str:
     return f"refusal {args[0]}+{args[1]}"
 
 
-def _quick(job: tuple[str, tuple]) -> bool:
-    kind, args = job
-    if kind == "training":
-        return tuple(args[:2]) in QUICK_TRAINING
-    return True  # cases are filtered by the plan's case_filter; refusals are cheap
-
-
 def _error_records(impl_name: str, job: tuple[str, tuple], exc: BaseException) -> list:
     """A job that raised becomes failing records (``tol_ratio = inf``, the exception in ``note``),
     so one crash shows up as a failed row instead of ending the run."""
@@ -151,9 +145,11 @@ def _error_records(impl_name: str, job: tuple[str, tuple], exc: BaseException) -
 
 
 def execute(impl: Any, plan: Any, jobs: Sequence[tuple[str, tuple]],
-            progress: ProgressBar | None = None) -> tuple[list, list[str], list[str]]:
+            progress: ProgressBar | None = None,
+            not_implemented: list[tuple[tuple[str, tuple], str]] | None = None) -> tuple[list, list[str], list[str]]:
     """Run ``jobs`` (from ``plan.jobs()``): ``(records, refusal messages, errors)``. A job that
-    raises is recorded as failing records and reported in ``errors``; the run goes on."""
+    raises is recorded as failing records and reported in ``errors``; the run goes on. With a
+    ``not_implemented`` list, a job raising ``NotImplementedError`` is appended there instead."""
     from .runner import check_case, check_refusal, check_training
 
     records: list = []
@@ -169,7 +165,12 @@ def execute(impl: Any, plan: Any, jobs: Sequence[tuple[str, tuple]],
                 case, device = args
                 records += check_case(impl, case, device, fd=plan.fd)
             else:
-                records += check_training(impl, *args)
+                spec = plan.training_spec(args[2]) if hasattr(plan, "training_spec") else None
+                records += check_training(impl, *args, spec=spec)
+        except NotImplementedError as exc:
+            if not_implemented is None:
+                raise
+            not_implemented.append((job, f"raised NotImplementedError: {' '.join(str(exc).split())}"[:200]))
         except Exception as exc:  # noqa: BLE001 - reported, recorded, and the run exits 1
             errors.append(f"{_job_label(job)}: {type(exc).__name__}: {' '.join(str(exc).split())}"[:300])
             if kind != "refusal":
@@ -198,21 +199,66 @@ def _devices(requested: list[str] | None) -> list[str]:
     return devices
 
 
+def _load_impl(text: str | None) -> tuple[Any, Any]:
+    """``--impl`` loaded and validated (scratchnet when not given); a malformed adapter is a
+    usage error listing what is missing."""
+    from .adapter import AdapterError, load_implementation
+
+    try:
+        return load_implementation(text)
+    except AdapterError as exc:
+        raise UsageError(f"{PROG} run: --impl: {exc}") from None
+
+
+def _every_job(job: tuple[str, tuple]) -> bool:
+    return True
+
+
+def _quick_plan(plan: Any) -> tuple[Any, Any]:
+    """``--quick`` for the implementation's capabilities: hidden QUICK_HIDDEN (else the first
+    hidden activation it implements) and QUICK_TRAINING (else its first training configuration)."""
+    caps = plan.capabilities
+    hidden = set(QUICK_HIDDEN) if caps is None or set(QUICK_HIDDEN) & caps.hidden else {min(caps.hidden, default="")}
+    implemented = [tuple(args[:2]) for kind, args in plan.jobs() if kind == "training"]
+    training = {t for t in QUICK_TRAINING if t in implemented} or set(implemented[:1])
+
+    def keep(job: tuple[str, tuple]) -> bool:
+        kind, args = job
+        return kind != "training" or tuple(args[:2]) in training
+
+    return (lambda case: case.hidden in hidden), keep
+
+
+def _not_implemented_summary(impl_name: str, items: list[tuple[tuple[str, tuple], str]], limit: int = 6) -> str:
+    from collections import Counter
+
+    kinds = Counter(job[0] for job, _ in items)
+    reasons = Counter(part.strip() for _, reason in items for part in reason.split(", "))
+    what = ", ".join(f"{n} {'matrix cases' if kind == 'case' else 'training runs'}" for kind, n in kinds.items())
+    top = ", ".join(f"{r} ({n})" for r, n in reasons.most_common(limit))
+    more = f", … {len(reasons) - limit} more" if len(reasons) > limit else ""
+    return f"{what} not implemented by {impl_name}: {top}{more}"
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    from . import ScratchnetImplementation
     from .matrix import DTYPES
+    from .report_files import write_csv
     from .reports import conformance_matrix, records_frame, summary_table, write_reports
     from .runner import RunPlan
 
+    impl, caps = _load_impl(args.impl)
     devices = _devices(args.device)
     dtypes = tuple(dict.fromkeys(args.dtype)) if args.dtype else DTYPES
-    case_filter = (lambda case: case.hidden in QUICK_HIDDEN) if args.quick else (lambda case: True)
     plan = RunPlan(devices=tuple(devices), dtypes=dtypes, training=not args.no_training, fd=args.fd,
-                   case_filter=case_filter)
-    jobs = [job for job in plan.jobs() if not args.quick or _quick(job)]
+                   capabilities=None if caps.is_everything else caps)
+    keep = _every_job
+    if args.quick:
+        plan.case_filter, keep = _quick_plan(plan)
+    jobs = [job for job in plan.jobs() if keep(job)]
+    skipped = [(job, reason) for job, reason in plan.not_implemented() if keep(job)]
     progress = ProgressBar(len(jobs), enabled=not args.no_progress)
     start = time.perf_counter()
-    records, refusals, errors = execute(ScratchnetImplementation(), plan, jobs, progress)
+    records, refusals, errors = execute(impl, plan, jobs, progress, not_implemented=skipped)
     wall = time.perf_counter() - start
     profile = args.profile or ("quick" if args.quick else "full")
     metadata = {
@@ -224,15 +270,27 @@ def cmd_run(args: argparse.Namespace) -> int:
         "errors": "; ".join(errors)[:1000] if errors else "none",
         "wall_time_s": f"{wall:.1f}",
     }
+    if args.impl:
+        metadata.update(impl=impl.name, impl_spec=args.impl, capabilities=caps.describe())
+    if skipped:
+        metadata["not_implemented"] = _not_implemented_summary(impl.name, skipped)
     out = Path(args.out)
     write_reports(records, out, metadata)
+    if skipped:
+        import pandas as pd
+
+        table = pd.DataFrame([(kind, _job_label((kind, args)), reason) for (kind, args), reason in skipped],
+                             columns=["kind", "job", "not_implemented"])
+        write_csv(table, out / "not_implemented.csv", metadata, table="not_implemented")
     matrix = conformance_matrix(records_frame(records))
-    _print_run_summary(matrix, summary_table(matrix), errors, out, wall)
+    _print_run_summary(matrix, summary_table(matrix), errors, out, wall, records=records,
+                       not_implemented=metadata.get("not_implemented", ""))
     n_fail = int((matrix["status"] == "fail").sum())
     return 1 if n_fail or errors else 0
 
 
-def _print_run_summary(matrix, summary, errors: list[str], out: Path, wall: float) -> None:
+def _print_run_summary(matrix, summary, errors: list[str], out: Path, wall: float, records: Sequence[Any] = (),
+                       not_implemented: str = "") -> None:
     from tabulate import tabulate
 
     from .reports import failures_table
@@ -249,8 +307,18 @@ def _print_run_summary(matrix, summary, errors: list[str], out: Path, wall: floa
                        tablefmt="simple", disable_numparse=True))
         if len(failures) > 30:
             print(f"… and {len(failures) - 30} more (see {out / 'matrix.csv'})")
+    diagnosed = [r for r in records if r.status == "fail" and r.diagnosis]
+    if diagnosed:
+        from .diagnosis import summary_lines
+
+        print("\ndiagnosis of the failing parameters (first wrong layer from the output first; every row: the "
+              "diagnosis column of gradients.csv):")
+        for line in summary_lines(diagnosed):
+            print(f"  {line}")
     for error in errors[:20]:
         print(f"error: {error}")
+    if not_implemented:
+        print(f"\nnot failures — {not_implemented} (see not_implemented.csv)")
     n_fail = int((matrix["status"] == "fail").sum())
     print(f"\nreports: {out}/ (report.html, report.md, matrix.csv, ...); ran in {wall:.1f} s")
     print(f"conformance: {len(matrix) - n_fail} passed, {n_fail} failed")
@@ -386,6 +454,10 @@ def build_parser() -> argparse.ArgumentParser:
                           f"{len(QUICK_TRAINING)} training runs per dtype")
     run.add_argument("--profile", default=None, help="a name recorded in the metadata (default full or quick)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    run.add_argument("--impl", default=None, metavar="MODULE:FACTORY",
+                     help="your own implementation: package.module:factory or path/to/adapter.py:factory "
+                          "(default scratchnet; see reference/adapter.py and examples/adapter_template.py). "
+                          "The matrix narrows to its declared capabilities; the rest is reported as not implemented")
     run.set_defaults(func=cmd_run)
 
     report = sub.add_parser("report", help="re-render report.md/html/png from a report folder's CSVs")

@@ -175,7 +175,8 @@ def load_mnist(directory: str | os.PathLike[str], max_train: int | None = None, 
             raise DatasetError(f"--mnist {directory}: {part} images {images.shape} and labels {labels.shape} "
                                "do not match (expected (N, rows, cols) and (N,))")
         if labels.size and (labels.min() < 0 or labels.max() > 9):
-            raise DatasetError(f"--mnist {directory}: {part} labels must lie in 0..9, got {labels.min()}..{labels.max()}")
+            raise DatasetError(f"--mnist {directory}: {part} labels must lie in 0..9, "
+                               f"got {labels.min()}..{labels.max()}")
     x_train = arrays["train_images"].reshape(arrays["train_images"].shape[0], -1).astype(np.float64) / 255.0
     x_test = arrays["test_images"].reshape(arrays["test_images"].shape[0], -1).astype(np.float64) / 255.0
     if x_train.shape[1] != x_test.shape[1]:

@@ -263,7 +263,8 @@ def gradient_errors(gradients: pd.DataFrame, metadata: Mapping[str, str]) -> byt
     x = np.arange(len(params))
     for k, ((dtype, device), frame) in enumerate(groups):
         stats = frame.groupby("param")["tol_ratio"].agg(["min", "median", "max", "size"]).reindex(params)
-        med, lo, hi = _clip(stats["median"]), _clip(stats["min"]), _clip(stats["max"])
+        # an infinite ratio (a NaN gradient) is drawn off the top of the axis, not as an infinite bar
+        med, lo, hi = (np.minimum(_clip(stats[c]), 1e6) for c in ("median", "min", "max"))
         offset = (k - (len(groups) - 1) / 2) * width
         ax.bar(x + offset, med, width=width * 0.9, color=colours(k % 10), alpha=0.85, bottom=FLOOR,
                label=f"{dtype} · {device} (n={int(stats['size'].max())} per parameter)")

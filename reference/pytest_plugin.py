@@ -65,6 +65,7 @@ class Recorder:
         self.examples: dict[str, tuple[str, Any]] = {}
         #: test id -> lines for the terminal summary, once diagnosed at session end
         self.example_lines: dict[str, list[str]] = {}
+        self._problem: Any = None
 
     # -- not implemented ---------------------------------------------------------------------
     def skip_not_implemented(self, what: str) -> None:
@@ -97,9 +98,15 @@ class Recorder:
             self.skip_not_implemented(missing)
 
     # -- checking ----------------------------------------------------------------------------
+    def remember(self, problem: Any) -> None:
+        """``(spec, state, x, y, device)`` of the records the next :meth:`check` gets."""
+        self._problem = problem
+
     def check(self, records: list[Record], *, steer: bool = True, problem: Any = None) -> None:
         """Store ``records``; fail with a readable table if any failed. ``problem`` —
-        ``(spec, state, x, y, device)`` of the records — is kept for a full diagnosis at the end."""
+        ``(spec, state, x, y, device)`` of the records, or the one given to :meth:`remember` — is
+        kept for a full diagnosis at the end."""
+        problem, self._problem = problem or self._problem, None
         self.records.extend(records)
         if steer and records:
             try:
@@ -137,6 +144,7 @@ class Recorder:
         from .compare import compare_model
         from .diagnosis import Problem, annotate, summary_lines
 
+        impl = getattr(impl, "unguarded", impl)
         for test, (description, problem) in self.examples.items():
             spec, state, x, y, device = problem
             lines = [f"{test}", f"  smallest failing example: {description}"]
@@ -194,6 +202,12 @@ class GuardedImplementation:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
+
+    @property
+    def unguarded(self) -> Any:
+        """The implementation itself, for code that must see ``NotImplementedError`` as an
+        exception (the diagnosis's variants), not as a skip of the running test."""
+        return self._inner
 
     def build(self, spec: Any, state: Any) -> Any:
         try:
@@ -393,8 +407,11 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         tr.write_line("smallest failing examples (hypothesis), fully diagnosed:")
         for lines in recorder.example_lines.values():
             for line in lines:
-                for wrapped in textwrap.wrap(line, width=140, subsequent_indent=" " * 22) or [""]:
-                    tr.write_line("  " + wrapped)
+                if line.startswith("  smallest failing example"):  # the others come wrapped already
+                    for wrapped in textwrap.wrap(line, width=120, subsequent_indent=" " * 6):
+                        tr.write_line("  " + wrapped)
+                else:
+                    tr.write_line("  " + line)
     written = getattr(config, "_scratchnet_written", None)
     if written is not None:
         tr.write_line(f"records and reports: {written}")

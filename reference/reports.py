@@ -9,7 +9,8 @@ Three views of the records (:class:`reference.records.Record`), each one DataFra
   (``forward_ratio``, ``loss_ratio``, ``gradient_ratio``, ``training_ratio``), the record counts
   and ``status`` (``fail`` when any record failed). ``ref_nonfinite`` records — torch's own
   arithmetic broke down — are counted but kept out of the worst ratios.
-* the **gradient-diff report** (:func:`gradient_report`) — one row per combination × parameter.
+* the **gradient-diff report** (:func:`gradient_report`) — one row per combination × parameter, with
+  the ``diagnosis`` of a failing one (:mod:`reference.diagnosis`: which derivative, what pattern).
 * the **training-curve report** (:func:`training_report`) — one row per training step: both
   losses, their difference, the parameter distance and the first step the tolerance broke.
 
@@ -54,7 +55,8 @@ TRAINING_CHECKS = ("training_step", "final_params")
 #: One training curve: the matrix key without ``kind``, plus the model size and seed.
 CURVE_COLUMNS = (*KEY_COLUMNS[1:], "sizes", "seed")
 GRADIENT_COLUMNS = (*KEY_COLUMNS[1:], "sizes", "seed", "param", "shape", "max_abs_err", "max_rel_err", "tol_ratio",
-                    "atol", "rtol", "cosine", "norm_ratio", "worst_index", "fd_verdict", "status", "note")
+                    "atol", "rtol", "cosine", "norm_ratio", "worst_index", "fd_verdict", "status", "note",
+                    "diagnosis")
 TRAINING_COLUMNS = (*CURVE_COLUMNS, "step", "loss_actual", "loss_expected", "abs_diff", "rel_diff", "param_distance",
                     "tol_ratio", "atol", "rtol", "status", "first_break_step")
 CSV_FILES = {"records": "records.csv", "matrix": "matrix.csv", "gradients": "gradients.csv",
@@ -134,8 +136,9 @@ def conformance_matrix(records: pd.DataFrame) -> pd.DataFrame:
 
 
 def gradient_report(records: pd.DataFrame) -> pd.DataFrame:
-    """One row per combination × parameter gradient: errors, cosine, norm ratio, worst index and
-    the finite-difference verdict (``both``/``impl``/``torch``/``neither``; blank when not run)."""
+    """One row per combination × parameter gradient: errors, cosine, norm ratio, worst index, the
+    finite-difference verdict (``both``/``impl``/``torch``/``neither``; blank when not run) and the
+    diagnosis of a failing gradient (blank when it passed)."""
     g = records[records["check"] == "gradient"]
     return _typed(g[list(GRADIENT_COLUMNS)].reset_index(drop=True))
 
@@ -243,7 +246,7 @@ def worst_gradients(gradients: pd.DataFrame, n: int) -> pd.DataFrame:
     g = gradients.sort_values("tol_ratio", ascending=False, kind="stable").head(n)
     g = g.assign(kind="case")
     return _labelled(g)[["row", "dtype", "device", "param", "max_abs_err", "max_rel_err", "tol_ratio", "cosine",
-                         "norm_ratio", "worst_index", "fd_verdict", "status"]]
+                         "norm_ratio", "worst_index", "fd_verdict", "status", "diagnosis"]]
 
 
 # --------------------------------------------------------------------------------------------
@@ -442,8 +445,11 @@ def load_reports(out_dir: str | os.PathLike[str]) -> tuple[pd.DataFrame, pd.Data
     optional = {}
     for name, columns in (("gradients", GRADIENT_COLUMNS), ("training", TRAINING_COLUMNS)):
         path = out / CSV_FILES[name]
-        optional[name] = (read_csv(path, required=columns)[0] if path.exists()
+        required = [c for c in columns if c != "diagnosis"]  # older files have no diagnosis column
+        optional[name] = (read_csv(path, required=required)[0] if path.exists()
                           else _typed(pd.DataFrame(columns=columns)))
+    if "diagnosis" not in optional["gradients"].columns:
+        optional["gradients"] = optional["gradients"].assign(diagnosis="")
     meta = {k: v for k, v in meta.items() if k not in ("table", "rows")}
     return matrix, optional["gradients"], optional["training"], meta
 

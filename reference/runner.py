@@ -88,7 +88,12 @@ def check_training(impl: Implementation, optimizer: str, gd_mode: str, dtype: st
     if any(r.status == "fail" for r in records):
         from .diagnosis import annotate_training
 
-        annotate_training(records)
+        try:  # are the gradients of the trained model right? (then the update is to blame)
+            grads = compare_model(impl, spec, x, y, device=device, fd="never")
+            gradients_ok = not any(r.status == "fail" for r in grads)
+        except Exception:  # noqa: BLE001 - the training records already say what failed
+            gradients_ok = None
+        annotate_training(records, gradients_ok)
     return records
 
 

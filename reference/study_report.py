@@ -25,7 +25,17 @@ from typing import Any
 
 import numpy as np
 
-from .study import BUDGETS, Run, StudyConfig, checkpoint_epochs, combo_name, results_frame, runs_frame, update_budget
+from .study import (
+    BUDGETS,
+    CONTROL_FRACTION,
+    Run,
+    StudyConfig,
+    checkpoint_epochs,
+    combo_name,
+    results_frame,
+    runs_frame,
+    update_budget,
+)
 
 __all__ = ["StudySummary", "write_study", "summary_markdown", "markdown_table", "PLOTS"]
 
@@ -33,6 +43,7 @@ PLOTS = ("curves_accuracy.png", "curves_loss.png", "lr_sweep.png", "gradients.pn
 HIDDEN_COLORS = {"sigmoid": "#1f77b4", "tanh": "#ff7f0e", "relu": "#2ca02c"}
 COMBO_COLORS = {"softmax+cross_entropy": "#1f77b4", "sigmoid+mse": "#d62728",
                 "sigmoid+binary_cross_entropy": "#9467bd", "softmax+mse": "#8c564b"}
+CONTROL_TEXT = f"{CONTROL_FRACTION:g}×"
 MODE_LABELS = {"full_batch": "full batch", "mini_batch": "mini-batch", "stochastic": "stochastic"}
 
 
@@ -135,7 +146,8 @@ def _setup_section(data: Any, config: StudyConfig, n_runs: int, wall: float) -> 
         f"PyTorch's default initialisation, plain SGD (`{{\"name\": \"sgd\", \"lr\": …}}`), scratchnet's `fit`.",
         "",
         f"Grid: {len(config.combos)} output+loss pairs × {len(config.modes)} GD modes × {len(config.hidden)} hidden "
-        f"activations × a learning-rate grid per (output+loss, GD mode); seeds {', '.join(map(str, config.seeds))} "
+        f"activations × 4 learning rates per cell (half-decade steps placed around a pilot sweep's optimum: "
+        f"`LR_START` in reference/study.py); seeds {', '.join(map(str, config.seeds))} "
         f"everywhere and {', '.join(map(str, config.headline_seeds))} for the headline cells (hidden "
         f"{config.headline_hidden}); {n_runs} runs in {wall:.0f} s (profile {config.profile}).",
         "",
@@ -256,8 +268,8 @@ def _gradient_section(results, runs_df, config: StudyConfig) -> list[str]:
                 r = _row(results, budget=budget, gd_mode=mode, hidden=h, combo=combo_name(output, loss))
                 if r is None:
                     continue
-                rows.append([budget, MODE_LABELS[mode], r["combo"], fsci(r["grad_z_init"]), fsci(r["grad_z_wrong_init"]),
-                             fsci(r["grad_z"]), fsci(r["grad_z_wrong"]), fg(r["best_lr"]),
+                rows.append([budget, MODE_LABELS[mode], r["combo"], fsci(r["grad_z_init"]),
+                             fsci(r["grad_z_wrong_init"]), fsci(r["grad_z"]), fsci(r["grad_z_wrong"]), fg(r["best_lr"]),
                              fsci(r["best_lr"] * r["grad_w_out_init"]), fnum(r["updates_to_target"])])
     lines.append(markdown_table(["budget", "GD mode", "output+loss", "N·|∂L/∂z| at init", "misclassified at init",
                                  "N·|∂L/∂z| at end", "misclassified at end", "best lr", "lr × |∂L/∂W| at init",
@@ -272,6 +284,9 @@ def _gradient_section(results, runs_df, config: StudyConfig) -> list[str]:
                 continue
             ratio_init = rm["grad_z_init"] / rc["grad_z_init"]
             ratio_wrong = rm["grad_z_wrong"] / rc["grad_z_wrong"]
+            wrong_text = (f"{ratio_wrong:.2g}× on the misclassified samples at the end" if np.isfinite(ratio_wrong)
+                          else f"{fsci(rm['grad_z_wrong'])} vs {fsci(rc['grad_z_wrong'])} on the misclassified samples "
+                               "at the end (— = none misclassified)")
             lr_ratio = rm["best_lr"] / rc["best_lr"]
             speed = rm["updates_to_target"] / rc["updates_to_target"]
             speed_text = (f"it needed {speed:.2g}× the updates to reach {config.target_accuracy:.0%} training accuracy"
@@ -279,9 +294,8 @@ def _gradient_section(results, runs_df, config: StudyConfig) -> list[str]:
                           f"updates to {config.target_accuracy:.0%} training accuracy: {fnum(rm['updates_to_target'])} "
                           f"(sigmoid+mse) vs {fnum(rc['updates_to_target'])} (softmax+cross_entropy)")
             lines.append(f"- {budget}, {MODE_LABELS[mode]}: sigmoid+mse's per-sample output gradient is "
-                         f"{ratio_init:.2g}× softmax+cross_entropy's at initialisation and {ratio_wrong:.2g}× on the "
-                         f"misclassified samples at the end; its best learning rate is {lr_ratio:.2g}× larger; "
-                         f"{speed_text}.")
+                         f"{ratio_init:.2g}× softmax+cross_entropy's at initialisation and {wrong_text}; its best "
+                         f"learning rate is {lr_ratio:.2g}× softmax+cross_entropy's; {speed_text}.")
     lines.append("")
     return lines
 
@@ -321,14 +335,29 @@ def _sum_section(results, config: StudyConfig) -> list[str]:
     return lines
 
 
-def _rise_section(runs_df, config: StudyConfig, n_train: int) -> list[str]:
+def _count(sel, mask, with_lrs: bool = True) -> str:
+    hit = sel[mask]
+    text = f"{len(hit)}/{len(sel)}"
+    return f"{text} ({_lrs(hit['lr'])})" if with_lrs and len(hit) else text
+
+
+def _with_best(whole, results):
+    """``whole`` with each run's cell's best learning rate (at the run's longest checkpoint)."""
+    best = results[["combo", "gd_mode", "hidden", "budget", "best_lr"]]
+    merged = whole.merge(best, on=["combo", "gd_mode", "hidden", "budget"], how="left")
+    merged.index = whole.index
+    return merged
+
+
+def _rise_section(runs_df, results, config: StudyConfig, n_train: int, n_classes: int) -> list[str]:
     lines = ["## 4. Does the loss increase with full-batch gradient descent?", "",
-             "Every run's training loss on the whole training set, measured after every epoch over the whole run "
-             "(full batch: after every update). 'Rose' counts runs in which it went up at least once (by more than "
-             "a relative 1e-9); 'ended above start' runs whose final loss exceeds the initial one; 'diverged' runs "
-             "that reached NaN/inf. Mini-batch and stochastic losses are measured at epoch ends only, so rises "
-             "inside an epoch are not seen.", ""]
-    whole = end_of_run_rows(runs_df, config, n_train)
+             "Every run's loss on the whole training set over the whole run: after every update in full batch "
+             "(scratchnet's History), after every epoch in the other modes (so rises inside an epoch are not seen). "
+             "'rose' = went up at least once (relative 1e-9); 'rose > 1%' = by more than 1% at least once; "
+             "'ended > 1% above min' = the final loss is more than 1% above the lowest it reached; 'chance level' = "
+             f"final training accuracy below 2/{n_classes} = {2 / n_classes:.0%} (or NaN). Cells: runs / all runs "
+             "(learning rates).", ""]
+    whole = _with_best(end_of_run_rows(runs_df, config, n_train), results)
     rows = []
     for output, loss in config.combos:
         combo = combo_name(output, loss)
@@ -336,40 +365,55 @@ def _rise_section(runs_df, config: StudyConfig, n_train: int) -> list[str]:
             sel = whole[(whole["combo"] == combo) & (whole["gd_mode"] == mode)]
             if sel.empty:
                 continue
-            rose = sel[sel["loss_rises"] > 0]
-            rows.append([combo, MODE_LABELS[mode], f"{len(rose)}/{len(sel)}", _lrs(rose["lr"]),
-                         f"{int(sel['ended_above_start'].sum())}/{len(sel)}", _lrs(sel.loc[sel['ended_above_start'], 'lr']),
-                         f"{int(sel['diverged'].sum())}/{len(sel)}", fsci(sel["max_rise"].max())])
-    lines.append(markdown_table(["output+loss", "GD mode", "runs where the loss rose", "at lr", "ended above start",
-                                 "at lr", "diverged", "largest single rise (relative)"], rows))
+            rows.append([combo, MODE_LABELS[mode], _count(sel, sel["loss_rises"] > 0, False),
+                         _count(sel, sel["loss_rises_1pct"] > 0), _count(sel, sel["ended_above_min"]),
+                         _count(sel, sel["ended_above_start"]), _count(sel, sel["chance_level"]),
+                         _count(sel, sel["diverged"]), fsci(sel["max_rise"].max())])
+    lines.append(markdown_table(["output+loss", "GD mode", "rose", "rose > 1%", "ended > 1% above min",
+                                 "ended above start", "chance level at end", "diverged (NaN/inf)",
+                                 "largest single rise (relative)"], rows))
     lines.append("")
-    mse = combo_name("sigmoid", "mse")
-    for combo in (mse, combo_name("softmax", "cross_entropy")):
-        parts = []
+    for combo in (combo_name("sigmoid", "mse"), combo_name("softmax", "cross_entropy")):
         for mode in config.modes:
             sel = whole[(whole["combo"] == combo) & (whole["gd_mode"] == mode)]
             if sel.empty:
                 continue
-            rose = sel[sel["loss_rises"] > 0]
-            above = sel[sel["ended_above_start"]]
-            text = (f"{MODE_LABELS[mode]}: the loss rose in {len(rose)} of {len(sel)} runs"
-                    + (f" (lr {_lrs(rose['lr'])})" if len(rose) else "")
-                    + f" and ended above its start in {len(above)}" + (f" (lr {_lrs(above['lr'])})" if len(above) else ""))
-            parts.append(text)
-        if parts:
-            lines.append(f"- {combo} — " + "; ".join(parts) + ".")
-    fb = whole[(whole["combo"] == mse) & (whole["gd_mode"] == "full_batch")]
+            big = sel[sel["loss_rises_1pct"] > 0]
+            chance = sel[sel["chance_level"]]
+            fell = chance[~chance["ended_above_start"]]
+            above_best = big[big["lr"] > big["best_lr"]]
+            at_best = sel[(sel["lr"] == sel["best_lr"]) & (sel["loss_rises_1pct"] > 0)]
+            n_best = int((sel["lr"] == sel["best_lr"]).sum())
+            lines.append(
+                f"- {combo}, {MODE_LABELS[mode]}: the loss rose by more than 1% in {len(big)} of {len(sel)} runs"
+                + (f" (lr {_lrs(big['lr'])}; {len(above_best)} of them above their cell's best rate)" if len(big)
+                   else "")
+                + f", and in {len(at_best)} of the {n_best} runs at the best rate; {_runs(len(chance))} ended at "
+                f"chance-level accuracy" + (f" (lr {_lrs(chance['lr'])}), {len(fell)} of them with a final loss "
+                                            "below the initial one" if len(chance) else "") + ".")
+    fb = whole[(whole["combo"] == combo_name("sigmoid", "mse")) & (whole["gd_mode"] == "full_batch")]
+    ce = whole[(whole["combo"] == combo_name("softmax", "cross_entropy")) & (whole["gd_mode"] == "full_batch")]
     if len(fb):
-        if (fb["loss_rises"] > 0).any():
-            bad = fb[fb["loss_rises"] > 0]
-            lines.append(f"- Full-batch sigmoid+mse: the loss went up in {len(bad)} of {len(fb)} runs, at learning "
-                         f"rates {_lrs(bad['lr'])} (grid {_lrs(fb['lr'])}); at the others it never rose.")
+        big = fb[fb["loss_rises_1pct"] > 0]
+        if big.empty:
+            lines.append(f"- Verdict on the claim: the full-batch sigmoid+mse loss never rose by more than 1% in "
+                         f"any of its {len(fb)} runs (lr {_lrs(fb['lr'])}; hidden {', '.join(config.hidden)}) — the "
+                         "reported increase is not reproduced on this data with these settings.")
         else:
-            lines.append(f"- Full-batch sigmoid+mse: the loss never rose in any of its {len(fb)} runs (learning rates "
-                         f"{_lrs(fb['lr'])}, every hidden activation) — the reported increase is not reproduced on "
-                         "this data with these settings.")
+            above = big[big["lr"] > big["best_lr"]]
+            ce_big = ce[ce["loss_rises_1pct"] > 0]
+            lines.append(f"- Verdict on the claim: the full-batch sigmoid+mse loss rose by more than 1% in "
+                         f"{len(big)} of {len(fb)} runs, {len(above)} of them at a learning rate above their cell's "
+                         "best; "
+                         f"softmax+cross_entropy's full-batch loss did so in {len(ce_big)} of {len(ce)} runs"
+                         + (f" ({len(ce_big[ce_big['lr'] > ce_big['best_lr']])} above the best rate)" if len(ce_big)
+                            else "") + ".")
     lines.append("")
     return lines
+
+
+def _runs(n: int) -> str:
+    return f"{n} run" if n == 1 else f"{n} runs"
 
 
 def _lrs(values) -> str:
@@ -380,43 +424,60 @@ def _lrs(values) -> str:
 def _verification_section(runs_df, results, config: StudyConfig) -> tuple[list[str], bool]:
     per_run = runs_df.drop_duplicates(["combo", "gd_mode", "hidden", "lr", "seed"])
     n = len(per_run)
-    skipped = per_run["lockstep_status"] == "skipped"
-    failed = per_run[per_run["lockstep_status"] == "fail"]
-    nonfinite = per_run[per_run["lockstep_status"] == "ref_nonfinite"]
+    status = per_run["lockstep_status"]
+    skipped = status == "skipped"
+    failed = per_run[status == "fail"]
+    unstable = per_run[status == "unstable"]
+    nonfinite = per_run[status == "ref_nonfinite"]
+    passed = per_run[status == "pass"]
     verified = failed.empty
     lines = ["## 5. Verification against PyTorch", ""]
     if skipped.all():
         lines += ["Lockstep verification was skipped (--lockstep-steps 0).", ""]
         return lines, verified
-    ratios = per_run.loc[~skipped, "lockstep_max_ratio"].to_numpy(dtype=np.float64)
-    worst = per_run.loc[~skipped].iloc[int(np.nanargmax(np.where(np.isfinite(ratios), ratios, np.inf)))]
-    exact = per_run[per_run["lockstep_replay"] == "exact"]
-    replay_modes = per_run[per_run["gd_mode"] != "mini_batch"]
+    worst_pass = passed["lockstep_max_ratio"].max() if len(passed) else math.nan
     lines.append(f"Every run also trained the identical torch model in lockstep (`reference.lockstep`: same spec, "
                  f"same initial state, same SGD settings and GD mode) for its first {config.lockstep_steps} steps: "
-                 f"{n - len(failed) - int(skipped.sum())} of {n} runs passed"
-                 + (f", {len(nonfinite)} with torch's own arithmetic overflowing (ref_nonfinite)" if len(nonfinite) else "")
-                 + f"; the largest tol_ratio (1 = the tolerance) was {fsci(worst['lockstep_max_ratio'])} "
-                 f"({worst['combo']} {MODE_LABELS[worst['gd_mode']]} hidden {worst['hidden']} lr {fg(worst['lr'])}).")
+                 f"{len(passed)} of {n} runs passed (largest tol_ratio {fsci(worst_pass)}; 1 = the tolerance), "
+                 f"{len(unstable)} broke the tolerance through amplified rounding, {len(failed)} failed otherwise"
+                 + (f", {len(nonfinite)} had torch's own arithmetic overflow (ref_nonfinite)" if len(nonfinite) else "")
+                 + ".")
     lines.append("")
-    lines.append(f"Full-batch and stochastic runs replay the study's own first steps: in {len(exact)} of "
-                 f"{len(replay_modes)} of them the lockstep's scratchnet losses equal the study's step losses (relative "
-                 "difference ≤ 1e-12). `reference.lockstep.GD_MODES` sets its own mini-batch size (about n/3), so "
-                 f"mini-batch runs were verified at batch size {config.batch_size} on a subset of the study's first "
-                 f"shuffled samples ({_first(per_run, 'mini_batch')}); replaying the exact mini-batch schedule would "
-                 "need a `batch_size=` argument to `lockstep`.")
-    lines.append("")
+    if len(unstable):
+        lines.append(f"Amplified rounding ('unstable'): when the tolerance breaks, the same steps are rerun in "
+                     "scratchnet from the initial weights nudged by one ulp; if that moves scratchnet's own weights at "
+                     f"least {CONTROL_TEXT} as far as torch's differ, the learning rate — not a derivative — makes "
+                     "the trajectories part:")
+        lines.append("")
+        for _, r in unstable.iterrows():
+            above = r["lr"] > _best_for(results, r)
+            lines.append(f"- {r['combo']} {MODE_LABELS[r['gd_mode']]} hidden {r['hidden']} lr {fg(r['lr'])} seed "
+                         f"{r['seed']}: tol_ratio {fsci(r['lockstep_max_ratio'])}; weights differ from torch's by "
+                         f"{fsci(r['lockstep_distance'])}, a 1-ulp nudge moves scratchnet's own by "
+                         f"{fsci(r['control_distance'])}; this rate is "
+                         f"{'above' if above else 'not above'} the cell's best ({fg(_best_for(results, r))}).")
+        lines.append("")
     if len(failed):
         lines.append("Failed verifications: " + "; ".join(
             f"{r['combo']} {MODE_LABELS[r['gd_mode']]} {r['hidden']} lr {fg(r['lr'])} seed {r['seed']} "
             f"(tol_ratio {fsci(r['lockstep_max_ratio'])}{', ' + r['lockstep_note'] if r['lockstep_note'] else ''})"
             for _, r in failed.iterrows()) + ".")
         lines.append("")
-    per_cell = results[results["budget"] == BUDGETS[0]]
-    lines.append(f"Per cell (all learning rates and seeds): worst tol_ratio from {fsci(per_cell['lockstep_max_ratio'].min())} "
-                 f"to {fsci(per_cell['lockstep_max_ratio'].max())}; the column `lockstep_max_ratio` of results.csv.")
+    exact = per_run[per_run["lockstep_replay"] == "exact"]
+    replay_modes = per_run[per_run["gd_mode"] != "mini_batch"]
+    lines.append(f"Full-batch and stochastic runs replay the study's own first steps: in {len(exact)} of "
+                 f"{len(replay_modes)} of them the lockstep's scratchnet losses equal the study's step losses "
+                 "(relative difference ≤ 1e-12). `reference.lockstep.GD_MODES` sets its own mini-batch size "
+                 f"(about n/3), so mini-batch runs were verified at batch size {config.batch_size} on a subset of the "
+                 f"study's first shuffled samples ({_first(per_run, 'mini_batch')}); replaying the exact mini-batch "
+                 "schedule would need a `batch_size=` argument to `lockstep`.")
     lines.append("")
     return lines, verified
+
+
+def _best_for(results, r) -> float:
+    row = _row(results, combo=r["combo"], gd_mode=r["gd_mode"], hidden=r["hidden"], budget=r["budget"])
+    return math.nan if row is None else float(row["best_lr"])
 
 
 def _first(per_run, mode: str) -> str:
@@ -439,12 +500,12 @@ def summary_markdown(results, runs_df, data: Any, config: StudyConfig, wall: flo
     lines += _can_mse_section(results, config)
     lines += _gradient_section(results, runs_df, config)
     lines += _sum_section(results, config)
-    lines += _rise_section(runs_df, config, data.n_train)
+    lines += _rise_section(runs_df, results, config, data.n_train, data.n_classes)
     verification, verified = _verification_section(runs_df, results, config)
     lines += verification
     lines += ["## Files", "", *(f"- `{name}`" for name in files), "",
-              "Regenerate: `python -m reference study`" + (" --quick" if config.profile == "quick" else "")
-              + f" (scratchnet-conformance study --help for the options).", ""]
+              "Regenerate: `python -m reference study" + (" --quick" if config.profile == "quick" else "")
+              + "` (`scratchnet-conformance study --help` for the options).", ""]
     return "\n".join(lines), verified, "\n".join(console)
 
 
@@ -500,7 +561,7 @@ def _best_lr(results, combo: str, mode: str, hidden: str, budget: str) -> float:
 
 
 def _updates_axis(run: Run) -> np.ndarray:
-    return np.arange(len(run.curve["train_loss"])) * run.steps_per_epoch
+    return run.curve["epoch"] * run.steps_per_epoch
 
 
 def _mark_budgets(ax, config: StudyConfig, n_train: int, mode: str, per_epoch: int) -> None:
@@ -558,8 +619,8 @@ def plot_curves_loss(runs, results, config: StudyConfig, data: Any) -> bytes:
                                 and r.cell.hidden == hidden and r.seed == config.plot_seed), key=lambda r: r.lr)
             per_epoch = 1
             for k, run in enumerate(cell_runs):
-                x = _updates_axis(run)
-                y = run.curve["train_loss"]
+                y = run.trace["loss"]
+                x = np.arange(len(y)) * run.steps_per_epoch
                 color = cmap(k / max(len(cell_runs) - 1, 1) * 0.9)
                 ok = np.isfinite(y) & (y > 0)
                 ax.plot(np.maximum(x[ok], 0.8), y[ok], color=color, linewidth=1.1, label=f"lr {run.lr:g}")
@@ -670,8 +731,7 @@ def plot_headline(runs_df, results, config: StudyConfig, data: Any) -> bytes:
                            & (head["lr"] == r["best_lr"])]
                 xpos = m + (k - (len(combos) - 1) / 2) * width
                 color = COMBO_COLORS.get(combo)
-                for row, (col, label) in enumerate((("test_acc", "test accuracy"),
-                                                    ("updates_to_target", "updates to target"))):
+                for row, col in enumerate(("test_acc", "updates_to_target")):
                     ax = axes[row][j]
                     vals = sel[col].to_numpy(dtype=np.float64)
                     vals = vals[np.isfinite(vals)]
@@ -682,7 +742,11 @@ def plot_headline(runs_df, results, config: StudyConfig, data: Any) -> bytes:
                     ax.scatter(np.full(len(vals), xpos + width * 0.25), vals, s=10, color=color, alpha=0.6)
         for row, label in enumerate(("test accuracy", f"updates to {config.target_accuracy:.0%} train acc")):
             ax = axes[row][j]
+            ax.set_xlim(-0.5, len(config.modes) - 0.5)
             ax.set_xticks(range(len(config.modes)), [MODE_LABELS[m] for m in config.modes])
+            if not ax.get_lines() and not ax.collections:
+                ax.text(0.5, 0.5, "target not reached by any seed", transform=ax.transAxes, ha="center",
+                        color="#666")
             ax.set_ylabel(label)
             if row == 1:
                 ax.set_yscale("log")

@@ -28,7 +28,7 @@ from .special import erf
 
 __all__ = [
     "Activation", "Identity", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "ELU", "Softplus",
-    "GELU", "SiLU", "Softmax", "LogSoftmax", "sigmoid", "softplus",
+    "GELU", "SiLU", "Softmax", "LogSoftmax", "sigmoid", "softplus", "row_max",
 ]
 
 
@@ -56,6 +56,17 @@ def _sigmoid_into(z: np.ndarray, out: np.ndarray, denom: np.ndarray, mask: np.nd
 def softplus(z: np.ndarray) -> np.ndarray:
     """``log(1 + exp(z)) = max(z, 0) + log1p(exp(-|z|))``, finite for every finite ``z``."""
     return np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z)))
+
+
+def row_max(z: np.ndarray) -> np.ndarray:
+    """``m_i = max_j z_ij`` as an ``(N, 1)`` column (the shift of softmax and log-sum-exp).
+
+    A maximum is exact whatever the order, so for short rows (a few classes) it is taken down
+    the columns of ``zᵀ`` — one vectorised pass — rather than by NumPy's per-row reduction loop,
+    which is ~10× slower for 10 columns and 1024 rows. NaN propagates either way."""
+    if z.ndim == 2 and z.shape[1] <= 32 < z.shape[0]:
+        return np.maximum.reduce(np.ascontiguousarray(z.T), axis=0)[:, None]
+    return z.max(axis=1, keepdims=True)
 
 
 class Activation:
@@ -114,13 +125,14 @@ class Activation:
             cls.backward_into = Activation.backward_into  # type: ignore[method-assign]
 
     def _scratch(self, key: str, like: np.ndarray, dtype: Any = None, fill: float | None = None) -> np.ndarray:
-        """A work array shaped like ``like`` kept between calls (reallocated only when the shape
-        or dtype changes); ``fill`` initialises a new one."""
-        cache = self.__dict__.setdefault("_scratch_arrays", {})
-        dtype = like.dtype if dtype is None else np.dtype(dtype)
-        buf = cache.get(key)
+        """A work array shaped like ``like`` (of ``like``'s dtype unless ``dtype`` is given) kept
+        between calls, reallocated only when the shape or dtype changes; ``fill`` initialises
+        a new one."""
+        buf = self.__dict__.get(key)
+        dtype = like.dtype if dtype is None else dtype
         if buf is None or buf.shape != like.shape or buf.dtype != dtype:
-            buf = cache[key] = np.empty(like.shape, dtype) if fill is None else np.full(like.shape, fill, dtype)
+            buf = np.empty(like.shape, dtype) if fill is None else np.full(like.shape, fill, dtype)
+            self.__dict__[key] = buf
         return buf
 
     def __call__(self, z: np.ndarray) -> np.ndarray:
@@ -171,10 +183,10 @@ class Sigmoid(Activation):
         return grad * (1 - a) * a
 
     def forward_into(self, z, out):
-        return _sigmoid_into(z, out, self._scratch("tmp", z), self._scratch("mask", z, bool))
+        return _sigmoid_into(z, out, self._scratch("_tmp", z), self._scratch("_mask", z, np.bool_))
 
     def backward_into(self, z, a, grad, out):
-        one_minus_a = np.subtract(1, a, out=self._scratch("tmp", a))
+        one_minus_a = np.subtract(1, a, out=self._scratch("_tmp", a))
         return np.multiply(np.multiply(grad, one_minus_a, out=out), a, out=out)   # (g·(1−a))·a
 
 
@@ -194,9 +206,12 @@ class Tanh(Activation):
         return np.tanh(z, out=out)
 
     def backward_into(self, z, a, grad, out):
-        slope = np.multiply(a, a, out=self._scratch("tmp", a))
+        slope = np.multiply(a, a, out=self._scratch("_tmp", a))
         np.subtract(1, slope, out=slope)                                  # 1 − a²
         return np.multiply(grad, slope, out=out)
+
+
+_SAME_SIZE_INT = {2: np.dtype(np.int16), 4: np.dtype(np.int32), 8: np.dtype(np.int64)}
 
 
 class ReLU(Activation):
@@ -218,15 +233,17 @@ class ReLU(Activation):
     def forward_into(self, z, out):
         # max against an array of zeros, not the scalar 0: NumPy's SIMD loop for maximum only
         # covers two array operands here (5× faster at 128 × 256); same values.
-        return np.maximum(z, self._scratch("zeros", z, fill=0), out=out)
+        return np.maximum(z, self._scratch("_zeros", z, fill=0), out=out)
 
     def backward_into(self, z, a, grad, out):
         """``grad`` where ``z > 0``, else +0 — bit for bit ``np.where(z > 0, grad, 0)`` (NaN and
         ±inf gradients of dead units included) — as ``grad`` AND a bit mask of all ones / all
         zeros: three SIMD passes instead of ``np.where``'s branchy loop (6× faster at 128 × 256,
         15× at 1024 × 256 on random signs)."""
-        bits = np.dtype(f"i{grad.dtype.itemsize}")
-        mask = np.greater(z, 0, out=self._scratch("mask", z, bits), casting="unsafe")   # 1 / 0
+        if grad.size < 2048:                  # small: np.where's fixed cost is the lower one
+            return self.backward(z, a, grad)
+        bits = _SAME_SIZE_INT[grad.dtype.itemsize]
+        mask = np.greater(z, 0, out=self._scratch("_mask", z, bits), casting="unsafe")  # 1 / 0
         np.negative(mask, out=mask)                                                   # −1 = all ones
         np.bitwise_and(grad.view(bits), mask, out=out.view(bits))
         return out
@@ -383,7 +400,7 @@ class Softmax(Activation):
     rowwise = True
 
     def forward(self, z):
-        e = np.exp(z - z.max(axis=1, keepdims=True))
+        e = np.exp(z - row_max(z))
         e /= e.sum(axis=1, keepdims=True)
         return e
 
@@ -391,7 +408,7 @@ class Softmax(Activation):
         return a * (grad - (grad * a).sum(axis=1, keepdims=True))
 
     def forward_into(self, z, out):
-        e = np.exp(np.subtract(z, z.max(axis=1, keepdims=True), out=out), out=out)
+        e = np.exp(np.subtract(z, row_max(z), out=out), out=out)
         e /= e.sum(axis=1, keepdims=True)
         return e
 
@@ -406,7 +423,7 @@ class LogSoftmax(Activation):
     rowwise = True
 
     def forward(self, z):
-        shifted = z - z.max(axis=1, keepdims=True)
+        shifted = z - row_max(z)
         return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
 
     def backward(self, z, a, grad):

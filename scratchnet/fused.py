@@ -27,7 +27,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .activations import sigmoid, softplus
+from .activations import row_max, sigmoid, softplus
 from .losses import Loss
 
 __all__ = ["FUSED_PAIRS", "FusedLoss", "fused_loss_and_grad"]
@@ -46,8 +46,8 @@ def _log_softmax_family(loss: Loss, z: np.ndarray, a: np.ndarray, target: np.nda
 
 def _softmax_cross_entropy(loss, z, a, target):
     """``a`` is ``softmax(z)``; the log-probabilities are recomputed with log-sum-exp."""
-    shifted = z - z.max(axis=1, keepdims=True)
-    log_sum_exp = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    shifted = z - row_max(z)
+    log_sum_exp = np.log(np.add.reduce(np.exp(shifted), axis=1, keepdims=True))     # log Σ exp
     if target.ndim == 1 and loss.label_smoothing == 0:
         return _softmax_cross_entropy_labels(loss, shifted, log_sum_exp, a, target)
     return _log_softmax_family(loss, z, a, target, shifted - log_sum_exp, a)
@@ -59,10 +59,11 @@ def _softmax_cross_entropy_labels(loss, shifted, log_sum_exp, p, labels):
     (``Σy = 1`` exactly), i.e. ``p`` with 1 taken off each row's label entry. The same floating-point
     operations as :func:`_log_softmax_family` on the one-hot rows, so the same bits."""
     rows = np.arange(p.shape[0])
-    value = -np.sum(shifted[rows, labels] - log_sum_exp[:, 0]) / p.dtype.type(loss.divisor(p))
+    divisor = loss.divisor(p)
+    value = -np.add.reduce(shifted[rows, labels] - log_sum_exp[:, 0]) / p.dtype.type(divisor)  # np.sum
     grad = p.copy()
     grad[rows, labels] -= 1
-    grad *= 1.0 / loss.divisor(p)
+    grad *= 1.0 / divisor
     return value, grad
 
 

@@ -42,12 +42,11 @@ class Dense:
 
     def _work_arrays(self, rows: int) -> None:
         """(Re)allocate ``z``, ``a`` ``(rows, out)`` and ``∂L/∂x`` ``(rows, in)`` for a batch size."""
-        if rows != self._rows:
-            dtype = self.weight.dtype
-            self._z_buf = np.empty((rows, self.out_features), dtype)
-            self._a_buf = np.empty((rows, self.out_features), dtype)
-            self._dx_buf = np.empty((rows, self.in_features), dtype)
-            self._rows = rows
+        dtype = self.weight.dtype
+        self._z_buf = np.empty((rows, self.out_features), dtype)
+        self._a_buf = np.empty((rows, self.out_features), dtype)
+        self._dx_buf = np.empty((rows, self.in_features), dtype)
+        self._rows = rows
 
     @property
     def in_features(self) -> int:
@@ -61,7 +60,8 @@ class Dense:
         """``z = x Wᵀ + b``, ``a = f(z)`` into the layer's work arrays; returns ``a``."""
         if x.dtype != self.weight.dtype:
             x = x.astype(self.weight.dtype)
-        self._work_arrays(x.shape[0])
+        if x.shape[0] != self._rows:
+            self._work_arrays(x.shape[0])
         z = np.dot(x, self.weight.T, out=self._z_buf)
         z += self.bias
         self.x, self.z = x, z

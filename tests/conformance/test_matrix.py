@@ -8,17 +8,16 @@ configuration × GD mode trains in lockstep with torch.
 
 import pytest
 
-from reference.matrix import cases, output_loss_pairs, refused_pairs, training_configs
-from reference.runner import check_case, check_refusal, check_training
-
-CASES = list(cases())
-TRAINING = [(opt, mode, dtype) for opt, mode in training_configs() for dtype in ("float64", "float32")]
-
-
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_case_matches_torch(impl, case, device, conformance):
-    conformance.require_case(case)  # skipped, and counted, where --impl does not implement it
-    conformance.check(check_case(impl, case, device), steer=False)
+# The matrix cases and the lockstep training runs are the packaged tests that
+# ``pytest --pyargs reference.conformance_tests --impl ...`` runs in a user's project; imported
+# here, they run as part of this suite too.
+from reference.conformance_tests.test_conformance import (  # noqa: F401 - collected by pytest
+    CASES,
+    test_case_matches_torch,
+    test_training_in_lockstep,
+)
+from reference.matrix import output_loss_pairs, refused_pairs
+from reference.runner import check_refusal
 
 
 @pytest.mark.parametrize("output,loss", refused_pairs(), ids=[f"{o}-{l}" for o, l in refused_pairs()])
@@ -26,14 +25,6 @@ def test_undefined_pair_is_refused(output, loss, conformance):
     message = check_refusal(output, loss)
     assert "output activations that work" in message
     conformance.refused(message)
-
-
-@pytest.mark.parametrize("optimizer,gd_mode,dtype", TRAINING, ids=["-".join(t) for t in TRAINING])
-def test_training_in_lockstep(impl, optimizer, gd_mode, dtype, device, conformance):
-    conformance.require_training(optimizer, dtype)
-    records = check_training(impl, optimizer, gd_mode, dtype, device)
-    assert sum(r.check == "training_step" for r in records) >= 20
-    conformance.check(records, steer=False)
 
 
 def test_matrix_covers_the_registry():

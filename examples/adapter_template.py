@@ -1,0 +1,114 @@
+"""Adapter template: connect YOUR network to the scratchnet conformance suite.
+
+Copy this file into your project (say ``mynet/adapter.py``), fill in the four TODOs, then run,
+from your project directory::
+
+    scratchnet-conformance run --impl mynet.adapter:make_implementation --out reports/mynet
+    # or, for CI: pytest --pyargs reference.conformance_tests --impl mynet.adapter:make_implementation
+
+The suite builds the same network in PyTorch with the same weights, feeds both the same batches,
+and reports per parameter (and, for training, per step) where your numbers differ from torch's
+— with a diagnosis: which layer's derivative is wrong, and the pattern (off by the batch size,
+transposed, sign flipped, wrong only at ReLU's kink, only for large logits, softmax's Jacobian
+taken elementwise, …). An unfilled template is refused with a list of what is missing.
+
+What the harness gives you and expects back
+-------------------------------------------
+* ``spec`` — a ``scratchnet.ModelSpec``: ``spec.sizes`` ``(inputs, hidden..., outputs)``,
+  ``spec.hidden`` (one ``{"name": "relu", ...}`` per hidden layer), ``spec.output``,
+  ``spec.loss`` (``{"name": "cross_entropy", "label_smoothing": 0.0}``), ``spec.reduction``
+  (``"mean"``: cross-entropy divides by N, MSE by N·C, like torch; ``"sum"``), ``spec.dtype``.
+* ``state`` — the weights to start from, stored like ``torch.nn.Linear``:
+  ``state["layers.0.weight"]`` is ``(out, in)``, ``state["layers.0.bias"]`` is ``(out,)``,
+  layers counted from 0. Use exactly these weights (not your own random initialisation).
+* ``x`` — a batch as rows ``(N, inputs)``. ``y`` — class labels ``(N,)`` (ints) for
+  cross-entropy; float rows ``(N, outputs)`` otherwise (one-hot, probabilities or regression).
+* ``forward(x)`` returns the output activations ``(N, outputs)``.
+* ``loss_and_grads(x, y)`` returns ``(loss, grads)``: the loss as one number, and ``grads`` a dict
+  keyed like ``state`` with arrays of the same shapes (``∂L/∂W`` is ``(out, in)``, ``∂L/∂b`` 1-D).
+
+A network written with column vectors, one sample at a time (as most textbooks do), adapts by
+transposing and looping over the rows here — see ``examples/textbook_net/adapter.py``.
+"""
+
+import numpy as np
+
+# TODO 1: import your network
+# from mynet.network import MyNetwork
+
+
+class MyModel:
+    """One network, built for the harness."""
+
+    def __init__(self, spec, state):
+        # TODO 2: build your network from the spec, then load the given weights, e.g.
+        #   self.net = MyNetwork(spec.sizes, [h["name"] for h in spec.hidden], spec.output["name"],
+        #                        spec.loss["name"])
+        #   self.load_state_dict(state)
+        raise NotImplementedError("TODO: build your network in MyModel.__init__")
+
+    # -- required ---------------------------------------------------------------------------------
+    def forward(self, x):
+        """(N, inputs) rows in, (N, outputs) output activations out."""
+        # TODO 3: e.g. return self.net.predict(x)   (transpose if your network uses columns)
+        raise NotImplementedError("TODO: MyModel.forward")
+
+    def loss_and_grads(self, x, y):
+        """The loss on the batch and ``{"layers.{k}.weight": (out, in), "layers.{k}.bias": (out,)}``."""
+        # TODO 4: run your forward + backward pass, e.g.
+        #   loss, dWs, dbs = self.net.backprop(x, y)
+        #   grads = {}
+        #   for k, (dW, db) in enumerate(zip(dWs, dbs)):
+        #       grads[f"layers.{k}.weight"] = dW          # (out, in): transpose if yours is (in, out)
+        #       grads[f"layers.{k}.bias"] = db.ravel()    # 1-D, not a column
+        #   self.last_grads = grads                       # step() uses them
+        #   return float(loss), grads
+        raise NotImplementedError("TODO: MyModel.loss_and_grads")
+
+    def load_state_dict(self, state):
+        """Replace the weights (the finite-difference tie-breaker nudges them one by one)."""
+        # e.g. self.net.weights = [np.array(state[f"layers.{k}.weight"]) for k in range(self.net.n_layers)]
+        raise NotImplementedError("TODO: MyModel.load_state_dict")
+
+    # -- optional: the lockstep training checks (leave them out and training is "not implemented") --
+    def state_dict(self):
+        """The current weights, keyed and shaped like the state given to the constructor."""
+        raise NotImplementedError("TODO: MyModel.state_dict (optional)")
+
+    def configure_optimizer(self, spec):
+        """``spec`` is torch.optim's settings: ``{"name": "sgd", "lr": 0.1}``, maybe with
+        ``momentum``, ``nesterov``, ``weight_decay`` …; raise NotImplementedError for what you lack."""
+        if spec["name"] != "sgd" or set(spec) - {"name", "lr"}:
+            raise NotImplementedError(f"optimizer {dict(spec)}")
+        self.lr = spec["lr"]
+
+    def step(self):
+        """One update from the gradients of the last ``loss_and_grads`` (plain SGD: θ ← θ − lr·∇)."""
+        raise NotImplementedError("TODO: MyModel.step (optional)")
+
+
+class MyImplementation:
+    name = "my-net"  # a label for the reports
+
+    # What you implement; the suite checks exactly this and reports the rest as "not implemented"
+    # (never as failures). Leave a key out to claim everything the registry has for it.
+    capabilities = {
+        "activations": ["sigmoid", "relu", "softmax"],  # usable in hidden and output layers
+        # "hidden": [...], "outputs": [...],            # narrower sets per position, if needed
+        "losses": ["cross_entropy", "mse"],
+        "reductions": ["mean"],
+        "dtypes": ["float64"],
+        "optimizers": ["sgd"],                          # [] if your model has no step()
+        "optimizer_options": [],                        # torch.optim keywords besides lr: momentum, ...
+        "hyperparameters": [],                          # non-default label_smoothing, negative_slope, ...
+    }
+
+    def build(self, spec, state):
+        # Raise NotImplementedError for a particular model you do not support (e.g. sigmoid +
+        # cross_entropy): it is reported as not implemented, not as a failure.
+        return MyModel(spec, {name: np.asarray(value) for name, value in state.items()})
+
+
+def make_implementation():
+    """The factory ``--impl`` names: ``--impl mynet.adapter:make_implementation``."""
+    return MyImplementation()

@@ -1,0 +1,25 @@
+"""The deterministic matrix of :mod:`reference.runner` for ``--impl``: one test per matrix case
+and per training configuration, each skipped as not implemented where the implementation's
+capabilities leave it out. Failures carry the diagnosis of every wrong parameter."""
+
+import pytest
+
+from reference.matrix import DTYPES, cases, training_configs
+from reference.runner import check_case, check_training
+
+CASES = list(cases())
+TRAINING = [(opt, mode, dtype) for opt, mode in training_configs() for dtype in DTYPES]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_case_matches_torch(impl, case, device, conformance):
+    conformance.require_case(case)
+    conformance.check(check_case(impl, case, device), steer=False)
+
+
+@pytest.mark.parametrize("optimizer,gd_mode,dtype", TRAINING, ids=["-".join(t) for t in TRAINING])
+def test_training_in_lockstep(impl, optimizer, gd_mode, dtype, device, conformance):
+    conformance.require_training(optimizer, dtype)
+    records = check_training(impl, optimizer, gd_mode, dtype, device)
+    assert sum(r.check == "training_step" for r in records) >= 20
+    conformance.check(records, steer=False)
