@@ -150,23 +150,19 @@ def execute(impl: Any, plan: Any, jobs: Sequence[tuple[str, tuple]],
     """Run ``jobs`` (from ``plan.jobs()``): ``(records, refusal messages, errors)``. A job that
     raises is recorded as failing records and reported in ``errors``; the run goes on. With a
     ``not_implemented`` list, a job raising ``NotImplementedError`` is appended there instead."""
-    from .runner import check_case, check_refusal, check_training
+    from .runner import run_job
 
     records: list = []
     refusals: list[str] = []
     errors: list[str] = []
     items: Iterable = progress.wrap(jobs, _job_label) if progress else jobs
     for job in items:
-        kind, args = job
+        kind = job[0]
         try:
-            if kind == "refusal":
-                refusals.append(check_refusal(*args))
-            elif kind == "case":
-                case, device = args
-                records += check_case(impl, case, device, fd=plan.fd)
-            else:
-                spec = plan.training_spec(args[2]) if hasattr(plan, "training_spec") else None
-                records += check_training(impl, *args, spec=spec)
+            job_records, refusal = run_job(impl, plan, job)
+            records += job_records
+            if refusal is not None:
+                refusals.append(refusal)
         except NotImplementedError as exc:
             if not_implemented is None:
                 raise

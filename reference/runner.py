@@ -30,7 +30,7 @@ from .matrix import DTYPES, OPTIMIZER_CONFIGS, Case, cases, make_batch, refused_
 from .protocol import Implementation, initial_state
 from .records import Record
 
-__all__ = ["RunPlan", "check_case", "check_training", "check_refusal", "run_matrix", "target_kind",
+__all__ = ["RunPlan", "check_case", "check_training", "check_refusal", "run_job", "run_matrix", "target_kind",
            "case_problem", "training_spec", "CASE_SIZES", "TRAINING_STEPS"]
 
 CASE_SIZES = (5, 7, 6, 4)
@@ -156,6 +156,17 @@ class RunPlan:
         return training_spec(dtype, self.capabilities)
 
 
+def run_job(impl: Implementation, plan: RunPlan, job: tuple[str, tuple]) -> tuple[list[Record], str | None]:
+    """One job of :meth:`RunPlan.jobs`: its records, and the refusal message for a refusal job."""
+    kind, args = job
+    if kind == "refusal":
+        return [], check_refusal(*args)
+    if kind == "case":
+        case, device = args
+        return check_case(impl, case, device, fd=plan.fd), None
+    return check_training(impl, *args, spec=plan.training_spec(args[2])), None
+
+
 def run_matrix(impl: Implementation, plan: RunPlan | None = None,
                progress: Callable[[Iterable], Iterable] = lambda jobs: jobs,
                not_implemented: list[tuple[Any, str]] | None = None) -> tuple[list[Record], list[str]]:
@@ -168,15 +179,11 @@ def run_matrix(impl: Implementation, plan: RunPlan | None = None,
     if not_implemented is not None:
         not_implemented += plan.not_implemented()
     for job in progress(plan.jobs()):
-        kind, args = job
         try:
-            if kind == "refusal":
-                refusals.append(check_refusal(*args))
-            elif kind == "case":
-                case, device = args
-                records += check_case(impl, case, device, fd=plan.fd)
-            else:
-                records += check_training(impl, *args, spec=plan.training_spec(args[2]))
+            job_records, refusal = run_job(impl, plan, job)
+            records += job_records
+            if refusal is not None:
+                refusals.append(refusal)
         except NotImplementedError as exc:
             if not_implemented is None:
                 raise
