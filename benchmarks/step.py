@@ -58,7 +58,8 @@ __all__ = ["Case", "full_matrix", "quick_matrix", "run", "main", "COLUMNS"]
 MLP = (784, 256, 128, 10)
 TINY = (8, 8, 8, 2)
 OPTIMIZERS = {"sgd": {"name": "sgd", "lr": 0.01}, "adam": {"name": "adam", "lr": 1e-3}}
-NOISY = 0.5   # IQR / median above which a row is measured again
+NOISY = 0.5     # IQR / median above which a row is measured again
+SETTLE_S = 0.15  # pause before each block: longer than OpenBLAS's ~0.1 s of spinning workers
 
 COLUMNS = [
     "case", "varied", "sizes", "batch", "dtype", "hidden", "head", "optimizer", "threads", "load1",
@@ -240,15 +241,17 @@ def make_torch(case: Case, state: dict[str, np.ndarray]) -> tuple[Any, Callable[
 
 # -- measurement --------------------------------------------------------------------------------
 def interleaved(a: Callable[[], Any], b: Callable[[], Any], blocks: int, per_block: int,
-                discard: int) -> tuple[np.ndarray, np.ndarray]:
+                discard: int, settle: float = SETTLE_S) -> tuple[np.ndarray, np.ndarray]:
     """Seconds of every timed step of ``a`` and ``b``, each shaped ``(blocks, per_block)``.
 
     The engines alternate block by block in ABBA order (so slow drift of the machine hits both
-    alike); each block first runs ``discard`` untimed steps, then times ``per_block`` single
-    steps. The discarded steps absorb the hand-over between the engines' thread pools: numpy's
-    OpenBLAS workers keep spinning ~0.1 s after a BLAS call and torch's OpenMP workers a few ms,
-    so on a 2-core machine the first step after a switch can take 10–100× its steady time
-    (see ``benchmarks/README.md``). Garbage collection is paused while timing."""
+    alike). Before each block the process sleeps ``settle`` seconds, then runs ``discard``
+    untimed steps, then times ``per_block`` single steps. The pause lets the other engine's
+    thread pool go to sleep: numpy's OpenBLAS workers keep spinning ~0.1 s after a BLAS call
+    and torch's OpenMP workers a few ms, and on a 2-core machine a spinning pool of one engine
+    starves the workers of the other (steps 2–100× slower, see ``benchmarks/README.md``). The
+    discarded steps absorb the wake-up of the engine's own pool. Garbage collection is paused
+    while timing."""
     ta, tb = np.empty((blocks, per_block)), np.empty((blocks, per_block))
     clock = time.perf_counter_ns
     enabled = gc.isenabled()
@@ -258,6 +261,7 @@ def interleaved(a: Callable[[], Any], b: Callable[[], Any], blocks: int, per_blo
             order = ((a, ta), (b, tb)) if r % 2 == 0 else ((b, tb), (a, ta))
             for f, times in order:
                 row = times[r]
+                time.sleep(settle)
                 for _ in range(discard):
                     f()
                 for i in range(per_block):
@@ -320,8 +324,8 @@ def bench_case(case: Case, threads: int, peak: float, budget_s: float, min_block
     diff = max(float(np.max(np.abs(v - t_state[k].numpy()))) for k, v in net.state_dict().items())
 
     # Warm-up (caches, buffers, lazy allocations) that also estimates the step times, then
-    # blocks of ~10 ms (5 to 500 steps) after ~1 ms of discarded steps, enough blocks to fill
-    # the time budget of each engine.
+    # blocks of ~50 ms (5 to 2000 steps) after ~2 ms of discarded steps, enough blocks to fill
+    # the time budget of each engine (between min_blocks and max_blocks).
     # A row whose IQR exceeds NOISY × its median (another process took a core: 2-thread BLAS
     # then stalls for whole scheduler ticks) is measured again, up to `attempts` times; the
     # steadiest attempt is kept.
@@ -330,8 +334,8 @@ def bench_case(case: Case, threads: int, peak: float, budget_s: float, min_block
         load = os.getloadavg()[0]
         warm = min(0.25, budget_s / 4)
         est = max(_steady_seconds(s_step, warm), _steady_seconds(t_step, warm))
-        per_block = min(500, max(5, math.ceil(0.01 / est)))
-        discard = max(2, math.ceil(0.001 / est))
+        per_block = min(2000, max(5, math.ceil(0.05 / est)))
+        discard = max(2, math.ceil(0.002 / est))
         blocks = int(min(max_blocks, max(min_blocks, round(budget_s / (per_block * est)))))
         ts, tt = interleaved(s_step, t_step, blocks, per_block, discard)
         (s_med, s_iqr), (t_med, t_iqr) = _quartiles(ts), _quartiles(tt)
@@ -442,7 +446,7 @@ def run(cases: Sequence[Case], out_dir: Path, stem: str, *, quick: bool = False,
     rows = []
     for case in cases:
         row = bench_case(case, threads, peaks[case.dtype], budget_s,
-                         min_blocks=4 if quick else 10, max_blocks=400, alloc_steps=20 if quick else 200,
+                         min_blocks=4 if quick else 10, max_blocks=4 if quick else 30, alloc_steps=20 if quick else 200,
                          attempts=1 if quick else 3)
         rows.append(row)
         if verbose:

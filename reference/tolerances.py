@@ -1,9 +1,13 @@
 """The one tolerance table: ``(dtype, check) -> (rtol, atol)``.
 
 A comparison passes when ``max |a − b| / (atol_eff + rtol·|b|) ≤ 1`` with
-``atol_eff = atol · max(1, max |b|)``: the absolute floor scales with the tensor's magnitude,
-because the rounding error of a sum is bounded by ε·Σ|terms|, not ε·|sum| — an element that is
-small by cancellation carries the error of the large terms that cancelled.
+``atol_eff = atol · max(1, max |b|, terms)``: the absolute floor scales with the magnitude of
+what was summed, because the rounding error of a sum is bounded by ε·Σ|terms|, not ε·|sum| — an
+element that is small by cancellation carries the error of the large terms that cancelled. For
+a gradient the terms are ``∂L/∂a_k ⊗ x_k`` (weight) and ``∂L/∂a_k`` (bias) of its layer, read from
+torch: a unit saturated to ``tanh'(z) ≈ 1e-9`` under an upstream gradient of 1e4 has a gradient
+of 1e-5 whose every correct evaluation differs by ~ε·1e4 (``1 − a²`` from a rounded ``a``, or
+``sech²(z)`` from ``z``).
 
 Each value is justified by a measurement recorded beside it (``python -m reference.measure``:
 worst case over random combinations of every activation × loss, both flavours, depth 1–4,
@@ -13,14 +17,15 @@ the order of floating-point operations (BLAS blocking, fused vs unfused formulas
 implementations), so tolerances sit a comfortable factor above the worst measured error.
 
 Every forward/loss/gradient comparison also adds a measured noise floor
-(:func:`reference.compare._rounding_probe`): torch is run once more in float64 — for float32 on
-the same float32-rounded numbers (so the distance is float32's own rounding error on this very
-computation), for float64 on weights and inputs nudged by one ulp (so the distance is the
-computation's sensitivity to rounding). ``NOISE_FACTOR`` times the tensor's largest distance is
-added to ``atol``. Well-conditioned cases have a floor far below ``atol``; ill-conditioned ones
-(logits of 1e3 feeding σ'(z); BCE's ``1 − p`` after a softmax that saturates near 1, where
-``1 − p`` keeps three digits) get exactly the slack their conditioning forces on any correct
-implementation. A wrong derivative is an O(1) relative error and does not hide behind it.
+(:class:`reference.compare._Probe`): torch is run once more in the other precision on the same
+float32-rounded numbers. For float32 the probe is float64, and the distance is float32's own
+rounding error on this very computation; for float64 the probe is float32, and the distance
+times ε₆₄/ε₃₂ estimates float64's (rounding error scales with ε at a given conditioning).
+``NOISE_FACTOR`` times the tensor's largest distance is added to ``atol``. Well-conditioned
+cases get a floor far below ``atol``; ill-conditioned ones (logits of 1e3 feeding σ'(z); a
+gradient dominated by a unit whose ``1 − tanh²`` or ``1 − p`` keeps three digits) get the slack
+their conditioning forces on any correct implementation. A wrong derivative is an O(1)
+relative error and does not hide behind it.
 
 Training comparisons grow with the step: ``rtol(t) = rtol · (1 + TRAINING_GROWTH·t)`` —
 rounding differences feed back through the updates (measured below).

@@ -32,9 +32,12 @@ def build_torch_model(spec: ModelSpec, state: Mapping[str, np.ndarray], device: 
             self.activations = nn.ModuleList(torch_activation(a) for a in spec.activations)
 
         def forward(self, x):
+            self.trace = []  # (layer input, z, a) per layer, for the tolerance's term scales
             for layer, act in zip(self.layers, self.activations):
                 z = layer(x)
-                x = act(z)
+                a = act(z)
+                self.trace.append((x, z, a))
+                x = a
             return z, x
 
     model = _MLP().to(device=device, dtype=torch_dtype(spec.dtype))

@@ -34,7 +34,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::scratchnet.network.NonFiniteWar
 CLASSIFY = dict(sizes=(5, 7, 6, 4), hidden="tanh", output="softmax", loss="cross_entropy")
 
 
-def diagnosed(impl, spec_kwargs, target="labels", n=8, state=None, with_problem=True):
+def diagnosed(impl, spec_kwargs, target="labels", n=8, state=None, with_problem=True, per_flavour=False):
     """Records of ``impl`` on a seeded problem, annotated; ``{param or check: diagnosis}`` of the
     failing ones (the same in every flavour)."""
     spec = ModelSpec(**spec_kwargs, seed=3)
@@ -47,6 +47,8 @@ def diagnosed(impl, spec_kwargs, target="labels", n=8, state=None, with_problem=
     out: dict[str, set[str]] = {}
     for r in failing:
         out.setdefault(r.param if r.check == "gradient" else r.check, set()).add(r.diagnosis)
+    if per_flavour:  # texts that quote a tol_ratio differ between flavours
+        return {f"{k}#{i}": t for k, v in out.items() for i, t in enumerate(sorted(v))}, records
     assert all(len(texts) == 1 for texts in out.values()), out  # every flavour says the same
     return {k: next(iter(v)) for k, v in out.items()}, records
 
@@ -192,6 +194,6 @@ def test_problem_describes_the_example():
 def test_a_marginal_failure_is_called_marginal_not_a_pattern():
     """Just past the tolerance, any 'constant factor' would fit: the diagnosis says drift instead."""
     impl = UserImplementation("drift", grads_hook=lambda grads, x: {k: g * (1 + 1e-9) for k, g in grads.items()})
-    found, records = diagnosed(impl, CLASSIFY)
+    found, records = diagnosed(impl, CLASSIFY, per_flavour=True)
     assert all(1 < r.tol_ratio < 10 for r in records if r.status == "fail")
-    assert all(text.startswith("marginal: just past the tolerance (tol_ratio ") for text in found.values())
+    assert found and all("marginal: just past the tolerance (tol_ratio " in text for text in found.values()), found

@@ -282,8 +282,9 @@ def test_modular_torch_overflow_is_ref_nonfinite(output, loss, target, dtype, co
     excused = [r for r in modular if r.status == "ref_nonfinite"]
     assert excused, "torch's modular path should have overflowed at logits ~1e4"
     assert {r.check for r in excused} >= {"loss"}
-    for r in excused:
-        assert r.passed and r.tol_ratio > 1 and "torch" in r.note
+    for r in excused:  # excused whether or not the numbers happen to agree: torch is no yardstick
+        assert r.passed and "torch" in r.note
+    assert any(r.tol_ratio > 1 for r in excused)
     # the implementation itself stayed finite: the disagreement is torch's
     assert all(np.isfinite(r.actual_value) for r in records if r.check == "loss")
 
