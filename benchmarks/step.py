@@ -12,9 +12,10 @@ with its own clock reading. The table quotes medians and IQRs over all timed ste
 
 Columns (times in µs per step):
 
-* ``load1`` — the 1-minute load average when the row started (above ``threads``: other
-  processes competed for the cores); ``attempt`` — which measurement was kept (a row whose IQR
-  exceeds half its median is measured again, up to 3 times, and the steadiest attempt kept).
+* ``others_cpu`` — CPUs kept busy by *other* processes while the row was timed (from
+  ``/proc/stat``); ``attempt`` — which measurement was kept: a row during which others used
+  more than 0.2 CPU, or whose IQR exceeds half its median, is measured again after a pause (up
+  to 4 times) and the least disturbed attempt is kept.
 * ``blocks`` × ``steps_per_block`` — timed steps per engine.
 * ``scratch_us`` / ``torch_us`` — medians; ``*_iqr_us`` — inter-quartile range.
 * ``ratio`` — ``scratch_us / torch_us`` (below 1: scratchnet is faster).
@@ -58,11 +59,12 @@ __all__ = ["Case", "full_matrix", "quick_matrix", "run", "main", "COLUMNS"]
 MLP = (784, 256, 128, 10)
 TINY = (8, 8, 8, 2)
 OPTIMIZERS = {"sgd": {"name": "sgd", "lr": 0.01}, "adam": {"name": "adam", "lr": 1e-3}}
-NOISY = 0.5     # IQR / median above which a row is measured again
-SETTLE_S = 0.15  # pause before each block: longer than OpenBLAS's ~0.1 s of spinning workers
+NOISY = 0.5        # IQR / median above which a row is measured again
+BUSY_OTHERS = 0.2  # CPUs other processes may keep busy during a row before it is measured again
+SETTLE_S = 0.12    # pause before each block: longer than OpenBLAS's ~0.1 s of spinning workers
 
 COLUMNS = [
-    "case", "varied", "sizes", "batch", "dtype", "hidden", "head", "optimizer", "threads", "load1",
+    "case", "varied", "sizes", "batch", "dtype", "hidden", "head", "optimizer", "threads", "others_cpu",
     "attempt", "blocks", "steps_per_block", "scratch_us", "scratch_iqr_us", "torch_us", "torch_iqr_us", "ratio",
     "gflops", "torch_gflops", "peak_gflops", "frac_peak", "check_abs_diff", "alloc_growth_B",
     "transient_KiB", "target", "met",
@@ -240,6 +242,37 @@ def make_torch(case: Case, state: dict[str, np.ndarray]) -> tuple[Any, Callable[
 
 
 # -- measurement --------------------------------------------------------------------------------
+class OtherProcesses:
+    """Context manager: ``cpus`` is the average number of CPUs that *other* processes kept busy
+    while it was open (all busy CPU time from ``/proc/stat`` minus this process's own user and
+    system time, over the wall time); NaN where ``/proc/stat`` does not exist."""
+
+    cpus: float = math.nan
+
+    @staticmethod
+    def _busy_seconds() -> float:
+        try:
+            with open("/proc/stat") as f:
+                ticks = [int(v) for v in f.readline().split()[1:]]
+        except OSError:
+            return math.nan
+        return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")    # minus idle, iowait
+
+    @staticmethod
+    def _own_seconds() -> float:
+        t = os.times()
+        return t.user + t.system
+
+    def __enter__(self) -> OtherProcesses:
+        self._start = (time.perf_counter(), self._busy_seconds(), self._own_seconds())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        wall, busy, own = (time.perf_counter(), self._busy_seconds(), self._own_seconds())
+        others = (busy - self._start[1]) - (own - self._start[2])
+        self.cpus = max(0.0, others / (wall - self._start[0]))
+
+
 def interleaved(a: Callable[[], Any], b: Callable[[], Any], blocks: int, per_block: int,
                 discard: int, settle: float = SETTLE_S) -> tuple[np.ndarray, np.ndarray]:
     """Seconds of every timed step of ``a`` and ``b``, each shaped ``(blocks, per_block)``.
@@ -313,7 +346,7 @@ def _quartiles(t: np.ndarray) -> tuple[float, float]:
 
 
 def bench_case(case: Case, threads: int, peak: float, budget_s: float, min_blocks: int,
-               max_blocks: int, alloc_steps: int, attempts: int = 3) -> dict[str, Any]:
+               max_blocks: int, alloc_steps: int, attempts: int = 4, retry_pause_s: float = 5.0) -> dict[str, Any]:
     """Measure one row (see the module docstring for the columns)."""
     net, s_step = make_scratchnet(case)
     model, t_step = make_torch(case, net.state_dict())
@@ -326,33 +359,35 @@ def bench_case(case: Case, threads: int, peak: float, budget_s: float, min_block
     # Warm-up (caches, buffers, lazy allocations) that also estimates the step times, then
     # blocks of ~50 ms (5 to 2000 steps) after ~2 ms of discarded steps, enough blocks to fill
     # the time budget of each engine (between min_blocks and max_blocks).
-    # A row whose IQR exceeds NOISY × its median (another process took a core: 2-thread BLAS
-    # then stalls for whole scheduler ticks) is measured again, up to `attempts` times; the
-    # steadiest attempt is kept.
+    # An attempt during which other processes kept more than BUSY_OTHERS of a CPU busy, or whose
+    # IQR exceeds NOISY × its median, is repeated after a pause (up to `attempts` in all): with
+    # a core taken, whichever engine is waiting for its second thread stalls for whole scheduler
+    # ticks. The least disturbed attempt is kept, and its disturbance is reported.
     best = None
     for attempt in range(1, attempts + 1):
-        load = os.getloadavg()[0]
         warm = min(0.25, budget_s / 4)
         est = max(_steady_seconds(s_step, warm), _steady_seconds(t_step, warm))
         per_block = min(2000, max(5, math.ceil(0.05 / est)))
         discard = max(2, math.ceil(0.002 / est))
         blocks = int(min(max_blocks, max(min_blocks, round(budget_s / (per_block * est)))))
-        ts, tt = interleaved(s_step, t_step, blocks, per_block, discard)
+        with OtherProcesses() as others:
+            ts, tt = interleaved(s_step, t_step, blocks, per_block, discard)
         (s_med, s_iqr), (t_med, t_iqr) = _quartiles(ts), _quartiles(tt)
         spread = max(s_iqr / s_med, t_iqr / t_med)
-        if best is None or spread < best[0]:
-            best = (spread, attempt, load, blocks, per_block, s_med, s_iqr, t_med, t_iqr)
-        if spread <= NOISY:
+        badness = (others.cpus > BUSY_OTHERS, spread > NOISY, others.cpus, spread)
+        if best is None or badness < best[0]:
+            best = (badness, attempt, others.cpus, blocks, per_block, s_med, s_iqr, t_med, t_iqr)
+        if not (badness[0] or badness[1]):
             break
-        time.sleep(1.0)
-    _, attempt, load, blocks, per_block, s_med, s_iqr, t_med, t_iqr = best
+        time.sleep(retry_pause_s)
+    _, attempt, others_cpu, blocks, per_block, s_med, s_iqr, t_med, t_iqr = best
 
     growth, transient = allocations(s_step, alloc_steps) if alloc_steps else (0, 0)
 
     row = {
         "case": case.name, "varied": case.varied, "sizes": "-".join(map(str, case.sizes)),
         "batch": case.batch, "dtype": case.dtype, "hidden": case.hidden, "head": case.head,
-        "optimizer": case.optimizer, "threads": threads, "load1": load, "attempt": attempt,
+        "optimizer": case.optimizer, "threads": threads, "others_cpu": others_cpu, "attempt": attempt,
         "blocks": blocks, "steps_per_block": per_block,
         "scratch_us": s_med * 1e6, "scratch_iqr_us": s_iqr * 1e6,
         "torch_us": t_med * 1e6, "torch_iqr_us": t_iqr * 1e6, "ratio": s_med / t_med,
@@ -446,8 +481,8 @@ def run(cases: Sequence[Case], out_dir: Path, stem: str, *, quick: bool = False,
     rows = []
     for case in cases:
         row = bench_case(case, threads, peaks[case.dtype], budget_s,
-                         min_blocks=4 if quick else 10, max_blocks=4 if quick else 30, alloc_steps=20 if quick else 200,
-                         attempts=1 if quick else 3)
+                         min_blocks=4 if quick else 10, max_blocks=4 if quick else 20,
+                         alloc_steps=20 if quick else 200, attempts=1 if quick else 4)
         rows.append(row)
         if verbose:
             print(f"{case.name:60s} scratch {row['scratch_us']:9.1f} µs  torch {row['torch_us']:9.1f} µs  "

@@ -18,8 +18,10 @@ from .network import ACTIVATIONS, TextbookNetwork
 class TextbookModel:
     """One network built for the harness: forward, loss and gradients, weights in and out, SGD."""
 
+    network_class = TextbookNetwork
+
     def __init__(self, spec, state):
-        self.net = TextbookNetwork(spec.sizes, [h["name"] for h in spec.hidden], spec.output["name"],
+        self.net = self.network_class(spec.sizes, [h["name"] for h in spec.hidden], spec.output["name"],
                                    spec.loss["name"], spec.reduction, np.dtype(spec.dtype))
         self.n_layers = len(spec.sizes) - 1
         self.load_state_dict(state)
@@ -75,6 +77,7 @@ class TextbookModel:
 
 class TextbookImplementation:
     name = "textbook-net"
+    model_class = TextbookModel
     capabilities = {
         "activations": sorted(ACTIVATIONS),          # sigmoid, tanh, relu, identity, softmax
         "losses": ["cross_entropy", "mse"],
@@ -91,7 +94,7 @@ class TextbookImplementation:
         if spec.loss["name"] == "cross_entropy" and spec.output["name"] != "softmax":
             # the declared sets allow sigmoid + cross_entropy, which this network does not do
             raise NotImplementedError(f"{spec.output['name']} + cross_entropy")
-        return TextbookModel(spec, state)
+        return self.model_class(spec, state)
 
 
 def make_implementation():
