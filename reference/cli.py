@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -150,29 +150,18 @@ def execute(impl: Any, plan: Any, jobs: Sequence[tuple[str, tuple]],
     """Run ``jobs`` (from ``plan.jobs()``): ``(records, refusal messages, errors)``. A job that
     raises is recorded as failing records and reported in ``errors``; the run goes on. With a
     ``not_implemented`` list, a job raising ``NotImplementedError`` is appended there instead."""
-    from .runner import run_job
+    from .runner import run_matrix
 
-    records: list = []
-    refusals: list[str] = []
     errors: list[str] = []
-    items: Iterable = progress.wrap(jobs, _job_label) if progress else jobs
-    for job in items:
-        kind = job[0]
-        try:
-            job_records, refusal = run_job(impl, plan, job)
-            records += job_records
-            if refusal is not None:
-                refusals.append(refusal)
-        except NotImplementedError as exc:
-            if not_implemented is None:
-                raise
-            not_implemented.append((job, f"raised NotImplementedError: {' '.join(str(exc).split())}"[:200]))
-        except Exception as exc:  # noqa: BLE001 - reported, recorded, and the run exits 1
-            errors.append(f"{_job_label(job)}: {type(exc).__name__}: {' '.join(str(exc).split())}"[:300])
-            if kind != "refusal":
-                records += _error_records(getattr(impl, "name", "impl"), job, exc)
-            if os.environ.get("SCRATCHNET_CONFORMANCE_TRACEBACK"):
-                traceback.print_exc()
+
+    def on_error(job: tuple[str, tuple], exc: Exception) -> list:
+        errors.append(f"{_job_label(job)}: {type(exc).__name__}: {' '.join(str(exc).split())}"[:300])
+        if os.environ.get("SCRATCHNET_CONFORMANCE_TRACEBACK"):
+            traceback.print_exc()
+        return [] if job[0] == "refusal" else _error_records(getattr(impl, "name", "impl"), job, exc)
+
+    wrap = (lambda items: progress.wrap(items, _job_label)) if progress else (lambda items: items)
+    records, refusals = run_matrix(impl, plan, wrap, not_implemented, jobs=list(jobs), on_error=on_error)
     return records, refusals, errors
 
 

@@ -169,16 +169,22 @@ def run_job(impl: Implementation, plan: RunPlan, job: tuple[str, tuple]) -> tupl
 
 def run_matrix(impl: Implementation, plan: RunPlan | None = None,
                progress: Callable[[Iterable], Iterable] = lambda jobs: jobs,
-               not_implemented: list[tuple[Any, str]] | None = None) -> tuple[list[Record], list[str]]:
-    """Run every job of ``plan``; returns the records and the refusal messages checked. Jobs
-    the implementation does not implement — left out by the plan, or raising
-    ``NotImplementedError`` — are appended to ``not_implemented`` as ``(job, reason)``."""
+               not_implemented: list[tuple[Any, str]] | None = None,
+               jobs: list[tuple[str, tuple]] | None = None,
+               on_error: Callable[[tuple[str, tuple], Exception], list[Record]] | None = None,
+               ) -> tuple[list[Record], list[str]]:
+    """Run ``jobs`` (default: every job of ``plan``); returns the records and the refusal
+    messages checked. Jobs the implementation does not implement — left out by the plan (when
+    ``jobs`` is not given), or raising ``NotImplementedError`` — are appended to
+    ``not_implemented`` as ``(job, reason)``
+    (without that list they raise). With ``on_error``, any other exception of a job becomes the
+    records it returns and the run goes on; without it, the exception propagates."""
     plan = plan or RunPlan()
     records: list[Record] = []
     refusals: list[str] = []
-    if not_implemented is not None:
+    if not_implemented is not None and jobs is None:  # a caller passing jobs has chosen them
         not_implemented += plan.not_implemented()
-    for job in progress(plan.jobs()):
+    for job in progress(plan.jobs() if jobs is None else jobs):
         try:
             job_records, refusal = run_job(impl, plan, job)
             records += job_records
@@ -187,8 +193,13 @@ def run_matrix(impl: Implementation, plan: RunPlan | None = None,
         except NotImplementedError as exc:
             if not_implemented is None:
                 raise
-            not_implemented.append((job, f"raised NotImplementedError: {exc}" if str(exc) else
+            reason = " ".join(str(exc).split())
+            not_implemented.append((job, f"raised NotImplementedError: {reason}"[:200] if reason else
                                     "raised NotImplementedError"))
+        except Exception as exc:
+            if on_error is None:
+                raise
+            records += on_error(job, exc)
     return records, refusals
 
 
