@@ -7,6 +7,7 @@ Options
     ``--max-examples N``         hypothesis examples per property test (overrides the profile)
     ``--report-dir DIR``         where the run's records and reports go
                                  (default ``reports/latest/pytest``)
+    ``--report-html``            render the Markdown/HTML report and plots too (default: CSVs)
     ``--impl module:factory``    the implementation under test (default: scratchnet):
                                  ``package.module:factory`` or ``path/to/adapter.py:factory``;
                                  ``factory`` is an implementation object, a class or a function
@@ -234,6 +235,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--device", default="all", choices=("all", "cpu", "cuda"),
                     help="devices to compare on (default: all available)")
     group.addoption("--max-examples", type=int, default=None, help="hypothesis examples per property test")
+    group.addoption("--report-html", action="store_true",
+                    help="also render report.md/report.html and the plots (CSV only by default; "
+                         "`python -m reference report DIR` renders them later)")
     group.addoption("--report-dir", default=None, help="where records and reports are written "
                     "(default: reports/latest/pytest under the rootdir)")
     group.addoption("--impl", default=None, help="implementation under test as package.module:factory or "
@@ -349,7 +353,7 @@ def _write(config: pytest.Config, recorder: Recorder) -> Path | str:
         from hypothesis import settings
 
         from ._torch import versions
-        from .reports import write_reports
+        from .reports import write_reports, write_tables
     except ImportError as exc:
         return f"not written ({exc})"
     metadata = {"source": "pytest", "profile": getattr(settings, "_current_profile", ""),
@@ -358,7 +362,8 @@ def _write(config: pytest.Config, recorder: Recorder) -> Path | str:
         metadata["impl"] = recorder.impl_name
     if recorder.not_implemented:
         metadata["not_implemented"] = _not_implemented_summary(recorder)
-    write_reports(recorder.records, out, metadata)
+    # CSVs always (seconds); the HTML page and plots on request (they take ~40 s for a full run)
+    (write_reports if config.getoption("--report-html") else write_tables)(recorder.records, out, metadata)
     return out
 
 
