@@ -383,7 +383,8 @@ def bench_case(case: Case, threads: int, peak: float, budget_s: float, min_block
             best = (badness, attempt, others.cpus, blocks, per_block, s_med, s_iqr, t_med, t_iqr)
         if not (badness[0] or badness[1]):
             break
-        time.sleep(retry_pause_s)
+        if attempt < attempts:
+            time.sleep(retry_pause_s)
     _, attempt, others_cpu, blocks, per_block, s_med, s_iqr, t_med, t_iqr = best
 
     growth, transient = allocations(s_step, alloc_steps) if alloc_steps else (0, 0)

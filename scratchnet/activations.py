@@ -194,7 +194,9 @@ class Sigmoid(Activation):
         return sigmoid(z)
 
     def backward(self, z, a, grad):
-        return self.backward_into(z, a, grad, np.empty_like(grad))
+        # Sigmoid's own twin, not self.backward_into: a subclass that redefines backward and
+        # calls super().backward() gets the allocating backward_into, which would call back.
+        return Sigmoid.backward_into(self, z, a, grad, np.empty_like(grad))
 
     def forward_into(self, z, out):
         return _sigmoid_into(z, out, self._scratch("_tmp", z), self._scratch("_mask", z, np.bool_))
@@ -215,7 +217,7 @@ class Tanh(Activation):
         return np.tanh(z)
 
     def backward(self, z, a, grad):
-        return self.backward_into(z, a, grad, np.empty_like(grad))
+        return Tanh.backward_into(self, z, a, grad, np.empty_like(grad))     # see Sigmoid.backward
 
     def forward_into(self, z, out):
         return np.tanh(z, out=out)

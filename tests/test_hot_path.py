@@ -88,6 +88,20 @@ def test_a_subclass_that_redefines_backward_is_used_by_the_network():
     assert TanhWithoutSquare.forward_into is activations.Tanh.forward_into
 
 
+@pytest.mark.parametrize("parent", [activations.Sigmoid, activations.Tanh, activations.ReLU, activations.Softmax])
+def test_a_subclass_may_extend_backward_through_super(parent):
+    class Doubled(parent):
+        def backward(self, z, a, grad):
+            return 2 * super().backward(z, a, grad)
+
+    z = np.random.default_rng(0).normal(size=(3, 4))
+    g = np.ones_like(z)
+    act, ref = Doubled(), parent()
+    a = ref.forward(z)
+    assert np.array_equal(act.backward(z, a, g), 2 * ref.backward(z, a, g))
+    assert np.array_equal(act.backward_into(z, a, g.copy(), np.empty_like(g)), 2 * ref.backward(z, a, g))
+
+
 def test_network_outputs_do_not_alias_each_other_across_batch_sizes():
     net = Network(ModelSpec((4, 5, 3), hidden="relu", output="softmax", loss="cross_entropy"))
     rng = np.random.default_rng(0)
