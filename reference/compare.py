@@ -113,6 +113,11 @@ def _gradient_term_scales(model: Any, upstream: Sequence[Any]) -> dict[str, floa
             x = torch.nan_to_num(model.trace[k][0].abs(), 0, 0, 0)
             scales[f"layers.{k}.weight"] = float((e.T @ x).max())
             scales[f"layers.{k}.bias"] = float(e.sum(dim=0).max())
+        # the output's terms: |x_K||W_K|ᵀ + |b_K| bounds what rounding moves z_K by (and the
+        # output, every activation being 1-Lipschitz up to a constant)
+        last = model.layers[-1]
+        x = torch.nan_to_num(model.trace[-1][0].abs(), 0, 0, 0)
+        scales["output"] = float((x @ last.weight.abs().T + last.bias.abs()).max())
     return scales
 
 
@@ -261,7 +266,7 @@ def compare_model(impl: Implementation, spec: ModelSpec, x: Any, y: Any, *, devi
         combo = combination(spec, flavour, device, impl.name)
         records.append(_record(combo, "forward", "output", out_impl, ref.output,
                                tolerance(spec.dtype, "forward"), ref.broken, meta,
-                               noise=(other.output, probe.scale)))
+                               noise=(other.output, probe.scale), term_scale=ref.term_scales["output"]))
         records.append(_record(combo, "loss", "loss", loss_impl, ref.loss, tolerance(spec.dtype, "loss"),
                                ref.broken, meta, noise=(other.loss, probe.scale),
                                actual_value=float(loss_impl), expected_value=ref.loss))

@@ -4,10 +4,12 @@ A comparison passes when ``max |a − b| / (atol_eff + rtol·|b|) ≤ 1`` with
 ``atol_eff = atol · max(1, max |b|, terms)``: the absolute floor scales with the magnitude of
 what was summed, because the rounding error of a sum is bounded by ε·Σ|terms|, not ε·|sum| — an
 element that is small by cancellation carries the error of the large terms that cancelled. For
-a gradient the terms are ``∂L/∂a_k ⊗ x_k`` (weight) and ``∂L/∂a_k`` (bias) of its layer, read from
-torch: a unit saturated to ``tanh'(z) ≈ 1e-9`` under an upstream gradient of 1e4 has a gradient
-of 1e-5 whose every correct evaluation differs by ~ε·1e4 (``1 − a²`` from a rounded ``a``, or
-``sech²(z)`` from ``z``).
+the forward output the terms are ``|x_K||W_K|ᵀ + |b_K|`` of the last layer (logits of 1e3 move
+by ~1e-4 in float32 whatever the output activation squashes them to); for a gradient they come
+from a backward pass of absolute values, ``e_k = |∂L/∂a_k| + e_{k+1}|W_{k+1}|``, as ``e_kᵀ|x_k|``
+(weight) and ``Σ e_k`` (bias), read from torch: a unit saturated to ``tanh'(z) ≈ 1e-9`` under an
+upstream gradient of 1e4 has a gradient of 1e-5 whose every correct evaluation differs by
+~ε·1e4 (``1 − a²`` from a rounded ``a``, or ``sech²(z)`` from ``z``).
 
 Each value is justified by a measurement recorded beside it (``python -m reference.measure``:
 worst case over random combinations of every activation × loss, both flavours, depth 1–4,

@@ -79,12 +79,24 @@ def check(net, x, y, **tolerances):
     return checks
 
 
+def bce_clamp_active(net, x):
+    """Whether torch's binary-cross-entropy clamps (log at −100, ``p(1 − p)`` at 1e-12, which
+    scratchnet reproduces on purpose in the unfused pairs) touch this example: there the backward
+    is torch's, not the derivative of the loss, and finite differences rightly disagree."""
+    if net.spec.loss["name"] != "binary_cross_entropy" or net.spec.fused:
+        return False
+    p = net.forward(x)
+    with np.errstate(divide="ignore"):
+        return bool(np.any((p * (1 - p) < 2e-12) | (np.log(p) < -99) | (np.log1p(-p) < -99)))
+
+
 @FEWER
 @pytest.mark.parametrize("pair", PAIRS, ids=pair_id)
 @given(data=st.data())
 def test_every_pair_backpropagates_exactly(pair, data):
     loss = data.draw(st.sampled_from(loss_specs([pair[1]])), label="loss")
     net, x, y = data.draw(network_cases(pair[0], loss))
+    assume(not bce_clamp_active(net, x))
     assert_checks_pass(f"network {net.spec.describe()}", check(net, x, y))
 
 
@@ -94,6 +106,7 @@ def test_every_pair_backpropagates_exactly(pair, data):
 def test_every_hidden_activation_backpropagates_exactly(hidden, data):
     out, loss = data.draw(st.sampled_from(PAIRS))
     net, x, y = data.draw(network_cases(out, {"name": loss}, hidden))
+    assume(not bce_clamp_active(net, x))
     assert_checks_pass(f"network {net.spec.describe()}", check(net, x, y))
 
 
