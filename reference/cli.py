@@ -396,24 +396,20 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 # Parser and entry point
 # --------------------------------------------------------------------------------------------
 
-def _positive_factor(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
-    if not (math.isfinite(value) and value >= 1):
-        raise argparse.ArgumentTypeError(f"must be a finite number ≥ 1, got {text!r}")
-    return value
+def bounded(cast: type, low: float) -> Any:
+    """An argparse ``type``: ``cast(text)`` (int or float), finite and ``>= low``, else a clear error."""
+    what = "a whole number" if cast is int else "a number"
 
+    def parse(text: str) -> Any:
+        try:
+            value = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
+        if not (math.isfinite(value) and value >= low):
+            raise argparse.ArgumentTypeError(f"must be {what} ≥ {low:g}, got {text!r}")
+        return value
 
-def _floor(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number ≥ 0, got {text!r}")
-    return value
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -456,9 +452,9 @@ def build_parser() -> argparse.ArgumentParser:
     gate.add_argument("dir", nargs="?", default=str(DEFAULT_OUT), help=f"report folder (default {DEFAULT_OUT})")
     gate.add_argument("baseline", nargs="?", default=str(DEFAULT_BASELINE),
                       help=f"baseline folder (default {DEFAULT_BASELINE})")
-    gate.add_argument("--factor", type=_positive_factor, default=DEFAULT_FACTOR,
+    gate.add_argument("--factor", type=bounded(float, 1), default=DEFAULT_FACTOR,
                       help=f"largest accepted growth of a tol_ratio (default {DEFAULT_FACTOR:g})")
-    gate.add_argument("--floor", type=_floor, default=None,
+    gate.add_argument("--floor", type=bounded(float, 0), default=None,
                       help=f"ratios below this count as this, for every dtype (default per dtype: {floors})")
     gate.set_defaults(func=cmd_gate)
 

@@ -35,7 +35,7 @@ def _partial_batch_size(n: int) -> int:
 #: name -> batch size as a function of the number of samples
 GD_MODES: dict[str, Any] = {
     "full_batch": lambda n: None,
-    "mini_batch": lambda n: _partial_batch_size(n),
+    "mini_batch": _partial_batch_size,
     "stochastic": lambda n: 1,
 }
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from scratchnet import ModelSpec, registry
+from scratchnet import ModelSpec
 
 from .adapter import Capabilities, capabilities_of
 from .compare import compare_model
@@ -201,9 +201,3 @@ def run_matrix(impl: Implementation, plan: RunPlan | None = None,
                 raise
             records += on_error(job, exc)
     return records, refusals
-
-
-# Every optimizer of the registry must have a training configuration.
-_missing = set(registry.OPTIMIZERS) - {c["name"] for c in OPTIMIZER_CONFIGS.values()}
-if _missing:  # pragma: no cover - guards registry edits
-    raise RuntimeError(f"optimizers without a training configuration in reference.matrix: {sorted(_missing)}")

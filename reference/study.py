@@ -727,28 +727,10 @@ def results_frame(runs_df, config: StudyConfig):
 # Command line: `scratchnet-conformance study` / `python -m reference study`
 # --------------------------------------------------------------------------------------------
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be ≥ 1, got {text!r}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be ≥ 0, got {text!r}")
-    return value
-
-
 def add_study_parser(sub: Any) -> argparse.ArgumentParser:
     """Add the ``study`` subcommand to the CLI's subparsers."""
+    from .cli import bounded
+
     study = sub.add_parser(
         "study", help="the multi-class study: sigmoid+mse vs softmax+cross-entropy on real data",
         description="Train the grid output+loss × GD mode × hidden activation × learning rate on scikit-learn's "
@@ -763,13 +745,13 @@ def add_study_parser(sub: Any) -> argparse.ArgumentParser:
                        help="use MNIST from the IDX files in DIR (train-images-idx3-ubyte etc., optionally .gz) "
                             "instead of the digits; never downloads. The full grid on 60,000 images is slow: "
                             "combine with --max-train and --epochs")
-    study.add_argument("--max-train", type=_positive_int, default=None, metavar="N",
+    study.add_argument("--max-train", type=bounded(int, 1), default=None, metavar="N",
                        help="keep a stratified subset of N training samples")
-    study.add_argument("--epochs", type=_positive_int, default=None,
+    study.add_argument("--epochs", type=bounded(int, 1), default=None,
                        help="the equal-epochs budget E (default 30; --quick 3)")
-    study.add_argument("--lockstep-steps", type=_non_negative_int, default=None, metavar="N",
+    study.add_argument("--lockstep-steps", type=bounded(int, 0), default=None, metavar="N",
                        help="steps of every run verified against torch (default 20; --quick 5; 0 skips)")
-    study.add_argument("--jobs", type=_positive_int, default=1, help="worker processes (default 1)")
+    study.add_argument("--jobs", type=bounded(int, 1), default=1, help="worker processes (default 1)")
     study.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     study.set_defaults(func=cmd_study)
     return study

@@ -36,6 +36,9 @@ def test_matrix_covers_the_registry():
     assert len({c.id for c in CASES}) == len(CASES) == len(scratchnet.ACTIVATIONS) * len(pairs) * 2 * 2
     assert ("softmax", "cross_entropy") in pairs and ("sigmoid", "mse") in pairs
     assert ("identity", "cross_entropy") in refused_pairs() and ("softmax", "nll") in refused_pairs()
+    # every optimizer of the registry has a lockstep training configuration
+    from reference.matrix import OPTIMIZER_CONFIGS
+    assert set(scratchnet.OPTIMIZERS) <= {c["name"] for c in OPTIMIZER_CONFIGS.values()}
 
 
 @pytest.mark.cuda
