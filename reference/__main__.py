@@ -1,4 +1,4 @@
-"""``python -m reference`` — the same as the ``scratchnet-conformance`` console script."""
+"""``python -m scratchnet_reference`` — the same as the ``scratchnet-conformance`` console script."""
 
 import sys
 

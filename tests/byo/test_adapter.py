@@ -4,11 +4,13 @@ and every malformed one is refused with a message that says exactly what is miss
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+from scratchnet_reference import cli
+from scratchnet_reference.byo.adapter import AdapterError, Capabilities, load_implementation, validate_implementation
 
-from reference import cli
-from reference.adapter import AdapterError, Capabilities, load_implementation, validate_implementation
 from scratchnet import Network
 
 from .impls import RESTRICTED, UserImplementation
@@ -176,7 +178,7 @@ def test_load_implementation_resolves_modules_files_classes_and_factories(tmp_pa
     (tmp_path / "myadapter.py").write_text("from tests.byo.impls import UserImplementation\n"
                                            "IMPL = UserImplementation('file-impl')\n")
     monkeypatch.chdir(tmp_path)
-    monkeypatch.syspath_prepend(str(cli.Path(__file__).resolve().parents[2]))
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2]))
     impl, caps = load_implementation("myadapter:IMPL")  # the current directory is importable
     assert impl.name == "file-impl" and caps.is_everything
 
@@ -201,7 +203,7 @@ def test_cli_run_refuses_a_malformed_adapter_with_exit_2(capsys):
 
 
 def test_pytest_refuses_a_malformed_adapter_before_collecting(run_pytest):
-    code, out = run_pytest("--pyargs", "reference.conformance_tests", "--impl",
+    code, out = run_pytest("--pyargs", "scratchnet_reference.conformance.tests", "--impl",
                            "tests.byo.test_adapter:NoBuild", timeout=120)
     assert code == 4, out  # pytest's usage error
     assert "NoBuild.build missing" in out and "Traceback" not in out

@@ -5,12 +5,11 @@ summary and report files, and the pytest summary."""
 from __future__ import annotations
 
 import pytest
-
-from reference import cli
-from reference.adapter import Capabilities
-from reference.matrix import cases, training_configs
-from reference.report_files import read_csv
-from reference.runner import RunPlan, check_training, run_matrix, training_spec
+from scratchnet_reference import cli
+from scratchnet_reference.byo.adapter import Capabilities
+from scratchnet_reference.conformance.runner import RunPlan, check_training, run_matrix, training_spec
+from scratchnet_reference.core.matrix import cases, training_configs
+from scratchnet_reference.reports.files import read_csv
 
 from .impls import RESTRICTED, UserImplementation, restricted
 
@@ -82,7 +81,7 @@ def test_cli_run_counts_what_is_not_implemented_and_passes(capsys, tmp_path):
 
 
 def test_pytest_skips_and_counts_what_is_not_implemented(run_pytest):
-    code, out = run_pytest("--pyargs", "reference.conformance_tests", "--impl", "tests.byo.impls:restricted",
+    code, out = run_pytest("--pyargs", "scratchnet_reference.conformance.tests", "--impl", "tests.byo.impls:restricted",
                            "-k", "relu and softmax-cross_entropy or sgd-full_batch")
     assert code == 0, out[-3000:]
     assert "tests skipped as not implemented by restricted" in out and "dtype float32" in out
@@ -97,10 +96,9 @@ def test_a_refused_diagnosis_variant_never_turns_a_failure_into_a_skip():
     """Under pytest, ``NotImplementedError`` from ``build`` skips the test — but the diagnosis's
     variants (here softmax + cross_entropy, which this implementation refuses) must not."""
     from _pytest.outcomes import Skipped
-
-    from reference.matrix import Case
-    from reference.pytest_plugin import GuardedImplementation, Recorder
-    from reference.runner import check_case
+    from scratchnet_reference.conformance.plugin import GuardedImplementation, Recorder
+    from scratchnet_reference.conformance.runner import check_case
+    from scratchnet_reference.core.matrix import Case
 
     from .impls import wrong_and_picky
 

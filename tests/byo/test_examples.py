@@ -5,11 +5,10 @@ first wrong layer and the mistake — through the Python API, the CLI and pytest
 from __future__ import annotations
 
 import pytest
-
-from reference import cli
-from reference.adapter import AdapterError, load_implementation
-from reference.report_files import read_csv
-from reference.runner import RunPlan, run_matrix
+from scratchnet_reference import cli
+from scratchnet_reference.byo.adapter import AdapterError, load_implementation
+from scratchnet_reference.conformance.runner import RunPlan, run_matrix
+from scratchnet_reference.reports.files import read_csv
 
 TEXTBOOK = "examples.textbook_net.adapter:make_implementation"
 BUGGY = "examples.textbook_net_buggy.adapter:make_implementation"
@@ -75,7 +74,8 @@ def test_adapter_template_is_refused_until_filled_in():
 
 
 def test_textbook_net_under_pytest_from_the_installed_package(run_pytest):
-    code, out = run_pytest("--pyargs", "reference.conformance_tests", "--impl", TEXTBOOK, "-k", "relu-softmax")
+    code, out = run_pytest("--pyargs", "scratchnet_reference.conformance.tests", "--impl", TEXTBOOK,
+                           "-k", "relu-softmax")
     assert code == 0, out[-3000:]
     assert "comparisons of textbook-net" in out and "skipped as not implemented by textbook-net" in out
 

@@ -1,23 +1,23 @@
 """The whole conformance matrix, one deterministic check per combination.
 
-Every case comes from the registry (``reference.matrix``): hidden activation × output
+Every case comes from the registry (``scratchnet_reference.core.matrix``): hidden activation × output
 activation × every loss defined on it × reduction × dtype, on every selected device, each
 compared in every torch flavour. Undefined pairs must be refused; every optimizer
 configuration × GD mode trains in lockstep with torch.
 """
 
 import pytest
+from scratchnet_reference.conformance.runner import check_refusal
 
 # The matrix cases and the lockstep training runs are the packaged tests that
-# ``pytest --pyargs reference.conformance_tests --impl ...`` runs in a user's project; imported
+# ``pytest --pyargs scratchnet_reference.conformance.tests --impl ...`` runs in a user's project; imported
 # here, they run as part of this suite too.
-from reference.conformance_tests.test_conformance import (  # noqa: F401 - collected by pytest
+from scratchnet_reference.conformance.tests.test_conformance import (  # noqa: F401 - collected by pytest
     CASES,
     test_case_matches_torch,
     test_training_in_lockstep,
 )
-from reference.matrix import output_loss_pairs, refused_pairs
-from reference.runner import check_refusal
+from scratchnet_reference.core.matrix import output_loss_pairs, refused_pairs
 
 
 @pytest.mark.parametrize("output,loss", refused_pairs(), ids=[f"{o}-{l}" for o, l in refused_pairs()])
@@ -37,15 +37,15 @@ def test_matrix_covers_the_registry():
     assert ("softmax", "cross_entropy") in pairs and ("sigmoid", "mse") in pairs
     assert ("identity", "cross_entropy") in refused_pairs() and ("softmax", "nll") in refused_pairs()
     # every optimizer of the registry has a lockstep training configuration
-    from reference.matrix import OPTIMIZER_CONFIGS
+    from scratchnet_reference.core.matrix import OPTIMIZER_CONFIGS
     assert set(scratchnet.OPTIMIZERS) <= {c["name"] for c in OPTIMIZER_CONFIGS.values()}
 
 
 @pytest.mark.cuda
 def test_cuda_present(pytestconfig):
     """With ``--device all`` the CUDA column runs only where torch sees a GPU; say so once."""
-    from reference._torch import torch_module
-    from reference.pytest_plugin import NO_CUDA_REASON
+    from scratchnet_reference.conformance.plugin import NO_CUDA_REASON
+    from scratchnet_reference.core.torch_import import torch_module
 
     if not torch_module().cuda.is_available():
         pytest.skip(NO_CUDA_REASON)

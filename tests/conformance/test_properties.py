@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
+from scratchnet_reference import compare_model as _compare_model
+from scratchnet_reference import initial_state
+from scratchnet_reference.core.matrix import DTYPES, make_batch, output_loss_pairs
 
 import scratchnet
-from reference import compare_model as _compare_model
-from reference import initial_state
-from reference.matrix import DTYPES, make_batch, output_loss_pairs
 from scratchnet.losses import REDUCTIONS
 
 PAIRS = output_loss_pairs()

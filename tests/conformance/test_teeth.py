@@ -1,5 +1,5 @@
 """The suite has teeth: the harness's own checks (``reference.compare_model`` and
-``reference.lockstep``) are run against deliberately broken implementations, and each bug
+``scratchnet_reference.core.lockstep``) are run against deliberately broken implementations, and each bug
 must be
 
 * CAUGHT — some record has status ``"fail"``, and
@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from scratchnet_reference import ScratchnetImplementation, compare_model, flavours_for, initial_state, lockstep
+from scratchnet_reference.core.matrix import OPTIMIZER_CONFIGS, make_batch
 
-from reference import ScratchnetImplementation, compare_model, flavours_for, initial_state, lockstep
-from reference.matrix import OPTIMIZER_CONFIGS, make_batch
 from scratchnet import SGD, Adam, AdamW, ModelSpec, Network, registry
 from scratchnet.activations import ReLU, Sigmoid, Softmax, Tanh
 from scratchnet.fused import fused_loss_and_grad
@@ -505,7 +505,7 @@ GRADIENT_BUGS = [
                 params("layers.1.weight", "layers.1.bias"), fails=frozenset({"loss", "gradient"}),
                 flavours=("fused",), fd="neither"),  # its own loss is NaN: FD vouches for nobody
     # sigmoid + cross_entropy: torch has only the modular form, which breaks on the same data
-    # (log 0); unless reference.mapping gives it a stable form on the logits, nothing can catch
+    # (log 0); unless scratchnet_reference.core.mapping gives it a stable form on the logits, nothing can catch
     # this bug — the row fails until it does (see tests/reference/test_mapping.py).
     GradientBug("log_of_zero_in_sigmoid_cross_entropy", NaiveCrossEntropy,
                 Case(dict(sizes=(4, 5, 3), hidden="relu", output="sigmoid", loss="cross_entropy"),

@@ -8,8 +8,8 @@ import pytest
 pytest.importorskip("torch", reason="the reference harness needs PyTorch: "
                     "pip install -c constraints.txt 'scratchnet[reference]'")
 
-from reference import ScratchnetImplementation  # noqa: E402
-from reference._torch import torch_module  # noqa: E402
+from scratchnet_reference import ScratchnetImplementation  # noqa: E402
+from scratchnet_reference.core.torch_import import torch_module  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -9,12 +9,12 @@ import json
 
 import numpy as np
 import pytest
+from scratchnet_reference import CHECKS, ScratchnetImplementation, compare_model, flavours_for, initial_state, tolerance
+from scratchnet_reference.core.mapping import FLAVOURS
+from scratchnet_reference.core.matrix import make_batch
+from scratchnet_reference.core.records import STATUSES, Record, measure, vector_agreement
 
 import scratchnet
-from reference import CHECKS, ScratchnetImplementation, compare_model, flavours_for, initial_state, tolerance
-from reference.mapping import FLAVOURS
-from reference.matrix import make_batch
-from reference.records import STATUSES, Record, measure, vector_agreement
 from scratchnet import ModelSpec, Network
 from scratchnet.activations import Tanh
 
@@ -300,7 +300,7 @@ class SigmoidPrimeOfActivation(scratchnet.activations.Sigmoid):
 
 
 def test_fd_verdict_on_nonfinite_differences_is_neither():
-    from reference.compare import _fd_verdict
+    from scratchnet_reference.core.compare import _fd_verdict
 
     nan = np.array([np.nan, 1.0])
     assert _fd_verdict(nan, nan.copy(), np.array([0.5, 1.0]), "float64") == "neither"

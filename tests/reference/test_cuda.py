@@ -4,9 +4,9 @@ deterministic algorithms). Skipped, with the reason, where torch sees no GPU."""
 from __future__ import annotations
 
 import pytest
+from scratchnet_reference import compare_model, lockstep
+from scratchnet_reference.core.matrix import OPTIMIZER_CONFIGS, make_batch
 
-from reference import compare_model, lockstep
-from reference.matrix import OPTIMIZER_CONFIGS, make_batch
 from scratchnet import ModelSpec
 
 
@@ -15,7 +15,7 @@ def cuda(torch):
     if not torch.cuda.is_available():
         pytest.skip(f"CUDA not available: torch {torch.__version__} reports torch.cuda.is_available() == False "
                     f"(CUDA build: {torch.version.cuda or 'none'})")
-    assert torch.backends.cuda.matmul.allow_tf32 is False  # set by reference._torch.torch_module
+    assert torch.backends.cuda.matmul.allow_tf32 is False  # set by scratchnet_reference.core.torch_import.torch_module
     return "cuda"
 
 

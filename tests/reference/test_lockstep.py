@@ -8,9 +8,9 @@ import json
 
 import numpy as np
 import pytest
+from scratchnet_reference import GD_MODES, initial_state, lockstep, optimizer_label, prepare_batch
+from scratchnet_reference.core.matrix import OPTIMIZER_CONFIGS, make_batch, training_configs
 
-from reference import GD_MODES, initial_state, lockstep, optimizer_label, prepare_batch
-from reference.matrix import OPTIMIZER_CONFIGS, make_batch, training_configs
 from scratchnet import ModelSpec, batch_schedule
 
 STEPS = 20

@@ -1,14 +1,14 @@
-"""The one mapping table (``reference.mapping``) is complete for the registry, and each torch
+"""The one mapping table (``scratchnet_reference.core.mapping``) is complete for the registry, and each torch
 counterpart computes the same function as scratchnet's — hyper-parameters and kinks included."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from scratchnet_reference import mapping, tolerance
+from scratchnet_reference.core.matrix import OPTIMIZER_CONFIGS
+from scratchnet_reference.core.records import measure
 
-from reference import mapping, tolerance
-from reference.matrix import OPTIMIZER_CONFIGS
-from reference.records import measure
 from scratchnet import fused, registry
 from scratchnet.losses import REDUCTIONS
 
@@ -71,7 +71,7 @@ def test_every_fused_pair_has_a_fused_torch_form():
     matters."""
     assert set(fused.FUSED_PAIRS) == set(registry.FUSED_PAIRS)
     missing = set(registry.FUSED_PAIRS) - set(mapping.FUSED_LOSSES)
-    assert not missing, f"fused pairs without a fused torch form in reference.mapping.FUSED_LOSSES: {missing}"
+    assert not missing, f"fused pairs without a fused torch form in core.mapping.FUSED_LOSSES: {missing}"
 
 
 def test_every_optimizer_has_a_torch_class_and_a_training_configuration(torch):

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scratchnet_reference import build_torch_model, initial_state, load_into_network
+from scratchnet_reference.core.torch_model import torch_state_to_numpy
 
-from reference import build_torch_model, initial_state, load_into_network
-from reference.torch_model import torch_state_to_numpy
 from scratchnet import ModelSpec, Network
 
 DTYPES = ("float32", "float64")

@@ -9,11 +9,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-from reference import ScratchnetImplementation
-from reference.records import Record
-from reference.reports import write_reports, write_tables
-from reference.runner import RunPlan, check_training, run_matrix
+from scratchnet_reference import ScratchnetImplementation
+from scratchnet_reference.conformance.runner import RunPlan, check_training, run_matrix
+from scratchnet_reference.core.records import Record
+from scratchnet_reference.reports.tables import write_reports, write_tables
 
 #: The small matrix: tanh hidden layers into softmax/sigmoid, mean reduction, both dtypes.
 SMALL_OUTPUTS = ("softmax", "sigmoid")

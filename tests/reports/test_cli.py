@@ -1,4 +1,4 @@
-"""``scratchnet-conformance`` / ``python -m reference``: exit codes, one-line errors, the main
+"""``scratchnet-conformance`` / ``python -m scratchnet_reference``: exit codes, one-line errors, the main
 job on a small subset, re-rendering, the gate and baseline promotion."""
 
 from __future__ import annotations
@@ -9,10 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from reference import cli
-from reference.gate import gate
-from reference.report_files import read_csv
+from scratchnet_reference import cli
+from scratchnet_reference.conformance.run import execute
+from scratchnet_reference.reports.commands import BASELINE_FILES
+from scratchnet_reference.reports.files import read_csv
+from scratchnet_reference.reports.gate import gate
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -60,7 +61,7 @@ def test_missing_folders_exit_2_with_one_line(capsys, tmp_path, small_records, w
 
 
 def test_cuda_device_without_cuda_exits_2(capsys):
-    from reference._torch import available_devices
+    from scratchnet_reference.core.torch_import import available_devices
 
     if "cuda" in available_devices():
         pytest.skip("this machine has CUDA")
@@ -105,7 +106,7 @@ def test_run_quick_writes_reports_then_gate_and_baseline(capsys, tmp_path, monke
     baseline = tmp_path / "baseline"
     code, out, _ = _run(capsys, "baseline", str(out_dir), "--to", str(baseline))
     assert code == 0 and "promoted" in out
-    assert sorted(p.name for p in baseline.iterdir()) == sorted(cli.BASELINE_FILES)
+    assert sorted(p.name for p in baseline.iterdir()) == sorted(BASELINE_FILES)
     assert gate(out_dir, baseline).passed
     # promoting again replaces the folder whole and leaves nothing behind
     (baseline / "stale.txt").write_text("from an older baseline")
@@ -140,9 +141,9 @@ def test_baseline_never_promotes_onto_itself(capsys, baseline_dir):
 
 
 def test_a_job_that_raises_becomes_a_failing_row():
-    from reference.matrix import Case
-    from reference.reports import conformance_matrix, records_frame
-    from reference.runner import RunPlan
+    from scratchnet_reference.conformance.runner import RunPlan
+    from scratchnet_reference.core.matrix import Case
+    from scratchnet_reference.reports.tables import conformance_matrix, records_frame
 
     class Broken:
         name = "broken"
@@ -152,7 +153,7 @@ def test_a_job_that_raises_becomes_a_failing_row():
 
     jobs = [("case", (Case("tanh", "softmax", "cross_entropy", "mean", "float64"), "cpu")),
             ("training", ("sgd", "full_batch", "float64", "cpu"))]
-    records, _, errors = cli.execute(Broken(), RunPlan(), jobs)
+    records, _, errors = execute(Broken(), RunPlan(), jobs)
     assert len(errors) == 2 and "no network today" in errors[0]
     matrix = conformance_matrix(records_frame(records))
     assert (matrix["status"] == "fail").all() and set(matrix["kind"]) == {"case", "training"}

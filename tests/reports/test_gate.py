@@ -8,9 +8,8 @@ import math
 
 import pandas as pd
 import pytest
-
-from reference.gate import DEFAULT_FLOORS, GateError, compare_matrices, format_offenders, gate
-from reference.report_files import read_csv, write_csv
+from scratchnet_reference.reports.files import read_csv, write_csv
+from scratchnet_reference.reports.gate import DEFAULT_FLOORS, GateError, compare_matrices, format_offenders, gate
 
 from .conftest import SMALL_OUTPUTS
 

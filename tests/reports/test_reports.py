@@ -12,11 +12,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
-from reference import report_files
-from reference.records import Record
-from reference.report_files import CorruptFileError, atomic_write_text, read_csv, write_csv
-from reference.reports import (
+from scratchnet_reference import report_files
+from scratchnet_reference.core.records import Record
+from scratchnet_reference.reports.files import CorruptFileError, atomic_write_text, read_csv, write_csv
+from scratchnet_reference.reports.tables import (
     CSV_FILES,
     KEY_COLUMNS,
     MATRIX_COLUMNS,

@@ -20,7 +20,7 @@ def quick_study(tmp_path_factory) -> tuple[int, str, str, Path]:
     import contextlib
     import io
 
-    from reference import cli
+    from scratchnet_reference import cli
 
     out = tmp_path_factory.mktemp("study") / "study"
     stdout, stderr = io.StringIO(), io.StringIO()

@@ -8,9 +8,8 @@ import struct
 
 import numpy as np
 import pytest
-
-from reference import cli
-from reference.datasets import DatasetError, load_mnist, read_idx, stratified_subset
+from scratchnet_reference import cli
+from scratchnet_reference.study.datasets import DatasetError, load_mnist, read_idx, stratified_subset
 
 
 def idx_bytes(array: np.ndarray, code: int, fmt: str) -> bytes:

@@ -9,11 +9,9 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-
-import scratchnet as sn
-from reference import cli
-from reference.report_files import read_csv
-from reference.study import (
+from scratchnet_reference import cli
+from scratchnet_reference.reports.files import read_csv
+from scratchnet_reference.study.experiment import (
     COMBOS,
     LR_GRID,
     LR_LADDER,
@@ -25,7 +23,9 @@ from reference.study import (
     rise_stats,
     update_budget,
 )
-from reference.study_report import PLOTS
+from scratchnet_reference.study.report import PLOTS
+
+import scratchnet as sn
 
 from .test_idx import write_fake_mnist
 
@@ -217,8 +217,8 @@ def test_bad_study_arguments_exit_2(capsys, argv, expected):
 def test_rounding_control_measures_how_a_rate_amplifies_one_ulp():
     """The control behind the 'unstable' verdict: a stable rate keeps a one-ulp nudge at rounding
     size, an unstable one amplifies it by orders of magnitude."""
-    from reference.protocol import initial_state
-    from reference.study import rounding_control
+    from scratchnet_reference.core.protocol import initial_state
+    from scratchnet_reference.study.experiment import rounding_control
 
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(30, 4)), rng.integers(0, 3, 30)

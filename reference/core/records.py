@@ -11,7 +11,7 @@ Ratios, not booleans, go into reports, so a drift shows long before a failure.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, make_dataclass
 from typing import Any
 
 import numpy as np
@@ -48,54 +48,45 @@ class Combination:
         return "|".join((self.hidden, self.output, self.loss, self.reduction, self.flavour, self.dtype, self.device))
 
 
-@dataclass
-class Record:
-    """One compared tensor. Combination fields are flattened in for a tidy DataFrame."""
+#: What was measured, after the identifying fields: the statistics of one compared tensor.
+_MEASURED: tuple[tuple[str, str] | tuple[str, str, Any], ...] = (
+    ("max_abs_err", "float"), ("max_rel_err", "float"), ("tol_ratio", "float"), ("atol", "float"), ("rtol", "float"),
+    ("passed", "bool"), ("status", "str"), ("worst_index", "str"),
+    ("step", "int", field(default=-1)),
+    ("actual_value", "float", field(default=float("nan"))),
+    ("expected_value", "float", field(default=float("nan"))),
+    ("param_distance", "float", field(default=float("nan"))),
+    ("cosine", "float", field(default=float("nan"))),
+    ("norm_ratio", "float", field(default=float("nan"))),
+    ("noise_floor", "float", field(default=0.0)),
+    ("fd_verdict", "str", field(default="")),
+    ("first_break_step", "int", field(default=-1)),
+    ("note", "str", field(default="")),
+    ("device_name", "str", field(default="")),
+    ("versions", "str", field(default="")),
+    # which derivative is wrong and how, in words (byo.diagnosis); "" when it passed
+    ("diagnosis", "str", field(default="")),
+)
 
-    check: str
-    param: str
-    shape: str
-    hidden: str
-    output: str
-    loss: str
-    reduction: str
-    flavour: str
-    dtype: str
-    device: str
-    sizes: str
-    optimizer: str
-    gd_mode: str
-    seed: int
-    impl: str
-    max_abs_err: float
-    max_rel_err: float
-    tol_ratio: float
-    atol: float
-    rtol: float
-    passed: bool
-    status: str
-    worst_index: str
-    step: int = -1
-    actual_value: float = float("nan")
-    expected_value: float = float("nan")
-    param_distance: float = float("nan")
-    cosine: float = float("nan")
-    norm_ratio: float = float("nan")
-    noise_floor: float = 0.0
-    fd_verdict: str = ""
-    first_break_step: int = -1
-    note: str = ""
-    device_name: str = ""
-    versions: str = field(default="")
-    #: which derivative is wrong and how, in words (reference.diagnosis); "" when it passed
-    diagnosis: str = ""
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+def _to_dict(self: Any) -> dict[str, Any]:
+    return asdict(self)
 
-    @classmethod
-    def columns(cls) -> list[str]:
-        return [f.name for f in fields(cls)]
+
+def _columns(cls: type) -> list[str]:
+    return [f.name for f in fields(cls)]
+
+
+#: One compared tensor: ``check``, ``param``, ``shape``, then every field of :class:`Combination`
+#: flattened in (derived from it, in its order, all required, for a tidy DataFrame), then the measurement.
+Record = make_dataclass(
+    "Record",
+    [("check", "str"), ("param", "str"), ("shape", "str"),
+     *((f.name, f.type) for f in fields(Combination)),
+     *_MEASURED],
+    kw_only=True,
+    namespace={"to_dict": _to_dict, "columns": classmethod(_columns), "__module__": __name__},
+)
 
 
 def measure(actual: np.ndarray, expected: np.ndarray, rtol: float, atol: float | np.ndarray) -> dict[str, Any]:

@@ -63,7 +63,7 @@ def _png(fig: Figure, metadata: Mapping[str, str], title: str) -> bytes:
     # 256 adaptive colours: a third of the bytes, no visible change (flat colours and text)
     image = image.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
     info = PngInfo()
-    for key, value in (("Title", title), ("Software", "reference.plots"),
+    for key, value in (("Title", title), ("Software", "scratchnet_reference.reports.plots"),
                        ("Description", json.dumps(dict(metadata), sort_keys=True))):
         info.add_itxt(key, value)
     buf = io.BytesIO()

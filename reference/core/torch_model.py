@@ -10,8 +10,8 @@ import numpy as np
 
 from scratchnet import ModelSpec, Network
 
-from ._torch import torch_dtype, torch_module
 from .mapping import fused_loss, modular_loss, to_tensor, torch_activation, torch_param_name
+from .torch_import import torch_dtype, torch_module
 
 __all__ = ["build_torch_model", "copy_state", "load_into_network", "torch_loss", "torch_state_to_numpy"]
 

@@ -2,7 +2,7 @@
 finite-difference oracle as the tie-breaker.
 
 :func:`compare_model` runs one model on one batch through the implementation and through
-torch in every applicable flavour, and returns one :class:`~reference.records.Record` per
+torch in every applicable flavour, and returns one :class:`~scratchnet_reference.core.records.Record` per
 compared tensor: the output, the loss, and each parameter's gradient.
 """
 
@@ -15,11 +15,11 @@ import numpy as np
 
 from scratchnet import ModelSpec, registry
 
-from ._torch import device_name, torch_module, versions
 from .mapping import FLAVOURS, fused_loss, to_tensor
 from .protocol import Implementation, initial_state
 from .records import Combination, Record, measure, vector_agreement, versions_string
 from .tolerances import FD_TOLERANCES, NOISE_FACTOR, Tolerance, tolerance
+from .torch_import import device_name, torch_module, versions
 from .torch_model import build_torch_model, torch_loss
 
 __all__ = ["compare_model", "flavours_for", "prepare_batch", "combination", "fd_gradients",

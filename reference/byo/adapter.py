@@ -78,8 +78,8 @@ import numpy as np
 from scratchnet import ModelSpec, registry
 from scratchnet.losses import REDUCTIONS
 
-from .matrix import DTYPES, OPTIMIZER_CONFIGS, Case
-from .protocol import initial_state
+from ..core.matrix import DTYPES, OPTIMIZER_CONFIGS, Case
+from ..core.protocol import initial_state
 
 __all__ = ["AdapterError", "Capabilities", "CAPABILITY_KEYS", "capabilities_of", "validate_implementation",
            "load_implementation", "describe_capabilities", "REQUIRED_MODEL_METHODS", "TRAINING_MODEL_METHODS"]
@@ -115,7 +115,7 @@ class AdapterError(ValueError):
     def __init__(self, owner: str, problems: Iterable[str]):
         self.owner = owner
         self.problems = list(problems)
-        lines = [f"{owner} does not follow the adapter protocol (reference.adapter):"]
+        lines = [f"{owner} does not follow the adapter protocol (scratchnet_reference.byo.adapter):"]
         lines += [f"  - {p}" for p in self.problems]
         lines.append(f"  (a commented adapter to start from: {_TEMPLATE})")
         super().__init__("\n".join(lines))
@@ -383,8 +383,8 @@ def _check_grads(owner: str, grads: Any, state: Mapping[str, np.ndarray]) -> lis
 
 
 def _check_model(owner: str, model: Any, spec: ModelSpec, state: Mapping[str, np.ndarray]) -> list[str]:
-    from .compare import prepare_batch
-    from .matrix import make_batch
+    from ..core.compare import prepare_batch
+    from ..core.matrix import make_batch
 
     kind = type(model).__name__
     if model is None:
@@ -562,7 +562,7 @@ def load_implementation(text: str | None, *, validate: bool = True) -> tuple[Any
     object, a class (instantiated) or a function returning one. ``None``: scratchnet.
 
     Returns ``(implementation, capabilities)``; raises :class:`AdapterError` with what is wrong."""
-    from .protocol import ScratchnetImplementation
+    from ..core.protocol import ScratchnetImplementation
 
     if not text:
         impl = ScratchnetImplementation()

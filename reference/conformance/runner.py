@@ -7,10 +7,10 @@ takes. Training configurations run in lockstep for 20 steps on a fixed classific
 Undefined (output, loss) pairs are checked to be refused with a clear error. Everything is
 seeded, so two runs on the same machine give the same records — the baseline gate relies on it.
 
-An implementation that declares :class:`~reference.adapter.Capabilities` narrows the plan:
+An implementation that declares :class:`~scratchnet_reference.byo.adapter.Capabilities` narrows the plan:
 :meth:`RunPlan.jobs` keeps what it implements, :meth:`RunPlan.not_implemented` lists the rest
 with the reason, and the training checks train the closest model it implements. Failing
-records come back with a :mod:`~reference.diagnosis` of what is wrong.
+records come back with a :mod:`~scratchnet_reference.byo.diagnosis` of what is wrong.
 """
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ import numpy as np
 
 from scratchnet import ModelSpec
 
-from .adapter import Capabilities, capabilities_of
-from .compare import compare_model
-from .lockstep import lockstep
-from .matrix import DTYPES, OPTIMIZER_CONFIGS, Case, cases, make_batch, refused_pairs, training_configs
-from .protocol import Implementation, initial_state
-from .records import Record
+from ..byo.adapter import Capabilities, capabilities_of
+from ..core.compare import compare_model
+from ..core.lockstep import lockstep
+from ..core.matrix import DTYPES, OPTIMIZER_CONFIGS, Case, cases, make_batch, refused_pairs, training_configs
+from ..core.protocol import Implementation, initial_state
+from ..core.records import Record
 
 __all__ = ["RunPlan", "check_case", "check_training", "check_refusal", "run_job", "run_matrix", "target_kind",
            "case_problem", "training_spec", "CASE_SIZES", "TRAINING_STEPS"]
@@ -57,7 +57,7 @@ def check_case(impl: Implementation, case: Case, device: str = "cpu", seed: int 
     spec, x, y = case_problem(case, seed)
     records = compare_model(impl, spec, x, y, device=device, fd=fd)
     if diagnose and any(r.status == "fail" for r in records):
-        from .diagnosis import Problem, annotate
+        from ..byo.diagnosis import Problem, annotate
 
         annotate(records, impl, Problem(spec, initial_state(spec), x, y, device))
     return records
@@ -86,7 +86,7 @@ def check_training(impl: Implementation, optimizer: str, gd_mode: str, dtype: st
     records = lockstep(impl, spec, x, y, OPTIMIZER_CONFIGS[optimizer], gd_mode=gd_mode, steps=steps,
                        device=device, seed=3)
     if any(r.status == "fail" for r in records):
-        from .diagnosis import annotate_training
+        from ..byo.diagnosis import annotate_training
 
         try:  # are the gradients of the trained model right? (then the update is to blame)
             grads = compare_model(impl, spec, x, y, device=device, fd="never")

@@ -1,6 +1,6 @@
 """The regression gate: a report folder against the committed baseline.
 
-Rows are matched by the conformance-matrix key (:data:`reference.reports.KEY_COLUMNS`); row
+Rows are matched by the conformance-matrix key (:data:`scratchnet_reference.reports.tables.KEY_COLUMNS`); row
 order and columns other than the key, the ratio columns and ``status`` are ignored. The gate
 fails, naming each offending row, when
 
@@ -38,8 +38,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .report_files import CorruptFileError, read_csv
-from .reports import CSV_FILES, KEY_COLUMNS, RATIO_COLUMNS, conformance_matrix, read_records, row_label
+from .files import CorruptFileError, read_csv
+from .tables import CSV_FILES, KEY_COLUMNS, RATIO_COLUMNS, conformance_matrix, read_records, row_label
 
 __all__ = ["GateError", "GateResult", "DEFAULT_FACTOR", "DEFAULT_FLOORS", "FALLBACK_FLOOR", "load_matrix", "gate",
            "compare_matrices", "format_offenders"]

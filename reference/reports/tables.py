@@ -1,6 +1,6 @@
 """Comparison reports: the records of a run as pandas tables, written as CSV, Markdown, HTML and PNG.
 
-Three views of the records (:class:`reference.records.Record`), each one DataFrame:
+Three views of the records (:class:`scratchnet_reference.core.records.Record`), each one DataFrame:
 
 * the **conformance matrix** (:func:`conformance_matrix`) — one row per compared combination:
   ``kind="case"`` rows are hidden × output × loss × reduction × flavour × dtype × device;
@@ -10,7 +10,7 @@ Three views of the records (:class:`reference.records.Record`), each one DataFra
   and ``status`` (``fail`` when any record failed). ``ref_nonfinite`` records — torch's own
   arithmetic broke down — are counted but kept out of the worst ratios.
 * the **gradient-diff report** (:func:`gradient_report`) — one row per combination × parameter, with
-  the ``diagnosis`` of a failing one (:mod:`reference.diagnosis`: which derivative, what pattern).
+  the ``diagnosis`` of a failing one (:mod:`scratchnet_reference.byo.diagnosis`: which derivative, what pattern).
 * the **training-curve report** (:func:`training_report`) — one row per training step: both
   losses, their difference, the parameter distance and the first step the tolerance broke.
 
@@ -33,9 +33,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .records import Record
-from .report_files import COLUMN_TYPES, atomic_write_bytes, atomic_write_text, read_csv, write_csv
-from .run_metadata import collect_metadata
+from ..core.records import Record
+from .files import COLUMN_TYPES, atomic_write_bytes, atomic_write_text, read_csv, write_csv
+from .metadata import collect_metadata
 
 __all__ = ["KEY_COLUMNS", "RATIO_COLUMNS", "MATRIX_COLUMNS", "CURVE_COLUMNS", "TRAINING_CHECKS",
            "records_frame", "records_from_frame", "read_records", "conformance_matrix", "gradient_report",
@@ -428,7 +428,7 @@ def write_reports(records: Iterable[Record | Mapping[str, Any]], out_dir: str | 
     ``records.csv`` (every raw record, floats ``%.17g``), ``matrix.csv``, ``gradients.csv``,
     ``training.csv``, ``report.md``, ``report.html`` (self-contained) and the PNG plots. Each file
     is written atomically and starts with the metadata header: ``metadata`` as given, completed by
-    :func:`reference.run_metadata.collect_metadata` (versions, devices, BLAS, date, git commit)."""
+    :func:`scratchnet_reference.reports.metadata.collect_metadata` (versions, devices, BLAS, date, git commit)."""
     out = Path(out_dir)
     written, tables, meta = _write_tables(records, out, metadata)
     written += _render(out, tables["matrix"], tables["gradients"], tables["training"], meta,

@@ -11,13 +11,13 @@ Options
     ``--impl module:factory``    the implementation under test (default: scratchnet):
                                  ``package.module:factory`` or ``path/to/adapter.py:factory``;
                                  ``factory`` is an implementation object, a class or a function
-                                 returning one (see :mod:`reference.adapter`). It is validated at
+                                 returning one (see :mod:`scratchnet_reference.byo.adapter`). It is validated at
                                  start-up: a malformed adapter stops the run with what is missing.
 
 Fixtures
     ``impl``         the implementation under test (``NotImplementedError`` from its ``build`` or
                      ``configure_optimizer`` skips the test as not implemented)
-    ``capabilities`` its :class:`reference.adapter.Capabilities`
+    ``capabilities`` its :class:`scratchnet_reference.byo.adapter.Capabilities`
     ``device``       parametrises a test over the selected devices
     ``conformance``  the session's :class:`Recorder`: ``conformance.check(records)`` stores the
                      records, steers hypothesis toward the worst ``tol_ratio`` and fails the test
@@ -26,12 +26,12 @@ Fixtures
                      what the implementation does not implement ("not implemented by <impl>: …")
 
 Every record of the run — from every xdist worker — is collected, written at session end with
-:func:`reference.reports.write_reports` and summarised in the terminal, with the diagnosis of
+:func:`scratchnet_reference.reports.tables.write_reports` and summarised in the terminal, with the diagnosis of
 each failing parameter, the smallest failing example hypothesis found, and the count of what
 was not implemented.
 
 The deterministic matrix is also packaged, so a project that depends on scratchnet runs it
-against its own network with ``pytest --pyargs reference.conformance_tests --impl pkg.mod:factory``.
+against its own network with ``pytest --pyargs scratchnet_reference.conformance.tests --impl pkg.mod:factory``.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from typing import Any
 
 import pytest
 
-from .records import Record
+from ..core.records import Record
 
 _RECORDS_KEY = "scratchnet_records"
 NO_CUDA_REASON = "CUDA not available: torch.cuda.is_available() is False on this machine"
@@ -76,7 +76,7 @@ class Recorder:
 
     def _caps(self) -> Any:
         if self.capabilities is None:
-            from .adapter import Capabilities
+            from ..byo.adapter import Capabilities
 
             self.capabilities = Capabilities.everything()
         return self.capabilities
@@ -118,7 +118,7 @@ class Recorder:
                 pass
         failed = [r for r in records if r.status == "fail"]
         if failed:
-            from .diagnosis import annotate
+            from ..byo.diagnosis import annotate
 
             if not any(r.diagnosis for r in failed):
                 annotate(records)  # from the records alone: cheap, fine inside a hypothesis search
@@ -142,8 +142,8 @@ class Recorder:
 
     def diagnose_examples(self, impl: Any) -> None:
         """The full diagnosis (re-running variants) of each test's last failing example."""
-        from .compare import compare_model
-        from .diagnosis import Problem, annotate, summary_lines
+        from ..byo.diagnosis import Problem, annotate, summary_lines
+        from ..core.compare import compare_model
 
         impl = getattr(impl, "unguarded", impl)
         for test, (description, problem) in self.examples.items():
@@ -163,7 +163,7 @@ def _current_test() -> str:
 
 
 def _describe(problem: Any) -> str:
-    from .diagnosis import Problem
+    from ..byo.diagnosis import Problem
 
     spec, state, x, y, device = problem
     try:
@@ -221,8 +221,8 @@ class GuardedImplementation:
 def load_implementation(spec: str | None) -> Any:
     """Resolve and validate ``module:factory`` (scratchnet when ``None``); a malformed adapter
     is a usage error naming what is missing."""
-    from .adapter import AdapterError
-    from .adapter import load_implementation as load
+    from ..byo.adapter import AdapterError
+    from ..byo.adapter import load_implementation as load
 
     try:
         return load(spec)[0]
@@ -237,11 +237,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--max-examples", type=int, default=None, help="hypothesis examples per property test")
     group.addoption("--report-html", action="store_true",
                     help="also render report.md/report.html and the plots (CSV only by default; "
-                         "`python -m reference report DIR` renders them later)")
+                         "`python -m scratchnet_reference report DIR` renders them later)")
     group.addoption("--report-dir", default=None, help="where records and reports are written "
                     "(default: reports/latest/pytest under the rootdir)")
     group.addoption("--impl", default=None, help="implementation under test as package.module:factory or "
-                    "path/to/adapter.py:factory (default scratchnet); see reference/adapter.py")
+                    "path/to/adapter.py:factory (default scratchnet); see reference/byo/adapter.py")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -262,8 +262,8 @@ def pytest_configure(config: pytest.Config) -> None:
 def _load(config: pytest.Config) -> Any:
     """The implementation and its validated capabilities, loaded once per process."""
     if config._scratchnet_impl is None:  # type: ignore[attr-defined]
-        from .adapter import AdapterError
-        from .adapter import load_implementation as load
+        from ..byo.adapter import AdapterError
+        from ..byo.adapter import load_implementation as load
 
         try:
             inner, caps = load(config.getoption("--impl"))
@@ -295,7 +295,7 @@ def _selected_devices(config: pytest.Config) -> list[Any]:
     """``--device all``: CPU, plus CUDA when torch sees it (the suite's ``test_cuda_present``
     states the skip once). An explicit ``--device cuda`` without a GPU skips each case with
     the reason."""
-    from ._torch import torch_module
+    from ..core.torch_import import torch_module
 
     choice = config.getoption("--device")
     has_cuda = torch_module().cuda.is_available()
@@ -352,8 +352,8 @@ def _write(config: pytest.Config, recorder: Recorder) -> Path | str:
     try:
         from hypothesis import settings
 
-        from ._torch import versions
-        from .reports import write_reports, write_tables
+        from ..core.torch_import import versions
+        from ..reports.tables import write_reports, write_tables
     except ImportError as exc:
         return f"not written ({exc})"
     metadata = {"source": "pytest", "profile": getattr(settings, "_current_profile", ""),
@@ -403,7 +403,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
                       f"[{r.hidden}→{r.output}+{r.loss} {r.reduction} {r.flavour} {r.dtype} {r.device}]"
                       + (f" fd sides with {r.fd_verdict}" if r.fd_verdict else ""))
     if any(r.status == "fail" and r.diagnosis for r in records):
-        from .diagnosis import summary_lines
+        from ..byo.diagnosis import summary_lines
 
         tr.write_line("diagnosis of the failing parameters (first wrong layer from the output first):")
         for line in summary_lines(records):

@@ -2,7 +2,7 @@
 from the tables (nothing is written in advance; where the data disagree with the folklore, the
 summary says so, with the numbers).
 
-Files (all written atomically with :mod:`reference.report_files`):
+Files (all written atomically with :mod:`scratchnet_reference.reports.files`):
 
 * ``results.csv`` / ``results.md`` — one row per cell × budget: the best learning rate, final
   train/test accuracy and loss (mean ± std over seeds), epochs and updates to the target
@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .study import (
+from .experiment import (
     BUDGETS,
     CONTROL_FRACTION,
     Run,
@@ -147,7 +147,7 @@ def _setup_section(data: Any, config: StudyConfig, n_runs: int, wall: float) -> 
         "",
         f"Grid: {len(config.combos)} output+loss pairs × {len(config.modes)} GD modes × {len(config.hidden)} hidden "
         f"activations × 4 learning rates per cell (half-decade steps placed around a pilot sweep's optimum: "
-        f"`LR_START` in reference/study.py); seeds {', '.join(map(str, config.seeds))} "
+        f"`LR_START` in reference/study/experiment.py); seeds {', '.join(map(str, config.seeds))} "
         f"everywhere and {', '.join(map(str, config.headline_seeds))} for the headline cells (hidden "
         f"{config.headline_hidden}); {n_runs} runs in {wall:.0f} s (profile {config.profile}).",
         "",
@@ -436,7 +436,7 @@ def _verification_section(runs_df, results, config: StudyConfig) -> tuple[list[s
         lines += ["Lockstep verification was skipped (--lockstep-steps 0).", ""]
         return lines, verified
     worst_pass = passed["lockstep_max_ratio"].max() if len(passed) else math.nan
-    lines.append(f"Every run also trained the identical torch model in lockstep (`reference.lockstep`: same spec, "
+    lines.append(f"Every run also trained the identical torch model in lockstep (`core.lockstep`: same spec, "
                  f"same initial state, same SGD settings and GD mode) for its first {config.lockstep_steps} steps: "
                  f"{len(passed)} of {n} runs passed (largest tol_ratio {fsci(worst_pass)}; 1 = the tolerance), "
                  f"{len(unstable)} broke the tolerance through amplified rounding, {len(failed)} failed otherwise"
@@ -467,7 +467,7 @@ def _verification_section(runs_df, results, config: StudyConfig) -> tuple[list[s
     replay_modes = per_run[per_run["gd_mode"] != "mini_batch"]
     lines.append(f"Full-batch and stochastic runs replay the study's own first steps: in {len(exact)} of "
                  f"{len(replay_modes)} of them the lockstep's scratchnet losses equal the study's step losses "
-                 "(relative difference ≤ 1e-12). `reference.lockstep.GD_MODES` sets its own mini-batch size "
+                 "(relative difference ≤ 1e-12). `core.lockstep.GD_MODES` sets its own mini-batch size "
                  f"(about n/3), so mini-batch runs were verified at batch size {config.batch_size} on a subset of the "
                  f"study's first shuffled samples ({_first(per_run, 'mini_batch')}); replaying the exact mini-batch "
                  "schedule would need a `batch_size=` argument to `lockstep`.")
@@ -504,7 +504,7 @@ def summary_markdown(results, runs_df, data: Any, config: StudyConfig, wall: flo
     verification, verified = _verification_section(runs_df, results, config)
     lines += verification
     lines += ["## Files", "", *(f"- `{name}`" for name in files), "",
-              "Regenerate: `python -m reference study" + (" --quick" if config.profile == "quick" else "")
+              "Regenerate: `python -m scratchnet_reference study" + (" --quick" if config.profile == "quick" else "")
               + "` (`scratchnet-conformance study --help` for the options).", ""]
     return "\n".join(lines), verified, "\n".join(console)
 
@@ -549,7 +549,7 @@ def _png(fig, title: str) -> bytes:
     image = image.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
     info = PngInfo()
     info.add_itxt("Title", title)
-    info.add_itxt("Software", "reference.study_report")
+    info.add_itxt("Software", "scratchnet_reference.study.report")
     buf = io.BytesIO()
     image.save(buf, format="PNG", optimize=True, pnginfo=info)
     return buf.getvalue()
@@ -806,8 +806,8 @@ def plot_outputs(runs, results, config: StudyConfig, data: Any) -> bytes:
 def write_study(runs: Sequence[Run], data: Any, config: StudyConfig, out: Path | str,
                 wall_time_s: float = math.nan) -> StudySummary:
     """Build the tables, plots and summary of ``runs`` and write them to ``out``."""
-    from .report_files import atomic_write_bytes, atomic_write_text, write_csv
-    from .run_metadata import collect_metadata
+    from ..reports.files import atomic_write_bytes, atomic_write_text, write_csv
+    from ..reports.metadata import collect_metadata
 
     out = Path(out)
     runs_df = runs_frame(runs, data, config)

@@ -1,11 +1,10 @@
-"""The deterministic matrix of :mod:`reference.runner` for ``--impl``: one test per matrix case
+"""The deterministic matrix of :mod:`scratchnet_reference.conformance.runner` for ``--impl``: one test per matrix case
 and per training configuration, each skipped as not implemented where the implementation's
 capabilities leave it out. Failures carry the diagnosis of every wrong parameter."""
 
 import pytest
-
-from reference.matrix import DTYPES, cases, training_configs
-from reference.runner import check_case, check_training
+from scratchnet_reference.conformance.runner import check_case, check_training
+from scratchnet_reference.core.matrix import DTYPES, cases, training_configs
 
 CASES = list(cases())
 TRAINING = [(opt, mode, dtype) for opt, mode in training_configs() for dtype in DTYPES]

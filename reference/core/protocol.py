@@ -18,10 +18,10 @@ Targets ``y`` are what :meth:`scratchnet.losses.Loss.prepare_target` returns: an
 vector for cross-entropy/NLL with class labels, else a float ``(N, C)`` array. The batch order
 of training comparisons always comes from :func:`scratchnet.batch_schedule`.
 
-Outside implementations ("bring your own network"): :mod:`reference.adapter` documents the
+Outside implementations ("bring your own network"): :mod:`scratchnet_reference.byo.adapter` documents the
 smallest surface (``configure_optimizer``, ``step`` and ``state_dict`` are optional there: without
 them the training checks are not implemented), the ``capabilities`` an implementation declares,
-and :func:`~reference.adapter.validate_implementation`, which ``--impl`` applies.
+and :func:`~scratchnet_reference.byo.adapter.validate_implementation`, which ``--impl`` applies.
 """
 
 from __future__ import annotations

@@ -13,12 +13,12 @@ import numpy as np
 
 from scratchnet import ModelSpec, batch_schedule
 
-from ._torch import device_name, versions
 from .compare import combination, flavours_for, prepare_batch, torch_forward_backward
 from .mapping import to_tensor, torch_optimizer
 from .protocol import Implementation, initial_state
 from .records import Record, measure, versions_string
 from .tolerances import training_tolerance
+from .torch_import import device_name, versions
 from .torch_model import build_torch_model, torch_state_to_numpy
 
 __all__ = ["GD_MODES", "lockstep", "optimizer_label"]

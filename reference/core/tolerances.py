@@ -11,7 +11,7 @@ from a backward pass of absolute values, ``e_k = |∂L/∂a_k| + e_{k+1}|W_{k+1}
 upstream gradient of 1e4 has a gradient of 1e-5 whose every correct evaluation differs by
 ~ε·1e4 (``1 − a²`` from a rounded ``a``, or ``sech²(z)`` from ``z``).
 
-Each value is justified by a measurement recorded beside it (``python -m reference.measure``:
+Each value is justified by a measurement recorded beside it (``python -m scratchnet_reference.measure``:
 worst case over random combinations of every activation × loss, both flavours, depth 1–4,
 widths 1–32, batch 1–64, input and weight scales 1e-3…10, logits up to ±1e3; CPU, torch
 2.13.0, numpy 2.4 OpenBLAS). The only expected difference between scratchnet and torch is
@@ -19,7 +19,7 @@ the order of floating-point operations (BLAS blocking, fused vs unfused formulas
 implementations), so tolerances sit a comfortable factor above the worst measured error.
 
 Every forward/loss/gradient comparison also adds a measured noise floor
-(:class:`reference.compare._Probe`): torch is run once more in the other precision on the same
+(:class:`scratchnet_reference.core.compare._Probe`): torch is run once more in the other precision on the same
 float32-rounded numbers. For float32 the probe is float64, and the distance is float32's own
 rounding error on this very computation; for float64 the probe is float32, and the distance
 times ε₆₄/ε₃₂ estimates float64's (rounding error scales with ε at a given conditioning).

@@ -1,7 +1,7 @@
 """Diagnosis: when a gradient disagrees with torch, which derivative of which layer is wrong,
 and the pattern of the error where one is recognisable — in words a learner can act on.
 
-:func:`annotate` fills :attr:`Record.diagnosis <reference.records.Record.diagnosis>` of the
+:func:`annotate` fills :attr:`Record.diagnosis <scratchnet_reference.core.records.Record.diagnosis>` of the
 failing records of one compared problem (one model, one batch, every flavour). What each
 finding relies on:
 
@@ -27,7 +27,7 @@ finding relies on:
   sum over the batch); layers below it inherit it. The finite-difference verdict says whether
   the implementation's own loss agrees with its gradient.
 
-Variants re-run :func:`reference.compare.compare_model` (no finite differences) on modified
+Variants re-run :func:`scratchnet_reference.core.compare.compare_model` (no finite differences) on modified
 copies of the problem; nothing here changes how records pass or fail.
 """
 
@@ -44,7 +44,7 @@ import numpy as np
 from scratchnet import ModelSpec, registry
 from scratchnet.fused import fused_loss_and_grad
 
-from .records import Record, measure
+from ..core.records import Record, measure
 
 __all__ = ["Problem", "annotate", "annotate_training", "diagnose", "summary_lines", "MISTAKES", "LOOSE",
            "LARGE_LOGIT"]
@@ -92,7 +92,7 @@ class Problem:
     device: str = "cpu"
 
     def prepared(self) -> tuple[np.ndarray, np.ndarray]:
-        from .compare import prepare_batch
+        from ..core.compare import prepare_batch
 
         return prepare_batch(self.spec, self.x, self.y)
 
@@ -322,7 +322,7 @@ def _fd_words(rec: Record) -> str:
 def _passes(impl: Any, problem: Problem, flavour: str, spec: ModelSpec | None = None,
             state: Mapping[str, np.ndarray] | None = None, y: Any = None) -> bool | None:
     """Whether every check passes on the variant (``None``: it could not be run)."""
-    from .compare import compare_model, flavours_for
+    from ..core.compare import compare_model, flavours_for
 
     spec = spec or problem.spec
     flavours = [flavour] if flavour in flavours_for(spec) else None
@@ -539,9 +539,9 @@ def diagnose(records: Sequence[Record], impl: Any = None, problem: Problem | Non
 
 def _torch_grads(problem: Problem, flavours: Iterable[str], xs: np.ndarray,
                  target: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
-    from .compare import flavours_for, torch_forward_backward
-    from .mapping import to_tensor
-    from .torch_model import build_torch_model
+    from ..core.compare import flavours_for, torch_forward_backward
+    from ..core.mapping import to_tensor
+    from ..core.torch_model import build_torch_model
 
     out = {}
     try:

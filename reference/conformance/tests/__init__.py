@@ -1,7 +1,7 @@
 """The deterministic conformance matrix as an installed pytest package, so a project that depends
 on scratchnet checks its own network from its own directory::
 
-    pytest --pyargs reference.conformance_tests --impl mypkg.adapter:make_implementation
+    pytest --pyargs scratchnet_reference.conformance.tests --impl mypkg.adapter:make_implementation
 
 (``--impl`` also takes ``path/to/adapter.py:factory``; the options ``--device``, ``--report-dir``
 and the fixtures come from the ``scratchnet_conformance`` pytest plugin, installed with

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ._torch import torch_module
+from .torch_import import torch_module
 
 __all__ = ["ACTIVATION_MODULES", "MODULAR_LOSSES", "FUSED_LOSSES", "OPTIMIZER_CLASSES",
            "torch_activation", "torch_param_name", "scratch_param_name", "modular_loss",

@@ -29,10 +29,10 @@ highest training accuracy (averaged over seeds), ties broken by the lower traini
 the test set. A cell whose best rate is at the edge of its grid is flagged.
 
 **Verification.** Every run also trains the identical torch model in lockstep for its first
-``--lockstep-steps`` steps (:func:`reference.lockstep.lockstep`: same spec, same initial
+``--lockstep-steps`` steps (:func:`scratchnet_reference.core.lockstep.lockstep`: same spec, same initial
 state, the same SGD settings and GD mode). Full batch and stochastic replay the study's own
 first steps (same data, same batch order — checked: the lockstep's scratchnet losses equal the
-study's step losses). ``reference.lockstep.GD_MODES`` fixes its own mini-batch size
+study's step losses). ``scratchnet_reference.core.lockstep.GD_MODES`` fixes its own mini-batch size
 (about ``n/3``), so the mini-batch runs are verified on a subset of the study's first shuffled
 samples whose size makes lockstep's batch exactly 32 (93 samples: batches 32, 32, 29). A run whose
 tolerance breaks is rerun in scratchnet from its initial weights nudged by one ulp
@@ -40,12 +40,11 @@ tolerance breaks is rerun in scratchnet from its initial weights nudged by one u
 ``unstable`` (its learning rate amplifies rounding) rather than ``fail``.
 
 Everything is deterministic: the split, the initial weights and the batch orders come from the
-seeds. The report (:mod:`reference.study_report`) states only what the tables say.
+seeds. The report (:mod:`scratchnet_reference.study.report`) states only what the tables say.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import time
@@ -53,7 +52,6 @@ import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -63,9 +61,8 @@ from scratchnet import ModelSpec, Network, batch_schedule
 
 __all__ = ["COMBOS", "GD_MODES", "HIDDEN", "LR_GRID", "LR_LADDER", "LR_START", "BUDGETS", "Cell", "StudyConfig", "Run",
            "full_config", "quick_config", "train_run", "verify_run", "run_study", "runs_frame", "results_frame",
-           "output_delta", "add_study_parser", "cmd_study", "DEFAULT_OUT"]
+           "output_delta"]
 
-DEFAULT_OUT = Path("reports/study")
 
 #: (output activation, loss) pairs compared
 COMBOS: tuple[tuple[str, str], ...] = (("softmax", "cross_entropy"), ("sigmoid", "mse"),
@@ -387,9 +384,9 @@ def train_run(cell: Cell, lr: float, seed: int, data: Any, config: StudyConfig) 
 
 
 def lockstep_subset_size(batch_size: int) -> int | None:
-    """The smallest sample count for which :data:`reference.lockstep.GD_MODES`'s mini-batch size
+    """The smallest sample count for which :data:`scratchnet_reference.core.lockstep.GD_MODES`'s mini-batch size
     equals ``batch_size`` (None if there is none)."""
-    from .lockstep import GD_MODES as LOCKSTEP_MODES
+    from ..core.lockstep import GD_MODES as LOCKSTEP_MODES
 
     for n in range(batch_size, 4 * batch_size + 4):
         if LOCKSTEP_MODES["mini_batch"](n) == batch_size:
@@ -408,7 +405,7 @@ def rounding_control(spec: ModelSpec, state0: Mapping[str, np.ndarray], x: np.nd
     """The largest weight difference after ``steps`` SGD steps (lockstep's batch schedule) between
     scratchnet started from ``state0`` and from ``state0`` nudged by one ulp: how much this
     trajectory amplifies a rounding-sized perturbation."""
-    from .lockstep import GD_MODES as LOCKSTEP_MODES
+    from ..core.lockstep import GD_MODES as LOCKSTEP_MODES
 
     n = x.shape[0]
     size = LOCKSTEP_MODES[gd_mode](n)
@@ -434,9 +431,9 @@ def verify_run(run: Run, state0: Mapping[str, np.ndarray], data: Any, config: St
     """Train the identical torch model in lockstep for the run's first steps: the worst
     ``tol_ratio``, the largest weight difference, how the steps relate to the study's and, when
     the tolerance breaks, the :func:`rounding_control`."""
-    from .lockstep import GD_MODES as LOCKSTEP_MODES
-    from .lockstep import lockstep
-    from .protocol import ScratchnetImplementation
+    from ..core.lockstep import GD_MODES as LOCKSTEP_MODES
+    from ..core.lockstep import lockstep
+    from ..core.protocol import ScratchnetImplementation
 
     steps = config.lockstep_steps
     result: dict[str, Any] = {"lockstep_steps": 0, "lockstep_batch": 0, "lockstep_replay": "skipped",
@@ -721,76 +718,3 @@ def results_frame(runs_df, config: StudyConfig):
     }
     sort_keys = pd.DataFrame({k: frame[k].map(v) for k, v in order.items()})
     return frame.loc[sort_keys.sort_values(["budget", "combo", "gd_mode", "hidden"]).index].reset_index(drop=True)
-
-
-# --------------------------------------------------------------------------------------------
-# Command line: `scratchnet-conformance study` / `python -m reference study`
-# --------------------------------------------------------------------------------------------
-
-def add_study_parser(sub: Any) -> argparse.ArgumentParser:
-    """Add the ``study`` subcommand to the CLI's subparsers."""
-    from .cli import bounded
-
-    study = sub.add_parser(
-        "study", help="the multi-class study: sigmoid+mse vs softmax+cross-entropy on real data",
-        description="Train the grid output+loss × GD mode × hidden activation × learning rate on scikit-learn's "
-                    "digits (or local MNIST files), verify every run against torch in lockstep, and write "
-                    "tables, plots and a summary computed from them. Exit 1 if a verification fails (not for "
-                    "'unstable' runs, whose learning rate amplifies rounding: see summary.md).")
-    study.add_argument("--out", default=str(DEFAULT_OUT), help=f"output folder (default {DEFAULT_OUT})")
-    study.add_argument("--quick", action="store_true",
-                       help="a small deterministic subset in seconds (headline cells, 2 learning rates, 1 seed, "
-                            "400 training samples, 3 epochs)")
-    study.add_argument("--mnist", metavar="DIR", default=None,
-                       help="use MNIST from the IDX files in DIR (train-images-idx3-ubyte etc., optionally .gz) "
-                            "instead of the digits; never downloads. The full grid on 60,000 images is slow: "
-                            "combine with --max-train and --epochs")
-    study.add_argument("--max-train", type=bounded(int, 1), default=None, metavar="N",
-                       help="keep a stratified subset of N training samples")
-    study.add_argument("--epochs", type=bounded(int, 1), default=None,
-                       help="the equal-epochs budget E (default 30; --quick 3)")
-    study.add_argument("--lockstep-steps", type=bounded(int, 0), default=None, metavar="N",
-                       help="steps of every run verified against torch (default 20; --quick 5; 0 skips)")
-    study.add_argument("--jobs", type=bounded(int, 1), default=1, help="worker processes (default 1)")
-    study.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-    study.set_defaults(func=cmd_study)
-    return study
-
-
-def load_data(mnist: str | None, max_train: int | None) -> Any:
-    from .datasets import load_digits_split, load_mnist
-
-    if mnist is not None:
-        return load_mnist(mnist, max_train=max_train)
-    return load_digits_split(max_train=max_train)
-
-
-def cmd_study(args: argparse.Namespace, stream: Any = None) -> int:
-    from .cli import PROG, ProgressBar, UsageError
-    from .datasets import DatasetError
-
-    config = quick_config() if args.quick else full_config()
-    changes: dict[str, Any] = {}
-    if args.epochs is not None:
-        changes["epochs"] = args.epochs
-    if args.lockstep_steps is not None:
-        changes["lockstep_steps"] = args.lockstep_steps
-    if args.max_train is not None:
-        changes["max_train"] = args.max_train
-    config = replace(config, **changes)
-    try:
-        data = load_data(args.mnist, config.max_train)
-    except DatasetError as exc:
-        raise UsageError(f"{PROG} study: {exc}") from None
-    from .study_report import write_study
-
-    progress = ProgressBar(len(config.jobs()), stream=stream, enabled=not args.no_progress)
-    start = time.perf_counter()
-    runs = run_study(data, config, progress, jobs=args.jobs)
-    wall = time.perf_counter() - start
-    out = Path(args.out)
-    summary = write_study(runs, data, config, out, wall_time_s=wall)
-    print(summary.console)
-    print(f"study: {len(runs)} runs in {wall:.1f} s → {out}/ ({', '.join(summary.files)})")
-    return 0 if summary.verified else 1
-

@@ -1,0 +1,82 @@
+"""What every subcommand of ``scratchnet-conformance`` shares: the program name, the usage error
+(one line on stderr, exit code 2), the argument parser that raises it, argparse number types and
+the progress bar."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any, TextIO
+
+__all__ = ["PROG", "UsageError", "Parser", "ProgressBar", "bounded"]
+
+PROG = "scratchnet-conformance"
+
+
+class UsageError(Exception):
+    """Bad arguments or a missing/corrupt input: one line on stderr, exit code 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are :class:`UsageError` (the CLI prints one line)."""
+
+    def error(self, message: str) -> None:  # noqa: D401 - argparse hook
+        raise UsageError(f"{self.prog}: {message} (see --help)")
+
+
+def bounded(cast: type, low: float) -> Any:
+    """An argparse ``type``: ``cast(text)`` (int or float), finite and ``>= low``, else a clear error."""
+    what = "a whole number" if cast is int else "a number"
+
+    def parse(text: str) -> Any:
+        try:
+            value = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
+        if not (math.isfinite(value) and value >= low):
+            raise argparse.ArgumentTypeError(f"must be {what} ≥ {low:g}, got {text!r}")
+        return value
+
+    return parse
+
+
+class ProgressBar:
+    """A small progress bar on ``stream`` (stderr): redrawn in place on a terminal, one line per
+    10 % otherwise (CI logs)."""
+
+    def __init__(self, total: int, stream: TextIO | None = None, enabled: bool = True, width: int = 30):
+        self.total, self.stream, self.enabled, self.width = total, stream or sys.stderr, enabled, width
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.start = time.perf_counter()
+        self._last_decile = -1
+
+    def update(self, done: int, label: str = "") -> None:
+        if not self.enabled or self.total == 0:
+            return
+        elapsed = time.perf_counter() - self.start
+        frac = done / self.total
+        eta = elapsed / frac - elapsed if frac > 0 else math.nan
+        eta_text = f"{eta:4.0f}s left" if math.isfinite(eta) else "        "
+        if self.tty:
+            filled = int(self.width * frac)
+            bar = "#" * filled + "." * (self.width - filled)
+            text = f"\r[{bar}] {done}/{self.total} {elapsed:5.1f}s {eta_text} {label[:40]:<40}"
+            self.stream.write(text)
+            if done == self.total:
+                self.stream.write("\n")
+            self.stream.flush()
+        else:
+            decile = int(frac * 10)
+            if decile != self._last_decile:
+                self._last_decile = decile
+                self.stream.write(f"progress: {100 * frac:3.0f}% ({done}/{self.total}) {elapsed:.1f}s\n")
+                self.stream.flush()
+
+    def wrap(self, items: Sequence[Any], label=lambda item: "") -> Iterator[Any]:
+        self.update(0)
+        for i, item in enumerate(items, 1):
+            yield item
+            self.update(i, label(item))
