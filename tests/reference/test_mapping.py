@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scratchnet_reference import mapping, tolerance
+from scratchnet_reference import tolerance
+from scratchnet_reference.core import mapping
 from scratchnet_reference.core.matrix import OPTIMIZER_CONFIGS
 from scratchnet_reference.core.records import measure
 

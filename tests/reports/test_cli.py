@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from scratchnet_reference import cli
+from scratchnet_reference.conformance import run as conformance_run
 from scratchnet_reference.conformance.run import execute
 from scratchnet_reference.reports.commands import BASELINE_FILES
 from scratchnet_reference.reports.files import read_csv
@@ -91,7 +92,7 @@ def test_gate_exit_codes_and_offender_table(capsys, records, baseline_dir, write
 
 
 def test_run_quick_writes_reports_then_gate_and_baseline(capsys, tmp_path, monkeypatch):
-    monkeypatch.setattr(cli, "QUICK_HIDDEN", ("relu",))
+    monkeypatch.setattr(conformance_run, "QUICK_HIDDEN", ("relu",))
     out_dir = tmp_path / "latest"
     code, out, err = _run(capsys, "run", "--quick", "--dtype", "float64", "--no-training", "--out", str(out_dir),
                           "--profile", "smoke")

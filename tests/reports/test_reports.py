@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from scratchnet_reference import report_files
 from scratchnet_reference.core.records import Record
+from scratchnet_reference.reports import files as report_files
 from scratchnet_reference.reports.files import CorruptFileError, atomic_write_text, read_csv, write_csv
 from scratchnet_reference.reports.tables import (
     CSV_FILES,
