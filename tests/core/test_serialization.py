@@ -1,4 +1,5 @@
-"""save/load: one ``.npz`` without pickle, bit-identical round trip, atomic writes."""
+"""save/load: one ``.npz`` without pickle, bit-identical round trip, atomic writes, and every
+corruption of a model file refused with the path and the problem named."""
 
 import json
 
@@ -54,7 +55,7 @@ def test_archive_needs_no_pickle(tmp_path):
     path = tmp_path / "m.npz"
     net.save(path)
     with np.load(path, allow_pickle=False) as archive:
-        assert set(archive.files) == {"__spec__", *net.state_dict()}
+        assert set(archive.files) == {"__spec__", "__checksum__", *net.state_dict()}
         assert ModelSpec.from_dict(json.loads(str(archive["__spec__"]))) == net.spec
         for name, value in net.state_dict().items():
             assert archive[name].dtype == value.dtype and archive[name].tobytes() == value.tobytes()
@@ -64,7 +65,8 @@ def test_suffix_is_added_and_returned(tmp_path):
     net = Network(SPECS[2])
     path = serialization.save(net, tmp_path / "weights")
     assert path == tmp_path / "weights.npz" and path.exists()
-    assert serialization.load(path).spec == net.spec
+    assert scratchnet.load(path).spec == net.spec
+    assert scratchnet.load(tmp_path / "weights").spec == net.spec, "load applies the same suffix rule"
 
 
 def test_save_leaves_no_temporary_file_and_replaces_atomically(tmp_path, monkeypatch):
@@ -87,7 +89,7 @@ def test_save_leaves_no_temporary_file_and_replaces_atomically(tmp_path, monkeyp
 
 def test_load_errors_name_the_problem(tmp_path):
     with pytest.raises(FileNotFoundError, match="no saved network at"):
-        serialization.load(tmp_path / "missing.npz")
+        scratchnet.load(tmp_path / "missing.npz")
     np.savez(tmp_path / "other.npz", weights=np.ones(3))
-    with pytest.raises(ValueError, match="is not a scratchnet model: it has no '__spec__' entry"):
-        serialization.load(tmp_path / "other.npz")
+    with pytest.raises(ValueError, match="other.npz' is not a scratchnet model: it has no '__spec__' entry"):
+        scratchnet.load(tmp_path / "other.npz")
