@@ -4,6 +4,7 @@ type outside its domain raises ``ValueError``."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from numbers import Real
 from typing import Any
@@ -90,8 +91,10 @@ def as_array(x: object, name: str) -> np.ndarray:
     try:
         return np.asarray(x)
     except ValueError as exc:  # "setting an array element with a sequence ... inhomogeneous shape"
-        raise ValueError(f"{name} must be a rectangular array, but its rows have different lengths "
-                         f"({exc})") from None
+        depth = re.search(r"inhomogeneous shape after (\d+) dimension", str(exc))
+        where = f" (ragged after {depth[1]} dimension(s))" if depth else f" ({exc})"
+        raise ValueError(f"{name} must be a rectangular array, but its rows have different "
+                         f"lengths{where}") from None
 
 
 def as_float_array(arr: np.ndarray, name: str, dtype: np.dtype) -> np.ndarray:

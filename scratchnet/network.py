@@ -146,11 +146,8 @@ class Network:
             if arr.shape != p.value.shape:
                 raise ValueError(f"{name} has shape {arr.shape}, expected {p.value.shape}")
             if arr.dtype.kind not in "fiu":
-                raise TypeError(f"{name} must hold finite real numbers, got dtype {arr.dtype}")
-            try:
-                arrays[p] = as_float_array(arr, name, self.dtype)
-            except ValueError as exc:
-                raise ValueError(f"{name} must hold finite real numbers: {exc}") from None
+                raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+            arrays[p] = as_float_array(arr, name, self.dtype)   # finite, within the dtype's range
         for p, arr in arrays.items():
             p.value[...] = arr
 

@@ -45,12 +45,19 @@ class Parameter:
     grad: np.ndarray
 
 
+def _describe(a: object) -> str:
+    return f"{a.dtype} {a.shape}" if isinstance(a, np.ndarray) else type(a).__name__
+
+
 class Optimizer:
     """Base class: ``step()`` applies one update to every parameter from its ``grad``."""
 
     name: ClassVar[str]
 
     def __init__(self, params: list[Parameter], lr: float):
+        if hasattr(params, "parameters") and not isinstance(params, (list, tuple)):
+            raise TypeError(f"params must be a list of Parameter, got a {type(params).__name__}: "
+                            f"pass its .parameters()")
         if isinstance(params, (Parameter, np.ndarray)) or not hasattr(params, "__iter__"):
             raise TypeError(f"params must be a list of Parameter (e.g. network.parameters()), "
                             f"got {type(params).__name__}")
@@ -61,6 +68,11 @@ class Optimizer:
             if not isinstance(p, Parameter):
                 raise TypeError(f"params[{i}] must be a Parameter (name, value, grad) — pass "
                                 f"network.parameters() — got {type(p).__name__}")
+            if not (isinstance(p.value, np.ndarray) and isinstance(p.grad, np.ndarray)
+                    and p.value.dtype.kind == "f" and p.grad.shape == p.value.shape
+                    and p.grad.dtype == p.value.dtype):
+                raise ValueError(f"params[{i}] ({p.name!r}) needs float arrays value and grad of one shape "
+                                 f"and dtype, got value {_describe(p.value)} and grad {_describe(p.grad)}")
         self.lr = check_real(lr, "lr", low=0.0, low_open=True)
         self.t = 0
 

@@ -55,6 +55,8 @@ class Saveable(Protocol):
 
 def model_path(path: str | os.PathLike) -> Path:
     """``path`` with ``.npz`` appended unless it already ends in ``.npz`` (any case)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
     path = Path(path)
     return path if path.suffix.lower() == ".npz" else path.with_name(path.name + ".npz")
 

@@ -13,7 +13,7 @@ it (``Network.fit`` calls :func:`fit`).
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -129,6 +129,9 @@ def fit(network: Trainable, x: object, y: object, *, epochs: int = 1, batch_size
     check_callable(on_epoch_end, "on_epoch_end", optional=True)
     xs = network._inputs(x)
     target = network._targets(y, xs.shape[0])
+    if not isinstance(optimizer, (Optimizer, str, Mapping)):
+        raise TypeError(f"optimizer must be an Optimizer over network.parameters(), a name or a "
+                        f"{{'name': ..., **hyper-parameters}} mapping, got {optimizer!r}")
     if not isinstance(optimizer, Optimizer):
         optimizer = registry.make_optimizer(optimizer, network.parameters())
     elif optimizer.params[0] is not network.parameters()[0]:
