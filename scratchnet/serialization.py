@@ -42,6 +42,9 @@ __all__ = ["save", "read", "model_path", "checksum", "ModelFileError"]
 
 _SPEC_KEY = "__spec__"
 _CHECKSUM_KEY = "__checksum__"
+#: What numpy and zipfile raise on a damaged archive: not a zip, truncated, a bad CRC, a
+#: pickled member (refused by ``allow_pickle=False``), a broken deflate stream.
+_UNREADABLE = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError)
 
 
 class Saveable(Protocol):
@@ -95,15 +98,14 @@ def read(path: str | os.PathLike) -> tuple[ModelSpec, dict[str, np.ndarray]]:
         raise FileNotFoundError(f"no saved network at {where}")
     try:
         archive = np.load(path, allow_pickle=False)
-        if not isinstance(archive, np.lib.npyio.NpzFile):
-            raise ModelFileError(f"{where} is not a model file: it holds one bare array, not an .npz archive")
-        with archive:
-            entries = {name: archive[name] for name in archive.files}
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError) as exc:
-        if isinstance(exc, ModelFileError):
-            raise
+        if isinstance(archive, np.lib.npyio.NpzFile):
+            with archive:
+                entries = {name: archive[name] for name in archive.files}
+    except _UNREADABLE as exc:
         raise ModelFileError(f"{where} is not a readable model file (truncated, corrupted or not an "
                              f".npz archive): {type(exc).__name__}: {exc}") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise ModelFileError(f"{where} is not a model file: it holds one bare array, not an .npz archive")
     if _SPEC_KEY not in entries:
         raise ModelFileError(f"{where} is not a scratchnet model: it has no {_SPEC_KEY!r} entry")
     spec_json = _text(entries.pop(_SPEC_KEY), _SPEC_KEY, where)
