@@ -96,6 +96,11 @@ def read(path: str | os.PathLike) -> tuple[ModelSpec, dict[str, np.ndarray]]:
     where = repr(str(path))
     if not path.is_file():
         raise FileNotFoundError(f"no saved network at {where}")
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if head[:2] != b"PK" and head != b"\x93NUM":   # numpy would call garbage "pickled data"
+        what = "it is empty" if not head else f"it starts with {head!r}, not the zip signature b'PK'"
+        raise ModelFileError(f"{where} is not a model file (.npz archive): {what}")
     try:
         archive = np.load(path, allow_pickle=False)
         if isinstance(archive, np.lib.npyio.NpzFile):

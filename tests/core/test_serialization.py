@@ -140,8 +140,11 @@ CORRUPTIONS = {
                   r"m\.npz' is not a readable model file \(truncated, corrupted or not an \.npz archive\): "
                   r"BadZipFile"),
     "garbage": (lambda p, net: p.write_bytes(b"this is not a zip archive at all" * 4),
-                r"m\.npz' is not a readable model file .*ValueError"),
-    "empty": (lambda p, net: p.write_bytes(b""), r"m\.npz' is not a readable model file .*EOFError"),
+                r"m\.npz' is not a model file \(\.npz archive\): it starts with b'this', not the zip signature"),
+    "empty": (lambda p, net: p.write_bytes(b""), r"m\.npz' is not a model file \(\.npz archive\): it is empty"),
+    "zip-header-then-garbage": (lambda p, net: p.write_bytes(b"PK\x03\x04" + b"\x00" * 40),
+                                r"m\.npz' is not a readable model file \(truncated, corrupted or not an \.npz "
+                                r"archive\): BadZipFile"),
     "bad-crc": (lambda p, net: flip_a_byte_inside(p, net.state_dict()["layers.1.weight"]),
                 r"m\.npz' is not a readable model file .*BadZipFile: Bad CRC-32 for file 'layers\.1\.weight"),
     "missing-array": (lambda p, net: rewrite(p, drop=("layers.2.bias",)),
