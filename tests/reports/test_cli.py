@@ -13,7 +13,7 @@ from scratchnet_reference import cli
 from scratchnet_reference.conformance import run as conformance_run
 from scratchnet_reference.conformance.run import execute
 from scratchnet_reference.reports.commands import BASELINE_FILES
-from scratchnet_reference.reports.files import read_csv
+from scratchnet_reference.reports.files import ReportFolder, read_csv
 from scratchnet_reference.reports.gate import gate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,7 +56,7 @@ def test_missing_folders_exit_2_with_one_line(capsys, tmp_path, small_records, w
         assert "missing" in _one_line_error(err)
     (tmp_path / "empty").mkdir()
     code, _, err = _run(capsys, "report", str(tmp_path / "empty"))
-    assert code == 2 and "matrix.csv" in _one_line_error(err)
+    assert code == 2 and "has no manifest.json" in _one_line_error(err)
     code, _, err = _run(capsys, "gate", str(write(small_records)), str(tmp_path / "empty"))
     assert code == 2 and "baseline" in _one_line_error(err)
 
@@ -107,7 +107,7 @@ def test_run_quick_writes_reports_then_gate_and_baseline(capsys, tmp_path, monke
     baseline = tmp_path / "baseline"
     code, out, _ = _run(capsys, "baseline", str(out_dir), "--to", str(baseline))
     assert code == 0 and "promoted" in out
-    assert sorted(p.name for p in baseline.iterdir()) == sorted(BASELINE_FILES)
+    assert sorted(p.name for p in baseline.iterdir()) == sorted([*BASELINE_FILES, "manifest.json", "metadata.json"])
     assert gate(out_dir, baseline).passed
     # promoting again replaces the folder whole and leaves nothing behind
     (baseline / "stale.txt").write_text("from an older baseline")
@@ -119,17 +119,17 @@ def test_run_quick_writes_reports_then_gate_and_baseline(capsys, tmp_path, monke
     assert code == 0 and "re-rendered" in out
 
 
-def test_interrupted_promotion_keeps_the_old_baseline(capsys, tmp_path, monkeypatch, small_records, write):
-    report = write(small_records, "report", render=False)
-    (report / "report.md").write_text("# md\n")
+def test_interrupted_promotion_keeps_the_old_baseline(capsys, tmp_path, monkeypatch, rendered_dir):
+    report = tmp_path / "report"
+    shutil.copytree(rendered_dir, report)
     baseline = tmp_path / "baseline"
     assert _run(capsys, "baseline", str(report), "--to", str(baseline))[0] == 0
     before = {p.name: p.read_bytes() for p in baseline.iterdir()}
 
-    def broken_copy(src, dst):
+    def broken_copy(self, name, data, rows=None):
         raise OSError("disk full")
 
-    monkeypatch.setattr(shutil, "copy2", broken_copy)
+    monkeypatch.setattr(ReportFolder, "write_bytes", broken_copy)
     with pytest.raises(OSError):
         cli.main(["baseline", str(report), "--to", str(baseline)])
     assert {p.name: p.read_bytes() for p in baseline.iterdir()} == before

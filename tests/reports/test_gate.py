@@ -11,7 +11,7 @@ import pytest
 from scratchnet_reference.reports.files import read_csv, write_csv
 from scratchnet_reference.reports.gate import DEFAULT_FLOORS, GateError, compare_matrices, format_offenders, gate
 
-from .conftest import SMALL_OUTPUTS
+from .conftest import SMALL_OUTPUTS, reseal
 
 
 def _problems(result) -> list[tuple[str, str, str]]:
@@ -34,7 +34,7 @@ def test_row_order_and_extra_columns_are_ignored(baseline_dir, tmp_path):
     shuffled = shuffled[list(reversed(shuffled.columns))]
     run = tmp_path / "shuffled"
     write_csv(shuffled, run / "matrix.csv", meta)
-    assert gate(run, baseline_dir).passed
+    assert gate(reseal(run), baseline_dir).passed
 
 
 def test_pass_to_fail_names_the_row(records, baseline_dir, write):
@@ -97,7 +97,7 @@ def _row(ratio: float, output: str = "a", device: str = "cpu", status: str = "pa
     return dict(kind="case", impl="scratchnet", hidden="tanh", output=output, loss="mse", reduction="mean",
                 flavour="modular", optimizer="", gd_mode="", dtype="float64", device=device,
                 forward_ratio=ratio, loss_ratio=math.nan, gradient_ratio=math.nan, training_ratio=math.nan,
-                status=status)
+                worst_ratio=ratio, n_records=1, n_failed=int(status == "fail"), n_ref_nonfinite=0, status=status)
 
 
 def test_cuda_rows_are_compared_only_when_both_sides_have_them():
@@ -118,8 +118,9 @@ def test_a_failing_baseline_row_that_still_fails_is_accepted():
 
 
 def test_factor_must_be_at_least_one():
-    with pytest.raises(ValueError, match="factor"):
-        compare_matrices(pd.DataFrame([_row(0.0)]), pd.DataFrame([_row(0.0)]), factor=0.5)
+    for factor in (0.5, 1):  # ×1 would flag every unchanged ratio: a growth ≥ ×1
+        with pytest.raises(ValueError, match="factor"):
+            compare_matrices(pd.DataFrame([_row(0.0)]), pd.DataFrame([_row(0.0)]), factor=factor)
 
 
 # -- broken baselines -----------------------------------------------------------------------------
@@ -128,40 +129,52 @@ def test_missing_baseline_is_an_error(small_records, write, tmp_path):
     with pytest.raises(GateError, match="does not exist"):
         gate(write(small_records), tmp_path / "nowhere")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(GateError, match="neither matrix.csv nor records.csv"):
+    with pytest.raises(GateError, match="baseline is corrupt or unfinished: .* has no manifest.json"):
         gate(write(small_records, "again"), tmp_path / "empty")
+    neither = write(small_records, "neither")
+    for name in ("matrix.csv", "records.csv"):
+        (neither / name).unlink()
+    with pytest.raises(GateError, match="neither matrix.csv nor records.csv"):
+        gate(write(small_records, "run"), reseal(neither))
 
 
-@pytest.mark.parametrize("damage", ["truncated_lines", "truncated_mid_row", "garbage", "empty", "bad_status",
-                                    "missing_column", "duplicate_row", "bad_number", "header_only"])
-def test_corrupt_baseline_is_an_error(small_records, baseline_dir, write, damage):
-    path = baseline_dir / "matrix.csv"
-    text = path.read_text()
+def _damaged(text: str, damage: str) -> str | bytes:
     lines = text.splitlines(keepends=True)
-    header = [line for line in lines if line.startswith("#")]
-    body = lines[len(header):]
-    if damage == "truncated_lines":
-        text = "".join(lines[: len(lines) - 3])
-    elif damage == "truncated_mid_row":
-        text = text[: len(text) - 4]
-    elif damage == "garbage":
-        path.write_bytes(b"\x89PNG\x00\xff\xfe garbage")
-        text = None
-    elif damage == "empty":
-        text = ""
-    elif damage == "bad_status":
-        text = text.replace(",pass\n", ",maybe\n", 1)
-    elif damage == "missing_column":
-        text = "".join(header + [",".join(line.rstrip("\n").split(",")[:-1]) + "\n" for line in body])
-    elif damage == "duplicate_row":
-        text = "".join([line.replace(f"# rows: {len(body) - 1}", f"# rows: {len(body)}") for line in header]
-                       + body + body[-1:])
-    elif damage == "bad_number":
-        text = text.replace(",float64,cpu,", ",float64,cpu,not-a-number", 1)
-    elif damage == "header_only":
-        text = "".join(header)
-    if text is not None:
-        path.write_text(text)
+    header, body = lines[0], lines[1:]
+    return {
+        "truncated_lines": lambda: "".join(lines[: len(lines) - 3]),
+        "truncated_mid_row": lambda: text[: len(text) - 4],
+        "garbage": lambda: b"\x89PNG\x00\xff\xfe garbage",
+        "empty": lambda: "",
+        "bad_status": lambda: text.replace(",pass\n", ",maybe\n", 1),
+        "missing_column": lambda: "".join(",".join(line.rstrip("\n").split(",")[:-1]) + "\n" for line in lines),
+        "duplicate_row": lambda: text + body[-1],
+        "bad_number": lambda: text.replace(",float64,cpu,", ",float64,cpu,not-a-number", 1),
+        "header_only": lambda: header,
+        "old_format": lambda: "# table: matrix\n# rows: 1\n" + text,
+    }[damage]()
+
+
+DAMAGES = ["truncated_lines", "truncated_mid_row", "garbage", "empty", "bad_status", "missing_column",
+           "duplicate_row", "bad_number", "header_only", "old_format"]
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_damaged_baseline_file_fails_its_manifest(small_records, baseline_dir, write, damage):
+    path = baseline_dir / "matrix.csv"
+    damaged = _damaged(path.read_text(), damage)
+    path.write_bytes(damaged if isinstance(damaged, bytes) else damaged.encode())
+    with pytest.raises(GateError, match="baseline is corrupt or unfinished: .*matrix.csv does not match manifest"):
+        gate(write(small_records), baseline_dir)
+
+
+@pytest.mark.parametrize("damage", [d for d in DAMAGES if d != "truncated_lines"])  # fewer whole rows: a valid file
+def test_damaged_and_resealed_baseline_is_still_an_error(small_records, baseline_dir, write, damage):
+    """The same damage with a manifest recomputed over it: the reading and value checks catch it."""
+    path = baseline_dir / "matrix.csv"
+    damaged = _damaged(path.read_text(), damage)
+    path.write_bytes(damaged if isinstance(damaged, bytes) else damaged.encode())
+    reseal(baseline_dir)
     with pytest.raises(GateError, match="baseline"):
         gate(write(small_records), baseline_dir)
 
@@ -169,7 +182,7 @@ def test_corrupt_baseline_is_an_error(small_records, baseline_dir, write, damage
 def test_baseline_of_records_only_is_read(small_records, write, tmp_path):
     base = write(small_records, "records-only")
     (base / "matrix.csv").unlink()
-    assert gate(write(small_records), base).passed
+    assert gate(write(small_records), reseal(base)).passed
 
 
 def test_every_output_of_the_small_run_is_in_the_baseline(baseline_dir):
