@@ -187,10 +187,13 @@ def _read_manifest(directory: Path) -> Manifest | None:
 
 
 def _check_entry(path: Path, raw: bytes, entry: Mapping[str, Any]) -> None:
-    if len(raw) != entry["bytes"] or hashlib.sha256(raw).hexdigest() != entry["sha256"]:
-        raise IncompleteFolderError(
-            f"{path} does not match {MANIFEST} ({len(raw)} bytes, manifest says {entry['bytes']}; sha256 "
-            f"{'differs' if len(raw) == entry['bytes'] else 'cannot match'}): truncated, edited or from another run")
+    if len(raw) != entry["bytes"]:
+        detail = f"{len(raw)} bytes, the manifest says {entry['bytes']}"
+    elif hashlib.sha256(raw).hexdigest() != entry["sha256"]:
+        detail = "same size, another SHA-256"
+    else:
+        return
+    raise IncompleteFolderError(f"{path} does not match {MANIFEST} ({detail}): truncated, edited or from another run")
 
 
 def read_metadata(directory: str | os.PathLike[str]) -> dict[str, str]:

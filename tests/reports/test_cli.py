@@ -3,6 +3,7 @@ job on a small subset, re-rendering, the gate and baseline promotion."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -167,3 +168,47 @@ def test_python_dash_m_reference_is_the_cli():
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and "--factor" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+# -- output folders checked before any work ------------------------------------------------------
+
+def _no_work(*args, **kwargs):
+    raise AssertionError("the command started working before checking its output folder")
+
+
+@pytest.mark.parametrize("where", ["a_file", "under_a_file", "unwritable"])
+@pytest.mark.parametrize("command", ["run", "study", "baseline"])
+def test_a_bad_output_folder_exits_2_before_the_work(capsys, tmp_path, monkeypatch, rendered_dir, command, where):
+    from scratchnet_reference.study import command as study_command
+
+    monkeypatch.setattr(conformance_run, "execute", _no_work)
+    monkeypatch.setattr(study_command, "run_study", _no_work)
+    blocker = tmp_path / "a-file.txt"
+    blocker.write_text("not a folder\n")
+    target = {"a_file": blocker, "under_a_file": blocker / "reports", "unwritable": tmp_path / "locked" / "out"}[where]
+    if where == "unwritable":
+        (tmp_path / "locked").mkdir()
+        real_access = os.access
+        # as root every folder is writable to os.access, so the permission is denied by the test itself
+        monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) == tmp_path / "locked"
+                            else real_access(p, mode))
+    option = "--to" if command == "baseline" else "--out"
+    argv = {"run": ["run", "--quick", "--no-training", "--out", str(target)],
+            "study": ["study", "--quick", "--out", str(target)],
+            "baseline": ["baseline", str(rendered_dir), "--to", str(target)]}[command]
+    code, _, err = _run(capsys, *argv)
+    line = _one_line_error(err)
+    assert code == 2 and f"{command}: {option} {target}: " in line
+    assert {"a_file": "is a file, not a folder", "under_a_file": f"{blocker} is a file, so",
+            "unwritable": "permission denied"}[where] in line
+    assert blocker.read_text() == "not a folder\n"
+
+
+def test_run_out_a_file_from_the_shell_is_one_line_and_exit_2(tmp_path):
+    blocker = tmp_path / "out.csv"
+    blocker.write_text("x\n")
+    done = subprocess.run([sys.executable, "-m", "scratchnet_reference", "run", "--out", str(blocker)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stdout == ""
+    assert _one_line_error(done.stderr) == f"error: scratchnet-conformance run: --out {blocker}: {blocker} is a " \
+                                           "file, not a folder"
