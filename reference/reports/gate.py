@@ -133,8 +133,9 @@ def _corrupt(matrix: pd.DataFrame, bad: pd.Series, path: Path, role: str, what: 
         index = np.flatnonzero(bad.to_numpy())
         more = f" (and {len(index) - 1} more rows)" if len(index) > 1 else ""
         row = matrix.iloc[index[0]]
+        cells = {k: "empty" if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}
         raise GateError(f"{role} file is corrupt: {path}: row {index[0] + 1} {_row_name(row)}: "
-                        f"{what.format(**{k: row[k] for k in row.index})}{more}")
+                        f"{what.format(**cells)}{more}")
 
 
 def _validate(matrix: pd.DataFrame, path: Path, role: str) -> None:
@@ -155,8 +156,8 @@ def _validate(matrix: pd.DataFrame, path: Path, role: str) -> None:
                  f"{column} is {{{column}}} in a row with status {{status}} (only a failed row may be infinite)")
     largest = matrix[list(RATIO_COLUMNS)].astype(float).max(axis=1)
     worst = matrix["worst_ratio"].astype(float)
-    _corrupt(matrix, ~((largest == worst) | (largest.isna() & worst.isna())), path, role,
-             "worst_ratio {worst_ratio} is not the largest of its ratio columns")
+    _corrupt(matrix.assign(_largest=largest), ~((largest == worst) | (largest.isna() & worst.isna())), path, role,
+             "worst_ratio is {worst_ratio}, but the largest of its ratio columns is {_largest}")
     counts = matrix[["n_records", "n_failed", UNVERIFIED_COUNT]]
     _corrupt(matrix, (counts < 0).any(axis=1) | (matrix["n_records"] < 1)
              | (matrix["n_failed"] + matrix[UNVERIFIED_COUNT] > matrix["n_records"]), path, role,
@@ -232,8 +233,7 @@ def compare_matrices(run: pd.DataFrame, baseline: pd.DataFrame, factor: float = 
     newly_unverified = (was == "pass") & (now == "unverified")
     for key in common[newly_unverified.to_numpy()]:
         row = new.loc[key]
-        offend("pass → unverified", row, f"all {int(row['n_records'])} records unverified (status {row['status']}): "
-                                         "nothing was compared")
+        offend("pass → unverified", row, f"all {int(row['n_records'])} records unverified: nothing was compared")
     flagged = newly_failed | newly_unverified
     floor = new["dtype"].map(lambda dtype: _floor(str(dtype), floors)).astype(float)
     for column in RATIO_COLUMNS:
