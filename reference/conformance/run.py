@@ -183,10 +183,11 @@ def _not_implemented_summary(impl_name: str, items: list[tuple[tuple[str, tuple]
 
 def cmd_run(args: argparse.Namespace) -> int:
     from ..core.matrix import DTYPES
-    from ..reports.files import write_csv
+    from ..reports.commands import check_output_dir
     from ..reports.tables import conformance_matrix, records_frame, summary_table, write_reports
     from .runner import RunPlan
 
+    check_output_dir(args.out, "run", "--out")  # before the run, not after it
     impl, caps = _load_impl(args.impl)
     devices = _devices(args.device)
     dtypes = tuple(dict.fromkeys(args.dtype)) if args.dtype else DTYPES
@@ -216,13 +217,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     if skipped:
         metadata["not_implemented"] = _not_implemented_summary(impl.name, skipped)
     out = Path(args.out)
-    write_reports(records, out, metadata)
+    extra = {}
     if skipped:
         import pandas as pd
 
-        table = pd.DataFrame([(kind, _job_label((kind, args)), reason) for (kind, args), reason in skipped],
-                             columns=["kind", "job", "not_implemented"])
-        write_csv(table, out / "not_implemented.csv", metadata, table="not_implemented")
+        extra["not_implemented"] = pd.DataFrame([(kind, _job_label((kind, args)), reason)
+                                                 for (kind, args), reason in skipped],
+                                                columns=["kind", "job", "not_implemented"])
+    write_reports(records, out, metadata, extra_tables=extra)
     matrix = conformance_matrix(records_frame(records))
     _print_run_summary(matrix, summary_table(matrix), errors, out, wall, records=records,
                        not_implemented=metadata.get("not_implemented", ""))

@@ -10,13 +10,32 @@ from pathlib import Path
 from typing import Any
 
 from ..console import PROG, UsageError, bounded
+from .files import output_dir_problem
 
-__all__ = ["add_report_parsers", "cmd_report", "cmd_gate", "cmd_baseline", "BASELINE_FILES", "DEFAULT_BASELINE"]
+__all__ = ["add_report_parsers", "cmd_report", "cmd_gate", "cmd_baseline", "check_output_dir", "BASELINE_FILES",
+           "DEFAULT_BASELINE"]
 
 DEFAULT_OUT = Path("reports/latest")
 DEFAULT_BASELINE = Path("reports/baseline")
-#: What a baseline keeps (small, and everything the gate reads); ``--all`` keeps every file.
+#: What a baseline keeps (small, and everything the gate reads), besides ``metadata.json`` and
+#: ``manifest.json``; ``--all`` keeps every file.
 BASELINE_FILES = ("matrix.csv", "training.csv", "report.md")
+
+
+def check_output_dir(path: str | Path, command: str, option: str) -> Path:
+    """``path`` as an output folder, or a :class:`UsageError` naming the option — checked before any
+    work starts (a file, a path under a file, a folder that cannot be written)."""
+    problem = output_dir_problem(path)
+    if problem:
+        raise UsageError(f"{PROG} {command}: {option} {path}: {problem}")
+    return Path(path)
+
+
+def _factor(text: str) -> float:
+    value = bounded(float, 1)(text)
+    if value == 1:
+        raise argparse.ArgumentTypeError(f"must be a number > 1 (×1 would flag every unchanged ratio), got {text!r}")
+    return value
 
 
 def add_report_parsers(sub: Any) -> None:
@@ -29,13 +48,14 @@ def add_report_parsers(sub: Any) -> None:
 
     floors = ", ".join(f"{k} {v:g}" for k, v in DEFAULT_FLOORS.items())
     gate = sub.add_parser("gate", help="compare a report folder with the baseline; exit 1 on regressions",
-                          description="Fail (exit 1) when a row that passed fails, a baseline row is missing, a row "
-                                      "has no baseline, or a tol_ratio grew by more than --factor.")
+                          description="Fail (exit 1) when a row that passed fails or is unverified now, a baseline row "
+                                      "is missing, a row has no baseline, or a tol_ratio grew by --factor or more. "
+                                      "Exit 2 when either folder is unfinished, mixed, edited or holds corrupt values.")
     gate.add_argument("dir", nargs="?", default=str(DEFAULT_OUT), help=f"report folder (default {DEFAULT_OUT})")
     gate.add_argument("baseline", nargs="?", default=str(DEFAULT_BASELINE),
                       help=f"baseline folder (default {DEFAULT_BASELINE})")
-    gate.add_argument("--factor", type=bounded(float, 1), default=DEFAULT_FACTOR,
-                      help=f"largest accepted growth of a tol_ratio (default {DEFAULT_FACTOR:g})")
+    gate.add_argument("--factor", type=_factor, default=DEFAULT_FACTOR,
+                      help=f"a tol_ratio that grew by this or more fails (> 1, default {DEFAULT_FACTOR:g})")
     gate.add_argument("--floor", type=bounded(float, 0), default=None,
                       help=f"ratios below this count as this, for every dtype (default per dtype: {floors})")
     gate.set_defaults(func=cmd_gate)
@@ -92,36 +112,44 @@ def cmd_gate(args: argparse.Namespace) -> int:
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:
-    from .files import replace_directory
+    """Promote a finished report folder: the files copied into a staging folder beside the baseline,
+    sealed with their own manifest, then swapped in whole (:func:`.files.replace_directory`). SIGTERM
+    is an exception meanwhile, so the staging folder is removed; debris of a SIGKILLed promotion is
+    removed by the next one and never read (hidden name)."""
+    from .files import ReportFolder, read_metadata, replace_directory, terminate_as_exception, verify_folder
     from .gate import GateError, load_matrix
 
     source = _existing_dir(Path(args.dir), "report", "baseline")
-    target = Path(args.to)
+    target = check_output_dir(args.to, "baseline", "--to")
     if source.resolve() == target.resolve():
         raise UsageError(f"{PROG} baseline: the report folder and the baseline are the same folder ({target})")
     try:
         matrix = load_matrix(source, "report")
+        listed = verify_folder(source).files
     except GateError as exc:
         raise UsageError(f"{PROG} baseline: {exc}") from None
     if args.all:
-        names = sorted(p.name for p in source.iterdir() if p.is_file() and not p.name.startswith("."))
+        names = sorted(name for name in listed if name != "metadata.json")
     else:
         names = list(BASELINE_FILES)
-        missing = [n for n in names if not (source / n).is_file()]
+        missing = [n for n in names if n not in listed]
         if missing:
             raise UsageError(f"{PROG} baseline: {source} lacks {', '.join(missing)} — run `{PROG} run` first")
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.new-"))
-    try:
-        for name in names:
-            shutil.copy2(source / name, staging / name)
-        staging.chmod(0o755)
-        replace_directory(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    with terminate_as_exception():
+        staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.new-"))
+        try:
+            staging.chmod(0o755)
+            with ReportFolder(staging, read_metadata(source)) as folder:
+                for name in names:
+                    folder.write_bytes(name, (source / name).read_bytes(), rows=listed[name].get("rows"))
+            replace_directory(staging, target)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
     n_fail = int((matrix["status"] == "fail").sum())
-    size = sum((target / n).stat().st_size for n in names)
-    print(f"baseline: promoted {source}/ to {target}/ ({len(names)} files, {size} bytes, {len(matrix)} matrix rows"
-          + (f", {n_fail} of them failing: the gate accepts them until they change" if n_fail else "") + ")")
+    size = sum(p.stat().st_size for p in target.iterdir())
+    print(f"baseline: promoted {source}/ to {target}/ ({len(names)} files and the manifest, {size} bytes, "
+          f"{len(matrix)} matrix rows" + (f", {n_fail} of them failing: the gate accepts them until they change"
+                                          if n_fail else "") + ")")
     return 0

@@ -14,9 +14,10 @@ Three views of the records (:class:`scratchnet_reference.core.records.Record`), 
 * the **training-curve report** (:func:`training_report`) — one row per training step: both
   losses, their difference, the parameter distance and the first step the tolerance broke.
 
-:func:`write_reports` writes them with the raw records into a folder (every file atomically,
-every file under a metadata header); :func:`render_reports` redraws the Markdown, HTML and PNG
-files from the CSVs. pandas is imported here and in the CLI only — never by ``scratchnet``.
+:func:`write_reports` writes them with the raw records into a folder as plain CSVs (every file
+atomically; the run's metadata in ``metadata.json``; ``manifest.json`` last, so the folder is complete
+or refused); :func:`render_reports` redraws the Markdown, HTML and PNG files from the CSVs. pandas is
+imported here and in the CLI only — never by ``scratchnet``.
 """
 
 from __future__ import annotations
@@ -34,7 +35,16 @@ import numpy as np
 import pandas as pd
 
 from ..core.records import Record
-from .files import COLUMN_TYPES, atomic_write_bytes, atomic_write_text, read_csv, write_csv
+from .files import (
+    COLUMN_TYPES,
+    MANIFEST,
+    METADATA,
+    IncompleteFolderError,
+    ReportFolder,
+    new_run_id,
+    read_csv,
+    verify_folder,
+)
 from .metadata import collect_metadata
 
 __all__ = ["KEY_COLUMNS", "RATIO_COLUMNS", "MATRIX_COLUMNS", "CURVE_COLUMNS", "TRAINING_CHECKS",
@@ -389,74 +399,102 @@ def render_html(matrix: pd.DataFrame, gradients: pd.DataFrame, training: pd.Data
 # Writing and re-rendering
 # --------------------------------------------------------------------------------------------
 
-def _render(out: Path, matrix: pd.DataFrame, gradients: pd.DataFrame, training: pd.DataFrame,
-            metadata: Mapping[str, str], csv_files: list[str]) -> list[Path]:
+#: Files derived from the tables (``report`` redraws them; a deleted one is not a broken folder).
+RENDERED_SUFFIXES = (".md", ".html", ".png")
+
+
+def _pages(matrix: pd.DataFrame, gradients: pd.DataFrame, training: pd.DataFrame, metadata: Mapping[str, str],
+           csv_files: list[str]) -> dict[str, bytes]:
+    """The rendered files, by name: the PNG plots, ``report.md`` and ``report.html``."""
     from . import plots
 
-    written = []
     pngs = plots.all_plots(matrix, gradients, training, metadata)
-    for name, data in pngs.items():
-        written.append(atomic_write_bytes(out / name, data))
-    md_files = [*csv_files, "report.html", *pngs]
-    written.append(atomic_write_text(out / "report.md", render_markdown(matrix, gradients, training, metadata,
-                                                                        md_files)))
-    written.append(atomic_write_text(out / "report.html", render_html(matrix, gradients, training, metadata, pngs)))
-    return written
+    md_files = [*csv_files, "report.html", *pngs, METADATA]
+    return {**pngs,
+            "report.md": render_markdown(matrix, gradients, training, metadata, md_files).encode("utf-8"),
+            "report.html": render_html(matrix, gradients, training, metadata, pngs).encode("utf-8")}
 
 
-def _write_tables(records: Iterable[Record | Mapping[str, Any]], out: Path, metadata: Mapping[str, Any] | None,
-                  ) -> tuple[list[Path], dict[str, pd.DataFrame], dict[str, str]]:
-    out.mkdir(parents=True, exist_ok=True)
+def _tables(records: Iterable[Record | Mapping[str, Any]], metadata: Mapping[str, Any] | None,
+            extra_tables: Mapping[str, pd.DataFrame] | None) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
+    """``({file name: table}, metadata)`` of a run: the four tables, then ``extra_tables``."""
     frame = records_frame(records)
     meta = collect_metadata(frame, metadata)
-    tables = {"records": frame, "matrix": conformance_matrix(frame), "gradients": gradient_report(frame),
-              "training": training_report(frame)}
-    written = [write_csv(table, out / CSV_FILES[name], meta, table=name) for name, table in tables.items()]
-    return written, tables, meta
+    meta.setdefault("run_id", new_run_id())
+    tables = {CSV_FILES["records"]: frame, CSV_FILES["matrix"]: conformance_matrix(frame),
+              CSV_FILES["gradients"]: gradient_report(frame), CSV_FILES["training"]: training_report(frame)}
+    for name, table in (extra_tables or {}).items():
+        tables[name if name.endswith(".csv") else f"{name}.csv"] = table
+    return tables, meta
+
+
+def _write_folder(out: Path, tables: Mapping[str, pd.DataFrame], pages: Mapping[str, bytes],
+                  meta: Mapping[str, str]) -> list[Path]:
+    with ReportFolder(out, meta) as folder:
+        written = [folder.write_csv(name, table) for name, table in tables.items()]
+        written += [folder.write_bytes(name, data) for name, data in pages.items()]
+    return written
 
 
 def write_tables(records: Iterable[Record | Mapping[str, Any]], out_dir: str | os.PathLike[str],
-                 metadata: Mapping[str, Any] | None = None) -> list[Path]:
-    """Only the CSVs of :func:`write_reports` (what the gate reads), without rendering."""
-    return _write_tables(records, Path(out_dir), metadata)[0]
+                 metadata: Mapping[str, Any] | None = None,
+                 extra_tables: Mapping[str, pd.DataFrame] | None = None) -> list[Path]:
+    """Only the CSVs of :func:`write_reports` (what the gate reads), without rendering; sealed the same way."""
+    tables, meta = _tables(records, metadata, extra_tables)
+    return _write_folder(Path(out_dir), tables, {}, meta)
 
 
 def write_reports(records: Iterable[Record | Mapping[str, Any]], out_dir: str | os.PathLike[str],
-                  metadata: Mapping[str, Any] | None = None) -> list[Path]:
-    """Write every report of ``records`` into ``out_dir`` and return the paths written.
+                  metadata: Mapping[str, Any] | None = None,
+                  extra_tables: Mapping[str, pd.DataFrame] | None = None) -> list[Path]:
+    """Write every report of ``records`` into the folder ``out_dir`` and return the paths written.
 
     ``records.csv`` (every raw record, floats ``%.17g``), ``matrix.csv``, ``gradients.csv``,
-    ``training.csv``, ``report.md``, ``report.html`` (self-contained) and the PNG plots. Each file
-    is written atomically and starts with the metadata header: ``metadata`` as given, completed by
-    :func:`scratchnet_reference.reports.metadata.collect_metadata` (versions, devices, BLAS, date, git commit)."""
-    out = Path(out_dir)
-    written, tables, meta = _write_tables(records, out, metadata)
-    written += _render(out, tables["matrix"], tables["gradients"], tables["training"], meta,
-                       [CSV_FILES[name] for name in tables])
-    return written
+    ``training.csv``, ``extra_tables`` (``{name: DataFrame}``, e.g. ``not_implemented``), ``report.md``,
+    ``report.html`` (self-contained), the PNG plots, ``metadata.json`` (``metadata`` as given, completed
+    by :func:`scratchnet_reference.reports.metadata.collect_metadata`: versions, devices, BLAS, date, git
+    commit, run id) and, last, ``manifest.json``: the folder is complete or it is refused
+    (:class:`scratchnet_reference.reports.files.ReportFolder`). Everything is computed before the
+    folder is touched."""
+    tables, meta = _tables(records, metadata, extra_tables)
+    pages = _pages(tables[CSV_FILES["matrix"]], tables[CSV_FILES["gradients"]], tables[CSV_FILES["training"]], meta,
+                   list(tables))
+    return _write_folder(Path(out_dir), tables, pages, meta)
+
+
+def _is_rendered(name: str) -> bool:
+    return name.endswith(RENDERED_SUFFIXES)
 
 
 def load_reports(out_dir: str | os.PathLike[str]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, str]]:
-    """``(matrix, gradients, training, metadata)`` from a report folder's CSVs. ``matrix.csv`` must
-    be there; a missing gradient or training report (a baseline keeps only the matrix and the
-    training curves) reads as an empty table."""
+    """``(matrix, gradients, training, metadata)`` from a finished report folder (its manifest
+    verified first: an interrupted or mixed folder raises
+    :class:`scratchnet_reference.reports.files.IncompleteFolderError`). ``matrix.csv`` must be there;
+    a gradient or training report the folder does not list (a baseline keeps only the matrix and
+    the training curves) reads as an empty table."""
     out = Path(out_dir)
+    manifest = verify_folder(out, may_be_missing=_is_rendered)
+    if CSV_FILES["matrix"] not in manifest.files:
+        raise IncompleteFolderError(f"{out} has no {CSV_FILES['matrix']} in its {MANIFEST}")
     matrix, meta = read_csv(out / CSV_FILES["matrix"], required=MATRIX_COLUMNS)
     optional = {}
     for name, columns in (("gradients", GRADIENT_COLUMNS), ("training", TRAINING_COLUMNS)):
-        path = out / CSV_FILES[name]
         required = [c for c in columns if c != "diagnosis"]  # older files have no diagnosis column
-        optional[name] = (read_csv(path, required=required)[0] if path.exists()
+        optional[name] = (read_csv(out / CSV_FILES[name], required=required)[0] if CSV_FILES[name] in manifest.files
                           else _typed(pd.DataFrame(columns=columns)))
     if "diagnosis" not in optional["gradients"].columns:
         optional["gradients"] = optional["gradients"].assign(diagnosis="")
-    meta = {k: v for k, v in meta.items() if k not in ("table", "rows")}
     return matrix, optional["gradients"], optional["training"], meta
 
 
 def render_reports(out_dir: str | os.PathLike[str]) -> list[Path]:
-    """Redraw ``report.md``, ``report.html`` and the PNG plots from the CSVs already in ``out_dir``."""
+    """Redraw ``report.md``, ``report.html`` and the PNG plots from the tables of a finished report
+    folder, and seal it again (the tables are kept as they are)."""
     out = Path(out_dir)
     matrix, gradients, training, meta = load_reports(out)
-    csv_files = [name for name in CSV_FILES.values() if (out / name).exists()]
-    return _render(out, matrix, gradients, training, meta, csv_files)
+    kept = tuple(name for name in verify_folder(out, may_be_missing=_is_rendered).files
+                 if not _is_rendered(name) and name != METADATA)
+    tables = [n for n in CSV_FILES.values() if n in kept] + [n for n in kept if n.endswith(".csv")]
+    pages = _pages(matrix, gradients, training, meta, list(dict.fromkeys(tables)))
+    with ReportFolder(out, meta, keep=kept) as folder:
+        return [folder.write_bytes(name, data) for name, data in pages.items()]

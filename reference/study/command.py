@@ -55,8 +55,10 @@ def load_data(mnist: str | None, max_train: int | None) -> Any:
 
 
 def cmd_study(args: argparse.Namespace, stream: Any = None) -> int:
+    from ..reports.commands import check_output_dir
     from .datasets import DatasetError
 
+    check_output_dir(args.out, "study", "--out")  # before the grid runs, not after it
     config = quick_config() if args.quick else full_config()
     changes: dict[str, Any] = {}
     if args.epochs is not None:

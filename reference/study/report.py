@@ -806,7 +806,7 @@ def plot_outputs(runs, results, config: StudyConfig, data: Any) -> bytes:
 def write_study(runs: Sequence[Run], data: Any, config: StudyConfig, out: Path | str,
                 wall_time_s: float = math.nan) -> StudySummary:
     """Build the tables, plots and summary of ``runs`` and write them to ``out``."""
-    from ..reports.files import atomic_write_bytes, atomic_write_text, write_csv
+    from ..reports.files import ReportFolder
     from ..reports.metadata import collect_metadata
 
     out = Path(out)
@@ -818,17 +818,18 @@ def write_study(runs: Sequence[Run], data: Any, config: StudyConfig, out: Path |
     meta = {k: v for k, v in meta.items() if k in ("profile", "dataset", "seed", "date", "git_commit", "scratchnet",
                                                    "numpy", "torch", "python", "wall_time_s")}
     files = ["results.csv", "results.md", "runs.csv", "summary.md", *PLOTS]
-    write_csv(results, out / "results.csv", meta, table="study_results")
-    write_csv(runs_df, out / "runs.csv", meta, table="study_runs")
-    atomic_write_text(out / "results.md", results_markdown(results, config))
-    plot_runs = list(runs)
-    for name, make in (("curves_accuracy.png", lambda: plot_curves_accuracy(plot_runs, results, config, data)),
-                       ("curves_loss.png", lambda: plot_curves_loss(plot_runs, results, config, data)),
-                       ("lr_sweep.png", lambda: plot_lr_sweep(runs_df, results, config, data)),
-                       ("gradients.png", lambda: plot_gradients(plot_runs, results, config, data)),
-                       ("headline.png", lambda: plot_headline(runs_df, results, config, data)),
-                       ("outputs.png", lambda: plot_outputs(plot_runs, results, config, data))):
-        atomic_write_bytes(out / name, make())
-    text, verified, console = summary_markdown(results, runs_df, data, config, wall_time_s, files)
-    atomic_write_text(out / "summary.md", text)
+    with ReportFolder(out, meta) as folder:  # complete or refused: manifest.json is written last
+        folder.write_csv("results.csv", results)
+        folder.write_csv("runs.csv", runs_df)
+        folder.write_text("results.md", results_markdown(results, config))
+        plot_runs = list(runs)
+        for name, make in (("curves_accuracy.png", lambda: plot_curves_accuracy(plot_runs, results, config, data)),
+                           ("curves_loss.png", lambda: plot_curves_loss(plot_runs, results, config, data)),
+                           ("lr_sweep.png", lambda: plot_lr_sweep(runs_df, results, config, data)),
+                           ("gradients.png", lambda: plot_gradients(plot_runs, results, config, data)),
+                           ("headline.png", lambda: plot_headline(runs_df, results, config, data)),
+                           ("outputs.png", lambda: plot_outputs(plot_runs, results, config, data))):
+            folder.write_bytes(name, make())
+        text, verified, console = summary_markdown(results, runs_df, data, config, wall_time_s, files)
+        folder.write_text("summary.md", text)
     return StudySummary(files=files, verified=verified, console=console, results=results, runs=runs_df)

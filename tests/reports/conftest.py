@@ -12,6 +12,7 @@ import pytest
 from scratchnet_reference import ScratchnetImplementation
 from scratchnet_reference.conformance.runner import RunPlan, check_training, run_matrix
 from scratchnet_reference.core.records import Record
+from scratchnet_reference.reports.files import MANIFEST, METADATA, ReportFolder, read_metadata
 from scratchnet_reference.reports.tables import write_reports, write_tables
 
 #: The small matrix: tanh hidden layers into softmax/sigmoid, mean reduction, both dtypes.
@@ -59,3 +60,15 @@ def rendered_dir(small_records, tmp_path_factory) -> Path:
 @pytest.fixture
 def baseline_dir(small_records, write) -> Path:
     return write(small_records, "baseline")
+
+
+def reseal(folder: Path) -> Path:
+    """Seal ``folder`` again over the files it holds now: a hand-edited folder that passes the
+    manifest check, so that the gate's value checks are what a planted fault meets."""
+    meta = read_metadata(folder)
+    data = {p.name: p.read_bytes() for p in folder.iterdir()
+            if p.is_file() and p.name not in (MANIFEST, METADATA) and not p.name.startswith(".")}
+    with ReportFolder(folder, meta) as sealed:
+        for name, raw in data.items():
+            sealed.write_bytes(name, raw)
+    return folder

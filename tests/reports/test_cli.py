@@ -3,6 +3,7 @@ job on a small subset, re-rendering, the gate and baseline promotion."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from scratchnet_reference import cli
 from scratchnet_reference.conformance import run as conformance_run
 from scratchnet_reference.conformance.run import execute
 from scratchnet_reference.reports.commands import BASELINE_FILES
-from scratchnet_reference.reports.files import read_csv
+from scratchnet_reference.reports.files import ReportFolder, read_csv
 from scratchnet_reference.reports.gate import gate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,7 +57,7 @@ def test_missing_folders_exit_2_with_one_line(capsys, tmp_path, small_records, w
         assert "missing" in _one_line_error(err)
     (tmp_path / "empty").mkdir()
     code, _, err = _run(capsys, "report", str(tmp_path / "empty"))
-    assert code == 2 and "matrix.csv" in _one_line_error(err)
+    assert code == 2 and "has no manifest.json" in _one_line_error(err)
     code, _, err = _run(capsys, "gate", str(write(small_records)), str(tmp_path / "empty"))
     assert code == 2 and "baseline" in _one_line_error(err)
 
@@ -107,7 +108,7 @@ def test_run_quick_writes_reports_then_gate_and_baseline(capsys, tmp_path, monke
     baseline = tmp_path / "baseline"
     code, out, _ = _run(capsys, "baseline", str(out_dir), "--to", str(baseline))
     assert code == 0 and "promoted" in out
-    assert sorted(p.name for p in baseline.iterdir()) == sorted(BASELINE_FILES)
+    assert sorted(p.name for p in baseline.iterdir()) == sorted([*BASELINE_FILES, "manifest.json", "metadata.json"])
     assert gate(out_dir, baseline).passed
     # promoting again replaces the folder whole and leaves nothing behind
     (baseline / "stale.txt").write_text("from an older baseline")
@@ -119,17 +120,17 @@ def test_run_quick_writes_reports_then_gate_and_baseline(capsys, tmp_path, monke
     assert code == 0 and "re-rendered" in out
 
 
-def test_interrupted_promotion_keeps_the_old_baseline(capsys, tmp_path, monkeypatch, small_records, write):
-    report = write(small_records, "report", render=False)
-    (report / "report.md").write_text("# md\n")
+def test_interrupted_promotion_keeps_the_old_baseline(capsys, tmp_path, monkeypatch, rendered_dir):
+    report = tmp_path / "report"
+    shutil.copytree(rendered_dir, report)
     baseline = tmp_path / "baseline"
     assert _run(capsys, "baseline", str(report), "--to", str(baseline))[0] == 0
     before = {p.name: p.read_bytes() for p in baseline.iterdir()}
 
-    def broken_copy(src, dst):
+    def broken_copy(self, name, data, rows=None):
         raise OSError("disk full")
 
-    monkeypatch.setattr(shutil, "copy2", broken_copy)
+    monkeypatch.setattr(ReportFolder, "write_bytes", broken_copy)
     with pytest.raises(OSError):
         cli.main(["baseline", str(report), "--to", str(baseline)])
     assert {p.name: p.read_bytes() for p in baseline.iterdir()} == before
@@ -167,3 +168,47 @@ def test_python_dash_m_reference_is_the_cli():
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and "--factor" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+# -- output folders checked before any work ------------------------------------------------------
+
+def _no_work(*args, **kwargs):
+    raise AssertionError("the command started working before checking its output folder")
+
+
+@pytest.mark.parametrize("where", ["a_file", "under_a_file", "unwritable"])
+@pytest.mark.parametrize("command", ["run", "study", "baseline"])
+def test_a_bad_output_folder_exits_2_before_the_work(capsys, tmp_path, monkeypatch, rendered_dir, command, where):
+    from scratchnet_reference.study import command as study_command
+
+    monkeypatch.setattr(conformance_run, "execute", _no_work)
+    monkeypatch.setattr(study_command, "run_study", _no_work)
+    blocker = tmp_path / "a-file.txt"
+    blocker.write_text("not a folder\n")
+    target = {"a_file": blocker, "under_a_file": blocker / "reports", "unwritable": tmp_path / "locked" / "out"}[where]
+    if where == "unwritable":
+        (tmp_path / "locked").mkdir()
+        real_access = os.access
+        # as root every folder is writable to os.access, so the permission is denied by the test itself
+        monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) == tmp_path / "locked"
+                            else real_access(p, mode))
+    option = "--to" if command == "baseline" else "--out"
+    argv = {"run": ["run", "--quick", "--no-training", "--out", str(target)],
+            "study": ["study", "--quick", "--out", str(target)],
+            "baseline": ["baseline", str(rendered_dir), "--to", str(target)]}[command]
+    code, _, err = _run(capsys, *argv)
+    line = _one_line_error(err)
+    assert code == 2 and f"{command}: {option} {target}: " in line
+    assert {"a_file": "is a file, not a folder", "under_a_file": f"{blocker} is a file, so",
+            "unwritable": "permission denied"}[where] in line
+    assert blocker.read_text() == "not a folder\n"
+
+
+def test_run_out_a_file_from_the_shell_is_one_line_and_exit_2(tmp_path):
+    blocker = tmp_path / "out.csv"
+    blocker.write_text("x\n")
+    done = subprocess.run([sys.executable, "-m", "scratchnet_reference", "run", "--out", str(blocker)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stdout == ""
+    assert _one_line_error(done.stderr) == f"error: scratchnet-conformance run: --out {blocker}: {blocker} is a " \
+                                           "file, not a folder"

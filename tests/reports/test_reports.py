@@ -14,7 +14,17 @@ import pandas as pd
 import pytest
 from scratchnet_reference.core.records import Record
 from scratchnet_reference.reports import files as report_files
-from scratchnet_reference.reports.files import CorruptFileError, atomic_write_text, read_csv, write_csv
+from scratchnet_reference.reports.files import (
+    MANIFEST,
+    METADATA,
+    CorruptFileError,
+    IncompleteFolderError,
+    atomic_write_text,
+    read_csv,
+    read_metadata,
+    verify_folder,
+    write_csv,
+)
 from scratchnet_reference.reports.tables import (
     CSV_FILES,
     KEY_COLUMNS,
@@ -136,7 +146,8 @@ def test_derived_csvs_round_trip(small_records, tmp_path, table):
     expected = {"matrix": conformance_matrix, "gradients": gradient_report, "training": training_report}[table](frame)
     back, meta = read_csv(tmp_path / CSV_FILES[table])
     pd.testing.assert_frame_equal(back, expected, check_exact=True)
-    assert meta["table"] == table and int(meta["rows"]) == len(expected)
+    assert meta == read_metadata(tmp_path) and meta["run_id"] == verify_folder(tmp_path).run_id
+    assert verify_folder(tmp_path).files[CSV_FILES[table]]["rows"] == len(expected)
 
 
 def test_empty_records_write_every_table(tmp_path):
@@ -149,7 +160,8 @@ def test_empty_records_write_every_table(tmp_path):
 
 def test_write_reports_leaves_no_temporary_files(rendered_dir):
     assert _temp_files(rendered_dir) == []
-    assert {p.name for p in rendered_dir.iterdir()} == {*CSV_FILES.values(), "report.md", "report.html", *PNGS}
+    assert {p.name for p in rendered_dir.iterdir()} == {*CSV_FILES.values(), "report.md", "report.html", *PNGS,
+                                                         METADATA, MANIFEST}
 
 
 def test_interrupted_write_keeps_the_old_file_and_no_temporary(tmp_path, monkeypatch):
@@ -225,19 +237,32 @@ def test_report_rerenders_from_the_csvs(rendered_dir, tmp_path):
     assert _temp_files(copy) == []
 
 
-def test_render_needs_the_csvs(tmp_path):
-    with pytest.raises(FileNotFoundError):
+def test_render_needs_a_finished_folder(tmp_path):
+    with pytest.raises(IncompleteFolderError, match="no manifest.json"):
         render_reports(tmp_path)
 
 
-def test_truncated_csv_is_an_error_not_fewer_rows(rendered_dir, tmp_path):
-    text = (rendered_dir / "matrix.csv").read_text()
+@pytest.mark.parametrize("cut", ["lines", "mid_row"])
+def test_truncated_csv_is_an_error_not_fewer_rows(rendered_dir, tmp_path, cut):
+    copy = tmp_path / "copy"
+    shutil.copytree(rendered_dir, copy)
+    text = (copy / "matrix.csv").read_text()
     lines = text.splitlines(keepends=True)
-    (tmp_path / "cut_lines.csv").write_text("".join(lines[: len(lines) // 2]))
-    (tmp_path / "cut_mid.csv").write_text(text[: len(text) - 7])
-    for name in ("cut_lines.csv", "cut_mid.csv"):
-        with pytest.raises(CorruptFileError):
-            read_csv(tmp_path / name, required=MATRIX_COLUMNS)
+    (copy / "matrix.csv").write_text("".join(lines[: len(lines) // 2]) if cut == "lines" else text[: len(text) - 7])
+    with pytest.raises(CorruptFileError, match="does not match manifest.json"):
+        read_csv(copy / "matrix.csv", required=MATRIX_COLUMNS)
+    with pytest.raises(CorruptFileError, match="does not match manifest.json"):
+        render_reports(copy)
+
+
+def test_every_table_reads_with_plain_pandas(rendered_dir):
+    """No comment lines, no skiprows: ``pd.read_csv(path)`` as a newcomer would call it."""
+    for name in CSV_FILES.values():
+        plain = pd.read_csv(rendered_dir / name)
+        ours, _ = read_csv(rendered_dir / name)
+        assert list(plain.columns) == list(ours.columns) and len(plain) == len(ours) > 0, name
+    meta = read_metadata(rendered_dir)
+    assert meta["profile"] == "test" and meta["run_id"] == verify_folder(rendered_dir).run_id
 
 
 def test_write_reports_accepts_dicts_and_a_path_string(small_records, tmp_path):

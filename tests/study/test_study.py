@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scratchnet_reference import cli
-from scratchnet_reference.reports.files import read_csv
+from scratchnet_reference.reports.files import read_csv, verify_folder
 from scratchnet_reference.study.experiment import (
     COMBOS,
     LR_GRID,
@@ -51,7 +51,7 @@ def test_quick_study_writes_tables_plots_and_summary(quick_study):
         assert data.startswith(PNG_SIGNATURE) and len(data) > 5_000, name
     assert [p.name for p in folder.iterdir() if p.name.startswith(".")] == []   # no temp files left
     results, runs, meta = _tables(folder)
-    assert meta["profile"] == "quick" and meta["rows"] == str(len(results))
+    assert meta["profile"] == "quick" and verify_folder(folder).files["results.csv"]["rows"] == len(results)
     # headline cells only: 2 output+loss × 3 GD modes × 1 hidden × 2 budgets; 12 runs × 2 budgets
     assert len(results) == 12 and len(runs) == 24
     assert set(results["combo"]) == {"softmax+cross_entropy", "sigmoid+mse"}
