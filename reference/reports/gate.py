@@ -98,11 +98,11 @@ def load_matrix(directory: str | os.PathLike[str], role: str = "report") -> pd.D
 
 
 def _validate(matrix: pd.DataFrame, path: Path, role: str) -> None:
-    bad_status = ~matrix["status"].isin(["pass", "fail"])
+    bad_status = ~matrix["status"].isin(["pass", "fail", "unverified"])
     if bad_status.any():
         first = int(bad_status.to_numpy().nonzero()[0][0])
         raise GateError(f"{role} file is corrupt: {path}: row {first + 1} has status "
-                        f"{matrix['status'].iloc[first]!r}, expected 'pass' or 'fail'")
+                        f"{matrix['status'].iloc[first]!r}, expected 'pass', 'fail' or 'unverified'")
     duplicated = matrix.duplicated(list(KEY_COLUMNS))
     if duplicated.any():
         row = matrix[duplicated].iloc[0]
@@ -151,12 +151,14 @@ def compare_matrices(run: pd.DataFrame, baseline: pd.DataFrame, factor: float = 
         offend("not in baseline", row, f"run status {row['status']}; promote a run to add it")
     common = base_by_key.index.intersection(run_by_key.index, sort=False)
     old, new = base_by_key.loc[common], run_by_key.loc[common]
-    newly_failed = (old["status"] == "pass") & (new["status"] == "fail")
+    # unverified — no oracle could judge a record — is a regression from pass, like fail
+    newly_failed = (old["status"] == "pass") & new["status"].isin(["fail", "unverified"])
     for key in common[newly_failed.to_numpy()]:
         row = new.loc[key]
         worst = max((c for c in RATIO_COLUMNS if pd.notna(row[c])), key=lambda c: row[c], default=None)
-        count = f"{int(row['n_failed'])} record(s) fail" if "n_failed" in row and pd.notna(row["n_failed"]) else "fails"
-        offend("pass → fail", row, f"{count}; worst {worst} {row[worst]:.3g}" if worst else count)
+        column, verb = ("n_failed", "fail") if row["status"] == "fail" else ("n_unverified", "unverified")
+        count = f"{int(row[column])} record(s) {verb}" if column in row and pd.notna(row[column]) else verb
+        offend(f"pass → {row['status']}", row, f"{count}; worst {worst} {row[worst]:.3g}" if worst else count)
     floor = new["dtype"].map(lambda dtype: _floor(str(dtype), floors)).astype(float)
     for column in RATIO_COLUMNS:
         a, b = old[column].astype(float), new[column].astype(float)

@@ -46,6 +46,16 @@ def test_pass_to_fail_names_the_row(records, baseline_dir, write):
     assert "gradient_ratio 4.2" in result.offenders["detail"].iloc[0]
 
 
+def test_pass_to_unverified_is_a_regression(records, baseline_dir, write):
+    """A record no oracle could judge turns its row ``unverified``: a regression from ``pass``."""
+    target = _first(records, check="loss", output="softmax", loss="cross_entropy", flavour="fused", dtype="float64")
+    target.status, target.oracle, target.note = "unverified", "", "torch produced NaN/inf"
+    result = gate(write(records), baseline_dir)
+    assert _problems(result) == [("pass → unverified", "tanh,tanh → softmax + cross_entropy (mean, fused)",
+                                  "float64")]
+    assert "1 record(s) unverified" in result.offenders["detail"].iloc[0]
+
+
 def test_missing_combination_fails(records, baseline_dir, write):
     kept = [r for r in records if not (r.output == "sigmoid" and r.loss == "mse" and r.dtype == "float64")]
     result = gate(write(kept), baseline_dir)
