@@ -31,7 +31,8 @@ from ..core.matrix import DTYPES, OPTIMIZER_CONFIGS, Case, cases, make_batch, re
 from ..core.protocol import Implementation, ScratchnetImplementation, initial_state
 from ..core.records import Record
 
-__all__ = ["RunPlan", "check_case", "check_training", "check_fit", "FIT_EPOCHS", "check_refusal", "run_job", "run_matrix", "target_kind",
+__all__ = ["RunPlan", "check_case", "check_training", "check_fit", "FIT_EPOCHS",
+           "check_refusal", "run_job", "run_matrix", "target_kind",
            "case_problem", "training_spec", "CASE_SIZES", "TRAINING_STEPS"]
 
 CASE_SIZES = (5, 7, 6, 4)

@@ -122,7 +122,8 @@ def fit_lockstep(spec: ModelSpec, x: Any, y: Any, optimizer: Mapping[str, Any], 
     if len(history.step_loss) != steps:
         first = min(len(history.step_loss), steps)
         add("fit_step", first, float("inf"), dict(max_abs_err=float("inf"), max_rel_err=float("inf")), 0.0, 0.0,
-            f"fit ran {len(history.step_loss)} steps, the schedule ({epochs} epochs of batches {sizes[0] if sizes else []})"
+            f"fit ran {len(history.step_loss)} steps, the schedule "
+            f"({epochs} epochs of batches {sizes[0] if sizes else []})"
             f" has {steps}")
     for step in range(min(len(history.step_loss), steps)):
         tol = training_tolerance(spec.dtype, "training_step", step)
@@ -141,7 +142,8 @@ def fit_lockstep(spec: ModelSpec, x: Any, y: Any, optimizer: Mapping[str, Any], 
         tol = training_tolerance(spec.dtype, "final_params", end)
         ratio, distance, problems = 0.0, 0.0, []
         for name, expected in ref["params"][epoch].items():
-            s = measure(np.asarray(snapshots[epoch][name]), expected, tol.rtol, tol.atol_for(float(np.abs(expected).max())))
+            s = measure(np.asarray(snapshots[epoch][name]), expected, tol.rtol,
+                        tol.atol_for(float(np.abs(expected).max())))
             ratio, distance = max(ratio, s["tol_ratio"]), max(distance, s["max_abs_err"])
             if s["tol_ratio"] > 1:
                 problems.append(f"{name} differs by {s['max_abs_err']:.3g}")
@@ -149,7 +151,8 @@ def fit_lockstep(spec: ModelSpec, x: Any, y: Any, optimizer: Mapping[str, Any], 
         weights = np.asarray(epoch_sizes, dtype=np.float64) if spec.reduction == "mean" else np.ones(len(losses))
         expected_loss = float(losses @ weights / (n if spec.reduction == "mean" else 1))
         loss_tol = training_tolerance(spec.dtype, "training_step", end)
-        loss_stats = measure(history.epoch_loss[epoch], expected_loss, loss_tol.rtol, loss_tol.atol_for(abs(expected_loss)))
+        loss_stats = measure(history.epoch_loss[epoch], expected_loss, loss_tol.rtol,
+                             loss_tol.atol_for(abs(expected_loss)))
         if loss_stats["tol_ratio"] > 1:
             problems.append(f"epoch loss {history.epoch_loss[epoch]!r} vs {expected_loss!r}")
         ratio = max(ratio, loss_stats["tol_ratio"])
