@@ -201,6 +201,11 @@ class GuardedImplementation:
         self._inner, self._recorder = inner, recorder
         self.name = inner.name
 
+    @property
+    def inner(self) -> Any:
+        """The implementation itself (``Network.fit`` checks need scratchnet's, unwrapped)."""
+        return self._inner
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
