@@ -146,6 +146,18 @@ def _oracle_counts(oracles: pd.Series) -> str:
     return " ".join(f"{name}={n}" for name, n in counts.items())
 
 
+def oracle_counts(matrix: pd.DataFrame) -> pd.DataFrame:
+    """Records per oracle over the whole matrix (from ``n_by_oracle``), plus the unverified ones."""
+    counts: dict[str, int] = {}
+    for cell in matrix.get("n_by_oracle", pd.Series(dtype=str)).fillna(""):
+        for item in str(cell).split():
+            name, _, n = item.partition("=")
+            counts[name] = counts.get(name, 0) + int(n)
+    if "n_unverified" in matrix:
+        counts["unverified (no oracle)"] = int(matrix["n_unverified"].sum())
+    return pd.DataFrame({"oracle": list(counts), "records": list(counts.values())})
+
+
 def oracle_table(records: pd.DataFrame) -> pd.DataFrame:
     """Records per oracle and status (``oracle`` blank: unverified) — who judged the run."""
     if records.empty:
@@ -292,6 +304,7 @@ def render_markdown(matrix: pd.DataFrame, gradients: pd.DataFrame, training: pd.
         f"{verdict}: {len(matrix) - n_fail} of {len(matrix)} matrix rows pass, {n_fail} fail. "
         "`tol_ratio = max |a − b| / (atol + rtol·|b|)`; a check passes when it is ≤ 1.", "",
         "## Summary", "", _md_table(summary_table(matrix)), "",
+        "## Records per oracle", "", _md_table(oracle_counts(matrix)), "",
         "## Failures", "", _md_table(failures_table(matrix).head(50)), "",
         "## Worst matrix rows", "", _md_table(worst_table(matrix, 10)), "",
         "## Training (lockstep)", "", _md_table(curves_table(training)), "",

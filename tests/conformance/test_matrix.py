@@ -9,8 +9,6 @@ scratchnet's own ``Network.fit`` (``kind="fit"``, :mod:`scratchnet_reference.cor
 
 import pytest
 from scratchnet_reference.conformance.runner import FIT_EPOCHS, check_fit, check_refusal
-from scratchnet_reference.core.lockstep import GD_MODES
-from scratchnet_reference.core.protocol import ScratchnetImplementation
 
 # The matrix cases and the lockstep training runs are the packaged tests that
 # ``pytest --pyargs scratchnet_reference.conformance.tests --impl ...`` runs in a user's project; imported
@@ -20,7 +18,9 @@ from scratchnet_reference.conformance.tests.test_conformance import (  # noqa: F
     test_case_matches_torch,
     test_training_in_lockstep,
 )
+from scratchnet_reference.core.lockstep import GD_MODES
 from scratchnet_reference.core.matrix import DTYPES, OPTIMIZER_CONFIGS, output_loss_pairs, refused_pairs
+from scratchnet_reference.core.protocol import ScratchnetImplementation
 
 FITS = [(opt, mode, dtype) for opt in OPTIMIZER_CONFIGS for mode in GD_MODES for dtype in DTYPES]
 
