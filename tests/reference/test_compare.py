@@ -368,3 +368,18 @@ def test_fd_oracle_blames_a_small_but_clear_float32_error():
     failing = [r for r in compare_model(broken, spec, x, y) if r.status == "fail"]
     assert failing and min(r.tol_ratio for r in failing) > 2
     assert {r.fd_verdict for r in failing} == {"torch"}, [(r.param, r.tol_ratio, r.fd_verdict) for r in failing]
+
+
+@pytest.mark.parametrize("gap, oracle", [(16.0, "torch_float64"), (40.0, "torch_stable_float64")])
+def test_float32_breakdown_goes_to_float64_torch_first(gap, oracle, correct_impl):
+    """softmax + BCE (unfused) in float32 with one logit ``gap`` above the other: at 16,
+    ``1 − p ≈ 1e-7`` is within 4 ulp of float32's 1 (torch's float32 path breaks down) but keeps
+    every digit in float64, so torch in float64 on the same numbers judges; at 40, float64's
+    ``1 − p ≈ 4e-18`` is gone too and the stable form judges the gradients (the float32 loss,
+    which rounding pushed into BCE's −100 clamp, is ``unverified`` — never a pass)."""
+    spec = ModelSpec((2, 2), output="softmax", loss="binary_cross_entropy", dtype="float32")
+    state = {"layers.0.weight": np.zeros((2, 2), np.float32), "layers.0.bias": np.array([0.0, gap], np.float32)}
+    x, y = np.ones((3, 2)), np.array([[0.0, 1.0], [1.0, 0.0], [0.5, 0.5]])
+    records = compare_model(correct_impl, spec, x, y, state=state, fd="never")
+    assert {r.oracle for r in records if r.status == "pass"} == {oracle}
+    assert all(r.status != "fail" for r in records)
