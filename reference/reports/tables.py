@@ -6,7 +6,8 @@ Three views of the records (:class:`scratchnet_reference.core.records.Record`), 
   ``kind="case"`` rows are hidden × output × loss × reduction × flavour × dtype × device;
   ``kind="training"`` rows are the lockstep training runs, optimizer × GD mode × dtype × device
   (their model columns say what was trained); ``kind="fit"`` rows are scratchnet's own ``Network.fit``
-  in lockstep (:mod:`scratchnet_reference.core.fit_lockstep`), optimizer × GD mode × dtype × device. Columns: the worst ``tol_ratio`` of each check
+  in lockstep (:mod:`scratchnet_reference.core.fit_lockstep`), optimizer × GD mode × dtype × device.
+  Columns: the worst ``tol_ratio`` of each check
   (``forward_ratio``, ``loss_ratio``, ``gradient_ratio``, ``training_ratio``), the record counts
   and ``status`` (``fail`` when any record failed, else ``unverified`` when a record had no oracle
   to judge it, else ``pass``). ``unverified`` records are counted but kept out of the worst ratios;
