@@ -32,9 +32,11 @@ __all__ = ["GradientCheck", "numerical_gradient", "numerical_vjp", "network_nume
 
 #: The finite differences' error bound is this multiple of their measured noise (see :func:`_five_point`):
 #: the noise of ``D(h)`` is a weighted difference of the rounding errors at ``±h, ±2h`` and the estimate
-#: ``|D(h) − D(2h)|`` a different weighting of partly the same ones, so a single estimate can come out a
-#: few times smaller than the error it stands for (measured worst over 50 random seeds of the network
-#: tests: error / pooled estimate ≤ 1.0).
+#: ``|D(h) − D(2h)|`` a different weighting of partly the same ones, so one estimate can come out a few
+#: times smaller than the error it stands for. Measured: on the saturated softmax + BCE network of
+#: issue 13 (``1 − p = 5.6e-5``) the worst error is 0.73 of the pooled estimate (tol_ratio 3.3 → 0.23);
+#: over 50 random seeds of ``test_every_pair_backpropagates_exactly`` (``dev`` profile) the worst
+#: tol_ratio is 0.32.
 FD_ERROR_FACTOR = 3.0
 
 
