@@ -55,8 +55,8 @@ def _job_label(job: tuple[str, tuple]) -> str:
     kind, args = job
     if kind == "case":
         return f"{args[0].id} {args[1]}"
-    if kind == "training":
-        return "training " + " ".join(args)
+    if kind in ("training", "fit"):
+        return f"{kind} " + " ".join(args)
     return f"refusal {args[0]}+{args[1]}"
 
 
@@ -93,11 +93,11 @@ def _error_records(impl_name: str, job: tuple[str, tuple], exc: BaseException) -
             combos = [Combination(hidden="tanh,tanh", output="softmax", loss="cross_entropy", reduction="mean",
                                   flavour="fused", dtype=dtype, device=device, impl=impl_name,
                                   optimizer=optimizer_label(OPTIMIZER_CONFIGS[opt]), gd_mode=mode)]
-    check = "forward" if kind == "case" else "training_step"
+    check = {"case": "forward", "fit": "fit_step"}.get(kind, "training_step")
     inf = float("inf")
     return [Record(check=check, param="error", shape="()", **c.__dict__, max_abs_err=inf, max_rel_err=inf,
                    tol_ratio=inf, atol=math.nan, rtol=math.nan, passed=False, status="fail", worst_index="()",
-                   step=0 if check == "training_step" else -1, note=note) for c in combos]
+                   step=-1 if check == "forward" else 0, note=note) for c in combos]
 
 
 def execute(impl: Any, plan: Any, jobs: Sequence[tuple[str, tuple]],
@@ -165,7 +165,7 @@ def _quick_plan(plan: Any) -> tuple[Any, Any]:
 
     def keep(job: tuple[str, tuple]) -> bool:
         kind, args = job
-        return kind != "training" or tuple(args[:2]) in training
+        return kind not in ("training", "fit") or tuple(args[:2]) in training
 
     return (lambda case: case.hidden in hidden), keep
 

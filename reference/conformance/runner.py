@@ -25,17 +25,20 @@ from scratchnet import ModelSpec
 
 from ..byo.adapter import Capabilities, capabilities_of
 from ..core.compare import compare_model
-from ..core.lockstep import lockstep
+from ..core.fit_lockstep import fit_lockstep
+from ..core.lockstep import GD_MODES, lockstep
 from ..core.matrix import DTYPES, OPTIMIZER_CONFIGS, Case, cases, make_batch, refused_pairs, training_configs
-from ..core.protocol import Implementation, initial_state
+from ..core.protocol import Implementation, ScratchnetImplementation, initial_state
 from ..core.records import Record
 
-__all__ = ["RunPlan", "check_case", "check_training", "check_refusal", "run_job", "run_matrix", "target_kind",
+__all__ = ["RunPlan", "check_case", "check_training", "check_fit", "FIT_EPOCHS",
+           "check_refusal", "run_job", "run_matrix", "target_kind",
            "case_problem", "training_spec", "CASE_SIZES", "TRAINING_STEPS"]
 
 CASE_SIZES = (5, 7, 6, 4)
 CASE_BATCH = 8
 TRAINING_STEPS = 20
+FIT_EPOCHS = 3
 
 
 def target_kind(loss: str) -> str:
@@ -97,6 +100,21 @@ def check_training(impl: Implementation, optimizer: str, gd_mode: str, dtype: st
     return records
 
 
+def check_fit(impl: Implementation, optimizer: str, gd_mode: str, dtype: str, device: str = "cpu",
+              epochs: int = FIT_EPOCHS) -> list[Record]:
+    """``Network.fit`` in lockstep with torch (:mod:`~scratchnet_reference.core.fit_lockstep`): the
+    training problem of :func:`check_training` (13 samples: mini-batches of 5, 5, 3), ``epochs``
+    epochs, shuffled with seed 3. ``fit`` is scratchnet's own API, not the adapter protocol's:
+    another implementation raises ``NotImplementedError``."""
+    impl = getattr(impl, "inner", impl)  # the pytest plugin's guard wraps it
+    if not isinstance(impl, ScratchnetImplementation):
+        raise NotImplementedError("Network.fit is scratchnet's API; the adapter protocol has no fit")
+    spec = training_spec(dtype)
+    x, y = make_batch(spec, 13, seed=3, target=target_kind(spec.loss["name"]))
+    return fit_lockstep(spec, x, y, OPTIMIZER_CONFIGS[optimizer], batch_size=GD_MODES[gd_mode](len(x)),
+                        epochs=epochs, seed=3, gd_mode=gd_mode, device=device, network_factory=impl.network_factory)
+
+
 def check_refusal(output: str, loss: str) -> str:
     """The error message an undefined pair is refused with (``AssertionError`` if accepted)."""
     try:
@@ -129,6 +147,9 @@ class RunPlan:
             if self.training:
                 work += [("training", (opt, mode, dtype, device))
                          for opt, mode in training_configs() for dtype in self.dtypes]
+                if self.capabilities is None:  # Network.fit: scratchnet's own API (see check_fit)
+                    work += [("fit", (opt, mode, dtype, device))
+                             for opt, mode in training_configs() for dtype in self.dtypes]
         return work
 
     def missing(self, job: tuple[str, tuple]) -> str:
@@ -164,6 +185,8 @@ def run_job(impl: Implementation, plan: RunPlan, job: tuple[str, tuple]) -> tupl
     if kind == "case":
         case, device = args
         return check_case(impl, case, device, fd=plan.fd), None
+    if kind == "fit":
+        return check_fit(impl, *args), None
     return check_training(impl, *args, spec=plan.training_spec(args[2])), None
 
 

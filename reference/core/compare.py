@@ -4,6 +4,11 @@ finite-difference oracle as the tie-breaker.
 :func:`compare_model` runs one model on one batch through the implementation and through
 torch in every applicable flavour, and returns one :class:`~scratchnet_reference.core.records.Record` per
 compared tensor: the output, the loss, and each parameter's gradient.
+
+Every record is judged by an oracle (:data:`~scratchnet_reference.core.records.ORACLES`): torch in the
+record's flavour and dtype, or — where torch's own arithmetic broke down on that input — the first
+second oracle that applies (:func:`_oracles`); ``unverified`` only when none does. Nothing on the
+expected side comes from the implementation's code: targets are prepared here from the loss's name.
 """
 
 from __future__ import annotations
@@ -15,9 +20,10 @@ import numpy as np
 
 from scratchnet import ModelSpec, registry
 
-from .mapping import FLAVOURS, fused_loss, to_tensor
+from .mapping import FLAVOURS, TORCH_FUSED_OPS, fused_loss, to_tensor
 from .protocol import Implementation, initial_state
 from .records import Combination, Record, measure, vector_agreement, versions_string
+from .stable import STABLE_PAIRS, stable_loss_and_logit_grad
 from .tolerances import FD_TOLERANCES, NOISE_FACTOR, Tolerance, tolerance
 from .torch_import import device_name, torch_module, versions
 from .torch_model import build_torch_model, torch_loss
@@ -31,12 +37,31 @@ def flavours_for(spec: ModelSpec) -> tuple[str, ...]:
     return FLAVOURS if fused_loss(spec.output["name"], spec.loss) else ("modular",)
 
 
+#: Losses whose torch form takes class indices (``F.cross_entropy``, ``F.nll_loss``).
+CLASS_INDEX_LOSSES = ("cross_entropy", "nll")
+
+
 def prepare_batch(spec: ModelSpec, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Inputs cast to the spec's dtype and the target in the form the loss uses."""
+    """Inputs cast to the spec's dtype and the target in the form torch's losses take, decided by
+    the loss's name alone (the implementation validates its own targets):
+
+    * integer labels ``(N,)`` for a class-index loss (:data:`CLASS_INDEX_LOSSES`): int64 indices;
+    * integer labels for any other loss: one-hot rows ``(N, C)`` in the dtype — for a single output
+      (``C = 1``) the labels 0/1 are that column itself;
+    * dense rows ``(N, C)``: cast to the dtype.
+    """
     dtype = np.dtype(spec.dtype)
     xs = np.ascontiguousarray(x, dtype=dtype)
-    loss = registry.make_loss(spec.loss, spec.reduction)
-    return xs, loss.prepare_target(y, spec.sizes[-1], dtype)
+    arr = np.asarray(y)
+    if arr.ndim != 1 or arr.dtype.kind not in "iu":
+        return xs, np.ascontiguousarray(arr, dtype=dtype)
+    labels = arr.astype(np.int64)
+    if spec.loss["name"] in CLASS_INDEX_LOSSES:
+        return xs, labels
+    c = spec.sizes[-1]
+    if c == 1:
+        return xs, np.ascontiguousarray(labels[:, None], dtype=dtype)
+    return xs, (labels[:, None] == np.arange(c)).astype(dtype)
 
 
 def combination(spec: ModelSpec, flavour: str, device: str, impl: str, **training: Any) -> Combination:
@@ -53,12 +78,13 @@ class TorchResult:
     of it, or of ``1 − p``, is decided by rounding)."""
 
     def __init__(self, output: np.ndarray, loss: float, grads: dict[str, np.ndarray], broken: str,
-                 term_scales: dict[str, float] | None = None):
+                 term_scales: dict[str, float] | None = None, oracle: str = "torch"):
         self.output, self.loss, self.grads, self.broken = output, loss, grads, broken
         self.term_scales = term_scales or {}
+        self.oracle = oracle
 
 
-def _modular_precision_loss(spec: ModelSpec, p: np.ndarray) -> str:
+def _modular_precision_loss(spec: ModelSpec, p: np.ndarray, judged_dtype: str | None = None) -> str:
     """Why torch's *modular* log-loss on probabilities ``p`` cannot be trusted to the tolerance,
     or ``""``:
 
@@ -70,6 +96,9 @@ def _modular_precision_loss(spec: ModelSpec, p: np.ndarray) -> str:
     * binary cross-entropy with ``1 − p`` so small that it keeps fewer digits than the gradient
       tolerance needs: torch's backward divides by ``p(1 − p)``, whose relative error is
       ``ε/(1 − p)`` (e.g. ``1 − p = 1e-13`` in float64 leaves three digits).
+
+    ``judged_dtype``: the dtype of the comparison whose gradient rtol the digits must meet
+    (default the spec's; a float64 oracle for a float32 comparison needs float32's).
     """
     loss = spec.loss["name"]
     if loss not in ("cross_entropy", "binary_cross_entropy"):
@@ -82,7 +111,7 @@ def _modular_precision_loss(spec: ModelSpec, p: np.ndarray) -> str:
             clamped = (np.log(p) < -100) | (np.log1p(-p) < -100) | (p * (1 - p) < 1e-12)
         if np.any(clamped):
             return "torch's BCE clamps are active (log at −100, p(1 − p) at 1e-12): not the true loss/derivative"
-        digits_needed = tolerance(spec.dtype, "gradient").rtol
+        digits_needed = tolerance(judged_dtype or spec.dtype, "gradient").rtol
         if np.any(1 - p < eps / digits_needed):
             return (f"torch's modular BCE lost precision: 1 − p < {eps / digits_needed:.2g}, so p(1 − p) "
                     f"carries a relative error above the gradient rtol {digits_needed:g}")
@@ -121,8 +150,10 @@ def _gradient_term_scales(model: Any, upstream: Sequence[Any]) -> dict[str, floa
     return scales
 
 
-def torch_forward_backward(model: Any, spec: ModelSpec, flavour: str, x: Any, target: Any) -> TorchResult:
-    """One forward/backward of a torch model built by :func:`build_torch_model`."""
+def torch_forward_backward(model: Any, spec: ModelSpec, flavour: str, x: Any, target: Any,
+                           judged_dtype: str | None = None) -> TorchResult:
+    """One forward/backward of a torch model built by :func:`build_torch_model` (``judged_dtype``:
+    see :func:`_modular_precision_loss`)."""
     torch = torch_module()
     z, a = model(x)
     loss = torch_loss(spec, flavour, z, a, target)
@@ -138,8 +169,31 @@ def torch_forward_backward(model: Any, spec: ModelSpec, flavour: str, x: Any, ta
     if not np.isfinite(loss_value) or not all(np.all(np.isfinite(g)) for g in grads.values()):
         broken = "torch produced NaN/inf"
     elif flavour == "modular":
-        broken = _modular_precision_loss(spec, out)
+        broken = _modular_precision_loss(spec, out, judged_dtype)
     return TorchResult(out, loss_value, grads, broken, term_scales)
+
+
+def stable_forward_backward(spec: ModelSpec, state: Mapping[str, np.ndarray], x: np.ndarray, target: np.ndarray,
+                            device: str) -> TorchResult:
+    """The ``torch_stable_float64`` oracle: the network in float64 torch on the same numbers, the
+    loss and ``∂L/∂z`` from :func:`~scratchnet_reference.core.stable.stable_loss_and_logit_grad`,
+    every parameter gradient by autograd from there."""
+    torch = torch_module()
+    spec64 = spec.replace(dtype="float64")
+    model = build_torch_model(spec64, {k: np.asarray(v, dtype=np.float64) for k, v in state.items()}, device)
+    xt = to_tensor(np.asarray(x, dtype=np.float64), device, torch.float64)
+    tt = to_tensor(target.astype(np.float64) if target.dtype.kind == "f" else target, device, torch.float64)
+    z, a = model(xt)
+    loss, dz = stable_loss_and_logit_grad(spec.output["name"], spec.loss, spec.reduction, z, tt)
+    params = dict(model.named_parameters())
+    hidden = [a_k for _, _, a_k in model.trace[:-1]]
+    found = torch.autograd.grad(z, list(params.values()) + hidden, grad_outputs=dz, allow_unused=True)
+    grads = {n: g.detach().cpu().numpy() for n, g in zip(params, found)}
+    term_scales = _gradient_term_scales(model, [*found[len(params):], dz])
+    loss_value = float(loss.cpu())
+    finite = np.isfinite(loss_value) and all(np.all(np.isfinite(g)) for g in grads.values())
+    return TorchResult(a.detach().cpu().numpy(), loss_value, grads, "" if finite else "torch produced NaN/inf",
+                       term_scales, oracle="torch_stable_float64")
 
 
 def fd_gradients(impl: Implementation, spec: ModelSpec, state: Mapping[str, np.ndarray], x: np.ndarray,
@@ -181,29 +235,36 @@ def _fd_verdict(fd: np.ndarray, actual: np.ndarray, expected: np.ndarray, dtype:
 
 
 def _record(combo: Combination, check: str, param: str, actual: Any, expected: Any, tol: Tolerance,
-            broken: str, meta: dict[str, str], noise: Any = None, term_scale: float = 0.0, **extra: Any) -> Record:
+            broken: str, meta: dict[str, str], noise: Any = None, term_scale: float = 0.0, oracle: str = "torch",
+            **extra: Any) -> Record:
     actual, expected = np.asarray(actual), np.asarray(expected)
     if actual.shape != expected.shape:  # a wrongly shaped gradient is a failure, named, not a crash
         return Record(check=check, param=param, shape=str(tuple(expected.shape)), **combo.__dict__,
                       max_abs_err=float("inf"), max_rel_err=float("inf"), tol_ratio=float("inf"),
                       atol=tol.atol, rtol=tol.rtol, passed=False, status="fail", worst_index="()",
                       note=f"{param}: implementation gave shape {actual.shape}, torch {expected.shape}",
-                      **meta)
+                      oracle=oracle, **meta)
     scale = float(np.nanmax(np.abs(expected), initial=0.0)) if np.isfinite(expected).all() else 1.0
     atol = tol.atol_for(max(scale, term_scale))
     floor = 0.0
     if noise is not None:  # the probe's distance from torch: this computation's rounding noise
-        probe, scale = noise
+        probe, noise_scale = noise
         with np.errstate(invalid="ignore"):
             diff = np.abs(np.asarray(probe, dtype=np.float64) - expected)
-        floor = NOISE_FACTOR * scale * float(np.max(np.nan_to_num(diff, nan=0.0, posinf=0.0), initial=0.0))
+        floor = NOISE_FACTOR * noise_scale * float(np.max(np.nan_to_num(diff, nan=0.0, posinf=0.0), initial=0.0))
     stats = measure(actual, expected, tol.rtol, atol + floor)
     passed = stats["tol_ratio"] <= 1
-    # Where torch's own arithmetic broke down its numbers are no yardstick, even when they agree.
-    status = "ref_nonfinite" if broken else ("pass" if passed else "fail")
+    if not broken and oracle != "torch" and floor > max(scale, atol):
+        # a second oracle, but torch's own path is farther from it than the value is large: rounding
+        # (a clamp it switched on, 1 − p of a rounded p) decides this value, and any answer within the
+        # floor would pass — no verdict is better than a vacuous one
+        broken = (f"rounding decides this value in {combo.dtype}: torch's own distance from the {oracle} oracle "
+                  f"(noise floor {floor:.3g}) exceeds the value's size {scale:.3g}")
+    # Where every oracle's arithmetic broke down their numbers are no yardstick, even when they agree.
+    status = "unverified" if broken else ("pass" if passed else "fail")
     return Record(check=check, param=param, shape=str(tuple(expected.shape)), **combo.__dict__,
                   atol=atol, rtol=tol.rtol, passed=status != "fail", status=status,
-                  note=broken, noise_floor=floor,
+                  note=broken, noise_floor=floor, oracle="" if broken else oracle,
                   **stats, **meta, **extra)
 
 
@@ -223,6 +284,7 @@ class _Probe:
 
     def __init__(self, spec: ModelSpec, state: Mapping[str, np.ndarray], xs: np.ndarray, target: np.ndarray,
                  device: str):
+        self.judged_dtype = spec.dtype
         other = "float64" if spec.dtype == "float32" else "float32"
         self.spec = spec.replace(dtype=other)
         self.scale = 1.0 if other == "float64" else float(np.finfo(np.float64).eps / np.finfo(np.float32).eps)
@@ -233,7 +295,54 @@ class _Probe:
                                 device)
 
     def run(self, flavour: str) -> TorchResult:
-        return torch_forward_backward(self.model, self.spec, flavour, self.x, self.target)
+        return torch_forward_backward(self.model, self.spec, flavour, self.x, self.target, self.judged_dtype)
+
+
+def _relabelled(result: TorchResult, oracle: str) -> TorchResult:
+    return TorchResult(result.output, result.loss, result.grads, result.broken, result.term_scales, oracle)
+
+
+def _oracles(spec: ModelSpec, flavour: str, refs: Mapping[str, TorchResult], probes: Mapping[str, TorchResult],
+             probe_scale: float, stable: Any) -> Any:
+    """``(expected, noise)`` candidates for one flavour's records, in order; the first whose
+    ``broken`` is empty judges. ``noise`` is ``(probe result, scale)`` for the noise floor.
+
+    The function under test is fixed first: a *fused* flavour record, or a *modular* one of a pair
+    the spec fuses (the implementation computes the loss from the logits), is judged by the fused
+    function; a modular record of an unfused pair by torch's modular function, BCE's clamps included.
+
+    1. ``torch`` — torch in the flavour and dtype; noise: the other precision's run (:class:`_Probe`).
+    2. modular record, fused pair: torch's fused form in the dtype (``torch_fused``, or ``torch_stable``
+       for sigmoid + cross-entropy, which torch does not fuse); the modular path differs from it only
+       where rounding or a clamp broke the modular path down — what the fused form exists to avoid.
+    3. float32: the same torch path in float64 on the same numbers (``torch_float64``); its
+       breakdown is judged at float32's precision. Noise: float32 torch's distance from it — the
+       rounding any float32 implementation of this path carries. A modular float64 run is only
+       taken when none of BCE's clamps is active in it, so it is the fused function there too.
+    4. modular record, unfused pair: ``torch_stable_float64`` (:mod:`~scratchnet_reference.core.stable`),
+       the modular function clamps included, from the logits. Noise: torch's modular distance from it.
+    """
+    pair = (spec.output["name"], spec.loss["name"])
+    ref = refs[flavour]
+    yield ref, (probes[flavour], probe_scale)
+    if flavour == "modular" and spec.fused and "fused" in refs:
+        fused = _relabelled(refs["fused"], "torch_fused" if pair in TORCH_FUSED_OPS else "torch_stable")
+        yield fused, (probes["fused"], probe_scale)
+    if spec.dtype == "float32":
+        yield _relabelled(probes[flavour], "torch_float64"), (ref, 1.0)
+    if flavour == "modular" and not spec.fused and pair in STABLE_PAIRS:
+        yield stable(), (ref, 1.0)
+
+
+def _judge(candidates: Any) -> tuple[TorchResult, Any]:
+    """The first candidate of :func:`_oracles` that is not broken, else the first (``unverified``,
+    with the reason torch's path broke down)."""
+    first = None
+    for result, noise in candidates:
+        first = first or (result, noise)
+        if not result.broken:
+            return result, noise
+    return first
 
 
 def compare_model(impl: Implementation, spec: ModelSpec, x: Any, y: Any, *, device: str = "cpu",
@@ -260,21 +369,32 @@ def compare_model(impl: Implementation, spec: ModelSpec, x: Any, y: Any, *, devi
     meta = {"device_name": device_name(device), "versions": versions_string(versions())}
     records: list[Record] = []
     fd_cache: dict[str, np.ndarray] = {}
-    for flavour in flavours or flavours_for(spec):
-        ref = torch_forward_backward(torch_model, spec, flavour, xt, tt)
-        other = probe.run(flavour)
+    wanted_flavours = tuple(flavours or flavours_for(spec))
+    all_flavours = flavours_for(spec)  # the fused form judges a fused pair's modular records too
+    refs = {f: torch_forward_backward(torch_model, spec, f, xt, tt) for f in all_flavours}
+    probes = {f: probe.run(f) for f in all_flavours}
+    stable_cache: list[TorchResult] = []
+
+    def stable() -> TorchResult:
+        if not stable_cache:
+            stable_cache.append(stable_forward_backward(spec, state, xs, target, device))
+        return stable_cache[0]
+
+    for flavour in wanted_flavours:
+        ref, (other, noise_scale) = _judge(_oracles(spec, flavour, refs, probes, probe.scale, stable))
         combo = combination(spec, flavour, device, impl.name)
+        judged = dict(oracle=ref.oracle)
         records.append(_record(combo, "forward", "output", out_impl, ref.output,
                                tolerance(spec.dtype, "forward"), ref.broken, meta,
-                               noise=(other.output, probe.scale), term_scale=ref.term_scales["output"]))
+                               noise=(other.output, noise_scale), term_scale=ref.term_scales["output"], **judged))
         records.append(_record(combo, "loss", "loss", loss_impl, ref.loss, tolerance(spec.dtype, "loss"),
-                               ref.broken, meta, noise=(other.loss, probe.scale),
-                               actual_value=float(loss_impl), expected_value=ref.loss))
+                               ref.broken, meta, noise=(other.loss, noise_scale),
+                               actual_value=float(loss_impl), expected_value=ref.loss, **judged))
         for name, expected in ref.grads.items():
             actual = np.asarray(grads_impl[name])
             rec = _record(combo, "gradient", name, actual, expected, tolerance(spec.dtype, "gradient"),
-                          ref.broken, meta, noise=(other.grads[name], probe.scale),
-                          term_scale=ref.term_scales.get(name, 0.0),
+                          ref.broken, meta, noise=(other.grads[name], noise_scale),
+                          term_scale=ref.term_scales.get(name, 0.0), **judged,
                           **vector_agreement(actual, expected))
             wanted = fd == "always" or (fd == "on_failure" and rec.status != "pass")
             if wanted and actual.shape == expected.shape:

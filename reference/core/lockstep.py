@@ -1,7 +1,7 @@
 """Training curves in lockstep: the implementation and torch start from the same weights,
-see the same mini-batches in the same order (:func:`scratchnet.batch_schedule`) and use the
-same optimizer settings (``torch.optim``); after every step the losses and the parameters
-are compared.
+see the same mini-batches in the same order (the written schedule of
+:mod:`~scratchnet_reference.core.schedule`, or the batches a caller replays) and use the same
+optimizer settings (``torch.optim``); after every step the losses and the parameters are compared.
 """
 
 from __future__ import annotations
@@ -11,12 +11,13 @@ from typing import Any
 
 import numpy as np
 
-from scratchnet import ModelSpec, batch_schedule
+from scratchnet import ModelSpec
 
 from .compare import combination, flavours_for, prepare_batch, torch_forward_backward
 from .mapping import to_tensor, torch_optimizer
 from .protocol import Implementation, initial_state
 from .records import Record, measure, versions_string
+from .schedule import flat_schedule
 from .tolerances import training_tolerance
 from .torch_import import device_name, versions
 from .torch_model import build_torch_model, torch_state_to_numpy
@@ -48,10 +49,15 @@ def optimizer_label(spec: Mapping[str, Any]) -> str:
 
 def lockstep(impl: Implementation, spec: ModelSpec, x: Any, y: Any, optimizer: Mapping[str, Any], *,
              gd_mode: str = "mini_batch", steps: int = 20, device: str = "cpu", flavour: str | None = None,
-             state: Mapping[str, np.ndarray] | None = None, shuffle: bool = True, seed: int = 0) -> list[Record]:
+             state: Mapping[str, np.ndarray] | None = None, shuffle: bool = True, seed: int = 0,
+             schedule: list[np.ndarray] | None = None) -> list[Record]:
     """Train ``steps`` steps on both sides and return one ``training_step`` record per step
     and one ``final_params`` record per parameter, carrying the first step at which the
     tolerance broke (−1 if none).
+
+    ``schedule``: the batches (index arrays into ``x``) to replay, e.g. a run's own; default the
+    first ``steps`` batches of :func:`~scratchnet_reference.core.schedule.flat_schedule` for
+    ``gd_mode``'s batch size, ``shuffle`` and ``seed``.
 
     A ``training_step`` record compares the loss before the update (``actual_value`` vs
     ``expected_value``; ``max_abs_err``, ``max_rel_err`` and ``atol`` are the loss's) and every
@@ -64,10 +70,8 @@ def lockstep(impl: Implementation, spec: ModelSpec, x: Any, y: Any, optimizer: M
     state = initial_state(spec) if state is None else state
     xs, target = prepare_batch(spec, x, y)
     n = xs.shape[0]
-    batch_size = GD_MODES[gd_mode](n)
-    epochs = -(-steps // len(batch_schedule(n, batch_size, epochs=1)[0]))
-    schedule = [idx for epoch in batch_schedule(n, batch_size, epochs=epochs, shuffle=shuffle, seed=seed)
-                for idx in epoch][:steps]
+    if schedule is None:
+        schedule = flat_schedule(n, GD_MODES[gd_mode](n), steps, shuffle=shuffle, seed=seed)
 
     model = impl.build(spec, state)
     model.configure_optimizer(dict(optimizer))
@@ -102,7 +106,7 @@ def lockstep(impl: Implementation, spec: ModelSpec, x: Any, y: Any, optimizer: M
             distance = max(distance, stats["max_abs_err"])
         ratio = max(loss_stats["tol_ratio"], param_ratio)
         passed = ratio <= 1
-        status = "pass" if passed else ("ref_nonfinite" if ref.broken else "fail")
+        status = "pass" if passed else ("unverified" if ref.broken else "fail")
         if status == "fail" and first_break < 0:
             first_break = step
         records.append(Record(

@@ -19,7 +19,7 @@ from .torch_import import torch_module
 
 __all__ = ["ACTIVATION_MODULES", "MODULAR_LOSSES", "FUSED_LOSSES", "OPTIMIZER_CLASSES",
            "torch_activation", "torch_param_name", "scratch_param_name", "modular_loss",
-           "fused_loss", "torch_optimizer", "FLAVOURS"]
+           "fused_loss", "torch_optimizer", "FLAVOURS", "dense_target", "TORCH_FUSED_OPS"]
 
 FLAVOURS = ("modular", "fused")
 
@@ -62,7 +62,7 @@ def scratch_param_name(name: str) -> str:
 # A torch loss function takes (tensor, target, params, reduction) where target is either an
 # int64 index tensor (class labels) or a dense float tensor, exactly as scratchnet prepared it.
 
-def _dense(target: Any, n_classes: int, dtype: Any, smoothing: float) -> Any:
+def dense_target(target: Any, n_classes: int, dtype: Any, smoothing: float) -> Any:
     """Labels -> one-hot rows, then label smoothing y' = (1 − ε)y + ε/C (torch's definition)."""
     torch = torch_module()
     y = target if target.is_floating_point() else torch.nn.functional.one_hot(target, n_classes).to(dtype)
@@ -76,7 +76,7 @@ def _reduce(per_sample: Any, reduction: str) -> Any:
 def _ce_on_probabilities(p, target, params, reduction):
     """What a learner writes after ``nn.Softmax``: ``−Σ y log p`` per row, mean over rows."""
     torch = torch_module()
-    y = _dense(target, p.shape[1], p.dtype, params["label_smoothing"])
+    y = dense_target(target, p.shape[1], p.dtype, params["label_smoothing"])
     return _reduce(-(y * torch.log(p)).sum(dim=1), reduction)
 
 
@@ -84,7 +84,7 @@ def _nll_on_log_probabilities(logp, target, params, reduction):
     F = torch_module().nn.functional
     if not target.is_floating_point() and not params["label_smoothing"]:
         return F.nll_loss(logp, target, reduction=reduction)
-    y = _dense(target, logp.shape[1], logp.dtype, params["label_smoothing"])
+    y = dense_target(target, logp.shape[1], logp.dtype, params["label_smoothing"])
     return _reduce(-(y * logp).sum(dim=1), reduction)
 
 
@@ -130,7 +130,7 @@ def _bce_with_logits(z, target, params, reduction):
 def _cross_entropy_on_sigmoid_logits(z, target, params, reduction):
     """``−Σ y log σ(z)`` with torch's stable ``logsigmoid``."""
     F = torch_module().nn.functional
-    y = _dense(target, z.shape[1], z.dtype, params["label_smoothing"])
+    y = dense_target(target, z.shape[1], z.dtype, params["label_smoothing"])
     return _reduce(-(y * F.logsigmoid(z)).sum(dim=1), reduction)
 
 
@@ -141,6 +141,11 @@ FUSED_LOSSES: dict[tuple[str, str], Callable[..., Any]] = {
     ("sigmoid", "binary_cross_entropy"): _bce_with_logits,
     ("sigmoid", "cross_entropy"): _cross_entropy_on_sigmoid_logits,
 }
+
+
+#: The pairs of :data:`FUSED_LOSSES` that are torch's own fused ops; the others are written by hand
+#: from torch's stable pieces (``logsigmoid``), as a learner would.
+TORCH_FUSED_OPS = frozenset({("softmax", "cross_entropy"), ("log_softmax", "nll"), ("sigmoid", "binary_cross_entropy")})
 
 
 def modular_loss(loss: Mapping[str, Any]) -> Callable[..., Any]:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from scratchnet import ModelSpec, registry
-from scratchnet.losses import REDUCTIONS
+from scratchnet.spec import REDUCTIONS  # the names of the reductions a spec accepts
 
 __all__ = ["Case", "DTYPES", "OPTIMIZER_CONFIGS", "output_loss_pairs", "refused_pairs", "cases",
            "training_configs", "make_batch"]

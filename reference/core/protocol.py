@@ -14,9 +14,10 @@ The harness never reaches past this surface, so any from-scratch network can be 
     ``configure_optimizer(spec)`` with ``spec = {"name": "sgd"|"adam"|"adamw", **torch kwargs}``;
     ``step()`` — one update from the gradients of the last ``loss_and_grads``.
 
-Targets ``y`` are what :meth:`scratchnet.losses.Loss.prepare_target` returns: an int index
+Targets ``y`` are what :func:`scratchnet_reference.core.compare.prepare_batch` returns: an int index
 vector for cross-entropy/NLL with class labels, else a float ``(N, C)`` array. The batch order
-of training comparisons always comes from :func:`scratchnet.batch_schedule`.
+of training comparisons always comes from :mod:`scratchnet_reference.core.schedule` (the written order
+``fit`` promises).
 
 Outside implementations ("bring your own network"): :mod:`scratchnet_reference.byo.adapter` documents the
 smallest surface (``configure_optimizer``, ``step`` and ``state_dict`` are optional there: without

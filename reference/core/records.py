@@ -16,13 +16,26 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Record", "Combination", "measure", "CHECKS", "STATUSES"]
+__all__ = ["Record", "Combination", "measure", "CHECKS", "STATUSES", "ORACLES"]
 
-CHECKS = ("forward", "loss", "gradient", "training_step", "final_params")
-#: pass; fail; ref_nonfinite — torch's own arithmetic broke down on this input (NaN/±inf, or its
-#: modular path took the log of a saturated probability or ran into BCE's clamps), so torch is no
-#: yardstick here: the record is neither a pass nor a failure (the fused flavour still checks it).
-STATUSES = ("pass", "fail", "ref_nonfinite")
+CHECKS = ("forward", "loss", "gradient", "training_step", "final_params", "fit_step", "fit_epoch")
+#: pass; fail; unverified — no oracle could judge this record: torch's own arithmetic broke down
+#: (NaN/±inf, a saturated probability under a log, BCE's clamps) and none of the second oracles
+#: (:data:`ORACLES`) applied. Neither a pass nor a failure; the gate treats it as a regression from pass.
+STATUSES = ("pass", "fail", "unverified")
+
+#: Who computed a record's expected value (the ``oracle`` field), first applicable wins:
+#:
+#: * ``torch`` — torch in the record's flavour and dtype (modular: the loss on the output activation;
+#:   fused: torch's stable form on the logits);
+#: * ``torch_fused`` / ``torch_stable`` — for a pair the spec fuses, where torch's modular path broke
+#:   down: torch's fused op (``F.cross_entropy``, ``binary_cross_entropy_with_logits``,
+#:   ``log_softmax`` + ``nll_loss``) or, for sigmoid + cross-entropy, which torch does not fuse, the
+#:   loss written with ``logsigmoid`` — the function a fused implementation computes;
+#: * ``torch_float64`` — for a float32 comparison: the same torch path in float64 on the same numbers;
+#: * ``torch_stable_float64`` — the loss and ``∂L/∂z`` written stably from the logits in float64
+#:   (:mod:`scratchnet_reference.core.stable`), the rest of the network by autograd.
+ORACLES = ("torch", "torch_fused", "torch_stable", "torch_float64", "torch_stable_float64")
 
 
 @dataclass(frozen=True)
@@ -52,6 +65,7 @@ class Combination:
 _MEASURED: tuple[tuple[str, str] | tuple[str, str, Any], ...] = (
     ("max_abs_err", "float"), ("max_rel_err", "float"), ("tol_ratio", "float"), ("atol", "float"), ("rtol", "float"),
     ("passed", "bool"), ("status", "str"), ("worst_index", "str"),
+    ("oracle", "str", field(default="torch")),
     ("step", "int", field(default=-1)),
     ("actual_value", "float", field(default=float("nan"))),
     ("expected_value", "float", field(default=float("nan"))),

@@ -65,9 +65,9 @@ DEFAULT_FLOORS: dict[str, float] = {"float64": 1e-4, "float32": 1e-2}
 FALLBACK_FLOOR = 1e-2
 #: Statuses that are not a verdict: nothing was compared (the reference's arithmetic broke down).
 #: Every status other than ``pass``/``fail`` that the gate accepts is one of these.
-UNVERIFIED_STATUSES = ("ref_nonfinite",)
+UNVERIFIED_STATUSES = ("unverified",)
 #: The matrix column counting a row's unverified records.
-UNVERIFIED_COUNT = "n_ref_nonfinite"
+UNVERIFIED_COUNT = "n_unverified"
 #: Every column the gate reads.
 REQUIRED_COLUMNS = (*KEY_COLUMNS, *RATIO_COLUMNS, "worst_ratio", "n_records", "n_failed", UNVERIFIED_COUNT, "status")
 #: The ratio columns every row of a kind has unless it failed or has unverified records.
@@ -233,7 +233,8 @@ def compare_matrices(run: pd.DataFrame, baseline: pd.DataFrame, factor: float = 
     newly_unverified = (was == "pass") & (now == "unverified")
     for key in common[newly_unverified.to_numpy()]:
         row = new.loc[key]
-        offend("pass → unverified", row, f"all {int(row['n_records'])} records unverified: nothing was compared")
+        offend("pass → unverified", row, f"{int(row[UNVERIFIED_COUNT])} of {int(row['n_records'])} records unverified: "
+                                          "no oracle could judge them")
     flagged = newly_failed | newly_unverified
     floor = new["dtype"].map(lambda dtype: _floor(str(dtype), floors)).astype(float)
     for column in RATIO_COLUMNS:

@@ -5,10 +5,13 @@ Three views of the records (:class:`scratchnet_reference.core.records.Record`), 
 * the **conformance matrix** (:func:`conformance_matrix`) — one row per compared combination:
   ``kind="case"`` rows are hidden × output × loss × reduction × flavour × dtype × device;
   ``kind="training"`` rows are the lockstep training runs, optimizer × GD mode × dtype × device
-  (their model columns say what was trained). Columns: the worst ``tol_ratio`` of each check
+  (their model columns say what was trained); ``kind="fit"`` rows are scratchnet's own ``Network.fit``
+  in lockstep (:mod:`scratchnet_reference.core.fit_lockstep`), optimizer × GD mode × dtype × device.
+  Columns: the worst ``tol_ratio`` of each check
   (``forward_ratio``, ``loss_ratio``, ``gradient_ratio``, ``training_ratio``), the record counts
-  and ``status`` (``fail`` when any record failed). ``ref_nonfinite`` records — torch's own
-  arithmetic broke down — are counted but kept out of the worst ratios.
+  and ``status`` (``fail`` when any record failed, else ``unverified`` when a record had no oracle
+  to judge it, else ``pass``). ``unverified`` records are counted but kept out of the worst ratios;
+  ``n_by_oracle`` says who judged the row's records (``torch=10 torch_fused=4``).
 * the **gradient-diff report** (:func:`gradient_report`) — one row per combination × parameter, with
   the ``diagnosis`` of a failing one (:mod:`scratchnet_reference.byo.diagnosis`: which derivative, what pattern).
 * the **training-curve report** (:func:`training_report`) — one row per training step: both
@@ -57,11 +60,14 @@ KEY_COLUMNS = ("kind", "impl", "hidden", "output", "loss", "reduction", "flavour
                "dtype", "device")
 #: check -> the matrix column holding its worst tol_ratio
 CHECK_COLUMN = {"forward": "forward_ratio", "loss": "loss_ratio", "gradient": "gradient_ratio",
-                "training_step": "training_ratio", "final_params": "training_ratio"}
+                "training_step": "training_ratio", "final_params": "training_ratio",
+                "fit_step": "training_ratio", "fit_epoch": "training_ratio"}
 RATIO_COLUMNS = ("forward_ratio", "loss_ratio", "gradient_ratio", "training_ratio")
-MATRIX_COLUMNS = (*KEY_COLUMNS, *RATIO_COLUMNS, "worst_ratio", "n_records", "n_failed", "n_ref_nonfinite",
-                  "first_break_step", "status")
+MATRIX_COLUMNS = (*KEY_COLUMNS, *RATIO_COLUMNS, "worst_ratio", "n_records", "n_failed", "n_unverified",
+                  "n_by_oracle", "first_break_step", "status")
 TRAINING_CHECKS = ("training_step", "final_params")
+#: The checks of ``Network.fit`` in lockstep (:mod:`scratchnet_reference.core.fit_lockstep`): matrix kind ``fit``.
+FIT_CHECKS = ("fit_step", "fit_epoch")
 #: One training curve: the matrix key without ``kind``, plus the model size and seed.
 CURVE_COLUMNS = (*KEY_COLUMNS[1:], "sizes", "seed")
 GRADIENT_COLUMNS = (*KEY_COLUMNS[1:], "sizes", "seed", "param", "shape", "max_abs_err", "max_rel_err", "tol_ratio",
@@ -120,7 +126,7 @@ def read_records(path: str | os.PathLike[str]) -> pd.DataFrame:
 
 
 def _kind(checks: pd.Series) -> np.ndarray:
-    return np.where(checks.isin(TRAINING_CHECKS), "training", "case")
+    return np.where(checks.isin(TRAINING_CHECKS), "training", np.where(checks.isin(FIT_CHECKS), "fit", "case"))
 
 
 def conformance_matrix(records: pd.DataFrame) -> pd.DataFrame:
@@ -128,21 +134,48 @@ def conformance_matrix(records: pd.DataFrame) -> pd.DataFrame:
     if records.empty:
         return _typed(pd.DataFrame(columns=MATRIX_COLUMNS))
     d = records.assign(kind=_kind(records["check"]),
-                       ratio=records["tol_ratio"].where(records["status"] != "ref_nonfinite"),
+                       ratio=records["tol_ratio"].where(records["status"] != "unverified"),
                        ratio_column=records["check"].map(CHECK_COLUMN).fillna("other_ratio"),
                        failed=records["status"] == "fail",
-                       nonfinite=records["status"] == "ref_nonfinite",
+                       unverified=records["status"] == "unverified",
                        fail_step=records["step"].where((records["status"] == "fail")
                                                        & (records["check"] == "training_step")))
     key = list(KEY_COLUMNS)
     grouped = d.groupby(key, sort=True, dropna=False)
     out = grouped.agg(worst_ratio=("ratio", "max"), n_records=("check", "size"), n_failed=("failed", "sum"),
-                      n_ref_nonfinite=("nonfinite", "sum"), first_break_step=("fail_step", "min"))
+                      n_unverified=("unverified", "sum"), first_break_step=("fail_step", "min"),
+                      n_by_oracle=("oracle", _oracle_counts))
     ratios = d.groupby([*key, "ratio_column"], sort=True, dropna=False)["ratio"].max().unstack("ratio_column")
     out = out.join(ratios.reindex(columns=list(RATIO_COLUMNS)))
     out["first_break_step"] = out["first_break_step"].fillna(-1)
-    out["status"] = np.where(out["n_failed"] > 0, "fail", "pass")
+    out["status"] = np.where(out["n_failed"] > 0, "fail", np.where(out["n_unverified"] > 0, "unverified", "pass"))
     return _typed(out.reset_index()[list(MATRIX_COLUMNS)])
+
+
+def _oracle_counts(oracles: pd.Series) -> str:
+    """``"torch=10 torch_fused=4"``: records per oracle (unverified records have none)."""
+    counts = oracles[oracles != ""].value_counts().sort_index()
+    return " ".join(f"{name}={n}" for name, n in counts.items())
+
+
+def oracle_counts(matrix: pd.DataFrame) -> pd.DataFrame:
+    """Records per oracle over the whole matrix (from ``n_by_oracle``), plus the unverified ones."""
+    counts: dict[str, int] = {}
+    for cell in matrix.get("n_by_oracle", pd.Series(dtype=str)).fillna(""):
+        for item in str(cell).split():
+            name, _, n = item.partition("=")
+            counts[name] = counts.get(name, 0) + int(n)
+    if "n_unverified" in matrix:
+        counts["unverified (no oracle)"] = int(matrix["n_unverified"].sum())
+    return pd.DataFrame({"oracle": list(counts), "records": list(counts.values())})
+
+
+def oracle_table(records: pd.DataFrame) -> pd.DataFrame:
+    """Records per oracle and status (``oracle`` blank: unverified) — who judged the run."""
+    if records.empty:
+        return pd.DataFrame(columns=["oracle", "status", "records"])
+    return (records.assign(oracle=records["oracle"].replace("", "(none)"))
+            .groupby(["oracle", "status"], sort=True).size().rename("records").reset_index())
 
 
 def gradient_report(records: pd.DataFrame) -> pd.DataFrame:
@@ -283,6 +316,7 @@ def render_markdown(matrix: pd.DataFrame, gradients: pd.DataFrame, training: pd.
         f"{verdict}: {len(matrix) - n_fail} of {len(matrix)} matrix rows pass, {n_fail} fail. "
         "`tol_ratio = max |a − b| / (atol + rtol·|b|)`; a check passes when it is ≤ 1.", "",
         "## Summary", "", _md_table(summary_table(matrix)), "",
+        "## Records per oracle", "", _md_table(oracle_counts(matrix)), "",
         "## Failures", "", _md_table(failures_table(matrix).head(50)), "",
         "## Worst matrix rows", "", _md_table(worst_table(matrix, 10)), "",
         "## Training (lockstep)", "", _md_table(curves_table(training)), "",

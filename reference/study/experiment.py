@@ -57,7 +57,7 @@ from typing import Any
 import numpy as np
 
 import scratchnet
-from scratchnet import ModelSpec, Network, batch_schedule
+from scratchnet import ModelSpec, Network
 
 __all__ = ["COMBOS", "GD_MODES", "HIDDEN", "LR_GRID", "LR_LADDER", "LR_START", "BUDGETS", "Cell", "StudyConfig", "Run",
            "full_config", "quick_config", "train_run", "verify_run", "run_study", "runs_frame", "results_frame",
@@ -383,17 +383,6 @@ def train_run(cell: Cell, lr: float, seed: int, data: Any, config: StudyConfig) 
     return run, state0
 
 
-def lockstep_subset_size(batch_size: int) -> int | None:
-    """The smallest sample count for which :data:`scratchnet_reference.core.lockstep.GD_MODES`'s mini-batch size
-    equals ``batch_size`` (None if there is none)."""
-    from ..core.lockstep import GD_MODES as LOCKSTEP_MODES
-
-    for n in range(batch_size, 4 * batch_size + 4):
-        if LOCKSTEP_MODES["mini_batch"](n) == batch_size:
-            return n
-    return None
-
-
 #: A lockstep run whose tolerance breaks counts as "unstable" (not "fail") when a one-ulp nudge of
 #: scratchnet's own initial weights moves its weights at least this fraction as far as torch's
 #: weights differ: the learning rate amplifies rounding, no derivative is wrong.
@@ -401,17 +390,10 @@ CONTROL_FRACTION = 0.1
 
 
 def rounding_control(spec: ModelSpec, state0: Mapping[str, np.ndarray], x: np.ndarray, y: np.ndarray, lr: float,
-                     gd_mode: str, steps: int, seed: int) -> float:
-    """The largest weight difference after ``steps`` SGD steps (lockstep's batch schedule) between
-    scratchnet started from ``state0`` and from ``state0`` nudged by one ulp: how much this
-    trajectory amplifies a rounding-sized perturbation."""
-    from ..core.lockstep import GD_MODES as LOCKSTEP_MODES
-
-    n = x.shape[0]
-    size = LOCKSTEP_MODES[gd_mode](n)
-    per_epoch = len(batch_schedule(n, size, epochs=1)[0])
-    schedule = [idx for epoch in batch_schedule(n, size, epochs=-(-steps // per_epoch), seed=seed)
-                for idx in epoch][:steps]
+                     schedule: list[np.ndarray]) -> float:
+    """The largest weight difference after the SGD steps of ``schedule`` (the batches lockstep
+    replayed) between scratchnet started from ``state0`` and from ``state0`` nudged by one ulp: how
+    much this trajectory amplifies a rounding-sized perturbation."""
     finals = []
     for nudge in (False, True):
         network = Network(spec)
@@ -428,15 +410,18 @@ def rounding_control(spec: ModelSpec, state0: Mapping[str, np.ndarray], x: np.nd
 
 
 def verify_run(run: Run, state0: Mapping[str, np.ndarray], data: Any, config: StudyConfig) -> dict[str, Any]:
-    """Train the identical torch model in lockstep for the run's first steps: the worst
-    ``tol_ratio``, the largest weight difference, how the steps relate to the study's and, when
-    the tolerance breaks, the :func:`rounding_control`."""
-    from ..core.lockstep import GD_MODES as LOCKSTEP_MODES
+    """Train the identical torch model in lockstep for the run's first steps, replaying the run's
+    own batches — ``fit``'s written order (:mod:`~scratchnet_reference.core.schedule`) for the
+    run's batch size and seed over the whole training set — and return the worst ``tol_ratio``, the
+    largest weight difference, how the steps relate to the study's, the schedule replayed
+    (``lockstep_schedule``, in words) and, when the tolerance breaks, the :func:`rounding_control`."""
     from ..core.lockstep import lockstep
     from ..core.protocol import ScratchnetImplementation
+    from ..core.schedule import flat_schedule
 
     steps = config.lockstep_steps
     result: dict[str, Any] = {"lockstep_steps": 0, "lockstep_batch": 0, "lockstep_replay": "skipped",
+                              "lockstep_schedule": "none (skipped)",
                               "lockstep_max_ratio": math.nan, "lockstep_distance": math.nan,
                               "control_distance": math.nan, "lockstep_status": "skipped", "lockstep_note": ""}
     if steps <= 0:
@@ -445,21 +430,19 @@ def verify_run(run: Run, state0: Mapping[str, np.ndarray], data: Any, config: St
     spec = make_spec(cell, data, config, run.seed)
     x, y = data.x_train, data.y_train
     replay = "exact"
-    if cell.gd_mode == "mini_batch":
-        m = lockstep_subset_size(config.batch_size)
-        if m is None or m > data.n_train:
-            m = min(data.n_train, 3 * config.batch_size)
-        first = np.concatenate(batch_schedule(data.n_train, config.batch_size, epochs=1, seed=run.seed)[0])[:m]
-        x, y = x[first], y[first]
-        replay = f"subset of {m}"
-    batch = LOCKSTEP_MODES[cell.gd_mode](x.shape[0])
-    result.update(lockstep_steps=steps, lockstep_batch=x.shape[0] if batch is None else int(batch),
-                  lockstep_replay=replay)
+    n = x.shape[0]
+    batch = run.batch_size if run.batch_size is None else min(int(run.batch_size), n)
+    schedule = flat_schedule(n, batch, steps, shuffle=True, seed=run.seed)
+    per_epoch = -(-n // (batch or n))
+    size = "full batch" if batch is None else f"batch size {batch}"
+    result.update(lockstep_steps=steps, lockstep_batch=n if batch is None else batch, lockstep_replay=replay,
+                  lockstep_schedule=(f"the run's first {len(schedule)} batches ({size}, {per_epoch} per epoch over "
+                                     f"all {n} training samples, shuffled with seed {run.seed})"))
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
         try:
             records = lockstep(ScratchnetImplementation(), spec, x, y, {"name": "sgd", "lr": run.lr},
-                               gd_mode=cell.gd_mode, steps=steps, state=state0, seed=run.seed)
+                               gd_mode=cell.gd_mode, steps=steps, state=state0, seed=run.seed, schedule=schedule)
         except Exception as exc:  # noqa: BLE001 - a crash is a failed verification, recorded
             result.update(lockstep_max_ratio=math.inf, lockstep_status="fail",
                           lockstep_note=f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:200])
@@ -467,7 +450,7 @@ def verify_run(run: Run, state0: Mapping[str, np.ndarray], data: Any, config: St
     ratios = np.array([r.tol_ratio for r in records], dtype=np.float64)
     distances = np.array([r.param_distance for r in records], dtype=np.float64)
     statuses = {r.status for r in records}
-    status = "fail" if "fail" in statuses else ("ref_nonfinite" if "ref_nonfinite" in statuses else "pass")
+    status = "fail" if "fail" in statuses else ("unverified" if "unverified" in statuses else "pass")
     notes = []
     if replay == "exact":
         ours = np.array([r.actual_value for r in records if r.check == "training_step"], dtype=np.float64)
@@ -486,7 +469,7 @@ def verify_run(run: Run, state0: Mapping[str, np.ndarray], data: Any, config: St
     if status == "fail":
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            control = rounding_control(spec, state0, x, y, run.lr, cell.gd_mode, steps, run.seed)
+            control = rounding_control(spec, state0, x, y, run.lr, schedule)
         if np.isfinite(distance) and control >= CONTROL_FRACTION * distance:
             status = "unstable"
             notes.append(f"rounding amplified: a 1-ulp nudge of the initial weights moves scratchnet's own weights "
@@ -494,8 +477,8 @@ def verify_run(run: Run, state0: Mapping[str, np.ndarray], data: Any, config: St
         else:
             notes.append(f"not explained by rounding: a 1-ulp nudge moves scratchnet's weights by {control:.1e}, "
                          f"torch's differ by {distance:.1e}")
-    elif status == "ref_nonfinite":
-        notes.append("torch's own arithmetic overflowed (ref_nonfinite)")
+    elif status == "unverified":
+        notes.append("no oracle could judge a step: torch's own arithmetic broke down (unverified)")
     result.update(lockstep_steps=sum(r.check == "training_step" for r in records), lockstep_replay=replay,
                   lockstep_max_ratio=worst, lockstep_distance=distance, control_distance=control,
                   lockstep_status=status, lockstep_note="; ".join(notes))
@@ -705,9 +688,10 @@ def results_frame(runs_df, config: StudyConfig):
         row["lockstep_runs"] = int(group[["lr", "seed"]].drop_duplicates().shape[0])
         row["lockstep_max_ratio"] = float(np.max(ratios)) if len(ratios) else math.nan
         statuses = set(group["lockstep_status"])
-        row["lockstep_status"] = next((s for s in ("fail", "unstable", "ref_nonfinite") if s in statuses),
+        row["lockstep_status"] = next((s for s in ("fail", "unstable", "unverified") if s in statuses),
                                       "skipped" if statuses == {"skipped"} else "pass")
         row["lockstep_replay"] = group["lockstep_replay"].iloc[0]
+        row["lockstep_schedule"] = group["lockstep_schedule"].iloc[0]
         rows.append(row)
     frame = pd.DataFrame(rows)
     order = {

@@ -3,11 +3,12 @@
 Every case comes from the registry (``scratchnet_reference.core.matrix``): hidden activation × output
 activation × every loss defined on it × reduction × dtype, on every selected device, each
 compared in every torch flavour. Undefined pairs must be refused; every optimizer
-configuration × GD mode trains in lockstep with torch.
+configuration × GD mode trains in lockstep with torch — through the adapter protocol, and through
+scratchnet's own ``Network.fit`` (``kind="fit"``, :mod:`scratchnet_reference.core.fit_lockstep`).
 """
 
 import pytest
-from scratchnet_reference.conformance.runner import check_refusal
+from scratchnet_reference.conformance.runner import FIT_EPOCHS, check_fit, check_refusal
 
 # The matrix cases and the lockstep training runs are the packaged tests that
 # ``pytest --pyargs scratchnet_reference.conformance.tests --impl ...`` runs in a user's project; imported
@@ -17,7 +18,24 @@ from scratchnet_reference.conformance.tests.test_conformance import (  # noqa: F
     test_case_matches_torch,
     test_training_in_lockstep,
 )
-from scratchnet_reference.core.matrix import output_loss_pairs, refused_pairs
+from scratchnet_reference.core.lockstep import GD_MODES
+from scratchnet_reference.core.matrix import DTYPES, OPTIMIZER_CONFIGS, output_loss_pairs, refused_pairs
+from scratchnet_reference.core.protocol import ScratchnetImplementation
+
+FITS = [(opt, mode, dtype) for opt in OPTIMIZER_CONFIGS for mode in GD_MODES for dtype in DTYPES]
+
+
+@pytest.mark.parametrize("optimizer,gd_mode,dtype", FITS, ids=["-".join(f) for f in FITS])
+def test_fit_in_lockstep(impl, optimizer, gd_mode, dtype, device, conformance):
+    """``Network.fit`` step for step against torch fed the written schedule: every optimizer
+    configuration, full batch / mini-batches of 5, 5, 3 / stochastic, shuffled, several epochs."""
+    if not isinstance(getattr(impl, "inner", impl), ScratchnetImplementation):
+        pytest.skip("Network.fit is scratchnet's own API; the adapter protocol has no fit")
+    records = check_fit(impl, optimizer, gd_mode, dtype, device)
+    steps = [r for r in records if r.check == "fit_step"]
+    assert len([r for r in records if r.check == "fit_epoch"]) == FIT_EPOCHS >= 2
+    assert len(steps) == FIT_EPOCHS * {"full_batch": 1, "mini_batch": 3, "stochastic": 13}[gd_mode]
+    conformance.check(records, steer=False)
 
 
 @pytest.mark.parametrize("output,loss", refused_pairs(), ids=[f"{o}-{l}" for o, l in refused_pairs()])

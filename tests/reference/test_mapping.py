@@ -68,7 +68,7 @@ def test_every_loss_has_a_modular_torch_form():
 def test_every_fused_pair_has_a_fused_torch_form():
     """Each pair scratchnet computes from the logits needs torch's stable form on the logits
     too; otherwise at large logits it is only ever compared with torch's modular path, which
-    overflows there (``ref_nonfinite``), and the stable code goes unchecked exactly where it
+    overflows there (``unverified`` without a second oracle), and the stable code goes unchecked exactly where it
     matters."""
     assert set(fused.FUSED_PAIRS) == set(registry.FUSED_PAIRS)
     missing = set(registry.FUSED_PAIRS) - set(mapping.FUSED_LOSSES)

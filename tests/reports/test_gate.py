@@ -46,6 +46,16 @@ def test_pass_to_fail_names_the_row(records, baseline_dir, write):
     assert "gradient_ratio 4.2" in result.offenders["detail"].iloc[0]
 
 
+def test_pass_to_unverified_is_a_regression(records, baseline_dir, write):
+    """A record no oracle could judge turns its row ``unverified``: a regression from ``pass``."""
+    target = _first(records, check="loss", output="softmax", loss="cross_entropy", flavour="fused", dtype="float64")
+    target.status, target.oracle, target.note = "unverified", "", "torch produced NaN/inf"
+    result = gate(write(records), baseline_dir)
+    assert _problems(result) == [("pass → unverified", "tanh,tanh → softmax + cross_entropy (mean, fused)",
+                                  "float64")]
+    assert "1 record(s) unverified" in result.offenders["detail"].iloc[0]
+
+
 def test_missing_combination_fails(records, baseline_dir, write):
     kept = [r for r in records if not (r.output == "sigmoid" and r.loss == "mse" and r.dtype == "float64")]
     result = gate(write(kept), baseline_dir)
@@ -97,7 +107,7 @@ def _row(ratio: float, output: str = "a", device: str = "cpu", status: str = "pa
     return dict(kind="case", impl="scratchnet", hidden="tanh", output=output, loss="mse", reduction="mean",
                 flavour="modular", optimizer="", gd_mode="", dtype="float64", device=device,
                 forward_ratio=ratio, loss_ratio=math.nan, gradient_ratio=math.nan, training_ratio=math.nan,
-                worst_ratio=ratio, n_records=1, n_failed=int(status == "fail"), n_ref_nonfinite=0, status=status)
+                worst_ratio=ratio, n_records=1, n_failed=int(status == "fail"), n_unverified=0, status=status)
 
 
 def test_cuda_rows_are_compared_only_when_both_sides_have_them():
@@ -242,7 +252,7 @@ def test_nan_in_the_baseline_and_x1000_in_the_run_is_an_error(records, small_rec
         gate(write(records), baseline_dir)
 
 
-@pytest.mark.parametrize("column", ["worst_ratio", "n_failed", "n_records", "n_ref_nonfinite", "status",
+@pytest.mark.parametrize("column", ["worst_ratio", "n_failed", "n_records", "n_unverified", "status",
                                     "gradient_ratio"])
 def test_a_removed_column_the_gate_reads_is_an_error(small_records, baseline_dir, write, column):
     run = write(small_records)
@@ -266,7 +276,7 @@ def test_a_row_whose_checks_all_turned_unverified_is_a_regression(records, basel
     where = dict(output="softmax", loss="cross_entropy", flavour="fused", dtype="float64")
     for r in records:
         if all(getattr(r, k) == v for k, v in where.items()) and not r.optimizer:
-            r.status, r.tol_ratio = "ref_nonfinite", math.inf  # torch's own arithmetic broke down
+            r.status, r.tol_ratio = "unverified", math.inf  # torch's own arithmetic broke down
     result = gate(write(records), baseline_dir)
     assert _problems(result) == [("pass → unverified", "tanh,tanh → softmax + cross_entropy (mean, fused)",
                                   "float64")]
@@ -276,7 +286,7 @@ def test_a_row_whose_checks_all_turned_unverified_is_a_regression(records, basel
 def test_one_check_turned_unverified_is_a_regression(records, baseline_dir, write):
     for r in records:
         if r.check == "gradient" and r.output == "sigmoid" and r.loss == "mse" and r.dtype == "float32":
-            r.status, r.tol_ratio = "ref_nonfinite", math.nan
+            r.status, r.tol_ratio = "unverified", math.nan
     result = gate(write(records), baseline_dir)
     assert _problems(result) == [("pass → unverified", "tanh,tanh → sigmoid + mse (mean, modular)", "float32")]
     assert result.offenders["detail"].iloc[0].startswith("gradient_ratio ") and "→ empty" in \

@@ -88,12 +88,24 @@ def test_matrix_row_fails_when_any_record_fails_and_keeps_the_worst_ratio(record
     assert (matrix["status"] == "fail").sum() == 1
 
 
-def test_ref_nonfinite_records_are_counted_but_not_worst(records):
+def test_unverified_records_are_counted_but_not_worst(records):
     target = next(r for r in records if r.check == "loss")
-    target.tol_ratio, target.status = math.inf, "ref_nonfinite"
+    target.tol_ratio, target.status, target.oracle = math.inf, "unverified", ""
     matrix = conformance_matrix(records_frame(records))
-    row = matrix[(matrix["n_ref_nonfinite"] == 1)]
-    assert len(row) == 1 and row["status"].iloc[0] == "pass" and math.isfinite(row["worst_ratio"].iloc[0])
+    row = matrix[(matrix["n_unverified"] == 1)]
+    assert len(row) == 1 and row["status"].iloc[0] == "unverified" and math.isfinite(row["worst_ratio"].iloc[0])
+    assert "torch=" in row["n_by_oracle"].iloc[0]
+    assert (matrix["status"] == "unverified").sum() == 1
+
+
+def test_every_record_is_counted_under_its_oracle(records):
+    from scratchnet_reference.reports.tables import oracle_table
+
+    frame = records_frame(records)
+    table = oracle_table(frame)
+    assert table["records"].sum() == len(records)
+    counts = conformance_matrix(frame)["n_by_oracle"].str.findall(r"=(\d+)").map(lambda n: sum(map(int, n)))
+    assert counts.sum() == sum(r.status != "unverified" for r in records)
 
 
 def test_gradient_report_has_a_row_per_parameter(small_records):
