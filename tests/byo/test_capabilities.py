@@ -81,7 +81,7 @@ def test_cli_run_counts_what_is_not_implemented_and_passes(capsys, tmp_path):
 
 
 def test_pytest_skips_and_counts_what_is_not_implemented(run_pytest):
-    code, out = run_pytest("--pyargs", "scratchnet_reference.conformance.tests", "--impl", "tests.byo.impls:restricted",
+    code, out = run_pytest("--pyargs", "scratchnet_reference.conformance.tests", "--scratchnet-impl", "tests.byo.impls:restricted",
                            "-k", "relu and softmax-cross_entropy or sgd-full_batch")
     assert code == 0, out[-3000:]
     assert "tests skipped as not implemented by restricted" in out and "dtype float32" in out
