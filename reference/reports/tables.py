@@ -25,7 +25,7 @@ import base64
 import html
 import math
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any
@@ -389,29 +389,44 @@ def render_html(matrix: pd.DataFrame, gradients: pd.DataFrame, training: pd.Data
 # Writing and re-rendering
 # --------------------------------------------------------------------------------------------
 
+#: ``announce(stage)`` is called before each stage of writing a report folder ("records.csv", …,
+#: "plots", "report.md", "report.html"), so a caller can show progress through the slow part.
+Announce = Callable[[str], None]
+
+
+def _silent(stage: str) -> None:
+    pass
+
+
 def _render(out: Path, matrix: pd.DataFrame, gradients: pd.DataFrame, training: pd.DataFrame,
-            metadata: Mapping[str, str], csv_files: list[str]) -> list[Path]:
+            metadata: Mapping[str, str], csv_files: list[str], announce: Announce = _silent) -> list[Path]:
     from . import plots
 
     written = []
+    announce("plots")
     pngs = plots.all_plots(matrix, gradients, training, metadata)
     for name, data in pngs.items():
         written.append(atomic_write_bytes(out / name, data))
     md_files = [*csv_files, "report.html", *pngs]
+    announce("report.md")
     written.append(atomic_write_text(out / "report.md", render_markdown(matrix, gradients, training, metadata,
                                                                         md_files)))
+    announce("report.html")
     written.append(atomic_write_text(out / "report.html", render_html(matrix, gradients, training, metadata, pngs)))
     return written
 
 
 def _write_tables(records: Iterable[Record | Mapping[str, Any]], out: Path, metadata: Mapping[str, Any] | None,
-                  ) -> tuple[list[Path], dict[str, pd.DataFrame], dict[str, str]]:
+                  announce: Announce = _silent) -> tuple[list[Path], dict[str, pd.DataFrame], dict[str, str]]:
     out.mkdir(parents=True, exist_ok=True)
     frame = records_frame(records)
     meta = collect_metadata(frame, metadata)
     tables = {"records": frame, "matrix": conformance_matrix(frame), "gradients": gradient_report(frame),
               "training": training_report(frame)}
-    written = [write_csv(table, out / CSV_FILES[name], meta, table=name) for name, table in tables.items()]
+    written = []
+    for name, table in tables.items():
+        announce(CSV_FILES[name])
+        written.append(write_csv(table, out / CSV_FILES[name], meta, table=name))
     return written, tables, meta
 
 
@@ -422,17 +437,18 @@ def write_tables(records: Iterable[Record | Mapping[str, Any]], out_dir: str | o
 
 
 def write_reports(records: Iterable[Record | Mapping[str, Any]], out_dir: str | os.PathLike[str],
-                  metadata: Mapping[str, Any] | None = None) -> list[Path]:
+                  metadata: Mapping[str, Any] | None = None, announce: Announce = _silent) -> list[Path]:
     """Write every report of ``records`` into ``out_dir`` and return the paths written.
 
     ``records.csv`` (every raw record, floats ``%.17g``), ``matrix.csv``, ``gradients.csv``,
     ``training.csv``, ``report.md``, ``report.html`` (self-contained) and the PNG plots. Each file
     is written atomically and starts with the metadata header: ``metadata`` as given, completed by
-    :func:`scratchnet_reference.reports.metadata.collect_metadata` (versions, devices, BLAS, date, git commit)."""
+    :func:`scratchnet_reference.reports.metadata.collect_metadata` (versions, devices, BLAS, date, git commit).
+    ``announce(stage)`` is called before each file (the plots together)."""
     out = Path(out_dir)
-    written, tables, meta = _write_tables(records, out, metadata)
+    written, tables, meta = _write_tables(records, out, metadata, announce)
     written += _render(out, tables["matrix"], tables["gradients"], tables["training"], meta,
-                       [CSV_FILES[name] for name in tables])
+                       [CSV_FILES[name] for name in tables], announce)
     return written
 
 

@@ -81,7 +81,8 @@ def test_textbook_net_under_pytest_from_the_installed_package(run_pytest):
 
 
 def test_hypothesis_finds_the_buggy_copy_and_the_summary_diagnoses_the_smallest_example(run_pytest):
-    code, out = run_pytest("tests/conformance/test_properties.py", "--scratchnet-impl", BUGGY, "--scratchnet-max-examples", "3",
+    code, out = run_pytest("tests/conformance/test_properties.py", "--scratchnet-impl", BUGGY,
+                           "--scratchnet-max-examples", "3",
                            "-k", "softmax-cross_entropy and float64")
     assert code == 1, out[-3000:]
     summary = out.split("scratchnet conformance", 1)[1]
