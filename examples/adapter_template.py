@@ -4,7 +4,8 @@ Copy this file into your project (say ``mynet/adapter.py``), fill in the four TO
 from your project directory::
 
     scratchnet-conformance run --impl mynet.adapter:make_implementation --out reports/mynet
-    # or, for CI: pytest --pyargs scratchnet_reference.conformance.tests --impl mynet.adapter:make_implementation
+    # or, for CI:
+    pytest --pyargs scratchnet_reference.conformance.tests --scratchnet-impl mynet.adapter:make_implementation
 
 The suite builds the same network in PyTorch with the same weights, feeds both the same batches,
 and reports per parameter (and, for training, per step) where your numbers differ from torch's
@@ -110,5 +111,5 @@ class MyImplementation:
 
 
 def make_implementation():
-    """The factory ``--impl`` names: ``--impl mynet.adapter:make_implementation``."""
+    """The factory ``--impl`` (CLI) or ``--scratchnet-impl`` (pytest) names: ``mynet.adapter:make_implementation``."""
     return MyImplementation()

@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any, TextIO
 
-__all__ = ["PROG", "UsageError", "Parser", "ProgressBar", "bounded"]
+__all__ = ["PROG", "UsageError", "Parser", "ProgressBar", "StageLine", "bounded"]
 
 PROG = "scratchnet-conformance"
 
@@ -47,8 +47,10 @@ class ProgressBar:
     """A small progress bar on ``stream`` (stderr): redrawn in place on a terminal, one line per
     10 % otherwise (CI logs)."""
 
-    def __init__(self, total: int, stream: TextIO | None = None, enabled: bool = True, width: int = 30):
+    def __init__(self, total: int, stream: TextIO | None = None, enabled: bool = True, width: int = 30,
+                 unit: str = ""):
         self.total, self.stream, self.enabled, self.width = total, stream or sys.stderr, enabled, width
+        self.unit = f" {unit}" if unit else ""
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.start = time.perf_counter()
         self._last_decile = -1
@@ -63,7 +65,7 @@ class ProgressBar:
         if self.tty:
             filled = int(self.width * frac)
             bar = "#" * filled + "." * (self.width - filled)
-            text = f"\r[{bar}] {done}/{self.total} {elapsed:5.1f}s {eta_text} {label[:40]:<40}"
+            text = f"\r[{bar}] {done}/{self.total}{self.unit} {elapsed:5.1f}s {eta_text} {label[:40]:<40}"
             self.stream.write(text)
             if done == self.total:
                 self.stream.write("\n")
@@ -72,7 +74,7 @@ class ProgressBar:
             decile = int(frac * 10)
             if decile != self._last_decile:
                 self._last_decile = decile
-                self.stream.write(f"progress: {100 * frac:3.0f}% ({done}/{self.total}) {elapsed:.1f}s\n")
+                self.stream.write(f"progress: {100 * frac:3.0f}% ({done}/{self.total}{self.unit}) {elapsed:.1f}s\n")
                 self.stream.flush()
 
     def wrap(self, items: Sequence[Any], label=lambda item: "") -> Iterator[Any]:
@@ -80,3 +82,32 @@ class ProgressBar:
         for i, item in enumerate(items, 1):
             yield item
             self.update(i, label(item))
+
+
+class StageLine:
+    """Progress through a phase of named stages (writing a report folder): ``title`` then each
+    stage's name as it starts, on one line of ``stream`` (stderr), and the phase's time at the end::
+
+        writing reports into reports/latest/: records.csv … matrix.csv … plots … report.html (21.4 s)
+    """
+
+    def __init__(self, title: str, stream: TextIO | None = None, enabled: bool = True):
+        self.stream, self.enabled = stream or sys.stderr, enabled
+        self.start = time.perf_counter()
+        self.seconds = math.nan
+        self._first = True
+        if enabled:
+            self.stream.write(title)
+            self.stream.flush()
+
+    def stage(self, name: str) -> None:
+        if self.enabled:
+            self.stream.write(f" {name}" if self._first else f" … {name}")
+            self.stream.flush()
+        self._first = False
+
+    def done(self) -> None:
+        self.seconds = time.perf_counter() - self.start
+        if self.enabled:
+            self.stream.write(f" ({self.seconds:.1f} s)\n")
+            self.stream.flush()

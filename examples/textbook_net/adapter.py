@@ -3,7 +3,8 @@
 Run the suite against this network (from the repository root)::
 
     scratchnet-conformance run --impl examples.textbook_net.adapter:make_implementation --out reports/textbook
-    pytest --pyargs scratchnet_reference.conformance.tests --impl examples.textbook_net.adapter:make_implementation
+    pytest --pyargs scratchnet_reference.conformance.tests \\
+        --scratchnet-impl examples.textbook_net.adapter:make_implementation
 
 The harness hands over a ``scratchnet.ModelSpec`` and weights stored like ``torch.nn.Linear``
 (``layers.{k}.weight`` ``(out, in)``, ``layers.{k}.bias`` ``(out,)``) and batches as rows; this

@@ -1,45 +1,66 @@
 """pytest plugin of the conformance suite.
 
+It is loaded through its entry point in every pytest session of an environment where scratchnet
+is installed, so it takes nothing a user's project may own: every option carries the
+``--scratchnet-`` prefix (as ``--hypothesis-*`` and ``--benchmark-*`` do), the ``device``
+parametrisation applies only to tests that request the ``conformance`` fixture, and a plain run
+writes no file.
+
 Options
-    ``--device {all,cpu,cuda}``  devices to compare on (``all``: CPU plus CUDA when present;
-                                 CUDA cases are marked ``cuda`` and skipped, with the reason,
-                                 where torch sees no GPU)
-    ``--max-examples N``         hypothesis examples per property test (overrides the profile)
-    ``--report-dir DIR``         where the run's records and reports go
-                                 (default ``reports/latest/pytest``)
-    ``--report-html``            render the Markdown/HTML report and plots too (default: CSVs)
-    ``--impl module:factory``    the implementation under test (default: scratchnet):
+    ``--scratchnet-impl module:factory``   the implementation under test (default: scratchnet):
                                  ``package.module:factory`` or ``path/to/adapter.py:factory``;
                                  ``factory`` is an implementation object, a class or a function
-                                 returning one (see :mod:`scratchnet_reference.byo.adapter`). It is validated at
-                                 start-up: a malformed adapter stops the run with what is missing.
+                                 returning one (see :mod:`scratchnet_reference.byo.adapter`). It is
+                                 validated at start-up: a malformed adapter stops the run with what
+                                 is missing.
+    ``--scratchnet-device {all,cpu,cuda}``  devices to compare on (``all``: CPU plus CUDA when
+                                 present; CUDA cases are marked ``cuda`` and skipped, with the
+                                 reason, where torch sees no GPU)
+    ``--scratchnet-max-examples N``   hypothesis examples per property test (overrides the profile;
+                                 1 … 10**6)
+    ``--scratchnet-report-dir DIR``   write the run's records (CSV) into DIR; also the ini setting
+                                 ``scratchnet_report_dir`` (relative to the ini file). Without
+                                 either, nothing is written. Checked at start: a file, a path
+                                 under a file or an unwritable place stops the run at once.
+    ``--scratchnet-report-html``  render the Markdown/HTML report and plots too (default: CSVs)
 
 Fixtures
     ``impl``         the implementation under test (``NotImplementedError`` from its ``build`` or
                      ``configure_optimizer`` skips the test as not implemented)
     ``capabilities`` its :class:`scratchnet_reference.byo.adapter.Capabilities`
-    ``device``       parametrises a test over the selected devices
+    ``device``       parametrises a test that uses ``conformance`` over the selected devices
     ``conformance``  the session's :class:`Recorder`: ``conformance.check(records)`` stores the
                      records, steers hypothesis toward the worst ``tol_ratio`` and fails the test
                      with a table of the failing tensors and their diagnosis;
                      ``conformance.require(...)`` / ``require_case`` / ``require_training`` skip
                      what the implementation does not implement ("not implemented by <impl>: …")
 
+A floating-point warning (``RuntimeWarning``: overflow in ``exp``, …) raised inside the code of an
+implementation given with ``--scratchnet-impl`` is recorded and counted in the summary, never
+turned into a test error: a sigmoid that overflows harmlessly to 0.0 is correct. (scratchnet's own
+tests keep such warnings as errors: pyproject's ``filterwarnings``.)
+
 Every record of the run — from every xdist worker — is collected, written at session end with
-:func:`scratchnet_reference.reports.tables.write_reports` and summarised in the terminal, with the diagnosis of
-each failing parameter, the smallest failing example hypothesis found, and the count of what
-was not implemented.
+:func:`scratchnet_reference.reports.tables.write_reports` when a report folder is given, and
+summarised in the terminal, with the diagnosis of each failing parameter, the smallest failing
+example hypothesis found, and the count of what was not implemented.
 
 The deterministic matrix is also packaged, so a project that depends on scratchnet runs it
-against its own network with ``pytest --pyargs scratchnet_reference.conformance.tests --impl pkg.mod:factory``.
+against its own network with
+``pytest --pyargs scratchnet_reference.conformance.tests --scratchnet-impl pkg.mod:factory``.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import tempfile
 import textwrap
+import warnings
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +88,8 @@ class Recorder:
         #: test id -> lines for the terminal summary, once diagnosed at session end
         self.example_lines: dict[str, list[str]] = {}
         self._problem: Any = None
+        #: floating-point warnings raised inside a user's implementation (``--scratchnet-impl``)
+        self.user_warnings = UserWarnings()
 
     # -- not implemented ---------------------------------------------------------------------
     def skip_not_implemented(self, what: str) -> None:
@@ -145,13 +168,15 @@ class Recorder:
         from ..byo.diagnosis import Problem, annotate, summary_lines
         from ..core.compare import compare_model
 
+        recorded = impl._warnings.recorded if getattr(impl, "_warnings", None) is not None else nullcontext
         impl = getattr(impl, "unguarded", impl)
         for test, (description, problem) in self.examples.items():
             spec, state, x, y, device = problem
             lines = [f"{test}", f"  smallest failing example: {description}"]
             try:
-                records = compare_model(impl, spec, x, y, state=state, device=device, fd="on_failure")
-                annotate(records, impl, Problem(spec, state, x, y, device), self.capabilities)
+                with recorded():
+                    records = compare_model(impl, spec, x, y, state=state, device=device, fd="on_failure")
+                    annotate(records, impl, Problem(spec, state, x, y, device), self.capabilities)
                 lines += ["  " + line for line in summary_lines(records, limit=2)]
             except BaseException as exc:  # noqa: BLE001 - a skip or a crash: say so, never break the summary
                 lines.append(f"  (not diagnosed: {type(exc).__name__}: {exc})")
@@ -176,18 +201,93 @@ def _describe(problem: Any) -> str:
 # The implementation under test
 # --------------------------------------------------------------------------------------------
 
+class UserWarnings:
+    """Floating-point warnings (``RuntimeWarning``) raised inside an implementation's own code,
+    counted by (category, message, where) instead of failing the test: under a
+    ``filterwarnings = error`` setting a harmless ``exp`` overflow of a correct sigmoid would
+    otherwise turn into a raw traceback. Other warnings are re-issued as they came."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[tuple[str, str, str]] = Counter()
+
+    @contextmanager
+    def recorded(self) -> Iterator[None]:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                yield
+            finally:
+                others = self._count(caught)
+        for w in others:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+    def _count(self, caught: list[warnings.WarningMessage]) -> list[warnings.WarningMessage]:
+        others = []
+        for w in caught:
+            if issubclass(w.category, RuntimeWarning):
+                self.counts[(w.category.__name__, str(w.message), _where(w.filename, w.lineno))] += 1
+            else:
+                others.append(w)
+        return others
+
+    def wrap(self, fn: Any) -> Any:
+        """``fn`` running inside :meth:`recorded` (anything not callable is returned as is)."""
+        if not callable(fn):
+            return fn
+
+        @functools.wraps(fn)
+        def inside(*args: Any, **kwargs: Any) -> Any:
+            with self.recorded():
+                return fn(*args, **kwargs)
+        return inside
+
+    def as_rows(self) -> list[list[Any]]:
+        return [[*key, n] for key, n in self.counts.items()]
+
+    def add_rows(self, rows: list[list[Any]]) -> None:
+        for category, message, where, n in rows:
+            self.counts[(category, message, where)] += n
+
+    def summary(self, impl_name: str, limit: int = 5) -> str:
+        """``"2 RuntimeWarnings inside textbook-net (not failures): overflow encountered in exp at
+        adapter.py:12 in sigmoid (2)"``."""
+        total = sum(self.counts.values())
+        kinds = sorted({category for category, _, _ in self.counts})
+        top = "; ".join(f"{message} at {where} ({n})" for (_, message, where), n in self.counts.most_common(limit))
+        more = f"; … {len(self.counts) - limit} more" if len(self.counts) > limit else ""
+        return f"{total} {'/'.join(kinds)}s inside {impl_name} (not failures): {top}{more}"
+
+
+@functools.lru_cache(maxsize=256)
+def _where(filename: str, lineno: int) -> str:
+    """``file.py:12 in function`` — the function found by parsing the file (``file.py:12`` when
+    it cannot be read)."""
+    import ast
+
+    place = f"{Path(filename).name}:{lineno}"
+    try:
+        tree = ast.parse(Path(filename).read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, ValueError):
+        return place
+    names = [node.name for node in ast.walk(tree)
+             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+             and node.lineno <= lineno <= (node.end_lineno or node.lineno)]
+    return f"{place} in {names[-1]}" if names else place
+
+
 class _GuardedModel:
     """A model whose ``configure_optimizer`` turns ``NotImplementedError`` into a skip."""
 
-    def __init__(self, model: Any, recorder: Recorder):
-        self._model, self._recorder = model, recorder
+    def __init__(self, model: Any, recorder: Recorder, user_warnings: UserWarnings | None = None):
+        self._model, self._recorder, self._warnings = model, recorder, user_warnings
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._model, name)
+        attr = getattr(self._model, name)
+        return self._warnings.wrap(attr) if self._warnings is not None else attr
 
     def configure_optimizer(self, spec: Any) -> None:
         try:
-            self._model.configure_optimizer(spec)
+            self.__getattr__("configure_optimizer")(spec)
         except NotImplementedError as exc:
             self._recorder.skip_not_implemented(str(exc) or f"optimizer {dict(spec)}")
 
@@ -197,8 +297,8 @@ class GuardedImplementation:
     ``build`` (or the model's ``configure_optimizer``) skips the test as not implemented instead
     of failing it (and hypothesis re-raises a skip at once, without shrinking)."""
 
-    def __init__(self, inner: Any, recorder: Recorder):
-        self._inner, self._recorder = inner, recorder
+    def __init__(self, inner: Any, recorder: Recorder, user_warnings: UserWarnings | None = None):
+        self._inner, self._recorder, self._warnings = inner, recorder, user_warnings
         self.name = inner.name
 
     @property
@@ -207,7 +307,8 @@ class GuardedImplementation:
         return self._inner
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
+        attr = getattr(self._inner, name)
+        return self._warnings.wrap(attr) if self._warnings is not None else attr
 
     @property
     def unguarded(self) -> Any:
@@ -217,10 +318,10 @@ class GuardedImplementation:
 
     def build(self, spec: Any, state: Any) -> Any:
         try:
-            model = self._inner.build(spec, state)
+            model = self.__getattr__("build")(spec, state)
         except NotImplementedError as exc:
             self._recorder.skip_not_implemented(str(exc) or spec.describe())
-        return _GuardedModel(model, self._recorder)
+        return _GuardedModel(model, self._recorder, self._warnings)
 
 
 def load_implementation(spec: str | None) -> Any:
@@ -235,32 +336,94 @@ def load_implementation(spec: str | None) -> Any:
         raise pytest.UsageError(str(exc)) from None
 
 
+#: Every option of the plugin starts with this prefix; the ini setting is ``scratchnet_report_dir``.
+PREFIX = "--scratchnet-"
+OPT_IMPL, OPT_DEVICE = f"{PREFIX}impl", f"{PREFIX}device"
+OPT_MAX_EXAMPLES, OPT_REPORT_DIR = f"{PREFIX}max-examples", f"{PREFIX}report-dir"
+OPT_REPORT_HTML = f"{PREFIX}report-html"
+INI_REPORT_DIR = "scratchnet_report_dir"
+MAX_EXAMPLES_LIMIT = 10**6
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("scratchnet conformance")
-    group.addoption("--device", default="all", choices=("all", "cpu", "cuda"),
+    group = parser.getgroup("scratchnet", "scratchnet conformance")
+    group.addoption(OPT_IMPL, dest="scratchnet_impl", default=None, metavar="MODULE:FACTORY",
+                    help="implementation under test as package.module:factory or path/to/adapter.py:factory "
+                         "(default scratchnet); see reference/byo/adapter.py")
+    group.addoption(OPT_DEVICE, dest="scratchnet_device", default="all", choices=("all", "cpu", "cuda"),
                     help="devices to compare on (default: all available)")
-    group.addoption("--max-examples", type=int, default=None, help="hypothesis examples per property test")
-    group.addoption("--report-html", action="store_true",
-                    help="also render report.md/report.html and the plots (CSV only by default; "
-                         "`python -m scratchnet_reference report DIR` renders them later)")
-    group.addoption("--report-dir", default=None, help="where records and reports are written "
-                    "(default: reports/latest/pytest under the rootdir)")
-    group.addoption("--impl", default=None, help="implementation under test as package.module:factory or "
-                    "path/to/adapter.py:factory (default scratchnet); see reference/byo/adapter.py")
+    group.addoption(OPT_MAX_EXAMPLES, dest="scratchnet_max_examples", default=None, metavar="N",
+                    help=f"hypothesis examples per property test (1 … {MAX_EXAMPLES_LIMIT:,}; overrides the profile)")
+    group.addoption(OPT_REPORT_DIR, dest="scratchnet_report_dir", default=None, metavar="DIR",
+                    help=f"write the run's records (CSV) into DIR (also the ini setting {INI_REPORT_DIR}); "
+                         "nothing is written without one")
+    group.addoption(OPT_REPORT_HTML, dest="scratchnet_report_html", action="store_true",
+                    help="with a report folder, also render report.md/report.html and the plots "
+                         "(`python -m scratchnet_reference report DIR` renders them later)")
+    parser.addini(INI_REPORT_DIR, default=None,
+                  help="scratchnet conformance: folder for the run's records (relative to the ini file); "
+                       "nothing is written without it or --scratchnet-report-dir")
+
+
+def max_examples(text: str | None) -> int | None:
+    """``--scratchnet-max-examples`` as an integer in 1 … :data:`MAX_EXAMPLES_LIMIT` (``None``: the
+    profile's); anything else is a :class:`pytest.UsageError` naming the option."""
+    if text is None:
+        return None
+    try:
+        n = int(str(text).strip())
+    except ValueError:
+        raise pytest.UsageError(f"{OPT_MAX_EXAMPLES} must be a whole number, got {text!r}") from None
+    if not 1 <= n <= MAX_EXAMPLES_LIMIT:
+        raise pytest.UsageError(f"{OPT_MAX_EXAMPLES} must be between 1 and {MAX_EXAMPLES_LIMIT:,}, got {n}")
+    return n
+
+
+def report_dir(config: pytest.Config) -> Path | None:
+    """Where the run's records go: ``--scratchnet-report-dir``, else the ini setting (relative to
+    the ini file's folder), else ``None`` (nothing is written)."""
+    given = config.getoption("scratchnet_report_dir")
+    if given:
+        return Path(given).expanduser()
+    ini = config.getini(INI_REPORT_DIR)
+    if ini:
+        base = Path(config.inipath).parent if config.inipath else Path(config.rootpath)
+        return base / Path(str(ini)).expanduser()
+    return None
+
+
+def check_report_dir(path: Path) -> None:
+    """Make sure the run can write into ``path`` (creating it); a :class:`pytest.UsageError` with
+    one line naming the option and the reason otherwise — at start, not after the suite."""
+    what = f"{OPT_REPORT_DIR} {path}"
+    for parent in [path, *path.parents]:
+        if parent.exists():
+            if not parent.is_dir():
+                where = "is a file" if parent == path else f"is under {parent}, which is a file"
+                raise pytest.UsageError(f"{what}: {where}; give a folder")
+            break
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise pytest.UsageError(f"{what}: cannot write there ({exc.strerror or type(exc).__name__})") from None
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config._scratchnet_recorder = Recorder()  # type: ignore[attr-defined]
     config._scratchnet_worker_records = []  # type: ignore[attr-defined]
     config._scratchnet_impl = None  # type: ignore[attr-defined]
-    n = config.getoption("--max-examples")
+    n = max_examples(config.getoption("scratchnet_max_examples"))
+    out = report_dir(config)
+    if out is not None and not _is_worker(config):
+        check_report_dir(out)
+    config._scratchnet_report_dir = out  # type: ignore[attr-defined]
     if n is not None:
-        if n < 1:
-            raise pytest.UsageError(f"--max-examples must be >= 1, got {n}")
         from hypothesis import settings
         settings.register_profile("cli-override", settings(settings.default, max_examples=n))
         settings.load_profile("cli-override")
-    if config.getoption("--impl"):
+    if config.getoption("scratchnet_impl"):
         _load(config)  # a malformed adapter stops the run here, before collection
 
 
@@ -271,12 +434,14 @@ def _load(config: pytest.Config) -> Any:
         from ..byo.adapter import load_implementation as load
 
         try:
-            inner, caps = load(config.getoption("--impl"))
+            inner, caps = load(config.getoption("scratchnet_impl"))
         except AdapterError as exc:
             raise pytest.UsageError(str(exc)) from None
         recorder: Recorder = config._scratchnet_recorder  # type: ignore[attr-defined]
         recorder.impl_name, recorder.capabilities = inner.name, caps
-        config._scratchnet_impl = GuardedImplementation(inner, recorder)  # type: ignore[attr-defined]
+        # a user's implementation: its floating-point warnings are counted, not test errors
+        user_warnings = recorder.user_warnings if config.getoption("scratchnet_impl") else None
+        config._scratchnet_impl = GuardedImplementation(inner, recorder, user_warnings)  # type: ignore[attr-defined]
     return config._scratchnet_impl  # type: ignore[attr-defined]
 
 
@@ -297,12 +462,12 @@ def conformance(pytestconfig: pytest.Config) -> Recorder:
 
 
 def _selected_devices(config: pytest.Config) -> list[Any]:
-    """``--device all``: CPU, plus CUDA when torch sees it (the suite's ``test_cuda_present``
-    states the skip once). An explicit ``--device cuda`` without a GPU skips each case with
-    the reason."""
+    """``--scratchnet-device all``: CPU, plus CUDA when torch sees it (the suite's
+    ``test_cuda_present`` states the skip once). An explicit ``--scratchnet-device cuda`` without
+    a GPU skips each case with the reason."""
     from ..core.torch_import import torch_module
 
-    choice = config.getoption("--device")
+    choice = config.getoption("scratchnet_device")
     has_cuda = torch_module().cuda.is_available()
     wanted = (["cpu", "cuda"] if has_cuda else ["cpu"]) if choice == "all" else [choice]
     skip_cuda = pytest.mark.skipif(not has_cuda, reason=NO_CUDA_REASON)
@@ -310,7 +475,9 @@ def _selected_devices(config: pytest.Config) -> list[Any]:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "device" in metafunc.fixturenames:
+    # only the suite's own tests (they take ``conformance``): a user's test with a ``device``
+    # fixture of its own is left alone
+    if "device" in metafunc.fixturenames and "conformance" in metafunc.fixturenames:
         metafunc.parametrize("device", _selected_devices(metafunc.config))
 
 
@@ -327,7 +494,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if _is_worker(config):
         config.workeroutput[_RECORDS_KEY] = json.dumps(  # type: ignore[attr-defined]
             {"records": [r.to_dict() for r in recorder.records], "refusals": recorder.refusals,
-             "not_implemented": recorder.not_implemented, "examples": recorder.example_lines})
+             "not_implemented": recorder.not_implemented, "examples": recorder.example_lines,
+             "user_warnings": recorder.user_warnings.as_rows()})
         return
     for payload in config._scratchnet_worker_records:  # type: ignore[attr-defined]
         data = json.loads(payload)
@@ -335,8 +503,10 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         recorder.refusals.extend(data["refusals"])
         recorder.not_implemented.extend(data.get("not_implemented", []))
         recorder.example_lines.update(data.get("examples", {}))
-    if recorder.records:
-        config._scratchnet_written = _write(config, recorder)  # type: ignore[attr-defined]
+        recorder.user_warnings.add_rows(data.get("user_warnings", []))
+    out = config._scratchnet_report_dir  # type: ignore[attr-defined]
+    if recorder.records and out is not None:
+        config._scratchnet_written = _write(config, recorder, out)  # type: ignore[attr-defined]
 
 
 def pytest_testnodedown(node: Any, error: Any) -> None:
@@ -352,8 +522,7 @@ def _not_implemented_summary(recorder: Recorder, limit: int = 6) -> str:
     return f"{len(recorder.not_implemented)} tests skipped as not implemented by {recorder.impl_name}: {top}{more}"
 
 
-def _write(config: pytest.Config, recorder: Recorder) -> Path | str:
-    out = Path(config.getoption("--report-dir") or Path(config.rootpath) / "reports" / "latest" / "pytest")
+def _write(config: pytest.Config, recorder: Recorder, out: Path) -> Path | str:
     try:
         from hypothesis import settings
 
@@ -368,7 +537,9 @@ def _write(config: pytest.Config, recorder: Recorder) -> Path | str:
     if recorder.not_implemented:
         metadata["not_implemented"] = _not_implemented_summary(recorder)
     # CSVs always (seconds); the HTML page and plots on request (they take ~40 s for a full run)
-    (write_reports if config.getoption("--report-html") else write_tables)(recorder.records, out, metadata)
+    if recorder.user_warnings.counts:
+        metadata["user_warnings"] = recorder.user_warnings.summary(recorder.impl_name)
+    (write_reports if config.getoption("scratchnet_report_html") else write_tables)(recorder.records, out, metadata)
     return out
 
 
@@ -376,7 +547,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if _is_worker(config):
         return
     recorder: Recorder = config._scratchnet_recorder  # type: ignore[attr-defined]
-    if not recorder.records and not recorder.refusals and not recorder.not_implemented:
+    if not (recorder.records or recorder.refusals or recorder.not_implemented or recorder.user_warnings.counts):
         return
     tr = terminalreporter
     tr.section("scratchnet conformance")
@@ -388,6 +559,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
                   f"{len(recorder.refusals)} undefined pairs refused as required")
     if recorder.not_implemented:
         tr.write_line(_not_implemented_summary(recorder) + " (not failures)")
+    if recorder.user_warnings.counts:
+        tr.write_line(recorder.user_warnings.summary(recorder.impl_name))
     worst: dict[tuple[str, str], Record] = {}
     for r in records:
         if r.status == "unverified":
@@ -427,3 +600,6 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     written = getattr(config, "_scratchnet_written", None)
     if written is not None:
         tr.write_line(f"records and reports: {written}")
+    elif records:
+        tr.write_line(f"records not written (give {OPT_REPORT_DIR} DIR or the ini setting {INI_REPORT_DIR} "
+                      "to keep them)")

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..console import PROG, ProgressBar, UsageError
+from ..console import PROG, ProgressBar, StageLine, UsageError
 
 __all__ = ["add_run_parser", "cmd_run", "execute", "QUICK_HIDDEN", "QUICK_TRAINING", "DEFAULT_OUT"]
 
@@ -198,7 +198,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         plan.case_filter, keep = _quick_plan(plan)
     jobs = [job for job in plan.jobs() if keep(job)]
     skipped = [(job, reason) for job, reason in plan.not_implemented() if keep(job)]
-    progress = ProgressBar(len(jobs), enabled=not args.no_progress)
+    progress = ProgressBar(len(jobs), enabled=not args.no_progress, unit="jobs")
     start = time.perf_counter()
     records, refusals, errors = execute(impl, plan, jobs, progress, not_implemented=skipped)
     wall = time.perf_counter() - start
@@ -224,10 +224,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         extra["not_implemented"] = pd.DataFrame([(kind, _job_label((kind, args)), reason)
                                                  for (kind, args), reason in skipped],
                                                 columns=["kind", "job", "not_implemented"])
-    write_reports(records, out, metadata, extra_tables=extra)
+    writing = StageLine(f"writing reports into {out}/:", enabled=not args.no_progress)
+    write_reports(records, out, metadata, extra_tables=extra, announce=writing.stage)
+    writing.done()
     matrix = conformance_matrix(records_frame(records))
     _print_run_summary(matrix, summary_table(matrix), errors, out, wall, records=records,
                        not_implemented=metadata.get("not_implemented", ""))
+    _print_ending(matrix, jobs, out, wall, writing.seconds, impl=bool(args.impl), quick=args.quick)
     n_fail = int((matrix["status"] == "fail").sum())
     return 1 if n_fail or errors else 0
 
@@ -262,6 +265,37 @@ def _print_run_summary(matrix, summary, errors: list[str], out: Path, wall: floa
         print(f"error: {error}")
     if not_implemented:
         print(f"\nnot failures — {not_implemented} (see not_implemented.csv)")
+
+
+def count_units(matrix: Any, jobs: Sequence[tuple[str, tuple]]) -> str:
+    """How the progress bar's jobs became the matrix's rows: a matrix case gives one row per torch
+    flavour it is compared in (modular, and fused where the pair has a fused torch loss), a
+    training run one row, a refusal check none (it is counted in the summary's refusals)."""
+    from collections import Counter
+
+    kinds = Counter(kind for kind, _ in jobs)
+    rows = Counter(matrix["kind"]) if len(matrix) else Counter()
+    parts = [f"{kinds['case']:,} matrix cases → {rows['case']:,} rows (one per torch flavour compared)"]
+    if kinds["training"]:
+        parts.append(f"{kinds['training']:,} training runs → {rows['training']:,} rows")
+    if kinds["refusal"]:
+        parts.append(f"{kinds['refusal']:,} refusal checks → no rows")
+    return f"the progress bar counted {len(jobs):,} jobs: " + "; ".join(parts)
+
+
+def _print_ending(matrix: Any, jobs: Sequence[tuple[str, tuple]], out: Path, wall: float, writing_s: float,
+                  impl: bool, quick: bool) -> None:
+    """The last lines: the verdict in matrix rows (and how the progress bar's jobs map onto them),
+    the report page to open and the command to run next."""
     n_fail = int((matrix["status"] == "fail").sum())
-    print(f"\nreports: {out}/ (report.html, report.md, matrix.csv, ...); ran in {wall:.1f} s")
-    print(f"conformance: {len(matrix) - n_fail} passed, {n_fail} failed")
+    print(f"\nconformance: {len(matrix) - n_fail:,} of {len(matrix):,} matrix rows passed, {n_fail:,} failed; "
+          f"compared in {wall:.1f} s, reports written in {writing_s:.1f} s")
+    print(f"  ({count_units(matrix, jobs)})")
+    print(f"open: {(out / 'report.html').resolve()}")
+    if impl:
+        print("next: " + ("fix what the diagnosis names, then run the same command again" if n_fail else
+                          "nothing failed; `pytest --pyargs scratchnet_reference.conformance.tests "
+                          "--scratchnet-impl ...` keeps it so in CI"))
+    else:
+        print(f"next: python -m scratchnet_reference gate {out} reports/baseline   (the regression gate CI runs"
+              + ("; it expects a full run, not --quick)" if quick else ")"))

@@ -29,7 +29,7 @@ import base64
 import html
 import math
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any
@@ -433,25 +433,39 @@ def render_html(matrix: pd.DataFrame, gradients: pd.DataFrame, training: pd.Data
 # Writing and re-rendering
 # --------------------------------------------------------------------------------------------
 
+#: ``announce(stage)`` is called before each stage of writing a report folder ("records.csv", …,
+#: "plots", "report.md", "report.html"), so a caller can show progress through the slow part.
+Announce = Callable[[str], None]
+
+
+def _silent(stage: str) -> None:
+    pass
+
+
 #: Files derived from the tables (``report`` redraws them; a deleted one is not a broken folder).
 RENDERED_SUFFIXES = (".md", ".html", ".png")
 
 
 def _pages(matrix: pd.DataFrame, gradients: pd.DataFrame, training: pd.DataFrame, metadata: Mapping[str, str],
-           csv_files: list[str]) -> dict[str, bytes]:
+           csv_files: list[str], announce: Announce = _silent) -> dict[str, bytes]:
     """The rendered files, by name: the PNG plots, ``report.md`` and ``report.html``."""
     from . import plots
 
+    announce("plots")
     pngs = plots.all_plots(matrix, gradients, training, metadata)
     md_files = [*csv_files, "report.html", *pngs, METADATA]
-    return {**pngs,
-            "report.md": render_markdown(matrix, gradients, training, metadata, md_files).encode("utf-8"),
+    announce("report.md")
+    markdown = render_markdown(matrix, gradients, training, metadata, md_files).encode("utf-8")
+    announce("report.html")
+    return {**pngs, "report.md": markdown,
             "report.html": render_html(matrix, gradients, training, metadata, pngs).encode("utf-8")}
 
 
 def _tables(records: Iterable[Record | Mapping[str, Any]], metadata: Mapping[str, Any] | None,
-            extra_tables: Mapping[str, pd.DataFrame] | None) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
+            extra_tables: Mapping[str, pd.DataFrame] | None,
+            announce: Announce = _silent) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
     """``({file name: table}, metadata)`` of a run: the four tables, then ``extra_tables``."""
+    announce("tables")
     frame = records_frame(records)
     meta = collect_metadata(frame, metadata)
     meta.setdefault("run_id", new_run_id())
@@ -463,7 +477,8 @@ def _tables(records: Iterable[Record | Mapping[str, Any]], metadata: Mapping[str
 
 
 def _write_folder(out: Path, tables: Mapping[str, pd.DataFrame], pages: Mapping[str, bytes],
-                  meta: Mapping[str, str]) -> list[Path]:
+                  meta: Mapping[str, str], announce: Announce = _silent) -> list[Path]:
+    announce("writing files")
     with ReportFolder(out, meta) as folder:
         written = [folder.write_csv(name, table) for name, table in tables.items()]
         written += [folder.write_bytes(name, data) for name, data in pages.items()]
@@ -480,7 +495,7 @@ def write_tables(records: Iterable[Record | Mapping[str, Any]], out_dir: str | o
 
 def write_reports(records: Iterable[Record | Mapping[str, Any]], out_dir: str | os.PathLike[str],
                   metadata: Mapping[str, Any] | None = None,
-                  extra_tables: Mapping[str, pd.DataFrame] | None = None) -> list[Path]:
+                  extra_tables: Mapping[str, pd.DataFrame] | None = None, announce: Announce = _silent) -> list[Path]:
     """Write every report of ``records`` into the folder ``out_dir`` and return the paths written.
 
     ``records.csv`` (every raw record, floats ``%.17g``), ``matrix.csv``, ``gradients.csv``,
@@ -489,11 +504,12 @@ def write_reports(records: Iterable[Record | Mapping[str, Any]], out_dir: str | 
     by :func:`scratchnet_reference.reports.metadata.collect_metadata`: versions, devices, BLAS, date, git
     commit, run id) and, last, ``manifest.json``: the folder is complete or it is refused
     (:class:`scratchnet_reference.reports.files.ReportFolder`). Everything is computed before the
-    folder is touched."""
-    tables, meta = _tables(records, metadata, extra_tables)
+    folder is touched. ``announce(stage)`` is called before each stage (tables, plots, report.md,
+    report.html, writing files), so a caller can show progress through the slow part."""
+    tables, meta = _tables(records, metadata, extra_tables, announce)
     pages = _pages(tables[CSV_FILES["matrix"]], tables[CSV_FILES["gradients"]], tables[CSV_FILES["training"]], meta,
-                   list(tables))
-    return _write_folder(Path(out_dir), tables, pages, meta)
+                   list(tables), announce)
+    return _write_folder(Path(out_dir), tables, pages, meta, announce)
 
 
 def _is_rendered(name: str) -> bool:

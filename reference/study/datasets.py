@@ -73,21 +73,23 @@ class Dataset:
 
 
 def stratified_subset(y: np.ndarray, size: int, seed: int = 0) -> np.ndarray:
-    """Sorted indices of ``size`` rows of ``y`` keeping every class's share (largest remainders),
-    drawn with ``numpy.random.default_rng(seed)``."""
+    """Sorted indices of ``size`` rows of ``y`` keeping every class's share: scikit-learn's
+    ``train_test_split(..., train_size=size, stratify=y, random_state=seed)`` on the row indices
+    (all rows when ``size`` reaches their number)."""
     y = np.asarray(y)
     if size >= y.shape[0]:
         return np.arange(y.shape[0])
     if size < 1:
         raise DatasetError(f"the subset size must be ≥ 1, got {size}")
-    classes, counts = np.unique(y, return_counts=True)
-    exact = counts * size / y.shape[0]
-    take = np.floor(exact).astype(int)
-    for i in np.argsort(-(exact - take), kind="stable")[: size - take.sum()]:
-        take[i] += 1
-    rng = np.random.default_rng(seed)
-    picked = [rng.choice(np.flatnonzero(y == c), k, replace=False) for c, k in zip(classes, take)]
-    return np.sort(np.concatenate(picked))
+    try:
+        from sklearn.model_selection import train_test_split
+    except ImportError:
+        raise MissingDependencyError(f"a stratified subset needs scikit-learn: {INSTALL_HINT}") from None
+    try:
+        keep, _ = train_test_split(np.arange(y.shape[0]), train_size=size, stratify=y, random_state=seed)
+    except ValueError as exc:  # fewer rows than classes, a class of one: say which argument
+        raise DatasetError(f"a stratified subset of {size} rows of {y.shape[0]}: {exc}") from None
+    return np.sort(keep)
 
 
 def load_digits_split(test_size: float = 0.25, seed: int = 0, max_train: int | None = None) -> Dataset:

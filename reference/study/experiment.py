@@ -495,7 +495,7 @@ def _single_threaded_blas() -> Iterator[None]:
     OpenBLAS thread made a 1347×64 full-batch step ~20× slower (measured: 1.5 ms vs 34 ms)."""
     try:
         from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+    except ImportError:  # pragma: no cover - threadpoolctl is declared in the study extra
         yield
         return
     with threadpool_limits(limits=1, user_api="blas"):

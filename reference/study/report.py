@@ -209,6 +209,28 @@ def _headline_section(results, config: StudyConfig) -> tuple[list[str], list[str
     return lines, console
 
 
+def reached_text(reached) -> str:
+    """How many cells reached the target, with the seed count each count rests on, from the
+    ``target_reached`` column (``"k/n"``: k of the cell's n seeds reached it): ``"in 8 of 9 cells on
+    every seed (7 with 1 seed, 1 with 3 seeds); in 1 more on 1 of 3 seeds"``."""
+    from collections import Counter
+
+    parts = reached.astype(str).str.split("/", expand=True).astype(int)
+    k, n = parts[0].to_numpy(), parts[1].to_numpy()
+    every = (k == n) & (n > 0)
+    seeds = sorted(Counter(n[every].tolist()).items())
+    per_cell = f" ({', '.join(f'{count} with {_seeds(s)}' for s, count in seeds)})" if seeds else ""
+    text = f"in {int(every.sum())} of {len(k)} cells on every seed{per_cell}"
+    some = Counter(zip(k[(k > 0) & ~every].tolist(), n[(k > 0) & ~every].tolist()))
+    for (got, of), count in sorted(some.items()):
+        text += f"; in {count} more on {got} of {_seeds(of)}"
+    return text
+
+
+def _seeds(n: int) -> str:
+    return f"{n} seed" if n == 1 else f"{n} seeds"
+
+
 def _can_mse_section(results, config: StudyConfig) -> list[str]:
     lines = ["## 1. Can sigmoid outputs with squared error do multi-class?", ""]
     combos = [combo_name(o, l) for o, l in config.combos]
@@ -231,14 +253,12 @@ def _can_mse_section(results, config: StudyConfig) -> list[str]:
         if m.empty or c.empty or not m["test_acc"].notna().any() or not c["test_acc"].notna().any():
             continue
         bm, bc = m.loc[m["test_acc"].idxmax()], c.loc[c["test_acc"].idxmax()]
-        reached = int((m["target_reached"].str.split("/").str[0].astype(int) > 0).sum())
         lines.append(f"- {budget}: the best sigmoid+mse cell ({MODE_LABELS[bm['gd_mode']]}, hidden {bm['hidden']}, "
                      f"lr {fg(bm['best_lr'])}) reaches test accuracy {f3(bm['test_acc'])}; the best softmax+"
                      f"cross_entropy cell ({MODE_LABELS[bc['gd_mode']]}, hidden {bc['hidden']}, lr "
                      f"{fg(bc['best_lr'])}) {f3(bc['test_acc'])} (difference {f3(bc['test_acc'] - bm['test_acc'])}). "
-                     f"sigmoid+mse reached {config.target_accuracy:.0%} training accuracy in {reached} of {len(m)} "
-                     f"cells, softmax+cross_entropy in "
-                     f"{int((c['target_reached'].str.split('/').str[0].astype(int) > 0).sum())} of {len(c)}.")
+                     f"At its best learning rate, sigmoid+mse reached {config.target_accuracy:.0%} training accuracy "
+                     f"{reached_text(m['target_reached'])}; softmax+cross_entropy {reached_text(c['target_reached'])}.")
     edge = results[results["best_lr_at_edge"]]
     lines.append("")
     if edge.empty:
@@ -252,7 +272,86 @@ def _can_mse_section(results, config: StudyConfig) -> list[str]:
     return lines
 
 
-def _gradient_section(results, runs_df, config: StudyConfig) -> list[str]:
+@dataclass
+class GradientFactors:
+    """sigmoid+mse's output gradient at initialisation against softmax+cross_entropy's, taken apart.
+    MSE's mean runs over the C classes, so ``∂ℓ/∂z = 2(σ − y)·σ'(z)/C`` per sample, against
+    softmax+cross_entropy's ``p − y``: ``mse / ce = (1/C) × (C·mse / ce)``. sigmoid+binary_cross_entropy,
+    which starts from the same weights (same seeds, same initialisation) and whose ``∂ℓ/∂z =
+    (σ − y)/C`` has no ``σ'``, splits the second factor once more:
+
+    ``mse / ce = (1/C) × (C·bce / ce) × (mse / bce)`` — the reduction over the classes, the error
+    ``|σ − y|`` of C independent sigmoids against softmax's ``|p − y|``, and ``2σ'(z)`` (weighted by
+    ``|σ − y|``), the factor the vanishing-gradient argument is about (σ' ≤ 1/4, so at most ½).
+    ``bce`` is ``None`` where the study did not run sigmoid+binary_cross_entropy."""
+
+    n_classes: int
+    hidden: str
+    seeds: tuple[int, ...]
+    mse: float
+    ce: float
+    bce: float | None = None
+
+    @property
+    def total(self) -> float:
+        return self.mse / self.ce
+
+    @property
+    def reduction(self) -> float:
+        return 1.0 / self.n_classes
+
+    @property
+    def rest(self) -> float:
+        """Everything but the reduction: ``C·mse / ce``."""
+        return self.n_classes * self.mse / self.ce
+
+    @property
+    def error(self) -> float:
+        return math.nan if self.bce is None else self.n_classes * self.bce / self.ce
+
+    @property
+    def derivative(self) -> float:
+        return math.nan if self.bce is None else self.mse / self.bce
+
+    def sentence(self) -> str:
+        start = (f"- At initialisation (hidden {self.hidden}, seed{'s' if len(self.seeds) > 1 else ''} "
+                 f"{', '.join(map(str, self.seeds))}: the same weights for every pair), sigmoid+mse's per-sample "
+                 f"output gradient is {self.total:.2g}× softmax+cross_entropy's = {self.reduction:.2g} (1/C: MSE's "
+                 f"mean over the C = {self.n_classes} classes, a constant the learning rate absorbs) × ")
+        if self.bce is None:
+            return start + (f"{self.rest:.2g} (the rest: 2σ'(z)·|σ − y| of {self.n_classes} sigmoids against "
+                            "softmax's |p − y|; σ' alone would need sigmoid+binary_cross_entropy, not run here).")
+        larger = ("the 1/C reduction shrinks it more than σ' does" if self.reduction < self.derivative
+                  else "σ' shrinks it more than the 1/C reduction does")
+        return start + (f"{self.error:.2g} (C × sigmoid+binary_cross_entropy's / softmax+cross_entropy's: the error "
+                        f"|σ − y| of {self.n_classes} independent sigmoids against softmax's |p − y|) × "
+                        f"{self.derivative:.2g} (sigmoid+mse's / sigmoid+binary_cross_entropy's: the factor 2σ'(z), "
+                        f"the vanishing-gradient part; σ'(z) ≤ 1/4): {larger}.")
+
+
+def init_gradient_factors(runs_df, hidden: str, n_classes: int) -> GradientFactors | None:
+    """:class:`GradientFactors` from ``runs_df``'s ``grad_z_init`` (a run's value at initialisation
+    does not depend on its learning rate, GD mode or budget), averaged over the seeds the pairs
+    all ran; ``None`` without sigmoid+mse and softmax+cross_entropy."""
+    combos = {"mse": combo_name("sigmoid", "mse"), "ce": combo_name("softmax", "cross_entropy"),
+              "bce": combo_name("sigmoid", "binary_cross_entropy")}
+    sel = runs_df[(runs_df["hidden"] == hidden) & runs_df["combo"].isin(combos.values())]
+    per_seed = sel.groupby(["combo", "seed"])["grad_z_init"].first()
+    ran = {key: set(per_seed[combo].index) for key, combo in combos.items()
+           if combo in per_seed.index.get_level_values(0)}
+    if "mse" not in ran or "ce" not in ran:
+        return None
+    keys = [key for key in combos if key in ran and (key != "bce" or ran["bce"] & ran["mse"] & ran["ce"])]
+    seeds = tuple(sorted(set.intersection(*(ran[key] for key in keys))))
+    if not seeds:
+        return None
+    means = {key: float(np.mean([per_seed[(combos[key], seed)] for seed in seeds])) for key in keys}
+    if not all(np.isfinite(v) and v > 0 for v in means.values()):
+        return None
+    return GradientFactors(n_classes=n_classes, hidden=hidden, seeds=seeds, **means)
+
+
+def _gradient_section(results, runs_df, config: StudyConfig, n_classes: int) -> list[str]:
     h = config.headline_hidden
     lines = ["## 2. Vanishing gradients: (σ(z) − y)·σ'(z), measured", "",
              "`N·|∂L/∂z|` is the mean magnitude of the output-layer gradient each training sample contributes "
@@ -275,6 +374,9 @@ def _gradient_section(results, runs_df, config: StudyConfig) -> list[str]:
                                  "N·|∂L/∂z| at end", "misclassified at end", "best lr", "lr × |∂L/∂W| at init",
                                  "updates to target"], rows))
     lines.append("")
+    decomposition = init_gradient_factors(runs_df, h, n_classes)
+    if decomposition is not None:
+        lines.append(decomposition.sentence())
     mse, ce = combo_name("sigmoid", "mse"), combo_name("softmax", "cross_entropy")
     for budget in BUDGETS:
         for mode in config.modes:
@@ -485,20 +587,56 @@ def _first(per_run, mode: str) -> str:
     return sel["lockstep_replay"].iloc[0] if len(sel) else "none"
 
 
+#: ``lockstep_replay`` values (what the lockstep verification replayed) in words
+REPLAY_WORDS = {"exact": "the run's own first steps", "skipped": "not checked",
+                "different steps": "steps that differ from the run's own (see section 5)"}
+
+
+def _replay_words(value: str) -> str:
+    if value.startswith("subset of "):
+        return (f"a {value} of the run's first shuffled samples at batch size {{batch}}, not the run's own "
+                "schedule")
+    if value.startswith("first "):
+        return f"the run's own {value}"
+    return REPLAY_WORDS.get(value, value)
+
+
+def verification_scope(runs_df, config: StudyConfig) -> str:
+    """How the runs were checked against PyTorch, from the verification's own records (the
+    ``lockstep_replay`` column: what each run's lockstep replayed), per GD mode."""
+    per_run = runs_df.drop_duplicates(["combo", "gd_mode", "hidden", "lr", "seed"])
+    if per_run.empty or (per_run["lockstep_status"] == "skipped").all():
+        return "The runs were not checked against PyTorch (--lockstep-steps 0)."
+    parts = []
+    for mode in config.modes:
+        sel = per_run[per_run["gd_mode"] == mode]
+        if sel.empty:
+            continue
+        counts = sel["lockstep_replay"].astype(str).value_counts()
+        batch = sel["lockstep_batch"].iloc[0]
+        what = "; ".join(f"{_replay_words(value).format(batch=batch)}"
+                         + (f" ({n} of {len(sel)} runs)" if len(counts) > 1 else f" ({n} runs)")
+                         for value, n in counts.items())
+        parts.append(f"{MODE_LABELS[mode]}: {what}")
+    return (f"Every run was checked against PyTorch by training the identical torch model in lockstep for its first "
+            f"{config.lockstep_steps} steps (section 5); what the lockstep replayed, by GD mode — "
+            + "; ".join(parts) + ".")
+
+
 def summary_markdown(results, runs_df, data: Any, config: StudyConfig, wall: float,
                      files: Sequence[str]) -> tuple[str, bool, str]:
     """``(markdown, all verified, console text)``."""
     n_runs = len(runs_df.drop_duplicates(["combo", "gd_mode", "hidden", "lr", "seed"]))
     lines = [f"# The multi-class study on {data.name}", "",
              "Can sigmoid outputs with squared error predict 1 of n classes, and how do they compare with softmax + "
-             "cross-entropy? Every number below is computed from `results.csv` / `runs.csv` in this folder; every "
-             "run was checked against PyTorch (section 5).", ""]
+             "cross-entropy? Every number below is computed from `results.csv` / `runs.csv` in this folder. "
+             + verification_scope(runs_df, config), ""]
     lines += _setup_section(data, config, n_runs, wall)
     lines.append("")
     head, console = _headline_section(results, config)
     lines += head
     lines += _can_mse_section(results, config)
-    lines += _gradient_section(results, runs_df, config)
+    lines += _gradient_section(results, runs_df, config, data.n_classes)
     lines += _sum_section(results, config)
     lines += _rise_section(runs_df, results, config, data.n_train, data.n_classes)
     verification, verified = _verification_section(runs_df, results, config)

@@ -21,7 +21,7 @@ def run_pytest(tmp_path):
     """``run_pytest(*args)`` → (exit code, output) of a pytest subprocess in the repository root,
     reports under ``tmp_path``."""
     def _run(*args: str, timeout: float = 240) -> tuple[int, str]:
-        cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--report-dir",
+        cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--scratchnet-report-dir",
                str(tmp_path / "pytest-reports"), *args]
         env = {**os.environ, "CI": "1", "PYTHONWARNINGS": "ignore"}
         done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)

@@ -1,6 +1,6 @@
 """The adapter protocol: a well-formed outside implementation is accepted with its capabilities,
 and every malformed one is refused with a message that says exactly what is missing — from
-``validate_implementation``, from ``--impl`` on the CLI and from ``--impl`` under pytest."""
+``validate_implementation``, from ``--impl`` on the CLI and from ``--scratchnet-impl`` under pytest."""
 
 from __future__ import annotations
 
@@ -203,7 +203,7 @@ def test_cli_run_refuses_a_malformed_adapter_with_exit_2(capsys):
 
 
 def test_pytest_refuses_a_malformed_adapter_before_collecting(run_pytest):
-    code, out = run_pytest("--pyargs", "scratchnet_reference.conformance.tests", "--impl",
+    code, out = run_pytest("--pyargs", "scratchnet_reference.conformance.tests", "--scratchnet-impl",
                            "tests.byo.test_adapter:NoBuild", timeout=120)
     assert code == 4, out  # pytest's usage error
     assert "NoBuild.build missing" in out and "Traceback" not in out

@@ -74,14 +74,15 @@ def test_adapter_template_is_refused_until_filled_in():
 
 
 def test_textbook_net_under_pytest_from_the_installed_package(run_pytest):
-    code, out = run_pytest("--pyargs", "scratchnet_reference.conformance.tests", "--impl", TEXTBOOK,
+    code, out = run_pytest("--pyargs", "scratchnet_reference.conformance.tests", "--scratchnet-impl", TEXTBOOK,
                            "-k", "relu-softmax")
     assert code == 0, out[-3000:]
     assert "comparisons of textbook-net" in out and "skipped as not implemented by textbook-net" in out
 
 
 def test_hypothesis_finds_the_buggy_copy_and_the_summary_diagnoses_the_smallest_example(run_pytest):
-    code, out = run_pytest("tests/conformance/test_properties.py", "--impl", BUGGY, "--max-examples", "3",
+    code, out = run_pytest("tests/conformance/test_properties.py", "--scratchnet-impl", BUGGY,
+                           "--scratchnet-max-examples", "3",
                            "-k", "softmax-cross_entropy and float64")
     assert code == 1, out[-3000:]
     summary = out.split("scratchnet conformance", 1)[1]

@@ -11,7 +11,7 @@ import pytest
 from scratchnet_reference.conformance.runner import FIT_EPOCHS, check_fit, check_refusal
 
 # The matrix cases and the lockstep training runs are the packaged tests that
-# ``pytest --pyargs scratchnet_reference.conformance.tests --impl ...`` runs in a user's project; imported
+# ``pytest --pyargs scratchnet_reference.conformance.tests --scratchnet-impl ...`` runs in a user's project; imported
 # here, they run as part of this suite too.
 from scratchnet_reference.conformance.tests.test_conformance import (  # noqa: F401 - collected by pytest
     CASES,
@@ -61,10 +61,10 @@ def test_matrix_covers_the_registry():
 
 @pytest.mark.cuda
 def test_cuda_present(pytestconfig):
-    """With ``--device all`` the CUDA column runs only where torch sees a GPU; say so once."""
+    """With ``--scratchnet-device all`` the CUDA column runs only where torch sees a GPU; say so once."""
     from scratchnet_reference.conformance.plugin import NO_CUDA_REASON
     from scratchnet_reference.core.torch_import import torch_module
 
     if not torch_module().cuda.is_available():
         pytest.skip(NO_CUDA_REASON)
-    assert pytestconfig.getoption("--device") in ("all", "cuda")
+    assert pytestconfig.getoption("scratchnet_device") in ("all", "cuda")

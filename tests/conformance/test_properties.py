@@ -8,8 +8,6 @@ exact zeros into the first layer's kinks, every target form the loss takes, the 
 and the seed. ``hypothesis.target`` pushes toward the worst ``tol_ratio``.
 """
 
-from functools import partial
-
 import numpy as np
 import pytest
 from hypothesis import example, given
@@ -93,22 +91,19 @@ def problems_within(draw, output, loss, dtype, caps=None):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("output,loss", PAIRS, ids=[f"{o}-{l}" for o, l in PAIRS])
-def test_pair_matches_torch(impl, output, loss, dtype, device, conformance, capabilities):
-    conformance.require(output=output, loss=loss, dtype=dtype)  # --impl narrows the matrix
-    # hypothesis derives its derandomized seed from check's source, so check reads exactly as it always
-    # has; the implementation's capabilities, and the recorder (which diagnoses the smallest failing
-    # example at the end), reach it through these three names
-    problems = partial(problems_within, caps=capabilities)
-    _large_logits_example = partial(large_logits_example, caps=capabilities)
-    compare_model = partial(_compare_remembered, conformance)
-
-    @given(problem=problems(output, loss, dtype))
-    @example(problem=_large_logits_example(output, loss, dtype))
-    def check(problem):
-        spec, state, x, y = problem
-        conformance.check(compare_model(impl, spec, x, y, state=state, device=device))
-
-    check()
+@given(data=st.data())
+@example(data=None)  # None: the fixed worst case, large_logits_example
+def test_pair_matches_torch(impl, output, loss, dtype, device, conformance, capabilities, data):
+    """``@given`` decorates the test itself, so each parametrization has its own example-database
+    key and its own ``--hypothesis-show-statistics`` section. The problem is drawn from
+    :func:`problems_within` for this pair, inside the implementation's ``capabilities``."""
+    conformance.require(output=output, loss=loss, dtype=dtype)  # --scratchnet-impl narrows the matrix
+    if data is None:
+        problem = large_logits_example(output, loss, dtype, caps=capabilities)
+    else:
+        problem = data.draw(problems_within(output, loss, dtype, caps=capabilities), label="problem")
+    spec, state, x, y = problem
+    conformance.check(_compare_remembered(conformance, impl, spec, x, y, state=state, device=device))
 
 
 def _compare_remembered(conformance, impl, spec, x, y, *, state, device):

@@ -98,8 +98,20 @@ def test_run_quick_writes_reports_then_gate_and_baseline(capsys, tmp_path, monke
     code, out, err = _run(capsys, "run", "--quick", "--dtype", "float64", "--no-training", "--out", str(out_dir),
                           "--profile", "smoke")
     assert code == 0, out + err
-    assert out.splitlines()[-1].startswith("conformance: ") and out.splitlines()[-1].endswith(" passed, 0 failed")
     assert "progress: 100%" in err  # not a terminal: one line per 10 %
+    # the report phase shows its progress too, file by file, and the run ends by saying where to look
+    writing = next(line for line in err.splitlines() if line.startswith("writing reports into "))
+    assert "records.csv … matrix.csv … gradients.csv … training.csv … plots … report.md … report.html (" in writing
+    lines = out.splitlines()
+    assert lines[-1] == (f"next: python -m scratchnet_reference gate {out_dir} reports/baseline   (the regression "
+                         "gate CI runs; it expects a full run, not --quick)")
+    assert lines[-2] == f"open: {(out_dir / 'report.html').resolve()}"
+    # one unit in the verdict (matrix rows), and the progress bar's jobs accounted for
+    matrix_rows = len(read_csv(out_dir / "matrix.csv")[0])
+    jobs = int(err.split("progress: 100% (")[1].split("/")[0])
+    assert lines[-4].startswith(f"conformance: {matrix_rows:,} of {matrix_rows:,} matrix rows passed, 0 failed;")
+    assert lines[-3].startswith(f"  (the progress bar counted {jobs:,} jobs: ")
+    assert f"→ {matrix_rows:,} rows (one per torch flavour compared)" in lines[-3]  # no training: all rows are cases
     matrix, meta = read_csv(out_dir / "matrix.csv")
     assert set(matrix["hidden"]) == {"relu,relu"} and set(matrix["dtype"]) == {"float64"}
     assert meta["profile"] == "smoke" and "quick=yes" in meta["plan"] and float(meta["wall_time_s"]) > 0

@@ -111,3 +111,17 @@ def test_stratified_subset_keeps_class_shares():
     np.testing.assert_array_equal(np.bincount(y[keep]), [10, 6, 3, 1])
     np.testing.assert_array_equal(keep, stratified_subset(y, 20, seed=3))
     np.testing.assert_array_equal(stratified_subset(y, 500), np.arange(100))
+    assert not np.array_equal(keep, stratified_subset(y, 20, seed=4))  # the seed picks the rows
+
+
+def test_stratified_subset_is_scikit_learns_split():
+    from sklearn.model_selection import train_test_split
+
+    y = np.repeat(np.arange(3), [40, 40, 20])
+    expected = train_test_split(np.arange(100), train_size=30, stratify=y, random_state=5)[0]
+    np.testing.assert_array_equal(stratified_subset(y, 30, seed=5), np.sort(expected))
+
+
+def test_stratified_subset_too_small_for_the_classes_is_a_dataset_error():
+    with pytest.raises(DatasetError, match="stratified subset of 2 rows of 100"):
+        stratified_subset(np.repeat(np.arange(4), 25), 2)
