@@ -178,14 +178,15 @@ class _Analysis:
             return None
         return _close(out, self.ref(spec=spec).acts[-1], self.forward_tol, loose=1.0)
 
-    def _replaced(self, layers: Iterable[int]) -> ModelSpec | None:
+    def _replaced(self, layers: Iterable[int], spec: ModelSpec | None = None) -> ModelSpec | None:
         """The spec with ``layers``' activations replaced by a stand-in, or None."""
-        acts = [dict(a) for a in self.spec.activations]
+        spec = spec or self.spec
+        acts = [dict(a) for a in spec.activations]
         for sub in STAND_INS:
             for k in layers:
                 acts[k] = {"name": sub} if acts[k]["name"] != sub else acts[k]
             try:
-                return self.spec.replace(hidden=acts[:-1], output=acts[-1])
+                return spec.replace(hidden=acts[:-1], output=acts[-1])
             except (ValueError, TypeError, KeyError):
                 continue
         return None
@@ -296,8 +297,9 @@ class _Analysis:
                        f"the step δ_{layer} = ∂L/∂z_{layer} is wrong in a way no known mistake explains — "
                        f"check {_act(spec, layer)}'s derivative" + (" and the loss's gradient"
                                                                     if layer == spec.n_layers - 1 else ""),
-                       f"layers.{layer}'s weight and bias gradients differ from torch's "
-                       + (f"(after dividing out ×{k:.4g})" if k not in (None, 1.0) else ""),
+                       f"layers.{layer}'s weight and bias gradients differ from torch's"
+                       + (f" (after dividing out ×{k:.4g})" if k not in (None, 1.0) else "")
+                       + self._substituted(spec, layer, k if k is not None else 1.0),
                        "δ_K = f'(z_K)ᵀ ∂L/∂a_K at the output; δ_k = (δ_{k+1} W_{k+1}) ⊙ f'(z_k) below", spec)
             deltas = self._own_deltas(spec, layer)
             if deltas is None:
@@ -365,6 +367,18 @@ class _Analysis:
                            "∂L/∂b = Σ of δ over the batch rows (axis 0)")
         self.cause("parameter", name, what, f"{name} differs from torch's; the other gradients of layers.{layer} "
                    "agree", right, spec)
+
+    def _substituted(self, spec: ModelSpec, layer: int, k: float) -> str:
+        """Evidence by substitution: does this layer agree once its activation is a stand-in?"""
+        variant = self._replaced([layer], spec)
+        try:
+            _, grads = self.run(variant)
+        except Exception:  # noqa: BLE001 - the implementation cannot run the variant
+            return ""
+        agrees = all(self._fits(grads, self.ref(spec=variant).grads, layer, k))
+        return (f"; with {_act(spec, layer)} in layers.{layer} replaced by {_act(variant, layer)} (same weights) "
+                + ("this layer's gradients agree" if agrees else "they still differ (the error is elsewhere in the "
+                                                                   "step: the dense backward or the loss)"))
 
     def _own_deltas(self, spec: ModelSpec, layer: int) -> np.ndarray | None:
         """Your δ at ``layer`` per sample: the bias gradient of one-sample batches."""

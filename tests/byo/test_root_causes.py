@@ -38,7 +38,7 @@ def test_mean_reported_sum_backpropagated_and_a_hidden_softmax_elementwise_are_t
     assert kinds(found) == {("factor", "loss gradient (every layer)"), ("softmax_s1s", "layers.1 (softmax backward)")}
     factor = next(c for c in found if c.kind == "factor")
     # torch's MSE mean divides by N·C = 30; a gradient 2(p − y) of the sum does not
-    assert "yours = 30 × torch's = N · C" in factor.what and "sums over the batch" in factor.what
+    assert "yours = 30 × torch's = N · C" in factor.what and "a sum over every element, where torch's mean for mse divides by N·C" in factor.what
     softmax = next(c for c in found if c.kind == "softmax_s1s")
     assert "s(1 − s)" in softmax.what and "diag(s) − s sᵀ" in softmax.right
     # the loss value (a mean) is right: no row of it is blamed
@@ -51,7 +51,7 @@ def test_half_squared_error_summed_over_the_batch_is_n_c_over_2():
     found, records = causes(s.ColumnNetAdapter(), sizes=(4, 6, 5), hidden="tanh", output="identity", loss="mse")
     assert kinds(found) == {("factor", "loss gradient (every layer)")}
     assert "yours = 15 × torch's = N · C · 1/2" in found[0].what
-    assert "a ½ in your loss" in found[0].what and "divides by every element, N·C" in found[0].what
+    assert "a ½ in your loss" in found[0].what and "torch's mean for mse divides by N·C" in found[0].what
 
 
 def test_a_wrong_forward_in_a_hidden_layer_is_named_there():
