@@ -31,6 +31,7 @@ How each root cause is found, strongest evidence first:
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -86,21 +87,21 @@ class Problem:
             pass
         return ", ".join(parts)
 
-    def reproducer(self, spec: ModelSpec | None = None) -> str:
-        """A snippet that rebuilds this problem exactly (x, y at full precision)."""
+    def reproducer(self) -> str:
+        """A snippet that rebuilds this problem exactly (x, y and any weight not the spec's initial one
+        at full precision)."""
         from ..core.protocol import initial_state
 
-        spec = spec or self.spec
         xs, _ = self.prepared()
-        y = np.asarray(self.y)
-        init = initial_state(spec)
-        same = all(np.array_equal(init[k], np.asarray(v)) for k, v in self.state.items())
-        return "\n".join([
-            f"spec = ModelSpec.from_json({spec.to_json()!r})",
-            "state = initial_state(spec)" if same else "state = ...  # the run's weights, not the spec's initial ones",
-            f"x = np.array({xs.tolist()!r})",
-            f"y = np.array({y.tolist()!r})",
-            "records = compare_model(impl, spec, x, y, state=state)"])
+        init = initial_state(self.spec)
+        lines = [f"spec = ModelSpec.from_json({self.spec.to_json()!r})", "state = initial_state(spec)"]
+        lines += [f"state[{k!r}] = np.array({np.asarray(v).tolist()!r})" for k, v in self.state.items()
+                  if not np.array_equal(init[k], np.asarray(v))]
+        return "\n".join([*lines, f"x = np.array({xs.tolist()!r})", f"y = np.array({np.asarray(self.y).tolist()!r})",
+                          "records = compare_model(impl, spec, x, y, state=state)"])
+
+    def head(self, m: int) -> Problem:
+        return Problem(self.spec, self.state, np.asarray(self.x)[:m], np.asarray(self.y)[:m], self.device)
 
 
 # --------------------------------------------------------------------------------------------
@@ -167,7 +168,7 @@ class _Analysis:
 
     def cause(self, kind: str, where: str, what: str, evidence: str = "", right: str = "",
               spec: ModelSpec | None = None) -> None:
-        self.causes.append(RootCause(kind, where, what, evidence, right, self.problem.reproducer(spec or self.spec)))
+        self.causes.append(RootCause(kind, where, what, evidence, right))
 
     # -- the forward pass --------------------------------------------------------------------
 
@@ -405,10 +406,58 @@ def _passes(impl: Any, problem: Problem, spec: ModelSpec, state: Mapping[str, np
 # Putting it together
 # --------------------------------------------------------------------------------------------
 
-def diagnose(records: list[Record], impl: Any = None, problem: Problem | None = None) -> list[RootCause]:
+def diagnose(records: list[Record], impl: Any = None, problem: Problem | None = None,
+             reproduce: bool = True) -> list[RootCause]:
     """The root causes of the failing records of one problem (every flavour). With ``impl`` and
-    ``problem`` by substitution and the backward walk; with the records alone, the constant factor
-    or sign readable from cosine and norm ratio."""
+    ``problem`` by substitution and the backward walk, each with a reproducer (``reproduce``): the
+    first 1, 2 or 4 rows of the batch when they show the same cause, else the whole batch; with
+    the records alone, the constant factor or sign readable from cosine and norm ratio."""
+    causes = _merged(_diagnose(records, impl, problem))
+    return [_reproduced(c, getattr(impl, "unguarded", impl), problem) for c in causes] if reproduce and problem else causes
+
+
+def _layers_of(where: str) -> list[int]:
+    """``"layers.0, 1 (softmax backward)"`` → ``[0, 1]``."""
+    found = re.match(r"layers\.([\d, ]+)", where)
+    return [int(k) for k in found.group(1).replace(" ", "").split(",") if k] if found else []
+
+
+def _merged(causes: list[RootCause]) -> list[RootCause]:
+    """One cause per mistake of one activation, whichever layers it enters at (the same function, twice)."""
+    from dataclasses import replace
+
+    out: dict[tuple[str, str], RootCause] = {}
+    for c in causes:
+        layers, act = _layers_of(c.where), c.where.partition(" ")[2]
+        key = (c.kind, act) if layers and c.kind != "parameter" else (c.kind, c.where)
+        if key in out:
+            both = sorted(set(_layers_of(out[key].where)) | set(layers))
+            c = replace(out[key], where=f"layers.{', '.join(map(str, both))} {act}",
+                        evidence=f"{out[key].evidence}; likewise at layers.{', '.join(map(str, layers))}")
+        out[key] = c
+    return list(out.values())
+
+
+def _reproduced(cause: RootCause, impl: Any, problem: Problem) -> RootCause:
+    from dataclasses import replace
+
+    from ..core.compare import compare_model
+
+    for m in (1, 2, 4):
+        if m >= len(problem.x):
+            break
+        small = problem.head(m)
+        try:
+            records = compare_model(impl, small.spec, small.x, small.y, state=small.state, device=small.device,
+                                    fd="never")
+            if any(c.kind == cause.kind and c.where == cause.where for c in diagnose(records, impl, small, False)):
+                return replace(cause, reproducer=small.reproducer())
+        except Exception:  # noqa: BLE001 - the implementation refuses a smaller batch: the whole one it is
+            break
+    return replace(cause, reproducer=problem.reproducer())
+
+
+def _diagnose(records: list[Record], impl: Any, problem: Problem | None) -> list[RootCause]:
     failing = [r for r in records if r.status == "fail"]
     if not failing:
         return []
@@ -485,8 +534,8 @@ def _explains(cause: RootCause, rec: Record) -> bool:
         return cause.kind == "loss_value" and rec.check == "loss"
     if cause.kind in ("factor", "shape", "nonfinite", "parameter"):
         return cause.kind == "factor" or cause.where == rec.param
-    layer = _layer(cause.where.split(" ")[0] + ".")
-    return layer < 0 or _layer(rec.param) <= layer
+    layers = _layers_of(cause.where)
+    return not layers or _layer(rec.param) <= max(layers)
 
 
 def annotate(records: list[Record], impl: Any = None, problem: Problem | None = None,

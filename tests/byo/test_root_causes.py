@@ -106,3 +106,15 @@ def test_each_failing_record_carries_the_causes_that_explain_it():
     assert by_param["layers.2.weight"] == {"factor"}
     assert by_param["layers.0.bias"] == by_param["layers.1.weight"] == {"factor", "softmax_s1s"}
     assert np.isclose(sum(n for _, n, _ in group(records)), 6 + 4)  # 6 factor rows, 4 softmax rows
+
+
+def test_each_reproducer_pastes_into_a_test_and_shows_its_cause_on_a_few_rows():
+    impl = s.LayerNetAdapter(mse_grad=s.mse_grad_of_a_sum, softmax_backward=s.softmax_backward_elementwise)
+    found, _ = causes(impl, sizes=(4, 6, 7, 5), hidden=("tanh", "softmax"), output="identity", loss="mse")
+    for cause in found:
+        scope = {"np": np, "ModelSpec": ModelSpec, "initial_state": initial_state, "compare_model": compare_model,
+                 "impl": impl}
+        exec(cause.reproducer, scope)  # noqa: S102 - the snippet is what a user pastes
+        assert len(scope["x"]) <= 4
+        again = annotate(scope["records"], impl, Problem(scope["spec"], scope["state"], scope["x"], scope["y"]))
+        assert (cause.kind, cause.where) in kinds(c for c, _, _ in group(again))
