@@ -41,7 +41,7 @@ import numpy as np
 from scratchnet import ModelSpec
 
 from ..core.records import Record, measure
-from .root_causes import RootCause, decode, encode, group, headline, name_factor
+from ..core.root_causes import RootCause, decode, encode, group, headline, name_factor
 from .torch_net import MISTAKES, WRONG_FORMS, candidate_mistakes, derivative_at_zero, kinked, reference_pass
 
 __all__ = ["Problem", "annotate", "annotate_training", "diagnose", "summary_lines", "LOOSE", "LARGE_LOGIT"]
@@ -331,8 +331,9 @@ class _Analysis:
             at_zero = derivative_at_zero(spec.activations[layer])[1] if mistake == "kink" else 0.0
             size = sum(np.size(grads[n]) for n in names)
             zeros = int(np.sum(self.ref(spec=spec).zs[layer] == 0)) if mistake == "kink" else 0
-            evidence = (f"your gradients of layers.{layer} equal, on {size} of {size} elements, those of a torch network "
-                        f"with this mistake" + (f" ({zeros} pre-activations are exactly 0 there)" if zeros else ""))
+            evidence = (f"your gradients of layers.{layer} equal, on {size} of {size} elements, those of a torch "
+                        "network with this mistake"
+                        + (f" ({zeros} pre-activations are exactly 0 there)" if zeros else ""))
             self.cause(mistake, _where(spec, layer, "backward"), what.format(act=act),
                        evidence, right.format(act=act, at_zero=at_zero), spec)
             return True
@@ -359,10 +360,12 @@ class _Analysis:
     def _parameter(self, spec, layer, which, grads, ref, k) -> None:
         name = f"layers.{layer}.{which}"
         got, want = grads[name], k * ref[name]
-        if which == "weight" and got.ndim == 2 and got.shape[0] == got.shape[1] and _close(got, want.T, self.tols[name]):
+        square = got.ndim == 2 and got.shape[0] == got.shape[1]
+        if which == "weight" and square and _close(got, want.T, self.tols[name]):
             what, right = "transposed: it equals torch's gradient transposed", "∂L/∂W = δᵀ·a_prev, shape (out, in)"
         elif which == "weight":
-            what, right = "only the weight gradient is wrong (its bias gradient, hence δ, is right)", "∂L/∂W = δᵀ·a_prev"
+            what, right = ("only the weight gradient is wrong (its bias gradient, hence δ, is right)",
+                           "∂L/∂W = δᵀ·a_prev")
         else:
             what, right = ("only the bias gradient is wrong (the weight gradient, hence δ, is right)",
                            "∂L/∂b = Σ of δ over the batch rows (axis 0)")
@@ -413,7 +416,9 @@ def diagnose(records: list[Record], impl: Any = None, problem: Problem | None = 
     first 1, 2 or 4 rows of the batch when they show the same cause, else the whole batch; with
     the records alone, the constant factor or sign readable from cosine and norm ratio."""
     causes = _merged(_diagnose(records, impl, problem))
-    return [_reproduced(c, getattr(impl, "unguarded", impl), problem) for c in causes] if reproduce and problem else causes
+    if not (reproduce and problem):
+        return causes
+    return [_reproduced(c, getattr(impl, "unguarded", impl), problem) for c in causes]
 
 
 def _layers_of(where: str) -> list[int]:

@@ -108,7 +108,8 @@ def _step(act_spec: Mapping[str, Any], z: Any, a: Any, g: Any, change: Any) -> A
 
 
 def reference_pass(spec: ModelSpec, state: Mapping[str, np.ndarray], xs: np.ndarray, target: np.ndarray,
-                   changes: Mapping[int, Any] | None = None, acts: Mapping[int, Mapping[str, Any]] | None = None) -> Pass:
+                   changes: Mapping[int, Any] | None = None,
+                   acts: Mapping[int, Mapping[str, Any]] | None = None) -> Pass:
     """One forward/backward in float64 torch with ``changes`` planted (see the module docstring);
     ``acts`` replaces layers' activation specs (e.g. ``{0: {"name": "gelu", "approximate": "tanh"}}``)."""
     torch = torch_module()

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from scratchnet_reference import compare_model, initial_state
 from scratchnet_reference.byo.diagnosis import Problem, annotate
-from scratchnet_reference.byo.root_causes import decode, group
 from scratchnet_reference.core.matrix import make_batch
+from scratchnet_reference.core.root_causes import decode, group
 
 from scratchnet import ModelSpec
 
@@ -38,7 +38,8 @@ def test_mean_reported_sum_backpropagated_and_a_hidden_softmax_elementwise_are_t
     assert kinds(found) == {("factor", "loss gradient (every layer)"), ("softmax_s1s", "layers.1 (softmax backward)")}
     factor = next(c for c in found if c.kind == "factor")
     # torch's MSE mean divides by N·C = 30; a gradient 2(p − y) of the sum does not
-    assert "yours = 30 × torch's = N · C" in factor.what and "a sum over every element, where torch's mean for mse divides by N·C" in factor.what
+    assert "yours = 30 × torch's = N · C" in factor.what
+    assert "a sum over every element, where torch's mean for mse divides by N·C" in factor.what
     softmax = next(c for c in found if c.kind == "softmax_s1s")
     assert "s(1 − s)" in softmax.what and "diag(s) − s sᵀ" in softmax.right
     # the loss value (a mean) is right: no row of it is blamed
