@@ -591,9 +591,11 @@ def annotate_training(records: list[Record], gradients_ok: bool | None = None) -
         else:
             text = (f"breaks at {first}: the loss before the update already differs — the forward pass or the loss "
                     "is wrong (see the gradient checks of this model)")
-        for r in curve:
-            if r.status == "fail":
-                r.diagnosis = text if (r is broken or r.check == "final_params") else f"follows from step {broken.step}"
+        kind = ("training_gradients" if gradients_ok is False else "update_rule" if loss_ratio <= 1
+                else "training_forward")
+        cause = encode([RootCause(kind, f"training: {broken.optimizer} {broken.gd_mode}", text)])
+        for r in (r for r in curve if r.status == "fail"):
+            r.diagnosis = cause if (r is broken or r.check == "final_params") else f"follows from step {broken.step}"
     return records
 
 
