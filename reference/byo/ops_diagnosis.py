@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from .ops import LARGE, Example, UserOps, _call
+from .op_examples import LARGE, Example, UserOps, call_user
 from .reference_ops import OPS, reference_op
 
 __all__ = ["Finding", "diagnose", "render_findings", "MISTAKES", "LOOSE", "name_factor"]
@@ -346,7 +346,7 @@ def _fd_verdict(ops: UserOps, ex: Example) -> tuple[str, bool | None]:
             for sign in (1, -1):
                 xs = x.copy()
                 xs[idx] += sign * h
-                value, _ = _call(loss, {first: xs, **{k: ex.inputs[k] for k in rest}}, ex.kwargs)
+                value, _ = call_user(loss, {first: xs, **{k: ex.inputs[k] for k in rest}}, ex.kwargs)
                 values.append(float(value))
             fd[idx] = (values[0] - values[1]) / (2 * h)
     except Exception as exc:  # noqa: BLE001
@@ -392,6 +392,11 @@ def reproducer(ex: Example) -> str:
 # Diagnosis
 # --------------------------------------------------------------------------------------------
 
+def _plainest(ex: Example) -> tuple[bool, int]:
+    """The reproducer: the smallest example, without extreme inputs where there is one."""
+    return ex.large, ex.size
+
+
 def _right(op_name: str) -> str:
     op = OPS[op_name]
     base = "_".join(op.base) if isinstance(op.base, tuple) else op.base
@@ -417,26 +422,26 @@ def _diagnose_group(ops: UserOps, name: str, exs: list[Example]) -> list[Finding
     label = name + (f" ({failing[0].component})" if failing[0].component else "")
     raised = [e for e in failing if e.error]
     if raised:
-        smallest = min(raised, key=lambda e: e.size)
+        smallest = min(raised, key=_plainest)
         findings.append(Finding(label, "raised", _what("raised", name, error=raised[0].error),
                                 f"on {_count(raised)} of {len(exs)}", _right(name), reproducer=reproducer(smallest),
                                 checks=checks))
         failing = [e for e in failing if not e.error]
     nonfinite = [e for e in failing if not np.all(np.isfinite(e.actual)) and np.all(np.isfinite(e.expected))]
     small = [e for e in exs if not e.large and not e.error]
-    if nonfinite and all(e.large for e in nonfinite):
-        smallest = min(nonfinite, key=lambda e: e.size)
+    if nonfinite and all(e.large for e in nonfinite) and all(np.all(np.isfinite(e.actual)) for e in small):
+        smallest = min(nonfinite, key=_plainest)
         bad = sum(int((~np.isfinite(e.actual)).sum()) for e in nonfinite)
         findings.append(Finding(label, "overflow", _what("overflow", name),
-                                f"NaN/inf in {bad} elements of {_count(nonfinite)} with |input| > {LARGE:g}; "
-                                f"{sum(not e.failed for e in small)} of {len(small)} examples without large inputs "
-                                "pass", _right(name), reproducer=reproducer(smallest), checks=checks))
+                                f"NaN/inf in {bad} elements of {_count(nonfinite)}, every one with |input| > "
+                                f"{LARGE:g}; finite on all {len(small)} examples without large inputs", _right(name),
+                                reproducer=reproducer(smallest), checks=checks))
         failing = [e for e in failing if e not in nonfinite]
     if failing and all(e.large for e in failing) and small and not any(e.failed for e in small):
         findings.append(Finding(label, "large_inputs", _what("large_inputs", name),
                                 f"{_count(failing)} with |input| > {LARGE:g} fail (worst tol_ratio "
                                 f"{max(e.tol_ratio for e in failing):.3g}); all {len(small)} without pass",
-                                _right(name), reproducer=reproducer(min(failing, key=lambda e: e.size)),
+                                _right(name), reproducer=reproducer(min(failing, key=_plainest)),
                                 checks=checks))
         failing = []
     if failing and all(e.kinks is not None for e in failing) and \
@@ -451,7 +456,7 @@ def _diagnose_group(ops: UserOps, name: str, exs: list[Example]) -> list[Finding
                                                      torch=f"{torch_:.6g}"),
                                 f"{n_bad} wrong elements in {_count(failing)}, every one at exactly {where}; "
                                 f"everything off the kink agrees", _right(name),
-                                reproducer=reproducer(min(failing, key=lambda e: e.size)), checks=checks))
+                                reproducer=reproducer(min(failing, key=_plainest)), checks=checks))
         failing = []
     if not failing:
         return findings
@@ -469,7 +474,7 @@ def _diagnose_group(ops: UserOps, name: str, exs: list[Example]) -> list[Finding
                     f"{len(exs)}; worst at {tuple(int(i) for i in idx)}: yours {worst.actual[idx]!r}, torch's "
                     f"{worst.expected[idx]!r} (tol_ratio {worst.tol_ratio:.3g})")
         findings.append(Finding(label, kind, what, "; ".join(filter(None, (evidence, fd_text))), _right(name),
-                                reproducer=reproducer(min(failing, key=lambda e: e.size)), checks=checks))
+                                reproducer=reproducer(min(failing, key=_plainest)), checks=checks))
         return findings
     kind, expr, hits, total = matched
     k_name = name_factor(expr)
@@ -493,7 +498,7 @@ def _diagnose_group(ops: UserOps, name: str, exs: list[Example]) -> list[Finding
                 f"({_count(failing)} that fail, of {len(exs)})")
     right = MISTAKES[kind][1] or _right(name)
     # the smallest failing example this explanation covers
-    smallest = min(failing, key=lambda e: e.size)
+    smallest = min(failing, key=_plainest)
     findings.append(Finding(label, kind, what, "; ".join(filter(None, (evidence, fd_text))), right,
                             _value(expr, worst.N, worst.C), k_name, reproducer(smallest), checks, consistent))
     return findings
