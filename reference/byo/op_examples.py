@@ -30,6 +30,7 @@ class UserOps:
     layout: str = "out_in"
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
     with_reduction: set[str] = field(default_factory=set)
+    ignored: list[str] = field(default_factory=list)
 
     def target_forms(self, op: Op) -> tuple[str, ...]:
         """The target forms to draw for a loss or fused op: declared under its own name (e.g.

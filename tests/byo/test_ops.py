@@ -232,3 +232,21 @@ def test_cli_names_the_planted_mistakes_of_the_example(capsys, monkeypatch):
         assert text in out, out
     assert main(["ops", "--impl", "examples/ops/learner_ops_fixed.py:OPS", "--max-examples", str(N_EXAMPLES)]) == 0
     assert main(["ops", "--impl", "examples/ops/nowhere.py"]) == 2
+
+
+def test_a_module_file_contributes_its_op_named_functions(tmp_path):
+    path = tmp_path / "my_nn.py"
+    path.write_text("import numpy as np\n\n"
+                    "def softmax(z):\n    e = np.exp(z - z.max(axis=1, keepdims=True))\n"
+                    "    return e / e.sum(axis=1, keepdims=True)\n\n"
+                    "def softmax_derivative(s):\n    return s * (1 - s)\n")
+    report = check_ops(str(path), max_examples=N_EXAMPLES)
+    assert report.ok and [r["op"] for r in report.rows] == ["softmax"]
+    assert report.ignored == ("softmax_derivative",) and "not checked (not op names): softmax_derivative" in \
+        report.render()
+
+
+def test_swapped_suffixes_get_the_right_name():
+    with pytest.raises(OpsError, match=r"'relu_grad' is not an op name: an activation's derivative is "
+                                       r"relu_backward\(z, a, g\)"):
+        check_ops({"relu_grad": lambda z, a, g: g})
