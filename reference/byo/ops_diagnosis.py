@@ -93,7 +93,7 @@ MISTAKES: dict[str, tuple[str, str, str]] = {
                  "inputs with |z| > {large:g} (exp overflows beyond z ≈ 709, log(0) = −inf)", "", ""),
     "large_inputs": ("wrong only for large inputs (|z| > {large:g}): precision is lost there, every small example is "
                      "right", "", ""),
-    "kink": ("wrong only at kinks: at exactly {where} your derivative is {yours}, torch's is {torch}", "", ""),
+    "kink": ("wrong only at kinks: at exactly {where} your {what} is {yours}, torch's is {torch}", "", ""),
     "raised": ("raised {error}", "", ""),
     "marginal": ("just past the tolerance (worst tol_ratio {ratio:.3g} ≤ {loose:g}): rounding, not a wrong formula",
                  "", ""),
@@ -189,9 +189,10 @@ def _factor_words(expr: tuple[int, int, int, int], base: Any, reduction: str, ex
         parts.append(f"yours is C times torch's (C = {C} columns)")
     elif j == -1 and mean and not elementwise and i == 1:
         parts[-1:] = [f"you divide by C (= {C}) where torch's mean divides by N (= {N}): yours = N/C × torch's"]
+    elif j == -1 and mean and not elementwise and i == 0:
+        parts.append(f"you divide by every element, N·C, where torch's mean for {loss} divides by N only (C = {C})")
     elif j == -1:
-        parts.append(f"you divide by C (= {C} columns) where torch does not" +
-                     (" (cross-entropy's mean divides by N only)" if mean and not elementwise else ""))
+        parts.append(f"you divide by C (= {C} columns) where torch does not")
     if l == 1:
         parts.append("an extra factor 2")
     elif l == -1:
@@ -448,11 +449,13 @@ def _diagnose_group(ops: UserOps, name: str, exs: list[Example]) -> list[Finding
             all(np.all(e.kinks[e.ratios > 1]) for e in failing if e.ratios.shape == e.kinks.shape):
         ex = max(failing, key=lambda e: e.tol_ratio)
         at = np.argwhere((ex.ratios > 1) & ex.kinks)[0]
-        g = ex.inputs.get("g", np.ones_like(ex.expected))[tuple(at)]
+        is_loss = OPS[name].base == "l1"  # the loss gradient itself; an activation's: per unit of g
+        g = 1.0 if is_loss else ex.inputs["g"][tuple(at)]
         yours, torch_ = ex.actual[tuple(at)] / g, ex.expected[tuple(at)] / g
-        where = "p = y" if OPS[name].base == "l1" else "z = 0"
+        where = "p = y" if is_loss else "z = 0"
         n_bad = sum(int((e.ratios > 1).sum()) for e in failing)
         findings.append(Finding(label, "kink", _what("kink", name, where=where, yours=f"{yours:.6g}",
+                                                     what="gradient" if is_loss else "derivative",
                                                      torch=f"{torch_:.6g}"),
                                 f"{n_bad} wrong elements in {_count(failing)}, every one at exactly {where}; "
                                 f"everything off the kink agrees", _right(name),
