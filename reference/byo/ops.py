@@ -261,8 +261,10 @@ def _validation_problems(ops: UserOps) -> list[str]:
             pass
         if op.family in ("loss", "fused") and _accepts_reduction(fn):
             ops.with_reduction.add(name)
-        form = "real" if op.family == "dense" else _forms(ops, op)[0]
-        inputs = _inputs(op, ops, rng.uniform(-2, 2, (3, 4)), rng.uniform(-1, 1, (3, 4)), form, rng)
+        if op.family == "dense":
+            inputs = _dense_inputs(op, ops, *(rng.uniform(-1, 1, shape) for shape in ((3, 4), (5, 4), (5,), (3, 5))))
+        else:
+            inputs = _inputs(op, ops, *(rng.uniform(-1, 1, (3, 4)) for _ in range(3)), _forms(ops, op)[0])
         try:
             got, _ = call_user(fn, inputs, {})
         except Exception as exc:  # noqa: BLE001
@@ -310,45 +312,37 @@ def _forms(ops: UserOps, op: Op) -> tuple[str, ...]:
     return ops.target_forms(op) if op.family in ("loss", "fused") else ("-",)
 
 
-def _targets(form: str, N: int, C: int, rng_or_u: np.ndarray) -> np.ndarray:
+def _targets(form: str, N: int, C: int, u: np.ndarray) -> np.ndarray:
     """Targets of ``form`` from uniform numbers ``u`` (N, C) in [0, 1)."""
-    labels = np.argmax(rng_or_u, axis=1)
+    labels = np.argmax(u, axis=1)
     if form == "index":
         return labels.astype(np.int64)
     if form == "one_hot":
         return np.eye(C)[labels]
-    soft = rng_or_u + 0.05
+    soft = u + 0.05
     return soft / soft.sum(axis=1, keepdims=True)
 
 
-def _inputs(op: Op, ops: UserOps, z: np.ndarray, g: np.ndarray, form: str, rng: Any,
-            u: np.ndarray | None = None, dims: tuple[int, int] | None = None) -> dict[str, np.ndarray]:
-    """The op's positional inputs built from drawn logits ``z`` and upstream gradient ``g`` (N, C)."""
+def _inputs(op: Op, ops: UserOps, z: np.ndarray, g: np.ndarray, u: np.ndarray, form: str) -> dict[str, np.ndarray]:
+    """The inputs of an activation, loss or fused op from drawn logits ``z``, upstream gradient ``g``
+    and uniform numbers ``u`` (all N × C): torch's ``a`` for a backward, ``p`` in the loss's domain
+    (softmax rows for cross-entropy, log-softmax for NLL, sigmoid for BCE, ``z`` itself otherwise)."""
     N, C = z.shape
-    u = rng.uniform(0, 1, (N, C)) if u is None else u
-    params = ops.params_of(op)
     if op.family == "activation":
-        if op.role == "forward":
-            return {"z": z}
-        return {"z": z, "a": reference_op(op.base, **params)(z), "g": g}
+        return {"z": z} if op.role == "forward" else {"z": z, "a": reference_op(op.base, **ops.params_of(op))(z),
+                                                      "g": g}
+    y = 2.0 * g if form == "real" else _targets(form, N, C, u)  # real targets lie in [-6, 6]
     if op.family == "fused":
-        return {"z": z, "y": _targets(form, N, C, u)}
-    if op.family == "loss":
-        if op.base == "cross_entropy":
-            p = reference_op("softmax")(z)
-        elif op.base == "nll":
-            p = reference_op("log_softmax")(z)
-        elif op.base == "binary_cross_entropy":
-            p = reference_op("sigmoid")(z)
-        else:
-            p = z
-        y = g * 2.0 if form == "real" else _targets(form, N, C, u)  # real targets in [-2, 2]
-        return {"p": p, "y": y}
-    n_in, n_out = dims or (C, C + 1)
-    x = z[:, :n_in] if z.shape[1] >= n_in else np.resize(z, (N, n_in))
-    W = np.resize(g.ravel() + 0.5, (n_out, n_in))
-    return {"x": x, "W": W if ops.layout == "out_in" else W.T.copy(), "b": np.resize(u.ravel() - 0.5, n_out),
-            **({"g": np.resize(z.ravel()[::-1], (N, n_out))} if op.role == "backward" else {})}
+        return {"z": z, "y": y}
+    domain = {"cross_entropy": "softmax", "nll": "log_softmax", "binary_cross_entropy": "sigmoid"}.get(op.base)
+    return {"p": reference_op(domain)(z) if domain else z, "y": y}
+
+
+def _dense_inputs(op: Op, ops: UserOps, x: np.ndarray, W: np.ndarray, b: np.ndarray, g: np.ndarray) \
+        -> dict[str, np.ndarray]:
+    """``x`` (N, in), ``W`` (out, in) — handed over in the declared layout — ``b`` (out,), ``g`` (N, out)."""
+    inputs = {"x": x, "W": W if ops.layout == "out_in" else W.T.copy(), "b": b}
+    return {**inputs, "g": g} if op.role == "backward" else inputs
 
 
 def _tolerance(op: Op, dtype: str) -> Any:
@@ -416,7 +410,8 @@ def _explore(name: str, ops: UserOps, form: str, reduction: str | None, dtype: s
     kinked = op.family == "activation" and op.base in ("relu", "leaky_relu")
     collected: list[Example] = []
     floats = st.floats(-4, 4, width=32, allow_subnormal=False)
-    upstream = st.floats(-3, 3, width=32, allow_subnormal=False)
+    # nonzero: a zero upstream gradient makes any backward look right where it multiplies
+    upstream = st.one_of(st.floats(0.0625, 3, width=32), st.floats(-3, -0.0625, width=32))
 
     @settings(max_examples=max_examples, derandomize=seed is None, database=None, deadline=None,
               phases=[Phase.generate], suppress_health_check=list(HealthCheck))
@@ -425,6 +420,12 @@ def _explore(name: str, ops: UserOps, form: str, reduction: str | None, dtype: s
         N = data.draw(st.integers(1, 6), label="N")
         C = data.draw(st.integers(2, 6), label="C")
         style = data.draw(st.sampled_from(("plain", "kinks", "large") if takes_logits else ("plain", "kinks")))
+        if op.family == "dense":
+            n_out = data.draw(st.integers(1, 5), label="out")
+            x, W, b, g = (data.draw(hnp.arrays(np.float64, shape, elements=upstream, fill=st.nothing()), label=k)
+                          for k, shape in (("x", (N, C)), ("W", (n_out, C)), ("b", (n_out,)), ("g", (N, n_out))))
+            collected.extend(run_example(name, fn, ops, _dense_inputs(op, ops, x, W, b, g), kwargs, check, dtype))
+            return
         z = data.draw(hnp.arrays(np.float64, (N, C), elements=floats, fill=st.nothing()), label="z")
         g = data.draw(hnp.arrays(np.float64, (N, C), elements=upstream, fill=st.nothing()), label="g")
         # the rest (targets, where the kinks and extremes go) from a drawn seed: cheaper than more arrays
@@ -432,12 +433,11 @@ def _explore(name: str, ops: UserOps, form: str, reduction: str | None, dtype: s
         u, mask = rng.uniform(0, 1, (N, C)), rng.uniform(0, 1, (N, C)) < 0.5
         if style == "large":
             z = np.where(mask, rng.choice(_EXTREMES, (N, C)), z)
-        dims = (data.draw(st.integers(1, 5)), data.draw(st.integers(1, 5))) if op.family == "dense" else None
-        inputs = _inputs(op, ops, z, g, form, None, u=u, dims=dims)
+        inputs = _inputs(op, ops, z, g, u, form)
         kinks = None
         if style == "kinks" and op.base == "l1":
             inputs["p"] = np.where(mask, inputs["y"], inputs["p"])
-        elif style == "kinks" and op.family in ("activation", "fused"):
+        elif style == "kinks" and "z" in inputs:
             inputs["z"] = np.where(mask, 0.0, inputs["z"])
             if "a" in inputs:
                 inputs["a"] = reference_op(op.base, **ops.params_of(op))(inputs["z"])
