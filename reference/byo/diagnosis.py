@@ -469,6 +469,9 @@ def _diagnose(records: list[Record], impl: Any, problem: Problem | None) -> list
     impl = getattr(impl, "unguarded", impl)  # pytest's guard would turn NotImplementedError into a skip
     if impl is None or problem is None or not any(r.check == "forward" for r in records):
         return _from_records(records)
+    by_ops = _by_substitution(impl, problem)
+    if by_ops:
+        return by_ops
     analysis = _Analysis(impl, problem, records)
     spec = problem.spec
     if any(r.check == "forward" for r in failing):
@@ -501,6 +504,43 @@ def _diagnose(records: list[Record], impl: Any, problem: Problem | None) -> list
                            f"{worst:.3g}): a small drift (rounding, summation order, cancellation in float32) "
                            "rather than a wrong formula", "no known mistake, factor or substitution explains it")
     return analysis.causes
+
+
+def _by_substitution(impl: Any, problem: Problem) -> list[RootCause] | None:
+    """Root causes by swapping the ops the implementation exposes (:mod:`.substitution`), each
+    named by the analysis of the network in which only it is yours; ``None`` when no op is exposed
+    or no swap clears the failure."""
+    from dataclasses import replace
+
+    from ..core.compare import compare_model
+    from .substitution import Swapped, culprits, exposed_ops, op_groups
+
+    ops = exposed_ops(impl)
+    if not ops:
+        return None
+
+    def run(variant: Any) -> list[Record]:
+        return compare_model(variant, problem.spec, problem.x, problem.y, state=problem.state, device=problem.device,
+                             fd="never")
+
+    def fails(variant: Any) -> bool:
+        try:
+            return any(r.status == "fail" for r in run(variant))
+        except Exception:  # noqa: BLE001 - a model that cannot be built with torch's op fails
+            return True
+
+    found = culprits(impl, fails, op_groups(ops, problem.spec))
+    out = []
+    for mine in found or []:
+        others = [n for g in found if g is not mine for n in g]
+        alone = Swapped(impl, others)
+        names = ", ".join(mine)
+        evidence = (f"with your {names} swapped for torch's" + (" (and the other culprits)" if others else "")
+                    + " every check passes; with every other op swapped instead the failure remains")
+        for c in _diagnose(run(alone), alone, problem) or [RootCause("op", "", "differs from torch's")]:
+            out.append(replace(c, where=f"{c.where} [your {names}]".lstrip(),
+                               evidence=f"{evidence}; {c.evidence}" if c.evidence else evidence))
+    return out or None
 
 
 def _from_records(records: list[Record]) -> list[RootCause]:

@@ -162,13 +162,16 @@ class LayerNet:
 
 class LayerNetAdapter:
     """The adapter a user writes for :class:`LayerNet`: weights transposed in and out, gradients read
-    from the layers after a backward pass without a learning rate; ``ops`` exposed."""
+    from the layers after a backward pass without a learning rate; ``ops`` exposed (``expose``) for
+    diagnosis by substitution."""
 
-    def __init__(self, name="layer-net", **mistakes):
-        self.name, self.ops = name, {**OPS, **mistakes}
+    def __init__(self, name="layer-net", expose=True, **mistakes):
+        self.name, self.own = name, {**OPS, **mistakes}
+        if expose:
+            self.ops = self.own
 
     def build(self, spec, state, ops=None):
-        return _LayerModel(spec, state, {**self.ops, **(ops or {})})
+        return _LayerModel(spec, state, {**self.own, **(ops or {})})
 
 
 class _LayerModel:
