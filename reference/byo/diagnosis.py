@@ -289,7 +289,8 @@ class _Analysis:
                 if w_ok != b_ok:
                     self._parameter(spec, layer, "weight" if b_ok else "bias", grads, ref, k)
                     continue
-            if self._mistake(spec, layer, grads, changes, k) or self._scaled(spec, layer, grads, changes, k):
+            if self._mistake(spec, layer, grads, changes, k, factor_named) or self._scaled(spec, layer, grads,
+                                                                                              changes, k):
                 k = k if k is not None else self._k
                 factor_named = factor_named or self._k != 1.0
                 ref = self.ref(changes, spec).grads
@@ -310,14 +311,15 @@ class _Analysis:
             ref = self.ref(changes, spec).grads
         return None
 
-    def _mistake(self, spec, layer, grads, changes, k) -> bool:
+    def _mistake(self, spec, layer, grads, changes, k, factor_named) -> bool:
         for mistake in candidate_mistakes(spec, layer):
             planted = self.ref({**changes, layer: mistake}, spec).grads
             names = [f"layers.{layer}.weight", f"layers.{layer}.bias"]
             km = k if k is not None else _fit([grads[n] for n in names], [planted[n] for n in names])
             if not km or not all(self._fits(grads, planted, layer, km)):
                 continue
-            if k is None and abs(km - 1) > 1e-6 and not all(self._fits(grads, planted, layer, 1.0)):
+            new_factor = not factor_named and k is None and abs(km - 1) > 1e-6
+            if new_factor and not all(self._fits(grads, planted, layer, 1.0)):
                 self._factor(km, "loss gradient (every layer)", spec, f"layers.{layer}")
             self._k = km if k is None else k
             changes[layer] = mistake[:2] if isinstance(mistake, tuple) else mistake

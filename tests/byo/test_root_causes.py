@@ -139,3 +139,21 @@ def test_each_reproducer_pastes_into_a_test_and_shows_its_cause_on_a_few_rows():
         assert len(scope["x"]) <= 4
         again = annotate(scope["records"], impl, Problem(scope["spec"], scope["state"], scope["x"], scope["y"]))
         assert (cause.kind, cause.where) in {(c.kind, c.where) for c, _, _ in group(again)}
+
+
+@pytest.mark.parametrize("k, n, c, loss, formula", [
+    (8.0, 8, 4, "cross_entropy", "N"), (15.0, 6, 5, "mse", "N · C · 1/2"), (0.5, 6, 5, "mse", "1/2"),
+    (1 / 6, 6, 5, "cross_entropy", "1/N"), (7.0, 6, 5, "mse", ""),
+])
+def test_factors_are_named_over_n_c_and_2(k, n, c, loss, formula):
+    from scratchnet_reference.core.root_causes import name_factor
+
+    named, _ = name_factor(k, n, c, loss, "mean")
+    assert named.split(" (N = ")[0] == formula
+
+
+def test_a_factor_equal_to_one_is_not_a_factor():
+    from scratchnet_reference.core.root_causes import name_factor
+
+    assert name_factor(1.0, 1, 1, "mse", "mean") == ("", "")  # N = C = 1: nothing to name
+    assert name_factor(2.0, 1, 1, "mse", "mean")[0].startswith("2 (")
