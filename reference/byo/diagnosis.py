@@ -496,6 +496,7 @@ def _diagnose(records: list[Record], impl: Any, problem: Problem | None) -> list
         if loss is not None:
             k = loss.actual_value / loss.expected_value if loss.expected_value else 0.0
             formula, why = name_factor(k, analysis.n, analysis.c, spec.loss["name"], spec.reduction)
+            why = why.replace("your loss's gradient is that of", "your loss is").replace("your gradient", "your loss")
             analysis.cause("loss_value", f"loss ({spec.loss['name']}, {spec.reduction})",
                            f"the loss value is {k:.4g} × torch's" + (f" = {formula} — {why}" if formula else ""),
                            f"yours {loss.actual_value:.6g}, torch's {loss.expected_value:.6g}; the output agrees",

@@ -90,12 +90,17 @@ def _log_limits(values: pd.Series | np.ndarray) -> tuple[float, float]:
     return min(lo, 0.1), hi
 
 
-def _title(fig: Figure, text: str, fontsize: float = 10) -> None:
-    """A suptitle wrapped to the figure's width (about 0.55 em per character)."""
+def _wrapped(text: str, width_in: float, fontsize: float) -> tuple[str, int]:
+    """``text`` wrapped to ``width_in`` inches (about 0.55 em per character), and its line count."""
     import textwrap
 
-    width = int(fig.get_figwidth() * 72 / (0.55 * fontsize))
-    fig.suptitle("\n".join(textwrap.fill(line, width) for line in text.split("\n")), fontsize=fontsize)
+    lines = [w for line in text.split("\n") for w in textwrap.wrap(line, int(width_in * 72 / (0.55 * fontsize)))]
+    return "\n".join(lines), len(lines)
+
+
+def _title(fig: Figure, text: str, fontsize: float = 10) -> None:
+    """A suptitle wrapped to the figure's width."""
+    fig.suptitle(_wrapped(text, fig.get_figwidth(), fontsize)[0], fontsize=fontsize)
 
 
 def _panels(cases: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
@@ -148,7 +153,11 @@ def heatmap(matrix: pd.DataFrame, metadata: Mapping[str, str]) -> bytes | None:
     losses = sorted(cases["loss"].unique())
     ncols = min(2, len(panels))
     nrows = math.ceil(len(panels) / ncols)
-    fig = _figure(1.1 * len(losses) * ncols + 2.5, 0.42 * len(outputs) * nrows + 1.8)
+    width = max(6.5, 1.1 * len(losses) * ncols + 2.5)
+    heading, lines = _wrapped("tol_ratio per output activation × loss: median over hidden activations of the worst "
+                              "over reduction and flavour; 'k/n hidden fail': k of the n hidden activations fail "
+                              "there (heatmap_hidden.png shows which)", width, 11)
+    fig = _figure(width, 0.42 * len(outputs) * nrows + 1.8 + 0.2 * lines)
     fig.get_layout_engine().set(h_pad=0.15)
     axes = fig.subplots(nrows, ncols, squeeze=False)
     image = None
@@ -168,9 +177,7 @@ def heatmap(matrix: pd.DataFrame, metadata: Mapping[str, str]) -> bytes | None:
     for ax in list(axes.flat)[len(panels):]:
         ax.set_visible(False)
     _colorbar(fig, image, axes)
-    _title(fig, "tol_ratio per output activation × loss: median over hidden activations of the worst over "
-           "reduction and flavour; 'k/n hidden fail': k of the n hidden activations fail there (see "
-           "heatmap_hidden.png for which)", fontsize=11)
+    fig.suptitle(heading, fontsize=11)
     return _png(fig, metadata, "heatmap")
 
 

@@ -270,3 +270,18 @@ class _ColumnModel:
                 grads[f"layers.{k}.weight"] = grads.get(f"layers.{k}.weight", 0) + nw
                 grads[f"layers.{k}.bias"] = grads.get(f"layers.{k}.bias", 0) + nb.ravel()
         return loss, grads
+
+
+# -- factories for ``--impl tests.byo.strangers:<factory>`` ------------------------------------------
+
+LAYER_NET_CAPABILITIES = {"hidden": ["tanh", "relu", "gelu", "softmax", "identity"], "outputs": ["identity", "softmax"],
+                          "losses": ["mse", "cross_entropy"], "dtypes": ["float64"], "optimizers": [],
+                          "hyperparameters": []}
+
+
+def sum_gradient_and_elementwise_softmax(expose=True):
+    """The loss reports a mean but back-propagates a sum, and softmax's derivative is s(1 − s)."""
+    impl = LayerNetAdapter("sum-and-s1s", expose=expose, mse_grad=mse_grad_of_a_sum,
+                           softmax_backward=softmax_backward_elementwise)
+    impl.capabilities = LAYER_NET_CAPABILITIES
+    return impl
