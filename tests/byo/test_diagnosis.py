@@ -51,8 +51,8 @@ FACTOR = ("factor", "loss gradient (every layer)")
 def test_off_by_the_batch_size():
     found, records = diagnosed(UserImplementation("xN", grads_hook=times_batch), CLASSIFY)
     assert set(found) == {FACTOR}
-    assert "yours = 8 × torch's = N (N = 8 the batch size, C = 4 the outputs) — your loss's gradient sums over the " \
-           "batch where torch's reduction='mean' divides by N" in found[FACTOR].what
+    assert "yours = 8 × torch's = N (N = 8 the batch size, C = 4 the outputs) — your loss's gradient is that of a " \
+           "sum, where torch's reduction='mean' for cross_entropy divides by N" in found[FACTOR].what
     assert {r.param for r in records if r.status == "fail"} == {f"layers.{k}.{p}" for k in range(3)
                                                                 for p in ("weight", "bias")}
 

@@ -54,7 +54,7 @@ def test_mean_reported_sum_backpropagated_and_a_hidden_softmax_elementwise_are_t
     factor = next(c for c in found if c.kind == "factor")
     # torch's MSE mean divides by N·C = 30; a gradient 2(p − y) of the sum does not
     assert "yours = 30 × torch's = N · C" in factor.what
-    assert "a sum over every element, where torch's mean for mse divides by N·C" in factor.what
+    assert "your loss's gradient is that of a sum, where torch's reduction='mean' for mse divides by N·C" in factor.what
     softmax = next(c for c in found if c.kind == "softmax_s1s")
     assert "s(1 − s)" in softmax.what and "diag(s) − s sᵀ" in softmax.right
     # the loss value (a mean) is right: no row of it is blamed
@@ -67,7 +67,7 @@ def test_half_squared_error_summed_over_the_batch_is_n_c_over_2():
     found, records = causes(s.ColumnNetAdapter(), sizes=(4, 6, 5), hidden="tanh", output="identity", loss="mse")
     assert kinds(found) == {("factor", "loss gradient (every layer)")}
     assert "yours = 15 × torch's = N · C · 1/2" in found[0].what
-    assert "a ½ in your loss" in found[0].what and "torch's mean for mse divides by N·C" in found[0].what
+    assert "a ½ in your loss" in found[0].what and "torch's reduction='mean' for mse divides by N·C" in found[0].what
 
 
 @EXPOSE
@@ -142,6 +142,7 @@ def test_each_reproducer_pastes_into_a_test_and_shows_its_cause_on_a_few_rows():
 
 
 @pytest.mark.parametrize("k, n, c, loss, formula", [
+    (16.0, 8, 4, "mse", "N · C · 1/2"),  # ½‖a − y‖² summed: N·C/2, although 16 = 2·N too
     (8.0, 8, 4, "cross_entropy", "N"), (15.0, 6, 5, "mse", "N · C · 1/2"), (0.5, 6, 5, "mse", "1/2"),
     (1 / 6, 6, 5, "cross_entropy", "1/N"), (7.0, 6, 5, "mse", ""),
 ])
