@@ -10,8 +10,9 @@ tables carry them and :func:`group` can count, across the run, how many failing 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 
 __all__ = ["RootCause", "encode", "decode", "group", "headline", "name_factor", "COLUMNS"]
 
@@ -30,7 +31,22 @@ class RootCause:
 
     @property
     def key(self) -> tuple[str, str, str]:
-        return self.kind, self.where, self.what
+        """What makes two causes one: the layers a mistake enters at and the op named by substitution
+        differ between combinations (``layers.1 (softmax backward)`` and ``layers.0, 1 (softmax
+        backward) [your softmax, softmax_backward]`` are one mistake)."""
+        return self.kind, _LAYERS.sub("", self.where).split(" [your ")[0], self.what
+
+
+_LAYERS = re.compile(r"^layers\.[\d, ]+ (?=\()")
+
+
+def _joined(a: RootCause, b: RootCause) -> RootCause:
+    """``a`` (one key with ``b``) with the layers and the op named by ``b`` added to its ``where``."""
+    rest = _LAYERS.sub("", a.where).split(" [your ")[0]
+    ops = next((" [your " + c.where.split(" [your ", 1)[1] for c in (a, b) if " [your " in c.where), "")
+    found = [m.group(0) for m in (_LAYERS.match(a.where), _LAYERS.match(b.where)) if m]
+    layers = sorted({int(k) for m in found for k in re.findall(r"\d+", m)})
+    return replace(a, where=(f"layers.{', '.join(map(str, layers))} " if layers else "") + rest + ops)
 
 
 COLUMNS = [f.name for f in fields(RootCause)] + ["failing_rows", "combinations"]
@@ -67,7 +83,8 @@ def group(records: Iterable) -> list[tuple[RootCause, int, int]]:
         if r.status != "fail" or not r.diagnosis or r.diagnosis.startswith("follows from step"):
             continue
         for cause in decode(r.diagnosis):
-            rows.setdefault(cause.key, [cause, 0])[1] += 1
+            entry = rows.setdefault(cause.key, [cause, 0])
+            entry[0], entry[1] = _joined(entry[0], cause), entry[1] + 1
             combos.setdefault(cause.key, set()).add((r.hidden, r.output, r.loss, r.reduction, r.dtype, r.optimizer))
     out = [(cause, n, len(combos[key])) for key, (cause, n) in rows.items()]
     return sorted(out, key=lambda t: (-t[1], t[0].where))

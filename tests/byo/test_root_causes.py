@@ -158,3 +158,17 @@ def test_a_factor_equal_to_one_is_not_a_factor():
 
     assert name_factor(1.0, 1, 1, "mse", "mean") == ("", "")  # N = C = 1: nothing to name
     assert name_factor(2.0, 1, 1, "mse", "mean")[0].startswith("2 (")
+
+
+def test_one_mistake_at_different_layers_in_different_combinations_is_one_root_cause():
+    from types import SimpleNamespace
+
+    from scratchnet_reference.core.root_causes import RootCause, encode
+
+    what = "softmax's derivative taken elementwise: δ = g ⊙ s(1 − s)"
+    wheres = ["layers.2 (softmax backward) [your softmax, softmax_backward]", "layers.0, 1 (softmax backward)"]
+    records = [SimpleNamespace(status="fail", diagnosis=encode([RootCause("softmax_s1s", where, what)]), hidden=h,
+                               output="softmax", loss="mse", reduction="mean", dtype="float64", optimizer="")
+               for where, h in zip(wheres, ("tanh,tanh", "softmax,softmax"))]
+    [(cause, rows, combos)] = group(records)
+    assert (cause.where, rows, combos) == ("layers.0, 1, 2 (softmax backward) [your softmax, softmax_backward]", 2, 2)
