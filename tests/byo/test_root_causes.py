@@ -172,3 +172,15 @@ def test_one_mistake_at_different_layers_in_different_combinations_is_one_root_c
                for where, h in zip(wheres, ("tanh,tanh", "softmax,softmax"))]
     [(cause, rows, combos)] = group(records)
     assert (cause.where, rows, combos) == ("layers.0, 1, 2 (softmax backward) [your softmax, softmax_backward]", 2, 2)
+
+
+@pytest.mark.parametrize("passes_with, expected", [
+    (lambda swapped: {"a", "b"} <= swapped, [("a",), ("b",)]),  # two wrong ops: each its own cause
+    (lambda swapped: bool({"a", "b"} & swapped), [("a", "b")]),  # either swap clears it: the pair
+    (lambda swapped: False, None),  # the failure lies outside the exposed ops
+])
+def test_culprits_leave_one_out_then_pairs(passes_with, expected):
+    from scratchnet_reference.byo.substitution import culprits
+
+    groups = [("a",), ("b",), ("c",)]
+    assert culprits(object(), lambda variant: not passes_with(set(variant.names)), groups) == expected
