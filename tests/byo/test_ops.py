@@ -250,3 +250,12 @@ def test_swapped_suffixes_get_the_right_name():
     with pytest.raises(OpsError, match=r"'relu_grad' is not an op name: an activation's derivative is "
                                        r"relu_backward\(z, a, g\)"):
         check_ops({"relu_grad": lambda z, a, g: g})
+
+
+def test_each_reduction_is_diagnosed_on_its_own():
+    """A gradient that ignores reduction= is right for mean and off by 1/(N·C) for sum."""
+    report = check_ops({"l1_grad": lambda p, y, reduction="mean": np.sign(p - y) / p.size}, max_examples=N_EXAMPLES)
+    (finding,) = report.findings
+    assert (finding.kind, finding.factor_name, finding.checks) == ("factor", "1/(N·C)", ("grad sum",)), \
+        report.render()
+    assert "reduction='sum'" in finding.reproducer
