@@ -107,6 +107,11 @@ MISTAKEN = {
                                          * (softmax(z) - y) / len(z)}, "softmax_cross_entropy_grad", "1"),
     "gelu_tanh": ({"gelu": lambda z: 0.5 * z * (1 + np.tanh(np.sqrt(2 / np.pi) * (z + 0.044715 * z ** 3)))},
                   "gelu", "1"),
+    "softmax_axis0": ({"softmax": lambda z: np.exp(z - z.max(axis=0)) / np.exp(z - z.max(axis=0)).sum(axis=0)},
+                      "softmax", "1"),
+    "upstream_ignored": ({"tanh_backward": lambda z, a, g: 1 - a ** 2}, "tanh_backward", "1"),
+    "log_softmax_diagonal": ({"log_softmax_backward": lambda z, a, g: g * (1 - np.exp(a))}, "log_softmax_backward",
+                             "1"),
     "db_mean": ({"dense_backward": lambda x, W, b, g: (g @ W.T, x.T @ g, g.mean(axis=0))}, "dense_backward (db)",
                 "1/N"),
 }
