@@ -477,8 +477,8 @@ def _diagnose_group(ops: UserOps, name: str, exs: list[Example]) -> list[Finding
             kind, what = "unrecognised", _what("unrecognised", name)
         idx = np.unravel_index(int(np.argmax(worst.ratios)), worst.ratios.shape)
         evidence = (f"{sum(int((e.ratios > 1).sum()) for e in failing)} wrong elements in {_count(failing)} of "
-                    f"{len(exs)}; worst at {tuple(int(i) for i in idx)}: yours {worst.actual[idx]!r}, torch's "
-                    f"{worst.expected[idx]!r} (tol_ratio {worst.tol_ratio:.3g})")
+                    f"{len(exs)}; worst at {tuple(int(i) for i in idx)}: yours {float(worst.actual[idx])!r}, torch's "
+                    f"{float(worst.expected[idx])!r} (tol_ratio {worst.tol_ratio:.3g})")
         findings.append(Finding(label, kind, what, "; ".join(filter(None, (evidence, fd_text))), _right(name),
                                 reproducer=reproducer(min(failing, key=_plainest)), checks=checks))
         return findings
