@@ -264,3 +264,9 @@ def test_each_reduction_is_diagnosed_on_its_own():
     assert (finding.kind, finding.factor_name, finding.checks) == ("factor", "1/(N·C)", ("grad sum",)), \
         report.render()
     assert "reduction='sum'" in finding.reproducer
+
+
+def test_an_unknown_mistake_is_not_misnamed():
+    report = check_ops({"softmax_backward": lambda z, a, g: a * g}, max_examples=N_EXAMPLES)
+    (finding,) = report.findings
+    assert finding.kind == "unrecognised" and "worst at" in finding.evidence, report.render()
