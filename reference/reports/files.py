@@ -53,6 +53,8 @@ from typing import Any
 
 import pandas as pd
 
+from scratchnet.atomic import atomic_write
+
 __all__ = ["CorruptFileError", "IncompleteFolderError", "Terminated", "ReportFolder", "Manifest", "atomic_write_bytes",
            "atomic_write_text", "csv_bytes", "write_csv", "read_csv", "read_metadata", "verify_folder",
            "replace_directory", "staging_debris", "output_dir_problem", "new_run_id", "terminate_as_exception",
@@ -96,32 +98,15 @@ class Terminated(SystemExit):
 # One file
 # --------------------------------------------------------------------------------------------
 
-def _file_mode() -> int:
-    """``0o666`` less the process umask: the mode ``open(path, "w")`` would give."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically: a temporary file in the same folder, ``fsync``,
-    ``os.replace``, mode ``0o666 & ~umask``; the temporary file is removed on any exception."""
+    """Write ``data`` to ``path`` atomically (creating its folder): :func:`scratchnet.atomic.atomic_write`
+    — a temporary file in the same folder, ``fsync``, ``os.replace``, mode ``0o666 & ~umask``; the
+    temporary file is removed on any exception. The one atomic writer of every report file."""
     if not isinstance(data, bytes | bytearray | memoryview):
         raise TypeError(f"data must be bytes, got {type(data).__name__}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, _file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, bytes(data))
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
