@@ -207,7 +207,7 @@ class NaiveCrossEntropy(PlantedNetwork):
         out = self.layers[-1]
         n = out.a.shape[0]
         y = self.loss_fn.smoothed(target, out.a.shape[1], out.a.dtype)
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             value = -np.sum(y * np.log(out.a)) / n
             grad = -y / out.a / n
             return value, out.activation.backward(out.z, out.a, grad)
