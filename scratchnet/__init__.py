@@ -12,19 +12,20 @@ mini-batch and stochastic training. ``import scratchnet`` needs NumPy only.
     8
 """
 
-from . import activations, fused, gradcheck, initializers, losses, optimizers, registry
-from .network import Network, NonFiniteWarning
+from . import activations, atomic, fused, gradcheck, initializers, losses, optimizers, registry
+from .errors import DivergenceWarning, ModelFileError, NonFiniteWarning
+from .network import Network, load
 from .optimizers import SGD, Adam, AdamW, Optimizer, Parameter
 from .registry import ACTIVATIONS, INITIALIZERS, LOSSES, OPTIMIZERS
-from .serialization import load, save
+from .serialization import save
 from .spec import ModelSpec
-from .training import DivergenceWarning, History, batch_schedule, fit
+from .training import History, batch_schedule, fit
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ACTIVATIONS", "INITIALIZERS", "LOSSES", "OPTIMIZERS", "Adam", "AdamW", "DivergenceWarning",
-    "History", "ModelSpec", "Network", "NonFiniteWarning", "Optimizer", "Parameter", "SGD",
-    "activations", "batch_schedule", "fit", "fused", "gradcheck", "initializers", "load",
+    "History", "ModelFileError", "ModelSpec", "Network", "NonFiniteWarning", "Optimizer", "Parameter",
+    "SGD", "activations", "atomic", "batch_schedule", "fit", "fused", "gradcheck", "initializers", "load",
     "losses", "optimizers", "registry", "save", "__version__",
 ]

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._checks import check_real
 from .network import Network
 
 __all__ = ["GradientCheck", "numerical_gradient", "numerical_vjp", "network_numerical_gradients",
@@ -30,7 +31,20 @@ def numerical_gradient(f: Callable[[], float], array: np.ndarray, eps: float = 1
     """Gradient of the scalar ``f()`` with respect to ``array`` by the five-point central
     stencil ``(−f(θ+2h) + 8f(θ+h) − 8f(θ−h) + f(θ−2h)) / 12h`` (truncation ``O(h⁴)``: a loss whose
     third derivative is 1e9 — ``log(1 − p)`` at ``p = 0.999`` — still differentiates to 1e-9),
-    perturbing ``array`` in place one element at a time (restored exactly afterwards)."""
+    perturbing ``array`` in place one element at a time (restored exactly afterwards).
+
+    ``array`` must be a float64 ``numpy.ndarray`` that ``f`` reads: an integer array cannot hold
+    the steps (they would be truncated) and float32 rounds them (``h`` would not be the step
+    taken). ``f`` reads ``array`` itself, so it cannot be converted here: pass
+    ``array.astype(np.float64)`` and let ``f`` read that copy."""
+    eps = _check_eps(eps)
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"array must be a numpy.ndarray that f() reads, got {type(array).__name__}")
+    if array.dtype != np.float64:
+        raise TypeError(f"array must be float64 (it is perturbed in place by steps of ~{eps:g}), got "
+                        f"dtype {array.dtype}; pass array.astype(np.float64) and let f read that copy")
+    if not callable(f):
+        raise TypeError(f"f must be a callable returning the scalar loss, got {f!r}")
     grad = np.zeros(array.shape, dtype=np.float64)
     flat = array.reshape(-1)
     out = grad.reshape(-1)
@@ -52,7 +66,9 @@ def numerical_vjp(f: Callable[[np.ndarray], np.ndarray], z: np.ndarray, g: np.nd
 
     Elementwise ``f``: every element is perturbed at once (outputs depend on their own input
     only). Row-wise ``f`` (softmax): one column at a time across all rows (rows are
-    independent), ``C`` evaluations — vectorised over the batch either way."""
+    independent), ``C`` evaluations — vectorised over the batch either way. Integer or float32
+    ``z`` is converted to float64 first."""
+    eps = _check_eps(eps)
     z = np.asarray(z, dtype=np.float64)
     h = eps * np.maximum(1.0, np.abs(z))
     columns = range(z.shape[1]) if rowwise else [slice(None)]
@@ -71,6 +87,7 @@ def numerical_vjp(f: Callable[[np.ndarray], np.ndarray], z: np.ndarray, g: np.nd
 def network_numerical_gradients(network: Network, x: object, y: object,
                                 eps: float = 1e-6) -> dict[str, np.ndarray]:
     """``{name: central-difference ∂L/∂param}`` in float64 for every parameter."""
+    eps = _check_eps(eps)
     net = Network.from_spec(network.spec.replace(dtype="float64"), network.state_dict())
     xs = net._inputs(x)
     target = net._targets(y, xs.shape[0])
@@ -103,7 +120,9 @@ class GradientCheck:
 
 def compare_arrays(name: str, actual: np.ndarray, expected: np.ndarray, rtol: float,
                    atol: float) -> GradientCheck:
-    """Measure ``actual`` against ``expected`` elementwise (shapes must match)."""
+    """Measure ``actual`` against ``expected`` elementwise (shapes must match). ``rtol`` and
+    ``atol`` must be finite and ``>= 0``; with both 0 only exact equality passes."""
+    rtol, atol = check_real(rtol, "rtol", low=0.0), check_real(atol, "atol", low=0.0)
     a = np.asarray(actual, dtype=np.float64)
     e = np.asarray(expected, dtype=np.float64)
     if a.shape != e.shape:
@@ -113,7 +132,7 @@ def compare_arrays(name: str, actual: np.ndarray, expected: np.ndarray, rtol: fl
     with np.errstate(invalid="ignore", divide="ignore"):
         err = np.where(a == e, 0.0, np.abs(a - e))   # equal infinities agree
         err = np.where(np.isnan(err), np.inf, err)   # any NaN is a disagreement
-        ratio = err / (atol + rtol * np.abs(e))
+        ratio = np.where(err == 0, 0.0, err / (atol + rtol * np.abs(e)))
         rel = np.where(err == 0, 0.0, err / np.abs(e))
     worst = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
     return GradientCheck(name, float(err.max()), float(rel.max()), float(ratio[worst]),
@@ -125,13 +144,22 @@ def check_network_gradients(network: Network, x: object, y: object, *, rtol: flo
     """Compare the network's backprop gradients with central differences, per parameter.
     ``atol`` is scaled by ``max(1, |L|, max |∂L/∂θ|)`` of the parameter: a gradient of size 1e3
     is not held to 1e-9 absolute, and each difference quotient carries the rounding error
-    ``~ε·|L|/h`` of the two loss values it subtracts (a true 0 reads as ``±1 ulp(L)/2h``)."""
+    ``~ε·|L|/h`` of the two loss values it subtracts (a true 0 reads as ``±1 ulp(L)/2h``).
+    ``rtol``, ``atol`` must be finite and ``>= 0``, ``eps`` finite and ``> 0``."""
+    if not isinstance(network, Network):
+        raise TypeError(f"network must be a scratchnet Network, got {type(network).__name__}")
+    rtol, atol = check_real(rtol, "rtol", low=0.0), check_real(atol, "atol", low=0.0)
+    eps = _check_eps(eps)
     value, analytic = network.loss_and_grads(x, y)
     numeric = network_numerical_gradients(network, x, y, eps)
     loss_scale = abs(value) if np.isfinite(value) else 0.0
     return [compare_arrays(name, analytic[name], numeric[name], rtol,
                            atol * max(1.0, loss_scale, float(np.abs(numeric[name]).max(initial=0.0))))
             for name in analytic]
+
+
+def _check_eps(eps: object) -> float:
+    return check_real(eps, "eps", low=0.0, low_open=True)
 
 
 def assert_gradients_close(checks: Mapping[str, GradientCheck] | list[GradientCheck]) -> None:

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ._checks import check_real
+from ._checks import as_array, as_float_array, check_real
 
 __all__ = [
     "Loss", "MSELoss", "L1Loss", "HuberLoss", "SmoothL1Loss", "CrossEntropyLoss",
@@ -74,7 +74,7 @@ class Loss:
     def prepare_target(self, y: object, n_classes: int, dtype: np.dtype) -> np.ndarray:
         """Validate ``y`` against the output's width and return it in the form the loss uses:
         an int index vector (cross-entropy / NLL with labels) or a float ``(N, C)`` array."""
-        arr = np.asarray(y)
+        arr = as_array(y, "y")
         if arr.ndim == 1 and arr.dtype.kind in "iu":
             # One output unit (a binary sigmoid model): labels 0/1 are the target column itself.
             binary = n_classes == 1 and not self.per_sample
@@ -94,9 +94,9 @@ class Loss:
                              f"array, got shape {arr.shape} and dtype {arr.dtype}")
         if arr.shape[1] != n_classes:
             raise ValueError(f"y has {arr.shape[1]} columns, but the network outputs {n_classes} classes")
-        arr = np.ascontiguousarray(arr, dtype=dtype)
-        if not np.all(np.isfinite(arr)):
-            raise ValueError("y must be finite, got NaN or infinity")
+        if arr.shape[0] == 0:
+            raise ValueError(f"y must have at least one row, got shape {arr.shape}")
+        arr = as_float_array(arr, "y", dtype)
         self._check_dense(arr)
         return arr
 
@@ -231,12 +231,14 @@ class _DistributionTargets(Loss):
     def _check_dense(self, y):
         if np.any(y < 0):
             raise ValueError(f"y rows must be probability distributions for {self.name}, "
-                             f"but y has a negative entry {y.min()!r}")
-        sums = y.sum(axis=1)
-        worst = int(np.argmax(np.abs(sums - 1)))
-        if abs(sums[worst] - 1) > _DISTRIBUTION_ATOL:
+                             f"but y has a negative entry {float(y.min())!r}")
+        sums = y.sum(axis=1, dtype=np.float64)
+        bad = np.flatnonzero(np.abs(sums - 1) > _DISTRIBUTION_ATOL)   # every row is checked
+        if bad.size:
+            row = int(bad[0])
             raise ValueError(f"y rows must sum to 1 for {self.name} (one-hot or probability rows), "
-                             f"but row {worst} sums to {sums[worst]!r}")
+                             f"but row {row} sums to {float(sums[row])!r}"
+                             + (f" ({bad.size} rows are off)" if bad.size > 1 else ""))
 
     def smoothed(self, target: np.ndarray, n_classes: int, dtype: np.dtype) -> np.ndarray:
         """The dense target ``y'`` (labels one-hot encoded, then label smoothing applied)."""
@@ -308,7 +310,7 @@ class BCELoss(Loss):
     def _check_dense(self, y):
         if np.any((y < 0) | (y > 1)):
             bad = y[(y < 0) | (y > 1)][0]
-            raise ValueError(f"y must lie in [0, 1] for binary_cross_entropy, got {bad!r}")
+            raise ValueError(f"y must lie in [0, 1] for binary_cross_entropy, got {float(bad)!r}")
 
     def value(self, output, target):
         with np.errstate(divide="ignore"):

@@ -14,6 +14,11 @@ layer::
 
 Parameter names follow ``torch.nn``: ``layers.{k}.weight`` ``(out, in)`` and
 ``layers.{k}.bias`` ``(out,)``, ``k`` counting dense layers from 0.
+
+``Network`` is the top of the core's import order: it composes :mod:`scratchnet.training`
+(``fit`` on any object with the network's training interface) and
+:mod:`scratchnet.serialization` (files from a spec and a state dict), neither of which imports
+this module.
 """
 
 from __future__ import annotations
@@ -21,23 +26,33 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from . import registry
-from ._checks import as_matrix
+from . import registry, serialization, training
+from ._checks import as_array, as_float_array, as_matrix
+from .errors import NonFiniteWarning
 from .fused import fused_loss_and_grad
 from .layers import Dense
 from .optimizers import Optimizer, Parameter
 from .spec import ModelSpec
 
-__all__ = ["Network", "NonFiniteWarning"]
+__all__ = ["Network", "NonFiniteWarning", "MAX_PARAMETER_BYTES", "load"]
+
+#: Largest memory a network may need for its parameters and their gradient buffers (16 GiB).
+#: ``Network()`` refuses a bigger spec up front, naming the sizes and the bytes, instead of
+#: failing inside numpy (a 4-10⁶-10⁶-3 float64 spec would need 14.6 TiB). Raise it if you must.
+MAX_PARAMETER_BYTES = 16 * 2**30
 
 
-class NonFiniteWarning(RuntimeWarning):
-    """A loss or gradient came out NaN or infinite (divergence, or a non-fused pair pushed past
-    its floating-point range)."""
+def _format_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.3g} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
 
 
 class Network:
@@ -64,15 +79,22 @@ class Network:
             raise TypeError(f"spec must be a ModelSpec, got {type(spec).__name__}")
         self.spec = spec
         self.dtype = np.dtype(spec.dtype)
+        need = 2 * spec.n_parameters * self.dtype.itemsize     # values + gradient buffers
+        what = (f"sizes {spec.sizes} have {spec.n_parameters:,} parameters: {_format_bytes(need)} for "
+                f"their values and gradients in {self.dtype.name}")
+        if need > MAX_PARAMETER_BYTES:
+            raise ValueError(f"spec too large: {what}, above scratchnet.network.MAX_PARAMETER_BYTES = "
+                             f"{_format_bytes(MAX_PARAMETER_BYTES)}")
         rng = np.random.default_rng(spec.seed)
         init_params = dict(spec.init)
         init = registry.INITIALIZERS[init_params.pop("name")]
         self.layers: list[Dense] = []
-        for k, act in enumerate(spec.activations):
-            fan_in, fan_out = spec.sizes[k], spec.sizes[k + 1]
-            w, b = init(rng, fan_in, fan_out, **init_params)
-            self.layers.append(Dense(w.astype(self.dtype), b.astype(self.dtype),
-                                     registry.make_activation(act)))
+        try:
+            for k, act in enumerate(spec.activations):
+                w, b = init(rng, spec.sizes[k], spec.sizes[k + 1], dtype=self.dtype, **init_params)
+                self.layers.append(Dense(w, b, registry.make_activation(act)))
+        except MemoryError:
+            raise MemoryError(f"out of memory building the network: {what}") from None
         self.loss_fn = registry.make_loss(spec.loss, spec.reduction)
         self._fused = spec.fused
         self._params = [Parameter(f"layers.{k}.{kind}", getattr(layer, kind), getattr(layer, "grad_" + kind))
@@ -111,16 +133,22 @@ class Network:
     def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
         """Copy arrays into the parameters (cast to the model dtype); names and shapes must match
         exactly."""
+        if not isinstance(state, Mapping):
+            raise TypeError(f"state must be a mapping {{name: array}}, got {type(state).__name__}")
         expected = [p.name for p in self._params]
         missing, unexpected = set(expected) - set(state), set(state) - set(expected)
         if missing or unexpected:
             raise KeyError(f"state dict mismatch: missing {sorted(missing)}, unexpected {sorted(unexpected)}")
-        for p in self._params:
-            arr = np.asarray(state[p.name])
+        arrays = {}
+        for p in self._params:           # check every array before changing any parameter
+            name = f"state[{p.name!r}]"
+            arr = as_array(state[p.name], name)
             if arr.shape != p.value.shape:
-                raise ValueError(f"state[{p.name!r}] has shape {arr.shape}, expected {p.value.shape}")
-            if arr.dtype.kind not in "fiu" or not np.all(np.isfinite(arr)):
-                raise ValueError(f"state[{p.name!r}] must hold finite real numbers")
+                raise ValueError(f"{name} has shape {arr.shape}, expected {p.value.shape}")
+            if arr.dtype.kind not in "fiu":
+                raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+            arrays[p] = as_float_array(arr, name, self.dtype)   # finite, within the dtype's range
+        for p, arr in arrays.items():
             p.value[...] = arr
 
     # -- forward / loss / backward -------------------------------------------------------
@@ -161,7 +189,7 @@ class Network:
     def predict(self, x: object) -> np.ndarray:
         """Class predictions: the arg-max of each output row, or ``output > 0.5`` for a single
         sigmoid-like output."""
-        return _predicted_classes(self.forward(x))
+        return training.predicted_classes(self.forward(x))
 
     def loss(self, x: object, y: object) -> float:
         """The loss of the network on ``(x, y)`` under the spec's reduction."""
@@ -198,24 +226,22 @@ class Network:
         optimizer.step()
         return value, output
 
-    # -- training and persistence (see training.py and serialization.py) -----------------
-    def fit(self, x: object, y: object, **kwargs: Any):
+    # -- training and persistence (training.py and serialization.py) ----------------------
+    def fit(self, x: object, y: object, **kwargs: Any) -> training.History:
         """Train in place; see :func:`scratchnet.training.fit` for the arguments."""
-        from .training import fit
+        return training.fit(self, x, y, **kwargs)
 
-        return fit(self, x, y, **kwargs)
-
-    def save(self, path: str | os.PathLike) -> None:
-        """Write spec and weights to one ``.npz`` (see :mod:`scratchnet.serialization`)."""
-        from .serialization import save
-
-        save(self, path)
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write spec, weights and checksum to one ``.npz`` (see :mod:`scratchnet.serialization`);
+        returns the path written."""
+        return serialization.save(self, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Network:
-        from .serialization import load
-
-        return load(path)
+        """Rebuild a network written by :meth:`save`; the file is verified first
+        (:func:`scratchnet.serialization.read`)."""
+        spec, state = serialization.read(path)
+        return cls.from_spec(spec, state)
 
     def __iter__(self) -> Iterator[Dense]:
         return iter(self.layers)
@@ -224,7 +250,6 @@ class Network:
         return f"Network({self.spec.describe()})"
 
 
-def _predicted_classes(output: np.ndarray) -> np.ndarray:
-    if output.shape[1] == 1:
-        return (output[:, 0] > 0.5).astype(np.intp)
-    return output.argmax(axis=1)
+def load(path: str | os.PathLike) -> Network:
+    """Rebuild the network saved at ``path`` (``scratchnet.load``): :meth:`Network.load`."""
+    return Network.load(path)

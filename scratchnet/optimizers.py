@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ._checks import check_real
+from ._checks import check_bool, check_real
 
 __all__ = ["Parameter", "Optimizer", "SGD", "Adam", "AdamW"]
 
@@ -45,15 +45,34 @@ class Parameter:
     grad: np.ndarray
 
 
+def _describe(a: object) -> str:
+    return f"{a.dtype} {a.shape}" if isinstance(a, np.ndarray) else type(a).__name__
+
+
 class Optimizer:
     """Base class: ``step()`` applies one update to every parameter from its ``grad``."""
 
     name: ClassVar[str]
 
     def __init__(self, params: list[Parameter], lr: float):
+        if hasattr(params, "parameters") and not isinstance(params, (list, tuple)):
+            raise TypeError(f"params must be a list of Parameter, got a {type(params).__name__}: "
+                            f"pass its .parameters()")
+        if isinstance(params, (Parameter, np.ndarray)) or not hasattr(params, "__iter__"):
+            raise TypeError(f"params must be a list of Parameter (e.g. network.parameters()), "
+                            f"got {type(params).__name__}")
         self.params = list(params)
         if not self.params:
             raise ValueError("params must hold at least one Parameter, got an empty list")
+        for i, p in enumerate(self.params):
+            if not isinstance(p, Parameter):
+                raise TypeError(f"params[{i}] must be a Parameter (name, value, grad) — pass "
+                                f"network.parameters() — got {type(p).__name__}")
+            if not (isinstance(p.value, np.ndarray) and isinstance(p.grad, np.ndarray)
+                    and p.value.dtype.kind == "f" and p.grad.shape == p.value.shape
+                    and p.grad.dtype == p.value.dtype):
+                raise ValueError(f"params[{i}] ({p.name!r}) needs float arrays value and grad of one shape "
+                                 f"and dtype, got value {_describe(p.value)} and grad {_describe(p.grad)}")
         self.lr = check_real(lr, "lr", low=0.0, low_open=True)
         self.t = 0
 
@@ -82,7 +101,7 @@ class SGD(Optimizer):
         self.momentum = check_real(momentum, "momentum", low=0.0)
         self.dampening = check_real(dampening, "dampening")
         self.weight_decay = check_real(weight_decay, "weight_decay", low=0.0)
-        if nesterov and (self.momentum <= 0 or self.dampening != 0):
+        if check_bool(nesterov, "nesterov") and (self.momentum <= 0 or self.dampening != 0):
             raise ValueError("nesterov=True requires momentum > 0 and dampening = 0, got "
                              f"momentum={self.momentum!r}, dampening={self.dampening!r}")
         self.nesterov = bool(nesterov)
@@ -127,7 +146,7 @@ class Adam(Optimizer):
                       check_real(betas[1], "betas[1]", low=0.0, high=1.0, high_open=True))
         self.eps = check_real(eps, "eps", low=0.0)
         self.weight_decay = check_real(weight_decay, "weight_decay", low=0.0)
-        self.amsgrad = bool(amsgrad)
+        self.amsgrad = check_bool(amsgrad, "amsgrad")
         self.m = [np.zeros_like(p.value) for p in self.params]
         self.v = [np.zeros_like(p.value) for p in self.params]
         self.v_max = [np.zeros_like(p.value) for p in self.params] if self.amsgrad else None

@@ -12,6 +12,7 @@ mapping with every parameter filled in, which is what :class:`scratchnet.ModelSp
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,7 +25,7 @@ from .initializers import INITIALIZERS
 
 __all__ = [
     "ACTIVATIONS", "LOSSES", "OPTIMIZERS", "INITIALIZERS", "FUSED_PAIRS", "Spec",
-    "normalize", "make_activation", "make_loss", "make_optimizer", "check_pair",
+    "normalize", "make_activation", "make_loss", "make_optimizer", "check_pair", "check_params",
     "outputs_for", "is_fused", "label",
 ]
 
@@ -49,13 +50,21 @@ def _split(spec: Spec, kind: str) -> tuple[str, dict[str, Any]]:
     raise ValueError(f"{kind} must be a name or a mapping with a 'name' key, got {spec!r}")
 
 
+def check_params(function: Any, params: Mapping[str, Any], kind: str, name: str, *args: Any) -> None:
+    """Refuse keyword arguments ``function`` does not take (a misspelt parameter), before it
+    runs: a ``TypeError`` the function raises itself (a wrong value type) then stays a
+    ``TypeError`` instead of being mistaken for a bad keyword."""
+    try:
+        inspect.signature(function).bind(*args, **params)
+    except TypeError as exc:
+        raise ValueError(f"bad parameters {dict(params)!r} for {kind} {name!r}: {exc}") from None
+
+
 def _build(table: Mapping[str, type], spec: Spec, kind: str, *args: Any) -> Any:
     name, params = _split(spec, kind)
     cls = table[check_choice(name, kind, table)]
-    try:
-        return cls(*args, **params)
-    except TypeError as exc:
-        raise ValueError(f"bad parameters {params!r} for {kind} {name!r}: {exc}") from None
+    check_params(cls, params, kind, name, *args)
+    return cls(*args, **params)
 
 
 def make_activation(spec: Spec) -> A.Activation:

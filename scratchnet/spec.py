@@ -48,7 +48,7 @@ class ModelSpec:
     def __post_init__(self) -> None:
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)
         if isinstance(self.sizes, (str, bytes)) or not isinstance(self.sizes, Sequence):
-            raise ValueError(f"sizes must be a sequence of layer widths, got {self.sizes!r}")
+            raise TypeError(f"sizes must be a sequence of layer widths, got {self.sizes!r}")
         sizes = tuple(check_int(s, f"sizes[{i}]", low=1) for i, s in enumerate(self.sizes))
         if len(sizes) < 2:
             raise ValueError(f"sizes needs at least (inputs, outputs), got {self.sizes!r}")
@@ -57,6 +57,10 @@ class ModelSpec:
         hidden = self.hidden
         if isinstance(hidden, (str, Mapping)):
             hidden = (hidden,) * n_hidden
+        elif isinstance(hidden, (bytes, bytearray)) or not isinstance(hidden, Sequence):
+            raise TypeError(f"hidden must be one activation for every hidden layer (a name such as "
+                            f"'relu' or a mapping with a 'name' key) or a sequence of one per hidden "
+                            f"layer, got {hidden!r}")
         hidden = tuple(hidden)
         if len(hidden) != n_hidden:
             raise ValueError(f"hidden must name one activation per hidden layer: sizes {sizes} has "
@@ -67,11 +71,11 @@ class ModelSpec:
         check_choice(self.reduction, "reduction", REDUCTIONS)
         set_("dtype", as_dtype(self.dtype).name)
         name, params = registry._split(self.init, "init")
-        try:  # a 1x1 draw validates the initialiser's parameters now, not at Network()
-            registry.INITIALIZERS[check_choice(name, "init", registry.INITIALIZERS)](
-                np.random.default_rng(0), 1, 1, **params)
-        except TypeError as exc:
-            raise ValueError(f"bad parameters {params!r} for init {name!r}: {exc}") from None
+        init = registry.INITIALIZERS[check_choice(name, "init", registry.INITIALIZERS)]
+        if "dtype" in params:
+            raise ValueError(f"init must not set 'dtype' (it draws in the spec's dtype), got {self.init!r}")
+        registry.check_params(init, params, "init", name, None, 1, 1)
+        init(np.random.default_rng(0), 1, 1, **params)  # a 1x1 draw checks the values now, not at Network()
         set_("init", {"name": name, **params})
         set_("seed", check_int(self.seed, "seed", low=0))
         registry.check_pair(self.output["name"], self.loss["name"])
@@ -83,6 +87,20 @@ class ModelSpec:
     @property
     def n_layers(self) -> int:
         return len(self.sizes) - 1
+
+    def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
+        """``{name: shape}`` of every parameter in ``state_dict`` order: ``layers.{k}.weight``
+        ``(sizes[k+1], sizes[k])`` and ``layers.{k}.bias`` ``(sizes[k+1],)``."""
+        shapes: dict[str, tuple[int, ...]] = {}
+        for k in range(self.n_layers):
+            shapes[f"layers.{k}.weight"] = (self.sizes[k + 1], self.sizes[k])
+            shapes[f"layers.{k}.bias"] = (self.sizes[k + 1],)
+        return shapes
+
+    @property
+    def n_parameters(self) -> int:
+        """Number of trainable scalars: ``Σ (sizes[k] + 1)·sizes[k+1]``."""
+        return sum((n_in + 1) * n_out for n_in, n_out in zip(self.sizes[:-1], self.sizes[1:]))
 
     @property
     def activations(self) -> tuple[dict[str, Any], ...]:
@@ -112,6 +130,8 @@ class ModelSpec:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ModelSpec:
+        if not isinstance(data, Mapping):
+            raise TypeError(f"data must be a mapping of ModelSpec fields, got {type(data).__name__}")
         unknown = set(data) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"unknown ModelSpec fields {sorted(unknown)}; valid: "
@@ -123,4 +143,14 @@ class ModelSpec:
 
     @classmethod
     def from_json(cls, text: str) -> ModelSpec:
-        return cls.from_dict(json.loads(text))
+        """Parse :meth:`to_json` output; ``text`` must be a JSON object of ModelSpec fields."""
+        if not isinstance(text, (str, bytes, bytearray)):
+            raise TypeError(f"text must be a JSON string, got {type(text).__name__}")
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise ValueError(f"text is not valid JSON for a ModelSpec: {exc} "
+                             f"(text starts {str(text[:40])!r})") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"text must hold a JSON object of ModelSpec fields, got {type(data).__name__}")
+        return cls.from_dict(data)

@@ -4,27 +4,54 @@ The batch order is its own public function, :func:`batch_schedule`, so another e
 PyTorch reference) can replay exactly the same index arrays. A mean-reduced loss on the last,
 partial mini-batch is averaged over that batch's own size, as ``torch.utils.data.DataLoader``
 with ``drop_last=False`` does.
+
+:func:`fit` trains anything with the :class:`Trainable` interface (what
+:class:`scratchnet.Network` provides); this module does not import ``Network``, which builds on
+it (``Network.fit`` calls :func:`fit`).
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from . import registry
-from ._checks import check_int
-from .network import Network, NonFiniteWarning, _predicted_classes
-from .optimizers import Optimizer
+from ._checks import check_bool, check_callable, check_int
+from .errors import DivergenceWarning
+from .optimizers import Optimizer, Parameter
+from .spec import ModelSpec
 
-__all__ = ["History", "DivergenceWarning", "batch_schedule", "fit"]
+__all__ = ["History", "DivergenceWarning", "Trainable", "batch_schedule", "fit", "predicted_classes"]
 
 
-class DivergenceWarning(NonFiniteWarning):
-    """Training stopped because the loss became NaN or infinite."""
+class Trainable(Protocol):
+    """What :func:`fit` needs of a network (:class:`scratchnet.Network` has it all)."""
+
+    spec: ModelSpec
+
+    def parameters(self) -> list[Parameter]:
+        """The trainable arrays with their gradient buffers."""
+
+    def _inputs(self, x: object) -> np.ndarray:
+        """``x`` validated and converted to the model's ``(N, inputs)`` float array."""
+
+    def _targets(self, y: object, n_rows: int) -> np.ndarray:
+        """``y`` validated and prepared for the loss (``Loss.prepare_target``)."""
+
+    def train_step(self, x: np.ndarray, target: np.ndarray, optimizer: Optimizer) -> tuple[float, np.ndarray]:
+        """Forward, backward and ``optimizer.step()``; the loss before the update and the output."""
+
+
+def predicted_classes(output: np.ndarray) -> np.ndarray:
+    """Class decisions from output rows: the arg-max of each row, or ``output > 0.5`` for a
+    single sigmoid-like output column."""
+    if output.shape[1] == 1:
+        return (output[:, 0] > 0.5).astype(np.intp)
+    return output.argmax(axis=1)
 
 
 def batch_schedule(n_samples: int, batch_size: int | None, *, epochs: int = 1, shuffle: bool = True,
@@ -37,6 +64,7 @@ def batch_schedule(n_samples: int, batch_size: int | None, *, epochs: int = 1, s
     ``numpy.random.default_rng(seed)``.
     """
     n = check_int(n_samples, "n_samples", low=1)
+    check_bool(shuffle, "shuffle")
     bs = n if batch_size is None else min(check_int(batch_size, "batch_size", low=1), n)
     check_int(epochs, "epochs", low=0)
     rng = np.random.default_rng(check_int(seed, "seed", low=0))
@@ -80,7 +108,7 @@ def _class_labels(y: np.ndarray, target: np.ndarray) -> np.ndarray | None:
     return None
 
 
-def fit(network: Network, x: object, y: object, *, epochs: int = 1, batch_size: int | None = None,
+def fit(network: Trainable, x: object, y: object, *, epochs: int = 1, batch_size: int | None = None,
         optimizer: Optimizer | registry.Spec = "sgd", shuffle: bool = True, seed: int | None = None,
         on_epoch_end: Callable[[int, History], Any] | None = None) -> History:
     """Train ``network`` in place and return its :class:`History`.
@@ -97,8 +125,13 @@ def fit(network: Network, x: object, y: object, *, epochs: int = 1, batch_size: 
     would turn that result into an error under ``-W error``); parameters left non-finite by the
     very last update are reported the same way.
     """
+    check_bool(shuffle, "shuffle")
+    check_callable(on_epoch_end, "on_epoch_end", optional=True)
     xs = network._inputs(x)
     target = network._targets(y, xs.shape[0])
+    if not isinstance(optimizer, (Optimizer, str, Mapping)):
+        raise TypeError(f"optimizer must be an Optimizer over network.parameters(), a name or a "
+                        f"{{'name': ..., **hyper-parameters}} mapping, got {optimizer!r}")
     if not isinstance(optimizer, Optimizer):
         optimizer = registry.make_optimizer(optimizer, network.parameters())
     elif optimizer.params[0] is not network.parameters()[0]:
@@ -120,7 +153,7 @@ def fit(network: Network, x: object, y: object, *, epochs: int = 1, batch_size: 
                 return history
             total += value * (len(idx) if network.spec.reduction == "mean" else 1)
             if labels is not None:
-                correct += int(np.count_nonzero(_predicted_classes(output) == labels[idx]))
+                correct += int(np.count_nonzero(predicted_classes(output) == labels[idx]))
         n = xs.shape[0]
         history.epoch_loss.append(total / n if network.spec.reduction == "mean" else total)
         if labels is not None:

@@ -48,12 +48,26 @@ def test_dtype_is_preserved_end_to_end(pair, dtype):
     assert all(m.dtype == want for m in opt.m + opt.v + opt.v_max)
 
 
-def test_float32_and_float64_models_start_from_the_same_draws():
-    spec = deep_spec(("softmax", "cross_entropy"), "float64", seed=5)
-    w64 = Network(spec).state_dict()
-    w32 = Network(spec.replace(dtype="float32")).state_dict()
-    for name in w64:
-        np.testing.assert_array_equal(w32[name], w64[name].astype(np.float32))
+@pytest.mark.parametrize("init", list(registry.INITIALIZERS))
+def test_float32_weights_are_drawn_in_float32(init):
+    """A float32 model draws its weights in float32 (no float64 draw rounded afterwards); float64
+    draws are ``Generator.uniform``/``normal`` exactly, as before."""
+    spec = ModelSpec((5, 7, 2), hidden="tanh", init=init, seed=5)
+    w64, w32 = Network(spec).state_dict(), Network(spec.replace(dtype="float32")).state_dict()
+    bound = 1 / np.sqrt(5)
+    if init == "torch_default":
+        rng = np.random.default_rng(5)
+        assert w64["layers.0.weight"].tobytes() == rng.uniform(-bound, bound, (7, 5)).tobytes()
+        rng = np.random.default_rng(5)
+        u = rng.random((7, 5), dtype=np.float32)
+        want = np.float32(-bound) + np.float32(2 * bound) * u
+        assert w32["layers.0.weight"].dtype == np.float32 and w32["layers.0.weight"].tobytes() == want.tobytes()
+        assert np.all(np.abs(w32["layers.0.weight"]) <= np.float32(bound))
+    if init == "kaiming_normal":
+        rng = np.random.default_rng(5)
+        want = rng.standard_normal((7, 5), dtype=np.float32) * np.float32(np.sqrt(2 / 5))
+        assert w32["layers.0.weight"].tobytes() == want.tobytes()
+    assert all(v.dtype == np.float32 for v in w32.values())
 
 
 def test_float32_outputs_follow_float64_to_float32_precision():
