@@ -46,17 +46,15 @@ def numerical_gradient(f: Callable[[], float], array: np.ndarray, eps: float = 1
     if not callable(f):
         raise TypeError(f"f must be a callable returning the scalar loss, got {f!r}")
     grad = np.zeros(array.shape, dtype=np.float64)
-    flat = array.reshape(-1)
-    out = grad.reshape(-1)
-    for i in range(flat.size):
-        orig = flat[i]
+    for i in np.ndindex(array.shape):     # not array.reshape(-1): a copy for a column-major array
+        orig = array[i]
         h = eps * max(1.0, abs(float(orig)))
         values = []
         for step in (2 * h, h, -h, -2 * h):
-            flat[i] = orig + step
+            array[i] = orig + step
             values.append(f())
-        flat[i] = orig
-        out[i] = (-values[0] + 8 * values[1] - 8 * values[2] + values[3]) / (12 * h)
+        array[i] = orig
+        grad[i] = (-values[0] + 8 * values[1] - 8 * values[2] + values[3]) / (12 * h)
     return grad
 
 
