@@ -526,7 +526,7 @@ def write_reports(df, meta: dict[str, str], out_dir: Path, stem: str,
     csv_path, md_path = out_dir / f"{stem}.csv", out_dir / f"{stem}.md"
     head = "".join(f"# {k}: {v}\n" for k, v in meta.items())
     _atomic_write(csv_path, head + df.to_csv(index=False, float_format="%.6g"))
-    shown = df.drop(columns=["case"]).copy()
+    shown = df.drop(columns=[c for c in ("case",) if c in df.columns])
     md = [f"# {title}", ""]
     md += [f"- **{k}**: {v}" for k, v in meta.items()]
     md += ["", note, "",
