@@ -9,7 +9,8 @@ operand layouts NumPy hands to BLAS and their GFLOP/s), the bias adds and sums, 
 the fused softmax + cross-entropy, and the SGD update of each parameter. ``step`` is the whole
 ``train_step`` timed the same way; ``rest`` is what the parts do not explain (Python calls,
 cache misses between operations). BLAS threads are set with threadpoolctl for the whole run, and
-the sgemm peak (best ``np.dot`` of two 2048 × 2048 matrices) is measured with the same threads.
+the sgemm peak (best of 60 ``np.dot`` of two 1024 × 1024 matrices: short runs, so that one of
+them finds the cores free on a shared machine) is measured with the same threads.
 Parts run back to back on warm caches, so they add up to a little less than the step.
 """
 
@@ -110,9 +111,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .step import blas_info
 
         threads = blas_info()["threads"]
-        peak = measure_peak(args.dtype, 2048, 5)
+        peak = measure_peak(args.dtype, 1024, 30)
         rows = profile_step(case, args.reps)
-        peak = max(peak, measure_peak(args.dtype, 2048, 5))
+        peak = max(peak, measure_peak(args.dtype, 1024, 30))
     step_s = rows[-1][1]
     parts_s = sum(s for _, s, _ in rows[:-1])
     blas_s = sum(s for _, s, f in rows[:-1] if f)
