@@ -70,19 +70,17 @@ def _five_point(f: Callable[[], float], array: np.ndarray, eps: float) -> tuple[
     probability it is the noise ``δf`` that the conditioning puts on every evaluation of ``f``."""
     grad = np.zeros(array.shape, dtype=np.float64)
     noise = np.zeros(array.shape, dtype=np.float64)
-    flat = array.reshape(-1)
-    out, out_noise = grad.reshape(-1), noise.reshape(-1)
-    for i in range(flat.size):
-        orig = flat[i]
+    for i in np.ndindex(array.shape):     # not array.reshape(-1): a copy for a column-major array
+        orig = array[i]
         h = eps * max(1.0, abs(float(orig)))
         v = {}
         for k in (4, 2, 1, -1, -2, -4):
-            flat[i] = orig + k * h
+            array[i] = orig + k * h
             v[k] = f()
-        flat[i] = orig
-        out[i] = (-v[2] + 8 * v[1] - 8 * v[-1] + v[-2]) / (12 * h)
+        array[i] = orig
+        grad[i] = (-v[2] + 8 * v[1] - 8 * v[-1] + v[-2]) / (12 * h)
         twice = (-v[4] + 8 * v[2] - 8 * v[-2] + v[-4]) / (24 * h)
-        out_noise[i] = abs(out[i] - twice) * h
+        noise[i] = abs(grad[i] - twice) * h
     return grad, noise
 
 

@@ -92,7 +92,7 @@ class Network:
         try:
             for k, act in enumerate(spec.activations):
                 w, b = init(rng, spec.sizes[k], spec.sizes[k + 1], dtype=self.dtype, **init_params)
-                self.layers.append(Dense(w, b, registry.make_activation(act)))
+                self.layers.append(Dense(w, b, registry.make_activation(act), input_grad=k > 0))
         except MemoryError:
             raise MemoryError(f"out of memory building the network: {what}") from None
         self.loss_fn = registry.make_loss(spec.loss, spec.reduction)

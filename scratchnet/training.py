@@ -12,6 +12,7 @@ it (``Network.fit`` calls :func:`fit`).
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -46,12 +47,14 @@ class Trainable(Protocol):
         """Forward, backward and ``optimizer.step()``; the loss before the update and the output."""
 
 
-def predicted_classes(output: np.ndarray) -> np.ndarray:
+def predicted_classes(output: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Class decisions from output rows: the arg-max of each row, or ``output > 0.5`` for a
-    single sigmoid-like output column."""
+    single sigmoid-like output column; into ``out`` (an ``intp`` vector) when given."""
     if output.shape[1] == 1:
-        return (output[:, 0] > 0.5).astype(np.intp)
-    return output.argmax(axis=1)
+        if out is None:
+            return (output[:, 0] > 0.5).astype(np.intp)
+        return np.greater(output[:, 0], 0.5, out=out, casting="unsafe")
+    return output.argmax(axis=1, out=out)
 
 
 def batch_schedule(n_samples: int, batch_size: int | None, *, epochs: int = 1, shuffle: bool = True,
@@ -140,24 +143,37 @@ def fit(network: Trainable, x: object, y: object, *, epochs: int = 1, batch_size
     schedule = batch_schedule(xs.shape[0], batch_size, epochs=epochs, shuffle=shuffle,
                               seed=network.spec.seed if seed is None else seed)
     history = History()
+    n = xs.shape[0]
+    mean = network.spec.reduction == "mean"
+    # Each batch is a slice (a view, no copy) of the epoch's data in batch order: the data itself
+    # when the order is 0 … n−1, else a copy gathered once per epoch into reused buffers. The same
+    # rows in the same order as indexing ``xs[idx]`` per step, so the same numbers.
+    x_epoch, t_epoch = (xs, target) if not shuffle else (np.empty_like(xs), np.empty_like(target))
+    predicted = np.empty(n, dtype=np.intp) if labels is not None else None
     for epoch, batches in enumerate(schedule):
-        total, correct = 0.0, 0
-        for idx in batches:
-            with np.errstate(over="ignore", invalid="ignore"):
-                value, output = network.train_step(xs[idx], target[idx], optimizer)
-            history.step_loss.append(value)
-            if not np.isfinite(value):
-                history.diverged = True
-                warnings.warn(f"loss became {value} at step {history.steps} (epoch {epoch}); "
-                              "training stopped", DivergenceWarning, stacklevel=2)
-                return history
-            total += value * (len(idx) if network.spec.reduction == "mean" else 1)
-            if labels is not None:
-                correct += int(np.count_nonzero(predicted_classes(output) == labels[idx]))
-        n = xs.shape[0]
-        history.epoch_loss.append(total / n if network.spec.reduction == "mean" else total)
-        if labels is not None:
-            history.epoch_accuracy.append(correct / n)
+        order = None if not shuffle else np.concatenate(batches)
+        if order is not None:
+            np.take(xs, order, axis=0, out=x_epoch)
+            np.take(target, order, axis=0, out=t_epoch)
+        total, start = 0.0, 0
+        with np.errstate(over="ignore", invalid="ignore"):
+            for idx in batches:
+                stop = start + len(idx)
+                value, output = network.train_step(x_epoch[start:stop], t_epoch[start:stop], optimizer)
+                history.step_loss.append(value)
+                if not math.isfinite(value):
+                    history.diverged = True
+                    warnings.warn(f"loss became {value} at step {history.steps} (epoch {epoch}); "
+                                  "training stopped", DivergenceWarning, stacklevel=2)
+                    return history
+                total += value * (stop - start) if mean else value
+                if predicted is not None:
+                    predicted_classes(output, out=predicted[start:stop])
+                start = stop
+        history.epoch_loss.append(total / n if mean else total)
+        if predicted is not None:
+            truth = labels if order is None else labels[order]
+            history.epoch_accuracy.append(int(np.count_nonzero(predicted == truth)) / n)
         if on_epoch_end is not None and on_epoch_end(epoch, history) is False:
             break
     if not all(np.all(np.isfinite(p.value)) for p in network.parameters()):

@@ -43,3 +43,22 @@ def test_quick_benchmark_writes_csv_and_markdown_with_the_documented_columns(tmp
     table_header = next(line for line in markdown.splitlines() if line.startswith("|"))
     assert {c.strip() for c in table_header.strip("|").split("|")} == set(COLUMNS) - {"case"}
     assert "**threads**" in markdown
+
+
+def test_epoch_benchmark_writes_its_table_with_fit_steps_torch_and_sklearn(tmp_path):
+    pytest.importorskip("sklearn")
+    from benchmarks.epoch import COLUMNS
+
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.epoch", "--steps", "3", "--batch", "16", "--blocks", "1",
+                           "--threads", "1", "--out", str(tmp_path)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch.csv", "epoch.md"]
+    table = pd.read_csv(tmp_path / "epoch.csv", comment="#")
+    assert list(table.columns) == COLUMNS and len(table) == 1
+    assert table[["fit_ms", "steps_ms", "torch_ms", "sklearn_ms", "fit_over_steps"]].gt(0).all().all()
+    assert (table["n"] == 48).all() and (table["threads"] == 1).all()
+    header = (tmp_path / "epoch.csv").read_text()
+    for key in ("date", "cpu", "numpy BLAS", "load average"):
+        assert f"# {key}:" in header, key

@@ -139,3 +139,54 @@ def test_a_training_step_allocates_nothing_that_survives_it(hidden, output, loss
     finally:
         tracemalloc.stop()
     assert growth < 2048, f"{growth} bytes held after 300 more steps"
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+@pytest.mark.parametrize("y_kind", ["labels", "one-hot"])
+def test_fit_on_slices_is_train_step_on_indexed_batches_bit_for_bit(shuffle, y_kind):
+    """``fit`` slices views of the data (or of one per-epoch gathered copy) instead of indexing
+    ``x[idx]`` per step: the same rows in the same order, so the same weights, losses and accuracy."""
+    from scratchnet.training import batch_schedule, predicted_classes
+
+    spec = ModelSpec((6, 5, 3), hidden="relu", output="softmax", loss="cross_entropy", dtype="float32", seed=3)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(23, 6)).astype(np.float32)
+    labels = rng.integers(0, 3, 23)
+    y = labels if y_kind == "labels" else np.eye(3, dtype=np.float32)[labels]
+    fitted, manual = Network(spec), Network(spec)
+    history = fitted.fit(x, y, epochs=3, batch_size=5, optimizer={"name": "sgd", "lr": 0.1}, shuffle=shuffle, seed=4)
+
+    opt = registry.make_optimizer({"name": "sgd", "lr": 0.1}, manual.parameters())
+    target = manual.loss_fn.prepare_target(y, 3, manual.dtype)
+    losses, accuracy = [], []
+    for batches in batch_schedule(23, 5, epochs=3, shuffle=shuffle, seed=4):
+        correct = 0
+        for idx in batches:
+            value, output = manual.train_step(x[idx], target[idx], opt)
+            losses.append(value)
+            correct += int(np.count_nonzero(predicted_classes(output) == labels[idx]))
+        accuracy.append(correct / 23)
+    assert history.step_loss == losses
+    assert history.epoch_accuracy == accuracy
+    for name, value in manual.state_dict().items():
+        assert _same_bits(fitted.state_dict()[name], value), name
+
+
+def test_the_first_layer_is_stored_column_major_with_the_same_gradients_as_row_major():
+    from scratchnet.layers import Dense
+    from scratchnet.optimizers import Parameter
+
+    spec = ModelSpec((4, 3, 2), hidden="tanh", output="softmax", loss="cross_entropy", seed=0)
+    net, row_major = Network(spec), Network(spec)
+    first, second = net.layers
+    assert first.weight.flags.f_contiguous and not first.weight.flags.c_contiguous
+    assert first.grad_weight.flags.f_contiguous and second.weight.flags.c_contiguous
+    layer = row_major.layers[0]
+    row_major.layers[0] = Dense(layer.weight.copy(order="C"), layer.bias.copy(), layer.activation)
+    row_major._params[:2] = [Parameter("layers.0.weight", row_major.layers[0].weight, row_major.layers[0].grad_weight),
+                             Parameter("layers.0.bias", row_major.layers[0].bias, row_major.layers[0].grad_bias)]
+    x = np.random.default_rng(0).normal(size=(5, 4))
+    _, got = net.loss_and_grads(x, np.arange(5) % 2)
+    _, want = row_major.loss_and_grads(x, np.arange(5) % 2)
+    for name in want:
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-13, atol=1e-15, err_msg=name)
