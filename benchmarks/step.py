@@ -44,11 +44,11 @@ import argparse
 import contextlib
 import datetime as _dt
 import gc
+import json
 import math
 import os
 import platform
 import sys
-import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable, Iterator, Sequence
@@ -60,6 +60,7 @@ import numpy as np
 
 import scratchnet
 from scratchnet import ModelSpec, Network
+from scratchnet.atomic import atomic_write
 from scratchnet.registry import make_optimizer
 
 __all__ = ["Case", "full_matrix", "quick_matrix", "threads_set", "run", "main", "COLUMNS"]
@@ -511,15 +512,9 @@ def header(threads: int, blas: dict[str, Any], peaks: dict[tuple[str, int], floa
 
 
 def _atomic_write(path: Path, text: str) -> None:
+    """The project's one atomic writer (:func:`scratchnet.atomic.atomic_write`), creating the folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    atomic_write(path, text)
 
 
 STEP_NOTE = "Times are µs per step (median, IQR); ratio = scratch_us / torch_us."
@@ -527,11 +522,12 @@ STEP_NOTE = "Times are µs per step (median, IQR); ratio = scratch_us / torch_us
 
 def write_reports(df, meta: dict[str, str], out_dir: Path, stem: str,
                   title: str = "scratchnet vs torch: one training step", note: str = STEP_NOTE) -> tuple[Path, Path]:
-    """``{stem}.csv`` (``# key: value`` header lines, read back with ``pandas.read_csv(...,
-    comment='#')``) and ``{stem}.md``, each written atomically."""
+    """``{stem}.csv`` (a plain table: ``pandas.read_csv`` reads it), ``{stem}.json`` (what it was
+    measured on: versions, BLAS, threads, CPU, peaks, load, date) and ``{stem}.md``, each written
+    atomically."""
     csv_path, md_path = out_dir / f"{stem}.csv", out_dir / f"{stem}.md"
-    head = "".join(f"# {k}: {v}\n" for k, v in meta.items())
-    _atomic_write(csv_path, head + df.to_csv(index=False, float_format="%.6g"))
+    _atomic_write(out_dir / f"{stem}.json", json.dumps(meta, indent=1, ensure_ascii=False) + "\n")
+    _atomic_write(csv_path, df.to_csv(index=False, float_format="%.6g"))
     shown = df.drop(columns=[c for c in ("case",) if c in df.columns])
     md = [f"# {title}", ""]
     md += [f"- **{k}**: {v}" for k, v in meta.items()]

@@ -5,6 +5,7 @@ A smoke test only: it checks files and columns, never a timing (performance live
 torch's thread count, which must not leak into the other tests of this session.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -27,18 +28,19 @@ def test_quick_benchmark_writes_csv_and_markdown_with_the_documented_columns(tmp
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
     csv_path, md_path = tmp_path / "step_quick.csv", tmp_path / "step_quick.md"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["step_quick.csv", "step_quick.md"]  # no temp files
+    names = ["step_quick.csv", "step_quick.json", "step_quick.md"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == names  # no temp files
 
-    table = pd.read_csv(csv_path, comment="#")
+    table = pd.read_csv(csv_path)  # a plain table
     assert list(table.columns) == COLUMNS
     assert len(table) == len(quick_matrix())
     assert table["threads"].ge(1).all()
     assert table[["scratch_us", "torch_us", "ratio", "gflops", "peak_gflops"]].gt(0).all().all()
     assert table["check_abs_diff"].lt(1e-3).all()          # the two engines ran the same model
 
-    header = [line for line in csv_path.read_text().splitlines() if line.startswith("#")]
+    measured_on = json.loads((tmp_path / "step_quick.json").read_text())
     for key in ("date", "python", "numpy", "torch", "numpy BLAS", "threads", "peak GFLOP/s"):
-        assert any(line.startswith(f"# {key}:") for line in header), key
+        assert measured_on.get(key), key
     markdown = md_path.read_text()
     table_header = next(line for line in markdown.splitlines() if line.startswith("|"))
     assert {c.strip() for c in table_header.strip("|").split("|")} == set(COLUMNS) - {"case"}
@@ -54,11 +56,11 @@ def test_epoch_benchmark_writes_its_table_with_fit_steps_torch_and_sklearn(tmp_p
                           cwd=ROOT, capture_output=True, text=True, timeout=300,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch.csv", "epoch.md"]
-    table = pd.read_csv(tmp_path / "epoch.csv", comment="#")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch.csv", "epoch.json", "epoch.md"]
+    table = pd.read_csv(tmp_path / "epoch.csv")
     assert list(table.columns) == COLUMNS and len(table) == 1
     assert table[["fit_ms", "steps_ms", "torch_ms", "sklearn_ms", "fit_over_steps"]].gt(0).all().all()
     assert (table["n"] == 48).all() and (table["threads"] == 1).all()
-    header = (tmp_path / "epoch.csv").read_text()
+    measured_on = json.loads((tmp_path / "epoch.json").read_text())
     for key in ("date", "cpu", "numpy BLAS", "load average"):
-        assert f"# {key}:" in header, key
+        assert measured_on.get(key), key
