@@ -146,13 +146,23 @@ def fit(network: Trainable, x: object, y: object, *, epochs: int = 1, batch_size
     n = xs.shape[0]
     mean = network.spec.reduction == "mean"
     # Each batch is a slice (a view, no copy) of the epoch's data in batch order: the data itself
-    # when the order is 0 … n−1, else a copy gathered once per epoch into reused buffers. The same
-    # rows in the same order as indexing ``xs[idx]`` per step, so the same numbers.
-    x_epoch, t_epoch = (xs, target) if not shuffle else (np.empty_like(xs), np.empty_like(target))
+    # when the epoch's order is 0 … n−1, else a copy gathered once per epoch into reused buffers.
+    # The same rows in the same order as indexing ``xs[idx]`` per step, so the same numbers.
+    identity = np.arange(n)
+    x_buffer = t_buffer = None
     predicted = np.empty(n, dtype=np.intp) if labels is not None else None
     for epoch, batches in enumerate(schedule):
-        order = None if not shuffle else np.concatenate(batches)
-        if order is not None:
+        order = np.concatenate(batches)
+        m = order.size
+        if m == n and np.array_equal(order, identity):
+            x_epoch, t_epoch, order = xs, target, None
+        else:
+            if x_buffer is None or x_buffer.shape[0] < m:
+                x_buffer = np.empty((m, *xs.shape[1:]), xs.dtype)
+                t_buffer = np.empty((m, *target.shape[1:]), target.dtype)
+            if predicted is not None and predicted.size < m:
+                predicted = np.empty(m, dtype=np.intp)
+            x_epoch, t_epoch = x_buffer[:m], t_buffer[:m]
             np.take(xs, order, axis=0, out=x_epoch)
             np.take(target, order, axis=0, out=t_epoch)
         total, start = 0.0, 0
@@ -170,10 +180,10 @@ def fit(network: Trainable, x: object, y: object, *, epochs: int = 1, batch_size
                 if predicted is not None:
                     predicted_classes(output, out=predicted[start:stop])
                 start = stop
-        history.epoch_loss.append(total / n if mean else total)
+        history.epoch_loss.append(total / m if mean else total)
         if predicted is not None:
             truth = labels if order is None else labels[order]
-            history.epoch_accuracy.append(int(np.count_nonzero(predicted == truth)) / n)
+            history.epoch_accuracy.append(int(np.count_nonzero(predicted[:m] == truth)) / m)
         if on_epoch_end is not None and on_epoch_end(epoch, history) is False:
             break
     if not all(np.all(np.isfinite(p.value)) for p in network.parameters()):
