@@ -232,18 +232,17 @@ def compare_matrices(run: pd.DataFrame, baseline: pd.DataFrame, factor: float = 
         offend("pass → fail", row, f"{count}; worst {worst} {row[worst]:.3g}" if worst else count)
     newly_unverified = (was == "pass") & (now == "unverified")
     for key in common[newly_unverified.to_numpy()]:
-        row = new.loc[key]
-        offend("pass → unverified", row, f"{int(row[UNVERIFIED_COUNT])} of {int(row['n_records'])} records unverified: "
-                                          "no oracle could judge them")
+        row, n, k = new.loc[key], int(new.loc[key, "n_records"]), int(new.loc[key, UNVERIFIED_COUNT])
+        emptied = [f"{c} {old.loc[key, c]:.3g} → empty" for c in RATIO_COLUMNS
+                   if pd.notna(old.loc[key, c]) and pd.isna(row[c])]
+        detail = (f"all {n} records unverified: nothing was compared" if k >= n else
+                  f"{', '.join(emptied) or 'no ratio lost'} ({k} of {n} records unverified: "
+                  "no oracle could judge them)")
+        offend("pass → unverified", row, detail)
     flagged = newly_failed | newly_unverified
     floor = new["dtype"].map(lambda dtype: _floor(str(dtype), floors)).astype(float)
     for column in RATIO_COLUMNS:
         a, b = old[column].astype(float), new[column].astype(float)
-        lost = (was == "pass") & a.notna() & b.isna() & ~flagged
-        for key in common[lost.to_numpy()]:
-            row = new.loc[key]
-            offend("pass → unverified", row, f"{column} {a[key]:.3g} → empty ({int(row[UNVERIFIED_COUNT])} of "
-                                             f"{int(row['n_records'])} records unverified)")
         growth = b.clip(lower=floor) / a.clip(lower=floor)
         grew = (growth >= factor) & a.notna() & b.notna() & ~flagged
         for key in common[grew.to_numpy()]:

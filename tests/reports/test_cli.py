@@ -101,7 +101,7 @@ def test_run_quick_writes_reports_then_gate_and_baseline(capsys, tmp_path, monke
     assert "progress: 100%" in err  # not a terminal: one line per 10 %
     # the report phase shows its progress too, file by file, and the run ends by saying where to look
     writing = next(line for line in err.splitlines() if line.startswith("writing reports into "))
-    assert "records.csv … matrix.csv … gradients.csv … training.csv … plots … report.md … report.html (" in writing
+    assert "tables … plots … report.md … report.html … writing files (" in writing
     lines = out.splitlines()
     assert lines[-1] == (f"next: python -m scratchnet_reference gate {out_dir} reports/baseline   (the regression "
                          "gate CI runs; it expects a full run, not --quick)")

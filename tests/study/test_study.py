@@ -226,6 +226,7 @@ def test_rounding_control_measures_how_a_rate_amplifies_one_ulp():
     x, y = rng.normal(size=(30, 4)), rng.integers(0, 3, 30)
     spec = sn.ModelSpec((4, 8, 3), hidden="tanh", output="softmax", loss="cross_entropy", seed=0)
     state = initial_state(spec)
-    stable = rounding_control(spec, state, x, y, 0.1, "full_batch", 20, 0)
-    unstable = rounding_control(spec, state, x, y, 30.0, "full_batch", 20, 0)
+    full_batch = [np.arange(30)] * 20  # 20 full-batch steps
+    stable = rounding_control(spec, state, x, y, 0.1, full_batch)
+    unstable = rounding_control(spec, state, x, y, 30.0, full_batch)
     assert 0 < stable < 1e-14 and unstable > 1e4 * stable
