@@ -1,0 +1,54 @@
+"""Adapter for a Keras-like layer library: rows, ``Dense`` weights ``(in, out)`` in
+``layer.params["W"]``, gradients in ``layer.grads``, and a loss that fuses softmax in.
+
+    scratchnet-conformance run --impl examples.fused_loss_library.adapter:make_implementation --quick
+
+For softmax + cross-entropy the model ends at the logits (``SoftmaxCrossEntropy`` is ∂L/∂z) and
+``forward`` applies ``softmax``; for softmax + MSE the ``Softmax`` layer stays in, backward and all.
+"""
+
+from scratchnet_reference.byo import styles
+
+from . import layers
+from .losses import MeanSquaredError, SoftmaxCrossEntropy
+from .model import Sequential
+
+ACTIVATIONS = {"relu": layers.ReLU, "tanh": layers.Tanh, "gelu": layers.GELU, "softmax": layers.Softmax,
+               "identity": None}
+
+#: what the report must list, and nothing else: (where, what)
+EXPECTED_ROOT_CAUSES = {("activation gelu", "forward is the tanh approximation, not x·Φ(x)"),
+                        ("activation relu", "relu'(0) = 1 at the kink, torch's is 0")}
+
+
+class Model(styles.Model):
+    def __init__(self, spec, state):
+        self.fused = spec.loss["name"] == "cross_entropy"
+        names = styles.activation_names(spec)[:-1] + ["identity" if self.fused else spec.output["name"]]
+        self.net, dense = Sequential(), []
+        for n_in, n_out, name in zip(spec.sizes, spec.sizes[1:], names):
+            dense.append(layers.Dense(n_in, n_out))
+            self.net.add(dense[-1])
+            if ACTIVATIONS[name]:
+                self.net.add(ACTIVATIONS[name]())
+        self.net.compile(SoftmaxCrossEntropy() if self.fused else MeanSquaredError())
+        self.params = styles.Params.of_layers(dense, "params.W", "params.b", transposed=True)
+        self.grads = styles.Params.of_layers(dense, "grads.W", "grads.b", transposed=True)
+        self.load_state_dict(state)
+
+    def forward(self, x):
+        return self.net.predict(x)
+
+    def gradients(self, x, y):
+        loss = self.net.loss(self.net.forward(x), y)
+        self.net.backward(self.net.loss.backward())
+        return loss, self.grads.state()
+
+
+CAPABILITIES = {"hidden": ["relu", "tanh", "gelu", "softmax"], "outputs": ["softmax", "identity"],
+                "losses": ["cross_entropy", "mse"], "reductions": ["mean"], "dtypes": ["float64"],
+                "optimizers": ["sgd"], "optimizer_options": [], "hyperparameters": []}
+
+
+def make_implementation():
+    return styles.Implementation("fused-loss-library", Model, CAPABILITIES)

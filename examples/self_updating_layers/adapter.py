@@ -1,0 +1,62 @@
+"""Adapter for a network of layer objects whose ``backward(grad, learning_rate)`` updates the
+weights itself (column vectors, one sample at a time, ``Dense`` weights ``(out, in)``).
+
+    scratchnet-conformance run --impl examples.self_updating_layers.adapter:make_implementation --quick
+
+The gradient is read out of the update (``Params.read_update``), one sample at a time, and
+averaged over the batch: the batch mean of the per-sample losses, as torch's ``reduction="mean"``.
+"""
+
+from functools import partial
+
+import numpy as np
+from scratchnet_reference.byo import styles
+
+from . import activations, losses
+from .layers import Dense
+from .network import predict
+
+ACTIVATIONS = {"tanh": activations.Tanh, "sigmoid": activations.Sigmoid, "relu": activations.ReLU,
+               "softmax": activations.Softmax, "identity": None}  # identity: no layer after the Dense
+LOSSES = {"mse": (losses.mse, losses.mse_prime),
+          "binary_cross_entropy": (losses.binary_cross_entropy, losses.binary_cross_entropy_prime)}
+
+#: what the report must list, and nothing else: (where, what)
+EXPECTED_ROOT_CAUSES = {("loss mse", "gradient ×C: mse() is a mean, mse_prime() the gradient of the sum"),
+                        ("activation softmax", "derivative taken elementwise as s(1 − s)")}
+
+
+class Model(styles.Model):
+    def __init__(self, spec, state):
+        self.network, dense = [], []
+        for n_in, n_out, name in zip(spec.sizes, spec.sizes[1:], styles.activation_names(spec)):
+            dense.append(Dense(n_in, n_out))
+            self.network += [dense[-1]] + ([ACTIVATIONS[name]()] if ACTIVATIONS[name] else [])
+        self.loss, self.loss_prime = LOSSES[spec.loss["name"]]
+        self.params = styles.Params.of_layers(dense, "weights", "bias")
+        self.load_state_dict(state)
+
+    def forward(self, x):
+        return np.stack([predict(self.network, col)[:, 0] for col in styles.columns(x)])
+
+    def gradients(self, x, y):
+        per_sample = []
+        for col, target in zip(styles.columns(x), styles.columns(y)):
+            output = predict(self.network, col)
+            backward = partial(self.backward, self.loss_prime(target, output))  # backward(learning_rate)
+            per_sample.append((self.loss(target, output), self.params.read_update(backward)))
+        return styles.mean_over_samples(per_sample)
+
+    def backward(self, grad, learning_rate):  # the training loop's backward pass
+        for layer in reversed(self.network):
+            grad = layer.backward(grad, learning_rate)
+
+
+CAPABILITIES = {"hidden": ["tanh", "sigmoid", "relu", "softmax"],
+                "outputs": ["tanh", "sigmoid", "relu", "softmax", "identity"],
+                "losses": list(LOSSES), "reductions": ["mean"], "dtypes": ["float64"],
+                "optimizers": ["sgd"], "optimizer_options": [], "hyperparameters": []}
+
+
+def make_implementation():
+    return styles.Implementation("self-updating-layers", Model, CAPABILITIES)
