@@ -1,0 +1,160 @@
+"""The worked examples of strangers' networks (``examples/*/``): each fails exactly where its
+planted mistakes are, and a copy with those mistakes fixed — the ``# PLANTED`` lines replaced —
+passes everything it declares; so the planted mistakes are all the mistakes there are. The
+correct network passes as written."""
+
+from __future__ import annotations
+
+import importlib
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scratchnet_reference.byo.adapter import load_implementation
+from scratchnet_reference.conformance.runner import RunPlan, case_problem, run_matrix
+from scratchnet_reference.core.compare import compare_model
+from scratchnet_reference.core.matrix import Case
+from scratchnet_reference.core.protocol import initial_state
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+#: per example: each planted mistake's fix — (file, the code as written, the fixed code), each
+#: found exactly once — and the matrix rows (hidden, output, loss) the mistake makes fail
+_CORRECT_SOFTMAX = """from .layers import Layer
+
+
+class Softmax(Layer):
+    def forward(self, input):
+        tmp = np.exp(input - np.max(input))
+        self.output = tmp / np.sum(tmp)
+        return self.output
+
+    def backward(self, output_gradient, learning_rate):
+        n = np.size(self.output)  # the Jacobian diag(s) - s s^T, times the gradient
+        return np.dot((np.identity(n) - self.output.T) * self.output, output_gradient)
+
+
+class PlantedSoftmax(Activation):
+"""
+PLANTED = {
+    "self_updating_layers": {
+        "mse_prime": ([("losses.py", "return 2 * (y_pred - y_true)", "return 2 * (y_pred - y_true) / np.size(y_true)")],
+                      lambda hidden, output, loss: loss == "mse"),
+        "softmax_prime": ([("activations.py", "class Softmax(Activation):\n", _CORRECT_SOFTMAX)],
+                          lambda hidden, output, loss: "softmax" in (hidden, output)),
+    },
+    "column_vector_sgd": {
+        "half_sum_cost": ([("network.py", "return 0.5 * np.linalg.norm(a - y) ** 2", "return np.mean((a - y) ** 2)"),
+                           ("network.py", "return (a - y) * sigmoid_prime(z)",
+                            "return 2 * (a - y) / a.size * sigmoid_prime(z)")],
+                          lambda hidden, output, loss: True),
+        "sigmoid_prime_of_a": ([("network.py", "sp = sigmoid_prime(activations[-l])", "sp = sigmoid_prime(zs[-l])")],
+                               lambda hidden, output, loss: True),
+    },
+    "fused_loss_library": {
+        "gelu_tanh": ([("layers.py", "self.t = np.tanh(self._c * (x + 0.044715 * x ** 3))",
+                        "self.t = np.vectorize(__import__('math').erf)(x / np.sqrt(2.0))  # 2Φ(x) − 1"),
+                       ("layers.py", "dt = (1.0 - t ** 2) * self._c * (1.0 + 3 * 0.044715 * x ** 2)",
+                        "dt = self._c * np.exp(-0.5 * x ** 2)  # d erf(x/√2)/dx")],
+                      lambda hidden, output, loss: hidden == "gelu"),
+        # visible only at exact kinks, which the deterministic matrix does not hit: see test_relu_kink_*
+        "relu_kink": ([("layers.py", "self.mask = x >= 0", "self.mask = x > 0")], lambda hidden, output, loss: False),
+    },
+}
+
+
+def _failing_rows(records) -> set[tuple[str, str, str]]:
+    return {(r.hidden.split(",")[0], r.output, r.loss) for r in records if r.status == "fail"}
+
+
+def _run(adapter: str, training: bool = False):
+    impl, caps = load_implementation(adapter)
+    records, _ = run_matrix(impl, RunPlan(capabilities=caps, training=training), not_implemented=[])
+    return records
+
+
+def _fixed_copy(tmp_path: Path, monkeypatch, example: str, mistakes: list[str]) -> str:
+    """A copy of ``examples/<example>`` with ``mistakes`` fixed, importable as ``<copy>.adapter``."""
+    package = f"{example}_fixed_{'_'.join(mistakes) or 'none'}"
+    shutil.copytree(EXAMPLES / example, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))
+    for mistake in mistakes:
+        fixes, _ = PLANTED[example][mistake]
+        for file, written, fixed in fixes:
+            path = tmp_path / package / file
+            text = path.read_text()
+            assert text.count(written) == 1, f"{example}/{file}: {written!r} is not there exactly once"
+            path.write_text(text.replace(written, fixed))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.invalidate_caches()
+    return f"{package}.adapter:make_implementation"
+
+
+@pytest.mark.parametrize("example", sorted(PLANTED))
+def test_each_planted_mistake_is_marked_where_it_is(example):
+    marked = sum(path.read_text().count("# PLANTED:") for path in (EXAMPLES / example).glob("*.py"))
+    assert marked == len(PLANTED[example])
+    assert "PLANTED" not in (EXAMPLES / example / "adapter.py").read_text()  # the adapter is what a user writes
+
+
+@pytest.mark.parametrize("example", sorted(PLANTED))
+def test_every_declared_row_fails_exactly_where_a_planted_mistake_is(example):
+    records = _run(f"examples.{example}.adapter:make_implementation")
+    rows = {(r.hidden.split(",")[0], r.output, r.loss) for r in records if r.check == "gradient"}
+    expected = {row for row in rows if any(where(*row) for _, where in PLANTED[example].values())}
+    assert expected, "a planted mistake that no row shows"
+    assert _failing_rows(records) == expected
+
+
+@pytest.mark.parametrize("example", sorted(PLANTED))
+def test_with_every_planted_mistake_fixed_everything_passes(example, tmp_path, monkeypatch):
+    records = _run(_fixed_copy(tmp_path, monkeypatch, example, sorted(PLANTED[example])), training=True)
+    assert records and not [(r.check, r.param, r.hidden, r.output, r.loss) for r in records if r.status == "fail"]
+    assert {"forward", "loss", "gradient", "training_step"} <= {r.check for r in records}
+
+
+@pytest.mark.parametrize("example, fixed", [("self_updating_layers", "mse_prime"),
+                                            ("self_updating_layers", "softmax_prime"),
+                                            ("fused_loss_library", "relu_kink")])
+def test_each_mistake_alone_fails_its_own_rows(example, fixed, tmp_path, monkeypatch):
+    """Fix one mistake: what still fails is exactly the other one's rows (they are independent)."""
+    records = _run(_fixed_copy(tmp_path, monkeypatch, example, [fixed]))
+    rows = {(r.hidden.split(",")[0], r.output, r.loss) for r in records if r.check == "gradient"}
+    others = [where for name, (_, where) in PLANTED[example].items() if name != fixed]
+    assert _failing_rows(records) == {row for row in rows if any(where(*row) for where in others)}
+
+
+def _at_kinks(adapter: str):
+    """relu → softmax + cross-entropy with exact kinks: zero input rows and a zero first-layer bias."""
+    impl, _ = load_implementation(adapter)
+    spec, x, y = case_problem(Case("relu", "softmax", "cross_entropy", "mean", "float64"))
+    state = initial_state(spec)
+    state["layers.0.bias"] = np.zeros_like(state["layers.0.bias"])
+    x = x.copy()
+    x[::2] = 0.0
+    return compare_model(impl, spec, x, y, state=state, fd="never")
+
+
+def test_relu_kink_mistake_of_the_fused_loss_library_shows_at_exact_kinks(tmp_path, monkeypatch):
+    wrong = [r for r in _at_kinks("examples.fused_loss_library.adapter:make_implementation") if r.status == "fail"]
+    assert wrong and {r.check for r in wrong} == {"gradient"} and "layers.0.bias" in {r.param for r in wrong}
+    fixed = _at_kinks(_fixed_copy(tmp_path, monkeypatch, "fused_loss_library", ["relu_kink"]))
+    assert fixed and all(r.status == "pass" for r in fixed)
+
+
+def test_the_correct_network_passes_everything_it_declares():
+    records = _run("examples.params_dict_net.adapter:make_implementation", training=True)
+    assert records and all(r.status == "pass" for r in records)
+    assert {r.hidden for r in records if r.check == "gradient"} == {"relu,relu", "tanh,tanh"}
+    assert {r.optimizer for r in records if r.optimizer} == {"sgd(lr=0.1)"}
+
+
+@pytest.fixture(autouse=True)
+def _forget_copies():
+    """Fixed copies are imported under their own package names; drop them afterwards."""
+    before = set(sys.modules)
+    yield
+    for name in set(sys.modules) - before:
+        if "_fixed_" in name:
+            del sys.modules[name]
