@@ -1,0 +1,120 @@
+"""Root causes: what the diagnosis found, one entry per independent mistake, and the grouping of a
+run's failing records into distinct root causes.
+
+A :class:`RootCause` says where (op / layer / parameter), what is wrong in words, the evidence, the
+right formula and a minimal reproducer. The diagnosis stores a problem's root causes in the
+``diagnosis`` field of each failing record they explain (:func:`encode`, JSON), so a run's
+tables carry them and :func:`group` can count, across the run, how many failing rows each explains.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, fields
+
+__all__ = ["RootCause", "encode", "decode", "group", "headline", "name_factor", "COLUMNS"]
+
+
+@dataclass(frozen=True)
+class RootCause:
+    """One independent mistake. ``kind`` is a stable key (``factor``, ``softmax_s1s``, ``kink``,
+    ``wrong_forward``, …); ``where`` a layer, op or parameter (``layers.1 (softmax)``)."""
+
+    kind: str
+    where: str
+    what: str
+    evidence: str = ""
+    right: str = ""
+    reproducer: str = ""
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return self.kind, self.where, self.what
+
+
+COLUMNS = [f.name for f in fields(RootCause)] + ["failing_rows", "combinations"]
+
+
+def headline(cause: RootCause) -> str:
+    return f"{cause.where}: {cause.what}"
+
+
+def encode(causes: Iterable[RootCause]) -> str:
+    """The ``diagnosis`` field of a record: its root causes as JSON (readable in a CSV cell)."""
+    return json.dumps([asdict(c) for c in causes], ensure_ascii=False)
+
+
+def decode(text: str) -> list[RootCause]:
+    """The root causes in a ``diagnosis`` field; plain text (training diagnoses, older files) is one
+    cause of kind ``other``."""
+    if not text:
+        return []
+    try:
+        items = json.loads(text)
+        return [RootCause(**item) for item in items]
+    except (ValueError, TypeError):
+        return [RootCause("other", "", text)]
+
+
+def group(records: Iterable) -> list[tuple[RootCause, int, int]]:
+    """The distinct root causes of a run's failing records, most failing rows first:
+    ``(cause, failing rows it explains, combinations it occurs in)``. Training records whose
+    diagnosis only says they follow from an earlier step are not counted."""
+    rows: dict[tuple, list] = {}
+    combos: dict[tuple, set] = {}
+    for r in records:
+        if r.status != "fail" or not r.diagnosis or r.diagnosis.startswith("follows from step"):
+            continue
+        for cause in decode(r.diagnosis):
+            rows.setdefault(cause.key, [cause, 0])[1] += 1
+            combos.setdefault(cause.key, set()).add((r.hidden, r.output, r.loss, r.reduction, r.dtype, r.optimizer))
+    out = [(cause, n, len(combos[key])) for key, (cause, n) in rows.items()]
+    return sorted(out, key=lambda t: (-t[1], t[0].where))
+
+
+def _factor_terms(n: int, c: int) -> list[tuple[float, tuple[int, int, int]]]:
+    """Every ``N^a · C^b · 2^d`` with exponents in {−1, 0, 1}, except 1, simplest first."""
+    out = []
+    for a in (0, 1, -1):
+        for b in (0, 1, -1):
+            for d in (0, 1, -1):
+                value = float(n) ** a * float(c) ** b * 2.0 ** d
+                if (a, b, d) != (0, 0, 0) and abs(value - 1) > 1e-9:
+                    out.append((abs(a) + abs(b) + abs(d), value, (a, b, d)))
+    return [(v, e) for _, v, e in sorted(out, key=lambda t: t[0])]
+
+
+def name_factor(k: float, n: int, c: int, loss: str, reduction: str) -> tuple[str, str]:
+    """``(formula, likely cause)`` of ``yours = k × torch's``, searched over products of the batch
+    size ``N``, the number of outputs ``C``, 2 and their inverses; ``("", "")`` when none fits.
+    Ties (e.g. N = C) are named together."""
+    elementwise = loss in ("mse", "l1", "huber", "smooth_l1", "binary_cross_entropy")
+    hits = [e for v, e in _factor_terms(n, c) if abs(k / v - 1) < 1e-3]
+    if not hits:
+        return "", ""
+    names, causes = [], []
+    for a, b, d in hits[:2]:
+        names.append(" · ".join(p for p in (
+            {1: "N", -1: "1/N"}.get(a, ""), {1: "C", -1: "1/C"}.get(b, ""), {1: "2", -1: "1/2"}.get(d, "")) if p)
+            + f" (N = {n} the batch size, C = {c} the outputs)")
+        why = []
+        if a == 1:
+            why.append("your loss's gradient sums over the batch where torch's reduction='mean' divides by N"
+                       if reduction == "mean" else "your gradient is multiplied by the batch size N")
+        elif a == -1:
+            why.append("your gradient divides by N " + ("although the reduction is 'sum'" if reduction == "sum"
+                                                        else "once more than torch's mean"))
+        if b == 1:
+            why.append(f"torch's mean for {loss} divides by every element, N·C, and yours does not divide by C"
+                       if elementwise and reduction == "mean" else "your gradient sums over the C outputs")
+        elif b == -1:
+            why.append(f"your gradient divides by C where torch's {loss} ({reduction}) does not")
+        if d == -1:
+            why.append("a ½ in your loss (½(a − y)²): torch's MSE has none, so its gradient carries a 2 yours "
+                       "lacks" if loss == "mse" else "your gradient is half of torch's (a ½ too many)")
+        elif d == 1:
+            why.append("your gradient has a factor 2 torch's does not" + (
+                " (torch's MSE gradient is 2(a − y)/n: yours doubles it again)" if loss == "mse" else ""))
+        causes.append("; ".join(why))
+    return " or ".join(names), causes[0]

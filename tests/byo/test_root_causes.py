@@ -1,0 +1,108 @@
+"""Root causes of networks written by strangers: each independent mistake named once, at the right
+place, in the right direction — and a correct network gets none. The networks live in
+:mod:`.strangers` (layer objects with their own ops; a textbook column-vector network)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scratchnet_reference import compare_model, initial_state
+from scratchnet_reference.byo.diagnosis import Problem, annotate
+from scratchnet_reference.byo.root_causes import decode, group
+from scratchnet_reference.core.matrix import make_batch
+
+from scratchnet import ModelSpec
+
+from . import strangers as s
+
+N = 6  # batch size; with C = 5 outputs no two products of N, C, 2 and their inverses coincide
+
+
+def causes(impl, target="dense", n=N, scale_x=1.0, state=None, **spec_kwargs):
+    """``(root causes of the run, records)`` of ``impl`` on a seeded problem, fully annotated."""
+    spec = ModelSpec(**spec_kwargs, seed=5)
+    x, y = make_batch(spec, n, seed=5, target=target)
+    x = x * scale_x
+    state = state(initial_state(spec)) if state else initial_state(spec)
+    records = annotate(compare_model(impl, spec, x, y, state=state), impl, Problem(spec, state, x, y))
+    return [c for c, _, _ in group(records)], records
+
+
+def kinds(found):
+    return {(c.kind, c.where) for c in found}
+
+
+def test_mean_reported_sum_backpropagated_and_a_hidden_softmax_elementwise_are_two_root_causes():
+    impl = s.LayerNetAdapter(mse_grad=s.mse_grad_of_a_sum, softmax_backward=s.softmax_backward_elementwise)
+    found, records = causes(impl, sizes=(4, 6, 7, 5), hidden=("tanh", "softmax"), output="identity", loss="mse")
+    assert kinds(found) == {("factor", "loss gradient (every layer)"), ("softmax_s1s", "layers.1 (softmax backward)")}
+    factor = next(c for c in found if c.kind == "factor")
+    # torch's MSE mean divides by N·C = 30; a gradient 2(p − y) of the sum does not
+    assert "yours = 30 × torch's = N · C" in factor.what and "sums over the batch" in factor.what
+    softmax = next(c for c in found if c.kind == "softmax_s1s")
+    assert "s(1 − s)" in softmax.what and "diag(s) − s sᵀ" in softmax.right
+    # the loss value (a mean) is right: no row of it is blamed
+    assert all(r.status != "fail" for r in records if r.check == "loss")
+
+
+def test_half_squared_error_summed_over_the_batch_is_n_c_over_2():
+    """C = Σ_n ½‖a_n − y_n‖² has ∂C/∂a = a − y; torch's MSE mean Σ(a − y)²/(N·C) has 2(a − y)/(N·C):
+    yours = N·C/2 × torch's (15 here), the loss value likewise."""
+    found, records = causes(s.ColumnNetAdapter(), sizes=(4, 6, 5), hidden="tanh", output="identity", loss="mse")
+    assert kinds(found) == {("factor", "loss gradient (every layer)")}
+    assert "yours = 15 × torch's = N · C · 1/2" in found[0].what
+    assert "a ½ in your loss" in found[0].what and "divides by every element, N·C" in found[0].what
+
+
+def test_a_wrong_forward_in_a_hidden_layer_is_named_there():
+    impl = s.LayerNetAdapter(gelu=s.gelu_tanh, gelu_backward=s.gelu_tanh_backward)
+    found, _ = causes(impl, sizes=(4, 6, 7, 5), hidden=("gelu", "tanh"), output="identity", loss="mse")
+    assert kinds(found) == {("wrong_form", "layers.0 (gelu)")}
+    assert "tanh approximation" in found[0].what
+    assert "replaced by identity (same weights) your output equals torch's" in found[0].evidence
+
+
+@pytest.mark.parametrize("shrink, worst", [(0.02, "forward"), (0.01, "gradient")])
+def test_a_shrunk_tiny_input_failure_is_still_named_not_marginal(shrink, worst):
+    """Hypothesis shrinks toward tiny pre-activations, where the tanh approximation is within a few
+    tolerances of GELU: the forward only just fails (or passes and only the gradients fail)."""
+    def small(state):
+        return {**state, "layers.0.weight": state["layers.0.weight"] * shrink,
+                "layers.0.bias": state["layers.0.bias"] * shrink}
+
+    impl = s.LayerNetAdapter(gelu=s.gelu_tanh, gelu_backward=s.gelu_tanh_backward)
+    found, records = causes(impl, state=small, sizes=(4, 6, 7, 5), hidden=("gelu", "tanh"), output="identity",
+                            loss="mse")
+    first = next(r for r in records if r.status == "fail")
+    assert first.check == worst and (worst == "gradient" or first.tol_ratio < 10)
+    assert kinds(found) == {("wrong_form", "layers.0 (gelu)")}
+
+
+def test_a_correct_network_has_no_root_cause():
+    for spec in (dict(sizes=(4, 6, 7, 5), hidden=("tanh", "softmax"), output="identity", loss="mse"),
+                 dict(sizes=(4, 6, 5), hidden="gelu", output="softmax", loss="cross_entropy")):
+        found, records = causes(s.LayerNetAdapter(), target="labels" if spec["loss"] == "cross_entropy" else "dense",
+                                **spec)
+        assert found == [] and all(r.status == "pass" for r in records)
+
+
+def test_relu_prime_one_at_zero_is_wrong_only_at_kinks_with_torchs_derivative():
+    def dead_unit(state):  # unit 2 of layer 0 has z == 0 for every input: ReLU's kink, exactly
+        state["layers.0.weight"][2] = 0
+        state["layers.0.bias"][2] = 0
+        return state
+
+    impl = s.LayerNetAdapter(relu_backward=s.relu_backward_ge)
+    found, _ = causes(impl, state=dead_unit, sizes=(4, 6, 7, 5), hidden=("relu", "tanh"), output="identity",
+                      loss="mse")
+    assert kinds(found) == {("kink", "layers.0 (relu backward)")}
+    assert "relu'(0) = 0" in found[0].right and f"({N} pre-activations are exactly 0 there)" in found[0].evidence
+
+
+def test_each_failing_record_carries_the_causes_that_explain_it():
+    impl = s.LayerNetAdapter(mse_grad=s.mse_grad_of_a_sum, softmax_backward=s.softmax_backward_elementwise)
+    _, records = causes(impl, sizes=(4, 6, 7, 5), hidden=("tanh", "softmax"), output="identity", loss="mse")
+    by_param = {r.param: {c.kind for c in decode(r.diagnosis)} for r in records if r.status == "fail"}
+    assert by_param["layers.2.weight"] == {"factor"}
+    assert by_param["layers.0.bias"] == by_param["layers.1.weight"] == {"factor", "softmax_s1s"}
+    assert np.isclose(sum(n for _, n, _ in group(records)), 6 + 4)  # 6 factor rows, 4 softmax rows
