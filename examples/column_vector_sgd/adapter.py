@@ -12,9 +12,9 @@ from scratchnet_reference.byo import styles
 
 from .network import Network
 
-#: what the report must list, and nothing else: (where, what)
-EXPECTED_ROOT_CAUSES = {("loss mse", "×C/2: ½‖a − y‖² per sample, not the mean over the C outputs"),
-                        ("layers.0 sigmoid", "σ'(a) for σ'(z) in the hidden layers")}
+#: what the report must list, and nothing else: (kind, op) of each root cause
+EXPECTED_ROOT_CAUSES = {("factor", "loss gradient (every layer)"),  # ½‖a − y‖² per sample: ×C/2
+                        ("at_activation", "sigmoid backward")}            # σ'(a) for σ'(z), hidden layers only
 
 
 class Model(styles.Model):

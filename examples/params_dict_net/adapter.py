@@ -12,7 +12,7 @@ from scratchnet_reference.byo import styles
 
 from .fc_net import FullyConnectedNet
 
-EXPECTED_ROOT_CAUSES = set()  # a correct network: no finding
+EXPECTED_ROOT_CAUSES: set = set()  # a correct network: no finding
 
 
 class Model(styles.Model):

@@ -21,9 +21,9 @@ ACTIVATIONS = {"tanh": activations.Tanh, "sigmoid": activations.Sigmoid, "relu":
 LOSSES = {"mse": (losses.mse, losses.mse_prime),
           "binary_cross_entropy": (losses.binary_cross_entropy, losses.binary_cross_entropy_prime)}
 
-#: what the report must list, and nothing else: (where, what)
-EXPECTED_ROOT_CAUSES = {("loss mse", "gradient ×C: mse() is a mean, mse_prime() the gradient of the sum"),
-                        ("activation softmax", "derivative taken elementwise as s(1 − s)")}
+#: what the report must list, and nothing else: (kind, op) of each root cause
+EXPECTED_ROOT_CAUSES = {("factor", "loss gradient (every layer)"),  # mse_prime: ×C, the gradient of a sum
+                        ("softmax_s1s", "softmax backward")}              # softmax_prime: s(1 − s) elementwise
 
 
 class Model(styles.Model):
