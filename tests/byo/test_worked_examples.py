@@ -203,14 +203,14 @@ def _check_listed(example: str, causes) -> None:
 
 @pytest.mark.parametrize("example", ["self_updating_layers", "column_vector_sgd"])
 def test_the_report_lists_exactly_the_planted_root_causes_once_each(example):
-    _check_listed(example, _listed(_run(f"examples.{example}.adapter:make_implementation")))
+    _check_listed(example, _listed(_run(f"examples.{example}.adapter:make_implementation", training=True)))
 
 
 def test_the_fused_loss_library_report_names_gelu_and_at_kinks_relu():
     """The deterministic matrix never puts a pre-activation exactly on ReLU's kink (hypothesis and
     this problem do): the run lists GELU, the problem at kinks adds ReLU's derivative at 0."""
     example = "fused_loss_library"
-    matrix = _listed(_run(f"examples.{example}.adapter:make_implementation"))
+    matrix = _listed(_run(f"examples.{example}.adapter:make_implementation", training=True))
     impl, _ = load_implementation(f"examples.{example}.adapter:make_implementation")
     spec, x, y, state = _kink_problem()
     at_kinks = _listed(annotate(compare_model(impl, spec, x, y, state=state), impl, Problem(spec, state, x, y)))
@@ -219,5 +219,5 @@ def test_the_fused_loss_library_report_names_gelu_and_at_kinks_relu():
 
 
 def test_the_correct_network_report_lists_no_root_cause():
-    records = _run("examples.params_dict_net.adapter:make_implementation")
+    records = _run("examples.params_dict_net.adapter:make_implementation", training=True)
     assert records and _listed(records) == []
