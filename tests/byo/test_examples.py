@@ -7,12 +7,13 @@ from __future__ import annotations
 import pytest
 from scratchnet_reference import cli
 from scratchnet_reference.byo.adapter import AdapterError, load_implementation
+from scratchnet_reference.byo.root_causes import decode, group
 from scratchnet_reference.conformance.runner import RunPlan, run_matrix
 from scratchnet_reference.reports.files import read_csv
 
 TEXTBOOK = "examples.textbook_net.adapter:make_implementation"
 BUGGY = "examples.textbook_net_buggy.adapter:make_implementation"
-MISTAKE = "matches a known mistake — softmax's derivative taken elementwise as s(1 − s)"
+MISTAKE = "softmax's derivative taken elementwise: δ = g ⊙ s(1 − s)"
 
 
 def test_textbook_net_passes_everything_it_declares():
@@ -39,15 +40,16 @@ def test_buggy_copy_fails_where_softmax_is_and_names_the_mistake():
     softmax_used = {(r.hidden, r.output) for r in failing}
     assert all("softmax" in hidden or output == "softmax" for hidden, output in softmax_used)
     assert not [r for r in records if r.status == "fail" and r.output != "softmax" and "softmax" not in r.hidden]
-    # softmax output: the output layer is the first wrong one, and the mistake is named on every parameter
+    # one mistake wherever softmax is: its backward (on the fused p − y it may be named as applied again)
+    causes = {(c.kind, c.where) for c, _, _ in group(records)}
+    assert {kind for kind, _ in causes} <= {"softmax_s1s", "again_on_fused"}, causes
+    assert all(where.endswith("(softmax backward)") for _, where in causes), causes
     at_output = [r for r in failing if r.output == "softmax" and r.hidden == "tanh,tanh"]
     assert {r.param for r in at_output} == {f"layers.{k}.{p}" for k in range(3) for p in ("weight", "bias")}
     for r in at_output:
-        assert MISTAKE in r.diagnosis, r.diagnosis
-        where = "first wrong layer is the output layer" if r.param.startswith("layers.2") else \
-            "inherits the error of layers.2"
-        assert where in r.diagnosis and r.fd_verdict == "torch"
-    # softmax in the hidden layers, identity output: layer 2 is right, layer 1 is the first wrong one
+        assert [c.where for c in decode(r.diagnosis)] == ["layers.2 (softmax backward)"]
+        assert r.fd_verdict == "torch"
+    # softmax in the hidden layers, identity output: layer 2 is right, the softmax layers are wrong
     hidden = [r for r in failing if r.hidden == "softmax,softmax" and r.output == "identity"]
     assert {r.param for r in hidden} == {f"layers.{k}.{p}" for k in (0, 1) for p in ("weight", "bias")}
     assert all(MISTAKE in r.diagnosis for r in hidden)
@@ -59,12 +61,13 @@ def test_cli_report_of_the_buggy_copy(capsys, tmp_path):
                      "--out", str(out)])
     stdout = capsys.readouterr().out
     assert code == 1
-    assert "diagnosis of the failing parameters" in stdout and MISTAKE in " ".join(stdout.split())
-    assert "layers.2 weight+bias: first wrong layer is the output layer" in stdout
+    assert MISTAKE in " ".join(stdout.split())
+    assert "layers.2 (softmax backward): softmax's derivative taken elementwise" in stdout
     assert "not implemented by textbook-net-buggy" in stdout
     gradients, _ = read_csv(out / "gradients.csv")
     wrong = gradients[gradients["status"] == "fail"]
-    assert len(wrong) and wrong["diagnosis"].str.contains("s(1 − s)", regex=False).all()
+    assert len(wrong) and all({c.where for c in decode(d)} == {"layers.2 (softmax backward)"}
+                              for d in wrong["diagnosis"])
     assert "diagnosis" in (out / "report.md").read_text()
 
 
@@ -87,4 +90,4 @@ def test_hypothesis_finds_the_buggy_copy_and_the_summary_diagnoses_the_smallest_
     summary = out.split("scratchnet conformance", 1)[1]
     assert "smallest failing examples (hypothesis), fully diagnosed:" in summary
     assert "smallest failing example: " in summary and "relu→softmax+cross_entropy(mean) float64" in summary
-    assert MISTAKE in " ".join(summary.split())
+    assert "(softmax backward): softmax's derivative taken elementwise" in " ".join(summary.split())
