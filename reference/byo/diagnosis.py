@@ -31,6 +31,7 @@ How each root cause is found, strongest evidence first:
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -40,7 +41,7 @@ import numpy as np
 from scratchnet import ModelSpec
 
 from ..core.records import Record, measure
-from .root_causes import RootCause, decode, encode, group, headline, name_factor
+from ..core.root_causes import RootCause, decode, encode, group, headline, name_factor
 from .torch_net import MISTAKES, WRONG_FORMS, candidate_mistakes, derivative_at_zero, kinked, reference_pass
 
 __all__ = ["Problem", "annotate", "annotate_training", "diagnose", "summary_lines", "LOOSE", "LARGE_LOGIT"]
@@ -86,21 +87,21 @@ class Problem:
             pass
         return ", ".join(parts)
 
-    def reproducer(self, spec: ModelSpec | None = None) -> str:
-        """A snippet that rebuilds this problem exactly (x, y at full precision)."""
+    def reproducer(self) -> str:
+        """A snippet that rebuilds this problem exactly (x, y and any weight not the spec's initial one
+        at full precision)."""
         from ..core.protocol import initial_state
 
-        spec = spec or self.spec
         xs, _ = self.prepared()
-        y = np.asarray(self.y)
-        init = initial_state(spec)
-        same = all(np.array_equal(init[k], np.asarray(v)) for k, v in self.state.items())
-        return "\n".join([
-            f"spec = ModelSpec.from_json({spec.to_json()!r})",
-            "state = initial_state(spec)" if same else "state = ...  # the run's weights, not the spec's initial ones",
-            f"x = np.array({xs.tolist()!r})",
-            f"y = np.array({y.tolist()!r})",
-            "records = compare_model(impl, spec, x, y, state=state)"])
+        init = initial_state(self.spec)
+        lines = [f"spec = ModelSpec.from_json({self.spec.to_json()!r})", "state = initial_state(spec)"]
+        lines += [f"state[{k!r}] = np.array({np.asarray(v).tolist()!r})" for k, v in self.state.items()
+                  if not np.array_equal(init[k], np.asarray(v))]
+        return "\n".join([*lines, f"x = np.array({xs.tolist()!r})", f"y = np.array({np.asarray(self.y).tolist()!r})",
+                          "records = compare_model(impl, spec, x, y, state=state)"])
+
+    def head(self, m: int) -> Problem:
+        return Problem(self.spec, self.state, np.asarray(self.x)[:m], np.asarray(self.y)[:m], self.device)
 
 
 # --------------------------------------------------------------------------------------------
@@ -167,7 +168,7 @@ class _Analysis:
 
     def cause(self, kind: str, where: str, what: str, evidence: str = "", right: str = "",
               spec: ModelSpec | None = None) -> None:
-        self.causes.append(RootCause(kind, where, what, evidence, right, self.problem.reproducer(spec or self.spec)))
+        self.causes.append(RootCause(kind, where, what, evidence, right))
 
     # -- the forward pass --------------------------------------------------------------------
 
@@ -178,14 +179,15 @@ class _Analysis:
             return None
         return _close(out, self.ref(spec=spec).acts[-1], self.forward_tol, loose=1.0)
 
-    def _replaced(self, layers: Iterable[int]) -> ModelSpec | None:
+    def _replaced(self, layers: Iterable[int], spec: ModelSpec | None = None) -> ModelSpec | None:
         """The spec with ``layers``' activations replaced by a stand-in, or None."""
-        acts = [dict(a) for a in self.spec.activations]
+        spec = spec or self.spec
+        acts = [dict(a) for a in spec.activations]
         for sub in STAND_INS:
             for k in layers:
                 acts[k] = {"name": sub} if acts[k]["name"] != sub else acts[k]
             try:
-                return self.spec.replace(hidden=acts[:-1], output=acts[-1])
+                return spec.replace(hidden=acts[:-1], output=acts[-1])
             except (ValueError, TypeError, KeyError):
                 continue
         return None
@@ -296,8 +298,9 @@ class _Analysis:
                        f"the step δ_{layer} = ∂L/∂z_{layer} is wrong in a way no known mistake explains — "
                        f"check {_act(spec, layer)}'s derivative" + (" and the loss's gradient"
                                                                     if layer == spec.n_layers - 1 else ""),
-                       f"layers.{layer}'s weight and bias gradients differ from torch's "
-                       + (f"(after dividing out ×{k:.4g})" if k not in (None, 1.0) else ""),
+                       f"layers.{layer}'s weight and bias gradients differ from torch's"
+                       + (f" (after dividing out ×{k:.4g})" if k not in (None, 1.0) else "")
+                       + self._substituted(spec, layer, k if k is not None else 1.0),
                        "δ_K = f'(z_K)ᵀ ∂L/∂a_K at the output; δ_k = (δ_{k+1} W_{k+1}) ⊙ f'(z_k) below", spec)
             deltas = self._own_deltas(spec, layer)
             if deltas is None:
@@ -328,8 +331,9 @@ class _Analysis:
             at_zero = derivative_at_zero(spec.activations[layer])[1] if mistake == "kink" else 0.0
             size = sum(np.size(grads[n]) for n in names)
             zeros = int(np.sum(self.ref(spec=spec).zs[layer] == 0)) if mistake == "kink" else 0
-            evidence = (f"your gradients of layers.{layer} equal, on {size} of {size} elements, those of a torch network "
-                        f"with this mistake" + (f" ({zeros} pre-activations are exactly 0 there)" if zeros else ""))
+            evidence = (f"your gradients of layers.{layer} equal, on {size} of {size} elements, those of a torch "
+                        "network with this mistake"
+                        + (f" ({zeros} pre-activations are exactly 0 there)" if zeros else ""))
             self.cause(mistake, _where(spec, layer, "backward"), what.format(act=act),
                        evidence, right.format(act=act, at_zero=at_zero), spec)
             return True
@@ -356,15 +360,29 @@ class _Analysis:
     def _parameter(self, spec, layer, which, grads, ref, k) -> None:
         name = f"layers.{layer}.{which}"
         got, want = grads[name], k * ref[name]
-        if which == "weight" and got.ndim == 2 and got.shape[0] == got.shape[1] and _close(got, want.T, self.tols[name]):
+        square = got.ndim == 2 and got.shape[0] == got.shape[1]
+        if which == "weight" and square and _close(got, want.T, self.tols[name]):
             what, right = "transposed: it equals torch's gradient transposed", "∂L/∂W = δᵀ·a_prev, shape (out, in)"
         elif which == "weight":
-            what, right = "only the weight gradient is wrong (its bias gradient, hence δ, is right)", "∂L/∂W = δᵀ·a_prev"
+            what, right = ("only the weight gradient is wrong (its bias gradient, hence δ, is right)",
+                           "∂L/∂W = δᵀ·a_prev")
         else:
             what, right = ("only the bias gradient is wrong (the weight gradient, hence δ, is right)",
                            "∂L/∂b = Σ of δ over the batch rows (axis 0)")
         self.cause("parameter", name, what, f"{name} differs from torch's; the other gradients of layers.{layer} "
                    "agree", right, spec)
+
+    def _substituted(self, spec: ModelSpec, layer: int, k: float) -> str:
+        """Evidence by substitution: does this layer agree once its activation is a stand-in?"""
+        variant = self._replaced([layer], spec)
+        try:
+            _, grads = self.run(variant)
+        except Exception:  # noqa: BLE001 - the implementation cannot run the variant
+            return ""
+        agrees = all(self._fits(grads, self.ref(spec=variant).grads, layer, k))
+        return (f"; with {_act(spec, layer)} in layers.{layer} replaced by {_act(variant, layer)} (same weights) "
+                + ("this layer's gradients agree" if agrees else "they still differ (the error is elsewhere in the "
+                                                                   "step: the dense backward or the loss)"))
 
     def _own_deltas(self, spec: ModelSpec, layer: int) -> np.ndarray | None:
         """Your δ at ``layer`` per sample: the bias gradient of one-sample batches."""
@@ -391,10 +409,60 @@ def _passes(impl: Any, problem: Problem, spec: ModelSpec, state: Mapping[str, np
 # Putting it together
 # --------------------------------------------------------------------------------------------
 
-def diagnose(records: list[Record], impl: Any = None, problem: Problem | None = None) -> list[RootCause]:
+def diagnose(records: list[Record], impl: Any = None, problem: Problem | None = None,
+             reproduce: bool = True) -> list[RootCause]:
     """The root causes of the failing records of one problem (every flavour). With ``impl`` and
-    ``problem`` by substitution and the backward walk; with the records alone, the constant factor
-    or sign readable from cosine and norm ratio."""
+    ``problem`` by substitution and the backward walk, each with a reproducer (``reproduce``): the
+    first 1, 2 or 4 rows of the batch when they show the same cause, else the whole batch; with
+    the records alone, the constant factor or sign readable from cosine and norm ratio."""
+    causes = _merged(_diagnose(records, impl, problem))
+    if not (reproduce and problem):
+        return causes
+    return [_reproduced(c, getattr(impl, "unguarded", impl), problem) for c in causes]
+
+
+def _layers_of(where: str) -> list[int]:
+    """``"layers.0, 1 (softmax backward)"`` → ``[0, 1]``."""
+    found = re.match(r"layers\.([\d, ]+)", where)
+    return [int(k) for k in found.group(1).replace(" ", "").split(",") if k] if found else []
+
+
+def _merged(causes: list[RootCause]) -> list[RootCause]:
+    """One cause per mistake of one activation, whichever layers it enters at (the same function, twice)."""
+    from dataclasses import replace
+
+    out: dict[tuple[str, str], RootCause] = {}
+    for c in causes:
+        layers, act = _layers_of(c.where), c.where.partition(" ")[2]
+        key = (c.kind, act) if layers and c.kind != "parameter" else (c.kind, c.where)
+        if key in out:
+            both = sorted(set(_layers_of(out[key].where)) | set(layers))
+            c = replace(out[key], where=f"layers.{', '.join(map(str, both))} {act}",
+                        evidence=f"{out[key].evidence}; likewise at layers.{', '.join(map(str, layers))}")
+        out[key] = c
+    return list(out.values())
+
+
+def _reproduced(cause: RootCause, impl: Any, problem: Problem) -> RootCause:
+    from dataclasses import replace
+
+    from ..core.compare import compare_model
+
+    for m in (1, 2, 4):
+        if m >= len(problem.x):
+            break
+        small = problem.head(m)
+        try:
+            records = compare_model(impl, small.spec, small.x, small.y, state=small.state, device=small.device,
+                                    fd="never")
+            if any(c.kind == cause.kind and c.where == cause.where for c in diagnose(records, impl, small, False)):
+                return replace(cause, reproducer=small.reproducer())
+        except Exception:  # noqa: BLE001 - the implementation refuses a smaller batch: the whole one it is
+            break
+    return replace(cause, reproducer=problem.reproducer())
+
+
+def _diagnose(records: list[Record], impl: Any, problem: Problem | None) -> list[RootCause]:
     failing = [r for r in records if r.status == "fail"]
     if not failing:
         return []
@@ -471,8 +539,8 @@ def _explains(cause: RootCause, rec: Record) -> bool:
         return cause.kind == "loss_value" and rec.check == "loss"
     if cause.kind in ("factor", "shape", "nonfinite", "parameter"):
         return cause.kind == "factor" or cause.where == rec.param
-    layer = _layer(cause.where.split(" ")[0] + ".")
-    return layer < 0 or _layer(rec.param) <= layer
+    layers = _layers_of(cause.where)
+    return not layers or _layer(rec.param) <= max(layers)
 
 
 def annotate(records: list[Record], impl: Any = None, problem: Problem | None = None,

@@ -108,7 +108,8 @@ def _step(act_spec: Mapping[str, Any], z: Any, a: Any, g: Any, change: Any) -> A
 
 
 def reference_pass(spec: ModelSpec, state: Mapping[str, np.ndarray], xs: np.ndarray, target: np.ndarray,
-                   changes: Mapping[int, Any] | None = None, acts: Mapping[int, Mapping[str, Any]] | None = None) -> Pass:
+                   changes: Mapping[int, Any] | None = None,
+                   acts: Mapping[int, Mapping[str, Any]] | None = None) -> Pass:
     """One forward/backward in float64 torch with ``changes`` planted (see the module docstring);
     ``acts`` replaces layers' activation specs (e.g. ``{0: {"name": "gelu", "approximate": "tanh"}}``)."""
     torch = torch_module()
@@ -132,10 +133,13 @@ def reference_pass(spec: ModelSpec, state: Mapping[str, np.ndarray], xs: np.ndar
     last, out_spec = spec.n_layers - 1, act_specs[-1]
     fused = fused_loss(out_spec["name"], spec.loss)
     change = changes.get(last)
-    if fused is not None and (change in (None, "again_on_fused") or isinstance(change, tuple) and change[0] != "form"):
+    on_fused = (None, "again_on_fused") + (("softmax_s1s",) if spec.fused else ())
+    if fused is not None and (change in on_fused or isinstance(change, tuple) and change[0] != "form"):
         z = zs[-1].clone().requires_grad_(True)
         delta = torch.autograd.grad(fused(z, t, params, spec.reduction), z)[0]
-        if change == "again_on_fused":
+        if change == "softmax_s1s":  # s(1 − s) multiplied onto p − y
+            delta = delta * outs[-1] * (1 - outs[-1])
+        elif change == "again_on_fused":
             delta = _vjp(out_spec, zs[-1], delta)
         elif isinstance(change, tuple):
             delta = delta * change[1] if change[0] == "scaled" else _given(change[1])

@@ -27,7 +27,7 @@ Fixtures
 
 Every record of the run — from every xdist worker — is collected, written at session end with
 :func:`scratchnet_reference.reports.tables.write_reports` and summarised in the terminal, with the diagnosis of
-each failing parameter, the smallest failing example hypothesis found, and the count of what
+each failing parameter, the worst failing example hypothesis found, and the count of what
 was not implemented.
 
 The deterministic matrix is also packaged, so a project that depends on scratchnet runs it
@@ -61,9 +61,9 @@ class Recorder:
         self.impl_name = impl_name
         self.capabilities = capabilities
         self.not_implemented: list[str] = []
-        #: test id -> (description, problem) of its last failing example (hypothesis replays the
-        #: smallest one last)
-        self.examples: dict[str, tuple[str, Any]] = {}
+        #: test id -> (description, problem, worst tol_ratio) of its worst failing example (hypothesis
+        #: replays the smallest one last, which can hide how large the error is)
+        self.examples: dict[str, tuple[str, Any, float]] = {}
         #: test id -> lines for the terminal summary, once diagnosed at session end
         self.example_lines: dict[str, list[str]] = {}
         self._problem: Any = None
@@ -125,7 +125,10 @@ class Recorder:
             lines = [f"{len(failed)} of {len(records)} comparisons failed:"]
             if problem is not None:
                 description = _describe(problem)
-                self.examples[_current_test()] = (description, problem)
+                worst = max((r.tol_ratio for r in failed), default=0.0)
+                kept = self.examples.get(_current_test())
+                if kept is None or not worst < kept[2]:  # the worst example is diagnosed, not the shrunk one
+                    self.examples[_current_test()] = (description, problem, worst)
                 lines.append(f"  example: {description}")
             for r in failed[:12]:
                 where = f" step {r.step}" if r.step >= 0 else ""
@@ -134,7 +137,9 @@ class Recorder:
                              f"max_abs_err={r.max_abs_err:.3g} worst at {r.worst_index}{where} "
                              f"[{r.hidden}→{r.output}+{r.loss} {r.reduction} {r.flavour} {r.dtype} {r.device}]{fd}")
                 if r.diagnosis:
-                    lines.append(f"      diagnosis: {r.diagnosis}")
+                    from ..byo.diagnosis import diagnosis_text
+
+                    lines.append(f"      diagnosis: {diagnosis_text(r.diagnosis)}")
             pytest.fail("\n".join(lines), pytrace=False)
 
     def refused(self, message: str) -> None:
@@ -146,9 +151,9 @@ class Recorder:
         from ..core.compare import compare_model
 
         impl = getattr(impl, "unguarded", impl)
-        for test, (description, problem) in self.examples.items():
+        for test, (description, problem, worst) in self.examples.items():
             spec, state, x, y, device = problem
-            lines = [f"{test}", f"  smallest failing example: {description}"]
+            lines = [f"{test}", f"  worst failing example (tol_ratio {worst:.3g}): {description}"]
             try:
                 records = compare_model(impl, spec, x, y, state=state, device=device, fd="on_failure")
                 annotate(records, impl, Problem(spec, state, x, y, device), self.capabilities)
@@ -405,14 +410,14 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if any(r.status == "fail" and r.diagnosis for r in records):
         from ..byo.diagnosis import summary_lines
 
-        tr.write_line("diagnosis of the failing parameters (first wrong layer from the output first):")
+        tr.write_line("root causes of the failing comparisons:")
         for line in summary_lines(records):
             tr.write_line("  " + line)
     if recorder.example_lines:
-        tr.write_line("smallest failing examples (hypothesis), fully diagnosed:")
+        tr.write_line("worst failing examples (hypothesis), fully diagnosed:")
         for lines in recorder.example_lines.values():
             for line in lines:
-                if line.startswith("  smallest failing example"):  # the others come wrapped already
+                if line.startswith("  worst failing example"):  # the others come wrapped already
                     for wrapped in textwrap.wrap(line, width=120, subsequent_indent=" " * 6):
                         tr.write_line("  " + wrapped)
                 else:

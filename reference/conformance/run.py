@@ -239,6 +239,14 @@ def _print_run_summary(matrix, summary, errors: list[str], out: Path, wall: floa
     def fmt(v: Any) -> str:
         return "—" if isinstance(v, float) and math.isnan(v) else (f"{v:.2e}" if isinstance(v, float) else str(v))
 
+    diagnosed = [r for r in records if r.status == "fail" and r.diagnosis]
+    if diagnosed:
+        from ..byo.diagnosis import summary_lines
+
+        print(f"root causes (reproducers: {out / 'root_causes.csv'}):")
+        for line in summary_lines(diagnosed):
+            print(f"  {line}")
+        print()
     print(tabulate(summary.map(fmt).to_numpy().tolist(), headers=list(summary.columns), tablefmt="simple",
                    disable_numparse=True))
     failures = failures_table(matrix)
@@ -248,14 +256,6 @@ def _print_run_summary(matrix, summary, errors: list[str], out: Path, wall: floa
                        tablefmt="simple", disable_numparse=True))
         if len(failures) > 30:
             print(f"… and {len(failures) - 30} more (see {out / 'matrix.csv'})")
-    diagnosed = [r for r in records if r.status == "fail" and r.diagnosis]
-    if diagnosed:
-        from ..byo.diagnosis import summary_lines
-
-        print("\ndiagnosis of the failing parameters (first wrong layer from the output first; every row: the "
-              "diagnosis column of gradients.csv):")
-        for line in summary_lines(diagnosed):
-            print(f"  {line}")
     for error in errors[:20]:
         print(f"error: {error}")
     if not_implemented:

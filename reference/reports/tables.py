@@ -10,7 +10,7 @@ Three views of the records (:class:`scratchnet_reference.core.records.Record`), 
   and ``status`` (``fail`` when any record failed). ``ref_nonfinite`` records — torch's own
   arithmetic broke down — are counted but kept out of the worst ratios.
 * the **gradient-diff report** (:func:`gradient_report`) — one row per combination × parameter, with
-  the ``diagnosis`` of a failing one (:mod:`scratchnet_reference.byo.diagnosis`: which derivative, what pattern).
+  the ``diagnosis`` of a failing one (its root causes, :mod:`scratchnet_reference.core.root_causes`).
 * the **training-curve report** (:func:`training_report`) — one row per training step: both
   losses, their difference, the parameter distance and the first step the tolerance broke.
 
@@ -26,7 +26,7 @@ import html
 import math
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import MISSING, fields
+from dataclasses import MISSING, asdict, fields
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,8 @@ import numpy as np
 import pandas as pd
 
 from ..core.records import Record
+from ..core.root_causes import COLUMNS as ROOT_CAUSE_COLUMNS
+from ..core.root_causes import decode, group
 from .files import COLUMN_TYPES, atomic_write_bytes, atomic_write_text, read_csv, write_csv
 from .metadata import collect_metadata
 
@@ -60,7 +62,7 @@ GRADIENT_COLUMNS = (*KEY_COLUMNS[1:], "sizes", "seed", "param", "shape", "max_ab
 TRAINING_COLUMNS = (*CURVE_COLUMNS, "step", "loss_actual", "loss_expected", "abs_diff", "rel_diff", "param_distance",
                     "tol_ratio", "atol", "rtol", "status", "first_break_step")
 CSV_FILES = {"records": "records.csv", "matrix": "matrix.csv", "gradients": "gradients.csv",
-             "training": "training.csv"}
+             "training": "training.csv", "root_causes": "root_causes.csv"}
 #: Ratios at or below this are drawn as this on log scales (an exact match has ratio 0).
 PLOT_FLOOR = 1e-8
 
@@ -141,6 +143,23 @@ def gradient_report(records: pd.DataFrame) -> pd.DataFrame:
     diagnosis of a failing gradient (blank when it passed)."""
     g = records[records["check"] == "gradient"]
     return _typed(g[list(GRADIENT_COLUMNS)].reset_index(drop=True))
+
+
+def root_cause_table(records: pd.DataFrame) -> pd.DataFrame:
+    """The distinct root causes of the failing records (:func:`scratchnet_reference.core.root_causes.group`),
+    numbered from 1 in the order the reports list them: most failing rows first."""
+    rows = [{"cause": i, **asdict(c), "failing_rows": n, "combinations": m}
+            for i, (c, n, m) in enumerate(group(records.itertuples(index=False)), 1)]
+    return pd.DataFrame(rows, columns=["cause", *ROOT_CAUSE_COLUMNS]).astype({"cause": "int64", "failing_rows": "int64",
+                                                                   "combinations": "int64"})
+
+
+def _cause_numbers(gradients: pd.DataFrame, causes: pd.DataFrame) -> pd.Series:
+    """A failing gradient's diagnosis as the numbers of its root causes (``"1, 2"``): each cause's
+    words are shown once, in the root-cause list."""
+    number = {(r.kind, r.where, r.what): r.cause for r in causes.itertuples(index=False)}
+    return gradients["diagnosis"].map(lambda text: ", ".join(
+        str(number.get(c.key, "?")) for c in decode(text)) if text else "")
 
 
 def training_report(records: pd.DataFrame) -> pd.DataFrame:
@@ -242,11 +261,37 @@ def curves_table(training: pd.DataFrame) -> pd.DataFrame:
     return out[cols]
 
 
-def worst_gradients(gradients: pd.DataFrame, n: int) -> pd.DataFrame:
+def worst_gradients(gradients: pd.DataFrame, n: int, causes: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The ``n`` worst gradients; ``root cause`` holds the numbers of the causes that explain each."""
     g = gradients.sort_values("tol_ratio", ascending=False, kind="stable").head(n)
-    g = g.assign(kind="case")
+    g = g.assign(kind="case", **{"root cause": _cause_numbers(g, causes if causes is not None else
+                                                                root_cause_table(gradients))})
     return _labelled(g)[["row", "dtype", "device", "param", "max_abs_err", "max_rel_err", "tol_ratio", "cosine",
-                         "norm_ratio", "worst_index", "fd_verdict", "status", "diagnosis"]]
+                         "norm_ratio", "worst_index", "fd_verdict", "status", "root cause"]]
+
+
+def _cause_items(causes: pd.DataFrame) -> list[tuple[int, str, list[tuple[str, str]], str]]:
+    """``(number, headline, [(label, text)], reproducer)`` of each root cause."""
+    out = []
+    for c in causes.itertuples(index=False):
+        head = f"{c.where}: {c.what}" if c.where else c.what
+        rows = "row" if c.failing_rows == 1 else "rows"
+        details = [("explains", f"{c.failing_rows} failing {rows} in {c.combinations} combination"
+                                f"{'s' if c.combinations != 1 else ''}"),
+                   ("evidence", c.evidence), ("right", c.right)]
+        out.append((c.cause, head, [(k, v) for k, v in details if v], c.reproducer))
+    return out
+
+
+def _md_causes(causes: pd.DataFrame) -> list[str]:
+    parts = ["## Root causes", ""]
+    for number, head, details, reproducer in _cause_items(causes):
+        parts.append(f"{number}. **{head}**")
+        parts += [f"   - {label}: {text}" for label, text in details]
+        if reproducer:
+            parts += ["   - reproducer:", "", "     ```python", *("     " + line for line in reproducer.split("\n")),
+                      "     ```"]
+    return [*parts, ""]
 
 
 # --------------------------------------------------------------------------------------------
@@ -264,19 +309,22 @@ def _md_metadata(metadata: Mapping[str, str]) -> str:
 
 
 def render_markdown(matrix: pd.DataFrame, gradients: pd.DataFrame, training: pd.DataFrame,
-                    metadata: Mapping[str, str], files: Iterable[str] = ()) -> str:
+                    metadata: Mapping[str, str], files: Iterable[str] = (), causes: pd.DataFrame | None = None) -> str:
+    """The report, opening with the verdict and the numbered root causes; the matrix follows."""
+    causes = root_cause_table(gradients) if causes is None else causes
     n_fail = int((matrix["status"] == "fail").sum())
     verdict = "**FAIL**" if n_fail else "**PASS**"
     parts = [
         "# scratchnet vs torch: conformance report", "",
-        _md_metadata(metadata), "",
         f"{verdict}: {len(matrix) - n_fail} of {len(matrix)} matrix rows pass, {n_fail} fail. "
         "`tol_ratio = max |a − b| / (atol + rtol·|b|)`; a check passes when it is ≤ 1.", "",
+        *(_md_causes(causes) if len(causes) else []),
+        _md_metadata(metadata), "",
         "## Summary", "", _md_table(summary_table(matrix)), "",
         "## Failures", "", _md_table(failures_table(matrix).head(50)), "",
         "## Worst matrix rows", "", _md_table(worst_table(matrix, 10)), "",
         "## Training (lockstep)", "", _md_table(curves_table(training)), "",
-        "## Worst gradients", "", _md_table(worst_gradients(gradients, 10)), "",
+        "## Worst gradients", "", _md_table(worst_gradients(gradients, 10, causes)), "",
     ]
     if files:
         parts += ["## Files", "", *(f"- `{f}`" for f in files), ""]
@@ -296,6 +344,7 @@ td.left, th.left { text-align: left; }
 .meta td { text-align: left; }
 .pass { color: #1a7f37; font-weight: bold; } .fail { color: #d1242f; font-weight: bold; }
 img { max-width: 100%; border: 1px solid #ddd; margin: 0.5em 0; }
+ol.causes li { margin: 0.3em 0; } ol.causes pre { background: #f6f8fa; padding: 0.5em; overflow-x: auto; }
 """
 
 _CMAP = "viridis"
@@ -348,9 +397,21 @@ def _img(name: str, data: bytes) -> str:
     return f'<figure><img alt="{html.escape(name)}" src="data:image/png;base64,{encoded}"></figure>'
 
 
+def _html_causes(causes: pd.DataFrame) -> str:
+    items = []
+    for _, head, details, reproducer in _cause_items(causes):
+        rows = "".join(f"<li><b>{html.escape(label)}</b>: {html.escape(text)}</li>" for label, text in details)
+        code = (f"<details><summary>reproducer</summary><pre>{html.escape(reproducer)}</pre></details>"
+                if reproducer else "")
+        items.append(f"<li><b>{html.escape(head)}</b><ul>{rows}</ul>{code}</li>")
+    return "<h2>Root causes</h2><ol class='causes'>" + "".join(items) + "</ol>"
+
+
 def render_html(matrix: pd.DataFrame, gradients: pd.DataFrame, training: pd.DataFrame,
-                metadata: Mapping[str, str], pngs: Mapping[str, bytes]) -> str:
-    """One self-contained page: styles inline, plots embedded as base64 PNG, no external links."""
+                metadata: Mapping[str, str], pngs: Mapping[str, bytes], causes: pd.DataFrame | None = None) -> str:
+    """One self-contained page: styles inline, plots embedded as base64 PNG, no external links. It
+    opens with the verdict and the numbered root causes; the metadata and the matrix follow."""
+    causes = root_cause_table(gradients) if causes is None else causes
     n_fail = int((matrix["status"] == "fail").sum())
     verdict = (f'<span class="fail">FAIL</span>: {n_fail} of {len(matrix)} matrix rows fail' if n_fail
                else f'<span class="pass">PASS</span>: all {len(matrix)} matrix rows pass')
@@ -358,9 +419,10 @@ def render_html(matrix: pd.DataFrame, gradients: pd.DataFrame, training: pd.Data
                         for k, v in metadata.items() if str(v) != "")
     body = [
         "<h1>scratchnet vs torch: conformance report</h1>",
-        f"<table class='meta'>{meta_rows}</table>",
         f"<p>{verdict}. <code>tol_ratio = max |a − b| / (atol + rtol·|b|)</code>; a check passes when it is ≤ 1. "
         "Colours: log scale from 1e-8 (dark) to 1 (yellow); red is above the tolerance.</p>",
+        _html_causes(causes) if len(causes) else "",
+        f"<table class='meta'>{meta_rows}</table>",
         "<h2>Summary</h2>", _styled(summary_table(matrix), RATIO_COLUMNS),
         "<h2>Failures</h2>", _styled(failures_table(matrix), RATIO_COLUMNS),
     ]
@@ -375,11 +437,11 @@ def render_html(matrix: pd.DataFrame, gradients: pd.DataFrame, training: pd.Data
     for name in ("training_curves.png", "training_ratio.png"):
         if name in pngs:
             body.append(_img(name, pngs[name]))
-    body += ["<h2>Worst gradients</h2>", _styled(worst_gradients(gradients, 25), ["tol_ratio"])]
+    body += ["<h2>Worst gradients</h2>", _styled(worst_gradients(gradients, 25, causes), ["tol_ratio"])]
     if "gradient_errors.png" in pngs:
         body.append(_img("gradient_errors.png", pngs["gradient_errors.png"]))
     body.append("<p>Every number: <code>records.csv</code>, <code>matrix.csv</code>, <code>gradients.csv</code>, "
-                "<code>training.csv</code> beside this page.</p>")
+                "<code>training.csv</code>, <code>root_causes.csv</code> beside this page.</p>")
     return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
             "<title>scratchnet conformance report</title>"
             f"<style>{_CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
@@ -390,7 +452,7 @@ def render_html(matrix: pd.DataFrame, gradients: pd.DataFrame, training: pd.Data
 # --------------------------------------------------------------------------------------------
 
 def _render(out: Path, matrix: pd.DataFrame, gradients: pd.DataFrame, training: pd.DataFrame,
-            metadata: Mapping[str, str], csv_files: list[str]) -> list[Path]:
+            metadata: Mapping[str, str], csv_files: list[str], causes: pd.DataFrame | None = None) -> list[Path]:
     from . import plots
 
     written = []
@@ -399,8 +461,9 @@ def _render(out: Path, matrix: pd.DataFrame, gradients: pd.DataFrame, training: 
         written.append(atomic_write_bytes(out / name, data))
     md_files = [*csv_files, "report.html", *pngs]
     written.append(atomic_write_text(out / "report.md", render_markdown(matrix, gradients, training, metadata,
-                                                                        md_files)))
-    written.append(atomic_write_text(out / "report.html", render_html(matrix, gradients, training, metadata, pngs)))
+                                                                        md_files, causes)))
+    written.append(atomic_write_text(out / "report.html", render_html(matrix, gradients, training, metadata, pngs,
+                                                                      causes)))
     return written
 
 
@@ -410,7 +473,7 @@ def _write_tables(records: Iterable[Record | Mapping[str, Any]], out: Path, meta
     frame = records_frame(records)
     meta = collect_metadata(frame, metadata)
     tables = {"records": frame, "matrix": conformance_matrix(frame), "gradients": gradient_report(frame),
-              "training": training_report(frame)}
+              "training": training_report(frame), "root_causes": root_cause_table(frame)}
     written = [write_csv(table, out / CSV_FILES[name], meta, table=name) for name, table in tables.items()]
     return written, tables, meta
 
@@ -432,7 +495,7 @@ def write_reports(records: Iterable[Record | Mapping[str, Any]], out_dir: str | 
     out = Path(out_dir)
     written, tables, meta = _write_tables(records, out, metadata)
     written += _render(out, tables["matrix"], tables["gradients"], tables["training"], meta,
-                       [CSV_FILES[name] for name in tables])
+                       [CSV_FILES[name] for name in tables], tables["root_causes"])
     return written
 
 
@@ -459,4 +522,6 @@ def render_reports(out_dir: str | os.PathLike[str]) -> list[Path]:
     out = Path(out_dir)
     matrix, gradients, training, meta = load_reports(out)
     csv_files = [name for name in CSV_FILES.values() if (out / name).exists()]
-    return _render(out, matrix, gradients, training, meta, csv_files)
+    causes = read_csv(out / CSV_FILES["root_causes"])[0].fillna("") if (out / CSV_FILES["root_causes"]).exists() \
+        else None
+    return _render(out, matrix, gradients, training, meta, csv_files, causes)

@@ -1,8 +1,7 @@
-"""Diagnosis: each planted pattern is recognised and named on the right parameters — off by the
-batch size, divided by it once too often, sign flipped, transposed, wrong only at a kink, wrong
-only for large logits, softmax wrong on its own while the fused softmax + cross-entropy is right,
-a classic mistake recognised by name, a wrong update rule — and a correct implementation gets
-no diagnosis at all."""
+"""Diagnosis: each planted pattern is one root cause, named at the right place — off by the batch
+size, divided by it once too often, sign flipped, transposed, wrong only at a kink, wrong only for
+large logits, softmax's VJP wrong on its own (the layer below inherits it), a classic mistake
+recognised by name, a wrong update rule — and a correct implementation gets no diagnosis at all."""
 
 from __future__ import annotations
 
@@ -12,6 +11,7 @@ from scratchnet_reference import compare_model, initial_state
 from scratchnet_reference.byo.diagnosis import Problem, annotate, summary_lines
 from scratchnet_reference.conformance.runner import check_training
 from scratchnet_reference.core.matrix import make_batch
+from scratchnet_reference.core.root_causes import decode, group
 from scratchnet_reference.reports.tables import gradient_report, records_frame
 
 from scratchnet import ModelSpec
@@ -34,58 +34,53 @@ pytestmark = pytest.mark.filterwarnings("ignore::scratchnet.network.NonFiniteWar
 CLASSIFY = dict(sizes=(5, 7, 6, 4), hidden="tanh", output="softmax", loss="cross_entropy")
 
 
-def diagnosed(impl, spec_kwargs, target="labels", n=8, state=None, with_problem=True, per_flavour=False):
-    """Records of ``impl`` on a seeded problem, annotated; ``{param or check: diagnosis}`` of the
-    failing ones (the same in every flavour)."""
+def diagnosed(impl, spec_kwargs, target="labels", n=8, state=None, with_problem=True):
+    """``({(kind, where): root cause}, records)`` of ``impl`` on a seeded problem, annotated."""
     spec = ModelSpec(**spec_kwargs, seed=3)
     x, y = make_batch(spec, n, seed=3, target=target)
     state = state(initial_state(spec)) if state else initial_state(spec)
     records = compare_model(impl, spec, x, y, state=state)
     annotate(records, impl, Problem(spec, state, x, y)) if with_problem else annotate(records)
-    failing = [r for r in records if r.status == "fail"]
-    assert failing, "the planted mistake was not caught"
-    out: dict[str, set[str]] = {}
-    for r in failing:
-        out.setdefault(r.param if r.check == "gradient" else r.check, set()).add(r.diagnosis)
-    if per_flavour:  # texts that quote a tol_ratio differ between flavours
-        return {f"{k}#{i}": t for k, v in out.items() for i, t in enumerate(sorted(v))}, records
-    assert all(len(texts) == 1 for texts in out.values()), out  # every flavour says the same
-    return {k: next(iter(v)) for k, v in out.items()}, records
+    assert any(r.status == "fail" for r in records), "the planted mistake was not caught"
+    return {(c.kind, c.where): c for c, _, _ in group(records)}, records
+
+
+FACTOR = ("factor", "loss gradient (every layer)")
 
 
 def test_off_by_the_batch_size():
-    found, _ = diagnosed(UserImplementation("xN", grads_hook=times_batch), CLASSIFY)
-    assert set(found) == {f"layers.{k}.{p}" for k in range(3) for p in ("weight", "bias")}
-    for text in found.values():
-        assert "off by a constant factor, direction right: ×8 = N = 8, the batch size" in text
-    assert "first wrong layer is the output layer" in found["layers.2.weight"]
-    assert "inherits the error of layers.2" in found["layers.0.bias"]
+    found, records = diagnosed(UserImplementation("xN", grads_hook=times_batch), CLASSIFY)
+    assert set(found) == {FACTOR}
+    assert "yours = 8 × torch's = N (N = 8 the batch size, C = 4 the outputs) — your loss's gradient sums over the " \
+           "batch where torch's reduction='mean' divides by N" in found[FACTOR].what
+    assert {r.param for r in records if r.status == "fail"} == {f"layers.{k}.{p}" for k in range(3)
+                                                                for p in ("weight", "bias")}
 
 
 def test_divided_by_the_batch_size_once_too_often_under_sum():
     found, _ = diagnosed(UserImplementation("over-N", grads_hook=over_batch), {**CLASSIFY, "reduction": "sum"})
-    expected = "×0.125 = 1/N, N = 8 the batch size: divided by N although the reduction is 'sum'"
-    assert expected in found["layers.1.weight"]
+    assert set(found) == {FACTOR}
+    assert "yours = 0.125 × torch's = 1/N" in found[FACTOR].what
+    assert "divides by N although the reduction is 'sum'" in found[FACTOR].what
 
 
 def test_sign_flipped():
     found, _ = diagnosed(UserImplementation("minus", grads_hook=sign_flipped), CLASSIFY)
-    assert all(text.startswith("sign flipped: it is −1 × torch's gradient") for text in found.values())
+    assert set(found) == {FACTOR} and found[FACTOR].what.startswith("sign flipped: yours = −1 × torch's")
 
 
 @pytest.mark.parametrize("with_problem", [True, False], ids=["arrays", "records-only"])
 def test_constant_factor_and_sign_from_the_records_alone(with_problem):
     """Without the arrays (e.g. in a hypothesis search) cosine and norm ratio still tell."""
     found, _ = diagnosed(UserImplementation("xN", grads_hook=times_batch), CLASSIFY, with_problem=with_problem)
-    assert "×8 = N = 8" in found["layers.0.weight"]
+    assert len(found) == 1 and "yours = 8 × torch's = N (N = 8" in next(iter(found.values())).what
 
 
 def test_transposed_square_layer():
     spec = dict(sizes=(5, 4, 4, 3), hidden="tanh", output="identity", loss="mse")
     found, _ = diagnosed(UserImplementation("T", grads_hook=transposed(1)), spec, target="dense", n=6)
-    assert set(found) == {"layers.1.weight"}
-    assert found["layers.1.weight"].startswith("transposed: it equals torch's gradient transposed")
-    assert "only the weight gradient of this layer is wrong" in found["layers.1.weight"]
+    assert set(found) == {("parameter", "layers.1.weight")}
+    assert found["parameter", "layers.1.weight"].what.startswith("transposed: it equals torch's gradient transposed")
 
 
 def test_wrong_only_at_a_kink():
@@ -96,11 +91,12 @@ def test_wrong_only_at_a_kink():
 
     impl = UserImplementation("relu-kink", network_factory=every(ReLUPrimeOneAtZero))
     spec = dict(sizes=(4, 5, 3), hidden="relu", output="softmax", loss="cross_entropy")
-    found, _ = diagnosed(impl, spec, state=zero_unit)
-    assert set(found) == {"layers.0.weight", "layers.0.bias"}
-    text = found["layers.0.weight"]
-    assert "wrong only at kinks: 8 pre-activations of layer 0 (relu) are exactly 0" in text
-    assert "relu'(0) = 0" in text and "z > 0, not z >= 0" in text
+    found, records = diagnosed(impl, spec, state=zero_unit)
+    assert set(found) == {("kink", "layers.0 (relu backward)")}
+    cause = found["kink", "layers.0 (relu backward)"]
+    assert "(8 pre-activations are exactly 0 there)" in cause.evidence
+    assert "relu'(0) = 0" in cause.right and "z > 0, not z >= 0" in cause.right
+    assert {r.param for r in records if r.status == "fail"} == {"layers.0.weight", "layers.0.bias"}
 
 
 def test_wrong_only_for_large_logits():
@@ -110,23 +106,23 @@ def test_wrong_only_for_large_logits():
 
     impl = UserImplementation("naive-softmax", network_factory=every(SoftmaxWithoutMax))
     spec = dict(sizes=(4, 5, 3), hidden="tanh", output="softmax", loss="cross_entropy")
-    found, _ = diagnosed(impl, spec, state=huge_logits)
-    assert "forward" in found and "layers.1.weight" in found
-    for text in found.values():
-        assert "wrong only when logits are large: max |logit| = " in text and "log-sum-exp" in text
+    found, records = diagnosed(impl, spec, state=huge_logits)
+    assert set(found) == {("large_logits", "layers.1 (softmax)")}
+    assert "log-sum-exp" in found["large_logits", "layers.1 (softmax)"].right
+    assert {r.check for r in records if r.status == "fail"} >= {"forward", "gradient"}
 
 
-@pytest.mark.parametrize("spec, target, wrong", [
-    (dict(sizes=(5, 6, 4), hidden="tanh", output="softmax", loss="mse"), "dense", "the softmax before mse"),
-    (dict(sizes=(5, 6, 6, 4), hidden=("tanh", "softmax"), output="identity", loss="mse"), "dense",
-     "the hidden softmax"),
+@pytest.mark.parametrize("spec, target, layer", [
+    (dict(sizes=(5, 6, 4), hidden="tanh", output="softmax", loss="mse"), "dense", 1),
+    (dict(sizes=(5, 6, 6, 4), hidden=("tanh", "softmax"), output="identity", loss="mse"), "dense", 1),
 ], ids=["softmax-before-mse", "hidden-softmax"])
-def test_softmax_alone_wrong_while_fused_softmax_cross_entropy_is_right(spec, target, wrong):
+def test_softmax_alone_wrong_while_fused_softmax_cross_entropy_is_right(spec, target, layer):
+    """``s ⊙ g`` is no known mistake: the error enters at the softmax layer, and the layer below
+    inherits it (your own δ there, carried down by torch's backward, explains its gradients)."""
     impl = UserImplementation("softmax-vjp", network_factory=every(SoftmaxWithoutInnerProduct))
     found, _ = diagnosed(impl, spec, target=target)
-    for text in found.values():
-        assert f"softmax on its own is wrong: with {wrong} replaced every check passes" in text
-        assert "softmax + cross_entropy (fused: ∂L/∂z = p − y) passes on the same network" in text
+    assert set(found) == {("unexplained", f"layers.{layer} (softmax backward)")}
+    assert "with softmax in layers." in found["unexplained", f"layers.{layer} (softmax backward)"].evidence
     # and indeed: the fused pair on its own is right
     fused = ModelSpec((5, 6, 4), hidden="tanh", output="softmax", loss="cross_entropy")
     records = compare_model(impl, fused, *make_batch(fused, 8))
@@ -143,10 +139,9 @@ def test_a_classic_mistake_is_named():
     impl = UserImplementation("sigmoid-prime-of-a", network_factory=every(SigmoidPrimeOfActivation))
     spec = dict(sizes=(5, 6, 6, 3), hidden=("tanh", "sigmoid"), output="identity", loss="mse")
     found, _ = diagnosed(impl, spec, target="dense", state=lambda s: {**s, "layers.1.weight": 5 * s["layers.1.weight"]})
-    assert set(found) == {f"layers.{k}.{p}" for k in (0, 1) for p in ("weight", "bias")}
-    assert all("matches a known mistake — sigmoid's derivative evaluated at the activation a instead of the "
-               "pre-activation z" in text for text in found.values())
-    assert "the step δ_1 = (δ_2 W_2) ⊙ sigmoid'(z_1) is wrong" in found["layers.1.bias"]
+    assert set(found) == {("at_activation", "layers.1 (sigmoid backward)")}
+    assert found["at_activation", "layers.1 (sigmoid backward)"].what == (
+        "sigmoid's derivative evaluated at the activation a instead of the pre-activation z")
 
 
 def test_a_wrong_update_rule_is_told_apart_from_wrong_gradients():
@@ -159,16 +154,16 @@ def test_a_wrong_update_rule_is_told_apart_from_wrong_gradients():
     assert any("the gradients of this model are wrong" in r.diagnosis for r in records if r.status == "fail")
 
 
-def test_the_gradient_report_and_the_summary_carry_the_diagnosis():
+def test_the_gradient_report_and_the_summary_carry_the_root_causes():
     _, records = diagnosed(UserImplementation("xN", grads_hook=times_batch), CLASSIFY)
     report = gradient_report(records_frame(records))
     failing = report[report["status"] == "fail"]
-    assert len(failing) == 12 and failing["diagnosis"].str.contains("×8 = N = 8").all()
+    assert len(failing) == 12 and all([c.kind for c in decode(d)] == ["factor"] for d in failing["diagnosis"])
     assert (report[report["status"] != "fail"]["diagnosis"] == "").all()
     lines = summary_lines(records)
-    assert lines[0].startswith("tanh,tanh → softmax + cross_entropy (mean) float64 cpu")
-    assert any("all 6 failing: off by a constant factor" in line for line in lines)
-    assert any(line.strip().startswith("layers.2 weight+bias: first wrong layer is the output layer") for line in lines)
+    assert lines[0].startswith("1. loss gradient (every layer): off by a constant factor: yours = 8 × torch's = N")
+    assert "[12 failing rows, 1 combination]" in " ".join(" ".join(lines).split())
+    assert not any(line.startswith("2.") for line in lines)
 
 
 def test_a_correct_implementation_gets_no_diagnosis():
@@ -194,6 +189,6 @@ def test_problem_describes_the_example():
 def test_a_marginal_failure_is_called_marginal_not_a_pattern():
     """Just past the tolerance, any 'constant factor' would fit: the diagnosis says drift instead."""
     impl = UserImplementation("drift", grads_hook=lambda grads, x: {k: g * (1 + 1e-9) for k, g in grads.items()})
-    found, records = diagnosed(impl, CLASSIFY, per_flavour=True)
+    found, records = diagnosed(impl, CLASSIFY)
     assert all(1 < r.tol_ratio < 10 for r in records if r.status == "fail")
-    assert found and all("marginal: just past the tolerance (tol_ratio " in text for text in found.values()), found
+    assert set(found) == {("marginal", "every failing tensor")}

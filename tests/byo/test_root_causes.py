@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from scratchnet_reference import compare_model, initial_state
 from scratchnet_reference.byo.diagnosis import Problem, annotate
-from scratchnet_reference.byo.root_causes import decode, group
 from scratchnet_reference.core.matrix import make_batch
+from scratchnet_reference.core.root_causes import decode, group
 
 from scratchnet import ModelSpec
 
@@ -38,7 +38,8 @@ def test_mean_reported_sum_backpropagated_and_a_hidden_softmax_elementwise_are_t
     assert kinds(found) == {("factor", "loss gradient (every layer)"), ("softmax_s1s", "layers.1 (softmax backward)")}
     factor = next(c for c in found if c.kind == "factor")
     # torch's MSE mean divides by N·C = 30; a gradient 2(p − y) of the sum does not
-    assert "yours = 30 × torch's = N · C" in factor.what and "sums over the batch" in factor.what
+    assert "yours = 30 × torch's = N · C" in factor.what
+    assert "a sum over every element, where torch's mean for mse divides by N·C" in factor.what
     softmax = next(c for c in found if c.kind == "softmax_s1s")
     assert "s(1 − s)" in softmax.what and "diag(s) − s sᵀ" in softmax.right
     # the loss value (a mean) is right: no row of it is blamed
@@ -51,7 +52,7 @@ def test_half_squared_error_summed_over_the_batch_is_n_c_over_2():
     found, records = causes(s.ColumnNetAdapter(), sizes=(4, 6, 5), hidden="tanh", output="identity", loss="mse")
     assert kinds(found) == {("factor", "loss gradient (every layer)")}
     assert "yours = 15 × torch's = N · C · 1/2" in found[0].what
-    assert "a ½ in your loss" in found[0].what and "divides by every element, N·C" in found[0].what
+    assert "a ½ in your loss" in found[0].what and "torch's mean for mse divides by N·C" in found[0].what
 
 
 def test_a_wrong_forward_in_a_hidden_layer_is_named_there():
@@ -106,3 +107,15 @@ def test_each_failing_record_carries_the_causes_that_explain_it():
     assert by_param["layers.2.weight"] == {"factor"}
     assert by_param["layers.0.bias"] == by_param["layers.1.weight"] == {"factor", "softmax_s1s"}
     assert np.isclose(sum(n for _, n, _ in group(records)), 6 + 4)  # 6 factor rows, 4 softmax rows
+
+
+def test_each_reproducer_pastes_into_a_test_and_shows_its_cause_on_a_few_rows():
+    impl = s.LayerNetAdapter(mse_grad=s.mse_grad_of_a_sum, softmax_backward=s.softmax_backward_elementwise)
+    found, _ = causes(impl, sizes=(4, 6, 7, 5), hidden=("tanh", "softmax"), output="identity", loss="mse")
+    for cause in found:
+        scope = {"np": np, "ModelSpec": ModelSpec, "initial_state": initial_state, "compare_model": compare_model,
+                 "impl": impl}
+        exec(cause.reproducer, scope)  # noqa: S102 - the snippet is what a user pastes
+        assert len(scope["x"]) <= 4
+        again = annotate(scope["records"], impl, Problem(scope["spec"], scope["state"], scope["x"], scope["y"]))
+        assert (cause.kind, cause.where) in kinds(c for c, _, _ in group(again))

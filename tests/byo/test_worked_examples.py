@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 from scratchnet_reference.byo.adapter import load_implementation
 from scratchnet_reference.byo.diagnosis import Problem, annotate
-from scratchnet_reference.byo.root_causes import group
 from scratchnet_reference.conformance.runner import RunPlan, case_problem, run_matrix
 from scratchnet_reference.core.compare import compare_model
 from scratchnet_reference.core.matrix import Case
 from scratchnet_reference.core.protocol import initial_state
+from scratchnet_reference.core.root_causes import group
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

@@ -73,8 +73,9 @@ def group(records: Iterable) -> list[tuple[RootCause, int, int]]:
     return sorted(out, key=lambda t: (-t[1], t[0].where))
 
 
-def _factor_terms(n: int, c: int) -> list[tuple[float, tuple[int, int, int]]]:
-    """Every ``N^a · C^b · 2^d`` with exponents in {−1, 0, 1}, except 1, simplest first."""
+def _factor_terms(n: int, c: int) -> list[tuple[int, float, tuple[int, int, int]]]:
+    """Every ``N^a · C^b · 2^d`` with exponents in {−1, 0, 1}, except 1: ``(complexity, value, (a, b, d))``,
+    simplest first."""
     out = []
     for a in (0, 1, -1):
         for b in (0, 1, -1):
@@ -82,39 +83,43 @@ def _factor_terms(n: int, c: int) -> list[tuple[float, tuple[int, int, int]]]:
                 value = float(n) ** a * float(c) ** b * 2.0 ** d
                 if (a, b, d) != (0, 0, 0) and abs(value - 1) > 1e-9:
                     out.append((abs(a) + abs(b) + abs(d), value, (a, b, d)))
-    return [(v, e) for _, v, e in sorted(out, key=lambda t: t[0])]
+    return sorted(out, key=lambda t: t[0])
+
+
+def _why(a: int, b: int, d: int, loss: str, reduction: str) -> str:
+    """The likely cause of ``yours = N^a · C^b · 2^d × torch's``."""
+    elementwise_mean = reduction == "mean" and loss in ("mse", "l1", "huber", "smooth_l1", "binary_cross_entropy")
+    why = []
+    if a == 1 and b == 1 and elementwise_mean:
+        why.append(f"your loss's gradient is that of a sum over every element, where torch's mean for {loss} "
+                   "divides by N·C")
+    elif a == 1:
+        why.append("your loss's gradient sums over the batch where torch's reduction='mean' divides by N"
+                   if reduction == "mean" else "your gradient is multiplied by the batch size N")
+    elif a == -1:
+        why.append("your gradient divides by N " + ("although the reduction is 'sum'" if reduction == "sum"
+                                                    else "once more than torch's mean"))
+    if b == 1 and not (a == 1 and elementwise_mean):
+        why.append(f"torch's mean for {loss} divides by every element, N·C, and yours does not divide by C"
+                   if elementwise_mean else "your gradient sums over the C outputs")
+    elif b == -1:
+        why.append(f"your gradient divides by C where torch's {loss} ({reduction}) does not")
+    if d == -1:
+        why.append("a ½ in your loss (½(a − y)²): torch's MSE has none, so its gradient carries a 2 yours lacks"
+                   if loss == "mse" else "your gradient is half of torch's (a ½ too many)")
+    elif d == 1:
+        why.append("your gradient has a factor 2 torch's does not")
+    return "; ".join(why)
 
 
 def name_factor(k: float, n: int, c: int, loss: str, reduction: str) -> tuple[str, str]:
     """``(formula, likely cause)`` of ``yours = k × torch's``, searched over products of the batch
-    size ``N``, the number of outputs ``C``, 2 and their inverses; ``("", "")`` when none fits.
-    Ties (e.g. N = C) are named together."""
-    elementwise = loss in ("mse", "l1", "huber", "smooth_l1", "binary_cross_entropy")
-    hits = [e for v, e in _factor_terms(n, c) if abs(k / v - 1) < 1e-3]
+    size ``N``, the number of outputs ``C``, 2 and their inverses, simplest first; ``("", "")``
+    when none fits. Equally simple ties (e.g. N = C) are named together."""
+    hits = [(cx, e) for cx, v, e in _factor_terms(n, c) if abs(k / v - 1) < 1e-3]
     if not hits:
         return "", ""
-    names, causes = [], []
-    for a, b, d in hits[:2]:
-        names.append(" · ".join(p for p in (
-            {1: "N", -1: "1/N"}.get(a, ""), {1: "C", -1: "1/C"}.get(b, ""), {1: "2", -1: "1/2"}.get(d, "")) if p)
-            + f" (N = {n} the batch size, C = {c} the outputs)")
-        why = []
-        if a == 1:
-            why.append("your loss's gradient sums over the batch where torch's reduction='mean' divides by N"
-                       if reduction == "mean" else "your gradient is multiplied by the batch size N")
-        elif a == -1:
-            why.append("your gradient divides by N " + ("although the reduction is 'sum'" if reduction == "sum"
-                                                        else "once more than torch's mean"))
-        if b == 1:
-            why.append(f"torch's mean for {loss} divides by every element, N·C, and yours does not divide by C"
-                       if elementwise and reduction == "mean" else "your gradient sums over the C outputs")
-        elif b == -1:
-            why.append(f"your gradient divides by C where torch's {loss} ({reduction}) does not")
-        if d == -1:
-            why.append("a ½ in your loss (½(a − y)²): torch's MSE has none, so its gradient carries a 2 yours "
-                       "lacks" if loss == "mse" else "your gradient is half of torch's (a ½ too many)")
-        elif d == 1:
-            why.append("your gradient has a factor 2 torch's does not" + (
-                " (torch's MSE gradient is 2(a − y)/n: yours doubles it again)" if loss == "mse" else ""))
-        causes.append("; ".join(why))
-    return " or ".join(names), causes[0]
+    best = [e for cx, e in hits if cx == hits[0][0]]
+    names = [" · ".join(p for p in ({1: "N", -1: "1/N"}.get(a, ""), {1: "C", -1: "1/C"}.get(b, ""),
+                                    {1: "2", -1: "1/2"}.get(d, "")) if p) for a, b, d in best]
+    return f"{' or '.join(names)} (N = {n} the batch size, C = {c} the outputs)", _why(*best[0], loss, reduction)
