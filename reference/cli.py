@@ -6,6 +6,7 @@ dispatch to the product that does the work.
     scratchnet-conformance run                      # whole matrix, every device → reports/latest/
     scratchnet-conformance run --quick --dtype float64 --no-training --out /tmp/smoke
     scratchnet-conformance run --impl mypkg.adapter:make_implementation   # your own network (byo/adapter.py)
+    scratchnet-conformance ops --impl my_nn:OPS           # your own functions, op by op (byo/ops.py)
     scratchnet-conformance report [DIR]             # redraw report.md/html/png from DIR's CSVs
     scratchnet-conformance gate [DIR] [BASELINE]    # DIR (reports/latest) against BASELINE (reports/baseline)
     scratchnet-conformance baseline [DIR]           # promote DIR to reports/baseline/ (explicitly, atomically)
@@ -21,6 +22,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from .byo.ops_command import add_ops_parser
 from .conformance.run import add_run_parser
 from .console import PROG, Parser, UsageError
 from .reports.commands import add_report_parsers
@@ -31,9 +33,10 @@ __all__ = ["main", "build_parser"]
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog=PROG, description="scratchnet vs torch: conformance runs, reports and the regression gate.")
-    sub = parser.add_subparsers(dest="command", metavar="{run,report,gate,baseline,study}", parser_class=Parser)
+    sub = parser.add_subparsers(dest="command", metavar="{run,ops,report,gate,baseline,study}", parser_class=Parser)
     sub.required = True
     add_run_parser(sub)
+    add_ops_parser(sub)
     add_report_parsers(sub)
     add_study_parser(sub)
     return parser

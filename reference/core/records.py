@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Record", "Combination", "measure", "CHECKS", "STATUSES"]
+__all__ = ["Record", "Combination", "measure", "tol_ratios", "CHECKS", "STATUSES"]
 
 CHECKS = ("forward", "loss", "gradient", "training_step", "final_params")
 #: pass; fail; ref_nonfinite — torch's own arithmetic broke down on this input (NaN/±inf, or its
@@ -89,24 +89,35 @@ Record = make_dataclass(
 )
 
 
+def tol_ratios(actual: np.ndarray, expected: np.ndarray, rtol: float, atol: float | np.ndarray) -> np.ndarray:
+    """Elementwise ``|a − b| / (atol + rtol·|b|)`` (float64): 0 where the two agree exactly (equal
+    infinities, NaN on both sides), ``inf`` where only one side is NaN or the tolerance is 0/NaN."""
+    a = np.asarray(actual, dtype=np.float64)
+    b = np.asarray(expected, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"actual has shape {a.shape}, expected {b.shape}")
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        err = np.where((a == b) | (np.isnan(a) & np.isnan(b)), 0.0, np.abs(a - b))
+        err = np.where(np.isnan(err), np.inf, err)
+        ratio = err / (atol + rtol * np.abs(b))
+        # agreeing elements (err = 0) have ratio 0 whatever the tolerance: 0/0 (atol = 0, b = 0)
+        # and 0/(0·inf) (rtol = 0, b = ±inf) must not become NaN and then an infinite disagreement
+        return np.where(err == 0, 0.0, np.where(np.isnan(ratio), np.inf, ratio))
+
+
 def measure(actual: np.ndarray, expected: np.ndarray, rtol: float, atol: float | np.ndarray) -> dict[str, Any]:
     """Error statistics of ``actual`` against ``expected`` (equal infinities agree; any NaN
     on either side, unless on both, is a disagreement of infinite size). ``atol`` may be an
     array (elementwise floor)."""
     a = np.asarray(actual, dtype=np.float64)
     b = np.asarray(expected, dtype=np.float64)
-    if a.shape != b.shape:
-        raise ValueError(f"actual has shape {a.shape}, expected {b.shape}")
+    ratio = tol_ratios(a, b, rtol, atol)
     if a.size == 0:
         return dict(max_abs_err=0.0, max_rel_err=0.0, tol_ratio=0.0, worst_index="()")
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         err = np.where((a == b) | (np.isnan(a) & np.isnan(b)), 0.0, np.abs(a - b))
         err = np.where(np.isnan(err), np.inf, err)
-        ratio = err / (atol + rtol * np.abs(b))
         rel = np.where(err == 0, 0.0, err / np.abs(b))
-        # agreeing elements (err = 0) have ratio 0 whatever the tolerance: 0/0 (atol = 0, b = 0)
-        # and 0/(0·inf) (rtol = 0, b = ±inf) must not become NaN and then an infinite disagreement
-        ratio = np.where(err == 0, 0.0, np.where(np.isnan(ratio), np.inf, ratio))
         rel = np.where(np.isnan(rel), np.inf, rel)  # a finite value against ±inf: inf/inf
     worst = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
     return dict(max_abs_err=float(err.max()), max_rel_err=float(rel.max()), tol_ratio=float(ratio[worst]),
