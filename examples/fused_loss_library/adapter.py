@@ -50,5 +50,13 @@ CAPABILITIES = {"hidden": ["relu", "tanh", "gelu", "softmax"], "outputs": ["soft
                 "optimizers": ["sgd"], "optimizer_options": [], "hyperparameters": []}
 
 
+#: the library's own ops, one by one: scratchnet-conformance ops --impl examples.fused_loss_library.adapter:OPS
+OPS = {"TARGETS": {"softmax_cross_entropy": ("index", "one_hot", "soft")}}
+for _name, _layer in {"relu": layers.ReLU, "tanh": layers.Tanh, "gelu": layers.GELU, "softmax": layers.Softmax}.items():
+    OPS[_name], OPS[f"{_name}_backward"] = styles.layer_op(_layer)
+OPS["softmax_cross_entropy"], OPS["softmax_cross_entropy_grad"] = styles.loss_op(SoftmaxCrossEntropy)
+OPS["mse"], OPS["mse_grad"] = styles.loss_op(MeanSquaredError)
+
+
 def make_implementation():
     return styles.Implementation("fused-loss-library", Model, CAPABILITIES)

@@ -58,5 +58,14 @@ CAPABILITIES = {"hidden": ["tanh", "sigmoid", "relu", "softmax"],
                 "optimizers": ["sgd"], "optimizer_options": [], "hyperparameters": []}
 
 
+#: the network's own ops, one by one: scratchnet-conformance ops --impl examples.self_updating_layers.adapter:OPS
+OPS = {}
+for _name, _layer in ACTIVATIONS.items():
+    if _layer:  # backward(grad, learning_rate=0); one column vector at a time
+        OPS[_name], OPS[f"{_name}_backward"] = styles.layer_op(_layer, 0.0, per_sample=True)
+for _name, (_loss, _prime) in LOSSES.items():  # their argument order is (y_true, y_pred)
+    OPS[_name], OPS[f"{_name}_grad"] = (lambda p, y, f=_loss: f(y, p)), (lambda p, y, f=_prime: f(y, p))
+
+
 def make_implementation():
     return styles.Implementation("self-updating-layers", Model, CAPABILITIES)

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["Param", "Params", "Model", "Implementation", "columns", "targets", "one_hot", "softmax",
-           "mean_over_samples", "activation_names", "READ_UPDATE_LR"]
+           "mean_over_samples", "activation_names", "layer_op", "loss_op", "READ_UPDATE_LR"]
 
 #: the learning rate :meth:`Params.read_update` runs a self-updating backward pass with
 READ_UPDATE_LR = 2.0 ** 10
@@ -288,3 +288,49 @@ def mean_over_samples(per_sample: Sequence[tuple[float, Mapping[str, np.ndarray]
     loss = sum(float(l_i) for l_i, _ in per_sample) / n
     names = per_sample[0][1].keys()
     return loss, {name: sum(g[name] for _, g in per_sample) / n for name in names}
+
+
+# -- the op-level view of a network's own layers (``scratchnet-conformance ops``) --------------------
+
+def layer_op(make_layer: Callable[[], Any], *backward_args: Any, per_sample: bool = False
+             ) -> tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]]:
+    """An activation layer object as the op check's ``NAME(z)`` and ``NAME_backward(z, a, g)``: a fresh
+    ``make_layer()`` per call, ``forward(z)`` then ``backward(g, *backward_args)`` (e.g. a learning rate
+    of 0 for layers whose backward takes one). ``per_sample``: the layer takes one column ``(d, 1)`` at a
+    time, so each row of the batch goes through on its own."""
+
+    def one(z: np.ndarray, g: np.ndarray | None) -> np.ndarray:
+        layer = make_layer()
+        out = layer.forward(z)
+        return out if g is None else layer.backward(g, *backward_args)
+
+    def run(z: np.ndarray, g: np.ndarray | None) -> np.ndarray:
+        z = np.asarray(z)
+        if not per_sample:
+            return one(z, g)
+        gs = [None] * len(z) if g is None else [row.reshape(-1, 1) for row in np.asarray(g)]
+        return np.stack([one(zr.reshape(-1, 1), gr)[:, 0] for zr, gr in zip(z, gs)])
+
+    def forward(z: np.ndarray) -> np.ndarray:
+        return run(z, None)
+
+    def backward(z: np.ndarray, a: np.ndarray, g: np.ndarray) -> np.ndarray:
+        return run(z, g)
+
+    return forward, backward
+
+
+def loss_op(make_loss: Callable[[], Any]) -> tuple[Callable[[np.ndarray, np.ndarray], float],
+                                                    Callable[[np.ndarray, np.ndarray], np.ndarray]]:
+    """A loss object with ``forward(pred, y)`` and ``backward()`` as the op check's ``NAME(p, y)`` and
+    ``NAME_grad(p, y)`` (for a fused loss: ``NAME(z, y)``, ``NAME_grad(z, y)``)."""
+
+    def value(p: np.ndarray, y: np.ndarray) -> float:
+        return float(make_loss().forward(p, y))
+
+    def grad(p: np.ndarray, y: np.ndarray) -> np.ndarray:
+        loss = make_loss()
+        loss.forward(p, y)
+        return loss.backward()
+
+    return value, grad

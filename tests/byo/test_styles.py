@@ -111,3 +111,31 @@ def test_model_base_steps_plain_sgd_and_refuses_other_optimizers():
     assert m.loss_and_grads(None, None)[0] == 0.5
     m.step()
     np.testing.assert_allclose(m.state_dict()["layers.0.weight"], before["layers.0.weight"] - 0.1)
+
+
+def test_layer_op_and_loss_op_give_the_op_checks_signatures():
+    class ColumnSoftmax:  # one column at a time, backward(grad, learning_rate)
+        def forward(self, x):
+            self.s = np.exp(x - x.max()) / np.exp(x - x.max()).sum()
+            return self.s
+
+        def backward(self, g, learning_rate):
+            return self.s * (g - (g * self.s).sum())
+
+    forward, backward = styles.layer_op(ColumnSoftmax, 0.0, per_sample=True)
+    z, g = rng.normal(size=(3, 4)), rng.normal(size=(3, 4))
+    s = styles.softmax(z)
+    np.testing.assert_allclose(forward(z), s)
+    np.testing.assert_allclose(backward(z, s, g), s * (g - (g * s).sum(axis=1, keepdims=True)))
+
+    class Mse:
+        def forward(self, p, y):
+            self.d = p - y
+            return np.mean(self.d ** 2)
+
+        def backward(self):
+            return 2 * self.d / self.d.size
+
+    value, grad = styles.loss_op(Mse)
+    assert value(np.ones((2, 2)), np.zeros((2, 2))) == 1.0
+    np.testing.assert_allclose(grad(np.ones((2, 2)), np.zeros((2, 2))), np.full((2, 2), 0.5))

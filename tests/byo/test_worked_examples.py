@@ -221,3 +221,20 @@ def test_the_fused_loss_library_report_names_gelu_and_at_kinks_relu():
 def test_the_correct_network_report_lists_no_root_cause():
     records = _run("examples.params_dict_net.adapter:make_implementation", training=True)
     assert records and _listed(records) == []
+
+
+# -- the same networks' own ops, one by one (scratchnet-conformance ops --impl examples.<name>.adapter:OPS) ----
+
+@pytest.mark.parametrize("example, expected", [
+    ("self_updating_layers", {("softmax_backward", "softmax_s1s"), ("mse_grad", "factor")}),
+    # ReLU's kink, which the network-level matrix never reaches, is found op by op
+    ("fused_loss_library", {("relu_backward", "kink"), ("gelu", "gelu_tanh"), ("gelu_backward", "gelu_tanh")}),
+])
+def test_the_op_level_check_of_the_networks_own_layers_finds_the_planted_mistakes(example, expected):
+    from scratchnet_reference.byo.ops import check_ops
+
+    adapter = importlib.import_module(f"examples.{example}.adapter")
+    report = check_ops(adapter.OPS, max_examples=10)
+    assert {(f.op, f.kind) for f in report.findings} == expected
+    failing = {row["op"] for row in report.rows if row["failed"]}
+    assert failing == {op for op, _ in expected}
