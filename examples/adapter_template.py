@@ -52,6 +52,12 @@ most, each a worked example in ``examples/``:
   ``styles.softmax(logits)`` from ``forward``; for softmax + MSE keep the softmax layer — its own
   backward is then what is checked.
 
+Layer objects can also be checked op by op (``scratchnet-conformance ops --impl mynet.adapter:OPS``,
+where exact kinks and extreme logits are drawn on purpose): ``OPS["relu"], OPS["relu_backward"] =
+styles.layer_op(ReLU)`` (a fresh layer per call: ``forward(z)``, then ``backward(g)``; extra
+arguments such as a learning rate of 0 and ``per_sample=True`` for column-vector layers) and
+``OPS["mse"], OPS["mse_grad"] = styles.loss_op(MSE)`` for loss objects.
+
 The skeleton with ``styles`` (instead of the classes below)::
 
     from scratchnet_reference.byo import styles
