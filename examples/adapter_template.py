@@ -156,9 +156,17 @@ class MyImplementation:
         "hyperparameters": [],                          # non-default label_smoothing, negative_slope, ...
     }
 
-    def build(self, spec, state):
+    # Optional: the functions your network is made of, so that a failure is localised by swapping
+    # each for torch's (diagnosis by substitution). Names and signatures: relu(z), relu_backward(z, a, g)
+    # (g = dL/da, returns dL/dz), mse(p, y), mse_grad(p, y), softmax_cross_entropy_grad(z, y),
+    # dense_forward(x, W, b), dense_backward(x, W, b, g) — see scratchnet_reference.byo.reference_ops.
+    # ops = {"relu": relu, "relu_backward": relu_backward, "mse": mse, "mse_grad": mse_grad}
+
+    def build(self, spec, state, ops=None):
         # Raise NotImplementedError for a particular model you do not support (e.g. sigmoid +
         # cross_entropy): it is reported as not implemented, not as a failure.
+        # With ``ops`` exposed above: build your network with {**self.ops, **(ops or {})}, the given
+        # ops (torch's) replacing yours.
         return MyModel(spec, {name: np.asarray(value) for name, value in state.items()})
 
 

@@ -32,6 +32,24 @@ Batches are rows, weights are stored like ``torch.nn.Linear`` (``layers.{k}.weig
 sample at a time, adapts by transposing and looping over the rows in ``loss_and_grads``.
 Targets ``y`` are class labels ``(N,)`` (ints) for cross-entropy/NLL, else float ``(N, C)`` rows.
 
+Exposing the ops (optional: diagnosis by substitution)
+------------------------------------------------------
+An implementation whose network is made of functions — an activation's ``relu(z)`` and
+``relu_backward(z, a, g)``, a loss's ``mse(p, y)`` and ``mse_grad(p, y)``, the fused
+``softmax_cross_entropy_grad(z, y)``, ``dense_forward(x, W, b)``/``dense_backward(x, W, b, g)``
+(the names and signatures of :mod:`scratchnet_reference.byo.reference_ops`) — may expose them::
+
+    class MyImplementation:
+        ops = {"relu": relu, "relu_backward": relu_backward, "mse": mse, "mse_grad": mse_grad}
+
+        def build(self, spec, state, ops=None):           # ops: {name: function} to use instead
+            return MyModel(spec, state, {**self.ops, **(ops or {})})
+
+When a check fails, the diagnosis swaps each of them for torch's (loss ops get the spec's
+``reduction=`` keyword) and reports the ones whose swap makes the failure vanish, each its own root
+cause. :func:`validate_implementation` refuses unknown op names (with the closest known ones), ops
+that are not callable, and a ``build`` that does not take ``ops=``.
+
 Capabilities
 ------------
 ``capabilities`` is an attribute or a zero-argument method giving a mapping (or a
@@ -454,6 +472,34 @@ def _check_state_dict(kind: str, model: Any, state: Mapping[str, np.ndarray]) ->
     return []
 
 
+def _check_ops(owner: str, obj: Any) -> list[str]:
+    """What is wrong with the ops an implementation exposes for substitution (none: ``[]``)."""
+    import difflib
+
+    from .reference_ops import OPS
+
+    ops = getattr(obj, "ops", None)
+    if ops is None:
+        return []
+    if not isinstance(ops, Mapping):
+        return [f"{owner}.ops must be a dict {{op name: function}}, got {type(ops).__name__}"]
+    problems = []
+    for name, f in ops.items():
+        if name not in OPS:
+            close = difflib.get_close_matches(str(name), OPS, n=3, cutoff=0.6)
+            problems.append(f"{owner}.ops[{name!r}]: not an op name" + (f" (did you mean {', '.join(close)}?)"
+                                                                        if close else ""))
+        elif not callable(f):
+            problems.append(f"{owner}.ops[{name!r}] is not callable ({type(f).__name__})")
+    try:
+        if "ops" not in inspect.signature(obj.build).parameters:
+            problems.append(f"{owner}.build must take ops=None to expose ops: def build(self, spec, state, ops=None) "
+                            "(a dict of the ops to use instead of yours)")
+    except (AttributeError, TypeError, ValueError):
+        pass
+    return problems
+
+
 def validate_implementation(obj: Any, *, smoke: bool = True) -> Capabilities:
     """Check that ``obj`` follows the adapter protocol and return its effective capabilities.
 
@@ -490,6 +536,7 @@ def validate_implementation(obj: Any, *, smoke: bool = True) -> Capabilities:
             problems.append(f"{owner}.build must take (spec, state), its signature is {inspect.signature(build)}")
         except ValueError:  # no signature (a builtin): trust it
             pass
+    problems += _check_ops(owner, obj)
     try:
         caps = capabilities_of(obj)
     except AdapterError as exc:

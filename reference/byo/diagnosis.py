@@ -289,7 +289,8 @@ class _Analysis:
                 if w_ok != b_ok:
                     self._parameter(spec, layer, "weight" if b_ok else "bias", grads, ref, k)
                     continue
-            if self._mistake(spec, layer, grads, changes, k) or self._scaled(spec, layer, grads, changes, k):
+            if self._mistake(spec, layer, grads, changes, k, factor_named) or self._scaled(spec, layer, grads,
+                                                                                              changes, k):
                 k = k if k is not None else self._k
                 factor_named = factor_named or self._k != 1.0
                 ref = self.ref(changes, spec).grads
@@ -310,14 +311,15 @@ class _Analysis:
             ref = self.ref(changes, spec).grads
         return None
 
-    def _mistake(self, spec, layer, grads, changes, k) -> bool:
+    def _mistake(self, spec, layer, grads, changes, k, factor_named) -> bool:
         for mistake in candidate_mistakes(spec, layer):
             planted = self.ref({**changes, layer: mistake}, spec).grads
             names = [f"layers.{layer}.weight", f"layers.{layer}.bias"]
             km = k if k is not None else _fit([grads[n] for n in names], [planted[n] for n in names])
             if not km or not all(self._fits(grads, planted, layer, km)):
                 continue
-            if k is None and abs(km - 1) > 1e-6 and not all(self._fits(grads, planted, layer, 1.0)):
+            new_factor = not factor_named and k is None and abs(km - 1) > 1e-6
+            if new_factor and not all(self._fits(grads, planted, layer, 1.0)):
                 self._factor(km, "loss gradient (every layer)", spec, f"layers.{layer}")
             self._k = km if k is None else k
             changes[layer] = mistake[:2] if isinstance(mistake, tuple) else mistake
@@ -469,6 +471,9 @@ def _diagnose(records: list[Record], impl: Any, problem: Problem | None) -> list
     impl = getattr(impl, "unguarded", impl)  # pytest's guard would turn NotImplementedError into a skip
     if impl is None or problem is None or not any(r.check == "forward" for r in records):
         return _from_records(records)
+    by_ops = _by_substitution(impl, problem)
+    if by_ops:
+        return by_ops
     analysis = _Analysis(impl, problem, records)
     spec = problem.spec
     if any(r.check == "forward" for r in failing):
@@ -491,6 +496,7 @@ def _diagnose(records: list[Record], impl: Any, problem: Problem | None) -> list
         if loss is not None:
             k = loss.actual_value / loss.expected_value if loss.expected_value else 0.0
             formula, why = name_factor(k, analysis.n, analysis.c, spec.loss["name"], spec.reduction)
+            why = why.replace("your loss's gradient is that of", "your loss is").replace("your gradient", "your loss")
             analysis.cause("loss_value", f"loss ({spec.loss['name']}, {spec.reduction})",
                            f"the loss value is {k:.4g} × torch's" + (f" = {formula} — {why}" if formula else ""),
                            f"yours {loss.actual_value:.6g}, torch's {loss.expected_value:.6g}; the output agrees",
@@ -501,6 +507,43 @@ def _diagnose(records: list[Record], impl: Any, problem: Problem | None) -> list
                            f"{worst:.3g}): a small drift (rounding, summation order, cancellation in float32) "
                            "rather than a wrong formula", "no known mistake, factor or substitution explains it")
     return analysis.causes
+
+
+def _by_substitution(impl: Any, problem: Problem) -> list[RootCause] | None:
+    """Root causes by swapping the ops the implementation exposes (:mod:`.substitution`), each
+    named by the analysis of the network in which only it is yours; ``None`` when no op is exposed
+    or no swap clears the failure."""
+    from dataclasses import replace
+
+    from ..core.compare import compare_model
+    from .substitution import Swapped, culprits, exposed_ops, op_groups
+
+    ops = exposed_ops(impl)
+    if not ops:
+        return None
+
+    def run(variant: Any) -> list[Record]:
+        return compare_model(variant, problem.spec, problem.x, problem.y, state=problem.state, device=problem.device,
+                             fd="never")
+
+    def fails(variant: Any) -> bool:
+        try:
+            return any(r.status == "fail" for r in run(variant))
+        except Exception:  # noqa: BLE001 - a model that cannot be built with torch's op fails
+            return True
+
+    found = culprits(impl, fails, op_groups(ops, problem.spec))
+    out = []
+    for mine in found or []:
+        others = [n for g in found if g is not mine for n in g]
+        alone = Swapped(impl, others)
+        names = ", ".join(mine)
+        evidence = (f"with your {names} swapped for torch's" + (" (and the other culprits)" if others else "")
+                    + " every check passes; with every other op swapped instead the failure remains")
+        for c in _diagnose(run(alone), alone, problem) or [RootCause("op", "", "differs from torch's")]:
+            out.append(replace(c, where=f"{c.where} [your {names}]".lstrip(),
+                               evidence=f"{evidence}; {c.evidence}" if c.evidence else evidence))
+    return out or None
 
 
 def _from_records(records: list[Record]) -> list[RootCause]:
@@ -591,9 +634,11 @@ def annotate_training(records: list[Record], gradients_ok: bool | None = None) -
         else:
             text = (f"breaks at {first}: the loss before the update already differs — the forward pass or the loss "
                     "is wrong (see the gradient checks of this model)")
-        for r in curve:
-            if r.status == "fail":
-                r.diagnosis = text if (r is broken or r.check == "final_params") else f"follows from step {broken.step}"
+        kind = ("training_gradients" if gradients_ok is False else "update_rule" if loss_ratio <= 1
+                else "training_forward")
+        cause = encode([RootCause(kind, f"training: {broken.optimizer} {broken.gd_mode}", text)])
+        for r in (r for r in curve if r.status == "fail"):
+            r.diagnosis = cause if (r is broken or r.check == "final_params") else f"follows from step {broken.step}"
     return records
 
 

@@ -1,13 +1,18 @@
 """PNG plots of the comparison reports (matplotlib, Agg canvas, no pyplot state).
 
-* ``heatmap.png`` — worst ``tol_ratio`` over the output activation × loss matrix, one panel per
-  dtype × device (worst over hidden activation, reduction and flavour); log colour scale, red
-  above the tolerance, grey where the pair is undefined (refused);
+* ``heatmap.png`` — the output activation × loss matrix, one panel per dtype × device: the median
+  over hidden activations of the worst ``tol_ratio`` (over reduction and flavour), and in each cell
+  how many hidden activations fail there (``FAIL`` only where every one does) — a broken hidden
+  activation shows as ``1/6 hidden fail`` across its columns, not as every column failing; log
+  colour scale, red above the tolerance, grey where the pair is undefined (refused);
 * ``heatmap_hidden.png`` — the same per (output + loss) × hidden activation;
 * ``training_curves.png`` — the implementation's and torch's training losses overlaid, one panel
   per optimizer × GD mode;
 * ``training_ratio.png`` — each lockstep step's ``tol_ratio`` against the tolerance;
 * ``gradient_errors.png`` — per parameter: median ``tol_ratio`` with min–max error bars.
+
+Log axes fit their data (failing runs' ratios far above 1 included; an infinite ratio is drawn at
+the top, marked ∞) and titles wrap to the figure's width.
 
 Every figure carries the run's metadata in a footer line and in the PNG text chunks.
 """
@@ -75,6 +80,29 @@ def _clip(values: pd.Series | np.ndarray) -> np.ndarray:
     return np.clip(np.asarray(values, dtype=float), FLOOR, None)
 
 
+def _log_limits(values: pd.Series | np.ndarray) -> tuple[float, float]:
+    """A log axis that shows every finite ratio and the tolerance line at 1: from a third of the
+    smallest (not below FLOOR) to three times the largest (at least 10)."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    lo = max(FLOOR, float(v.min()) / 3) if v.size else FLOOR
+    hi = max(10.0, float(v.max()) * 3) if v.size else 10.0
+    return min(lo, 0.1), hi
+
+
+def _wrapped(text: str, width_in: float, fontsize: float) -> tuple[str, int]:
+    """``text`` wrapped to ``width_in`` inches (about 0.55 em per character), and its line count."""
+    import textwrap
+
+    lines = [w for line in text.split("\n") for w in textwrap.wrap(line, int(width_in * 72 / (0.55 * fontsize)))]
+    return "\n".join(lines), len(lines)
+
+
+def _title(fig: Figure, text: str, fontsize: float = 10) -> None:
+    """A suptitle wrapped to the figure's width."""
+    fig.suptitle(_wrapped(text, fig.get_figwidth(), fontsize)[0], fontsize=fontsize)
+
+
 def _panels(cases: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     return [(f"{dtype} · {device}", m) for (device, dtype), m in cases.groupby(["device", "dtype"], sort=True)]
 
@@ -93,13 +121,16 @@ def _heat(ax, grid: pd.DataFrame, fails: pd.DataFrame, title: str, annotate: boo
     for i in range(grid.shape[0]):
         for j in range(grid.shape[1]):
             v = grid.iat[i, j]
-            failed = bool(fails.iat[i, j]) if not pd.isna(fails.iat[i, j]) else False
+            f = fails.iat[i, j]
+            failed = f if isinstance(f, str) else (False if pd.isna(f) else bool(f))
             if pd.isna(v) and not failed:
                 if annotate:
                     ax.text(j, i, "refused", ha="center", va="center", fontsize=6, color="#888")
                 continue
             if failed:
-                ax.text(j, i, "FAIL", ha="center", va="center", fontsize=7, color="white", fontweight="bold")
+                label = failed if isinstance(failed, str) else "FAIL"
+                ax.text(j, i, label, ha="center", va="center", fontsize=6.5 if "/" in label else 7, color="white",
+                        fontweight="bold")
             elif annotate:
                 light = v < 1e-3
                 ax.text(j, i, "0" if v == 0 else f"{v:.0e}", ha="center", va="center", fontsize=6.5,
@@ -122,24 +153,31 @@ def heatmap(matrix: pd.DataFrame, metadata: Mapping[str, str]) -> bytes | None:
     losses = sorted(cases["loss"].unique())
     ncols = min(2, len(panels))
     nrows = math.ceil(len(panels) / ncols)
-    fig = _figure(1.1 * len(losses) * ncols + 2.5, 0.42 * len(outputs) * nrows + 1.8)
+    width = max(6.5, 1.1 * len(losses) * ncols + 2.5)
+    heading, lines = _wrapped("tol_ratio per output activation × loss: median over hidden activations of the worst "
+                              "over reduction and flavour; 'k/n hidden fail': k of the n hidden activations fail "
+                              "there (heatmap_hidden.png shows which)", width, 11)
+    fig = _figure(width, 0.42 * len(outputs) * nrows + 1.8 + 0.2 * lines)
     fig.get_layout_engine().set(h_pad=0.15)
     axes = fig.subplots(nrows, ncols, squeeze=False)
     image = None
     for ax, (title, m) in zip(axes.flat, panels, strict=False):
-        grid = m.pivot_table(index="output", columns="loss", values="worst_ratio", aggfunc="max", dropna=False)
-        fails = (m.assign(f=m["status"] == "fail")
-                 .pivot_table(index="output", columns="loss", values="f", aggfunc="max", dropna=False))
-        grid = grid.reindex(index=outputs, columns=losses)
-        fails = fails.reindex(index=outputs, columns=losses)
+        per_hidden = (m.assign(f=m["status"] == "fail")
+                      .groupby(["output", "loss", "hidden"], sort=False).agg(ratio=("worst_ratio", "max"),
+                                                                             f=("f", "max")).reset_index())
+        cells = per_hidden.groupby(["output", "loss"]).agg(ratio=("ratio", "median"), k=("f", "sum"),
+                                                           n=("f", "size"))
+        grid = cells["ratio"].unstack("loss").reindex(index=outputs, columns=losses)
+        label = cells.apply(lambda c: "" if c["k"] == 0 else ("FAIL" if c["k"] == c["n"] else
+                                                              f"{int(c['k'])}/{int(c['n'])}\nhidden\nfail"), axis=1)
+        fails = label.unstack("loss").reindex(index=outputs, columns=losses).replace("", False)
         image = _heat(ax, grid, fails, title, annotate=True)
         ax.set_xlabel("loss")
         ax.set_ylabel("output activation")
     for ax in list(axes.flat)[len(panels):]:
         ax.set_visible(False)
     _colorbar(fig, image, axes)
-    fig.suptitle("worst tol_ratio per output activation × loss (over hidden activation, reduction, flavour)",
-                 fontsize=11)
+    fig.suptitle(heading, fontsize=11)
     return _png(fig, metadata, "heatmap")
 
 
@@ -164,7 +202,7 @@ def hidden_heatmap(matrix: pd.DataFrame, metadata: Mapping[str, str]) -> bytes |
         ax.set_xlabel("hidden activations")
     axes[0, 0].set_ylabel("output + loss")
     _colorbar(fig, image, axes)
-    fig.suptitle("worst tol_ratio per hidden activation (over reduction and flavour)", fontsize=11)
+    _title(fig, "worst tol_ratio per hidden activation (over reduction and flavour)", fontsize=11)
     return _png(fig, metadata, "heatmap_hidden")
 
 
@@ -211,8 +249,8 @@ def training_curves(training: pd.DataFrame, metadata: Mapping[str, str]) -> byte
                 ax.set_xlabel("step", fontsize=8)
     named = [f"{_TAB10_NAMES[k % 10]}: {label}" for label, k in labels.items()]
     colour_names = ", ".join(named[:6]) + (f", … ({len(named) - 6} more)" if len(named) > 6 else "")
-    fig.suptitle("training loss in lockstep: implementation (lines) vs torch (×); red dotted line: first break\n"
-                 + colour_names, fontsize=10)
+    _title(fig, "training loss in lockstep: implementation (lines) vs torch (×); red dotted line: first break\n"
+           + colour_names, fontsize=10)
     return _png(fig, metadata, "training_curves")
 
 
@@ -229,15 +267,17 @@ def training_ratio(training: pd.DataFrame, metadata: Mapping[str, str]) -> bytes
     colours = colormaps["tab10"]
     optimizers = list(dict.fromkeys(training["optimizer"]))
     handles = {}
+    bottom, top = _log_limits(training["tol_ratio"])
     for ax, ((dtype, device), frame) in zip(axes.flat, groups, strict=True):
         for _, curve in frame.groupby(["optimizer", "gd_mode", "hidden", "sizes", "seed"], sort=False):
             opt, mode = curve["optimizer"].iloc[0], curve["gd_mode"].iloc[0]
-            line, = ax.plot(curve["step"], _clip(curve["tol_ratio"]), color=colours(optimizers.index(opt) % 10),
-                            linestyle=styles.get(mode, "-"), linewidth=1.1)
+            ratios = np.minimum(_clip(curve["tol_ratio"]), top)  # ∞ (a NaN loss) at the top of the axis
+            line, = ax.plot(curve["step"], ratios, color=colours(optimizers.index(opt) % 10),
+                            linestyle=styles.get(mode, "-"), linewidth=1.1, marker="." if len(curve) < 3 else None)
             handles.setdefault(opt, line)
         ax.axhline(1.0, color="#d1242f", linewidth=1.2)
         ax.set_yscale("log")
-        ax.set_ylim(FLOOR, 10)
+        ax.set_ylim(bottom, top)
         ax.set_title(f"{dtype} · {device}", fontsize=10)
         ax.set_xlabel("step")
         ax.grid(True, which="major", alpha=0.3)
@@ -245,7 +285,7 @@ def training_ratio(training: pd.DataFrame, metadata: Mapping[str, str]) -> bytes
     for mode, style in styles.items():
         handles[f"— {mode}"] = axes[0, 0].plot([], [], color="black", linestyle=style)[0]
     fig.legend(list(handles.values()), list(handles.keys()), loc="outside right center", fontsize=7, frameon=False)
-    fig.suptitle("lockstep training: per-step tol_ratio (colour: optimizer, line style: GD mode)", fontsize=10)
+    _title(fig, "lockstep training: per-step tol_ratio (colour: optimizer, line style: GD mode)", fontsize=10)
     return _png(fig, metadata, "training_ratio")
 
 
@@ -261,22 +301,25 @@ def gradient_errors(gradients: pd.DataFrame, metadata: Mapping[str, str]) -> byt
     ax = fig.subplots()
     colours = colormaps["tab10"]
     x = np.arange(len(params))
+    bottom, top = _log_limits(gradients["tol_ratio"])
     for k, ((dtype, device), frame) in enumerate(groups):
         stats = frame.groupby("param")["tol_ratio"].agg(["min", "median", "max", "size"]).reindex(params)
-        # an infinite ratio (a NaN gradient) is drawn off the top of the axis, not as an infinite bar
-        med, lo, hi = (np.minimum(_clip(stats[c]), 1e6) for c in ("median", "min", "max"))
+        # an infinite ratio (a NaN gradient) is drawn at the top of the axis and marked ∞
+        med, lo, hi = (np.minimum(_clip(stats[c]), top) for c in ("median", "min", "max"))
         offset = (k - (len(groups) - 1) / 2) * width
         ax.bar(x + offset, med, width=width * 0.9, color=colours(k % 10), alpha=0.85, bottom=FLOOR,
                label=f"{dtype} · {device} (n={int(stats['size'].max())} per parameter)")
         ax.errorbar(x + offset, med, yerr=[med - lo, hi - med], fmt="none", ecolor="black", capsize=3, linewidth=1)
+        for i in np.flatnonzero(~np.isfinite(stats["max"].to_numpy(dtype=float))):
+            ax.text(x[i] + offset, top, "∞", ha="center", va="top", fontsize=9, color="#d1242f")
     ax.axhline(1.0, color="#d1242f", linewidth=1.2, label="tolerance")
     ax.set_yscale("log")
-    ax.set_ylim(FLOOR, 10)
+    ax.set_ylim(bottom, top)
     ax.set_xticks(x, params, rotation=20, ha="right", fontsize=8)
     ax.set_ylabel("gradient tol_ratio (log)")
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend(fontsize=8, loc="upper left")
-    ax.set_title("per-parameter gradient error: bar = median over combinations, whiskers = min … max", fontsize=10)
+    _title(fig, "per-parameter gradient error: bar = median over combinations, whiskers = min … max", fontsize=10)
     return _png(fig, metadata, "gradient_errors")
 
 

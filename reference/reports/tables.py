@@ -338,7 +338,7 @@ def render_markdown(matrix: pd.DataFrame, gradients: pd.DataFrame, training: pd.
 _CSS = """
 body { font-family: system-ui, -apple-system, Segoe UI, sans-serif; margin: 2em; color: #222; }
 table { border-collapse: collapse; font-size: 12px; margin: 0.5em 0 1.5em 0; }
-th, td { border: 1px solid #ccc; padding: 2px 6px; text-align: right; }
+th, td { border: 1px solid #ccc; padding: 2px 6px; text-align: right; white-space: nowrap; }
 th { background: #f3f3f3; }
 td.left, th.left { text-align: left; }
 .meta td { text-align: left; }

@@ -162,13 +162,16 @@ class LayerNet:
 
 class LayerNetAdapter:
     """The adapter a user writes for :class:`LayerNet`: weights transposed in and out, gradients read
-    from the layers after a backward pass without a learning rate; ``ops`` exposed."""
+    from the layers after a backward pass without a learning rate; ``ops`` exposed (``expose``) for
+    diagnosis by substitution."""
 
-    def __init__(self, name="layer-net", **mistakes):
-        self.name, self.ops = name, {**OPS, **mistakes}
+    def __init__(self, name="layer-net", expose=True, **mistakes):
+        self.name, self.own = name, {**OPS, **mistakes}
+        if expose:
+            self.ops = self.own
 
     def build(self, spec, state, ops=None):
-        return _LayerModel(spec, state, {**self.ops, **(ops or {})})
+        return _LayerModel(spec, state, {**self.own, **(ops or {})})
 
 
 class _LayerModel:
@@ -267,3 +270,18 @@ class _ColumnModel:
                 grads[f"layers.{k}.weight"] = grads.get(f"layers.{k}.weight", 0) + nw
                 grads[f"layers.{k}.bias"] = grads.get(f"layers.{k}.bias", 0) + nb.ravel()
         return loss, grads
+
+
+# -- factories for ``--impl tests.byo.strangers:<factory>`` ------------------------------------------
+
+LAYER_NET_CAPABILITIES = {"hidden": ["tanh", "relu", "gelu", "softmax", "identity"], "outputs": ["identity", "softmax"],
+                          "losses": ["mse", "cross_entropy"], "dtypes": ["float64"], "optimizers": [],
+                          "hyperparameters": []}
+
+
+def sum_gradient_and_elementwise_softmax(expose=True):
+    """The loss reports a mean but back-propagates a sum, and softmax's derivative is s(1 − s)."""
+    impl = LayerNetAdapter("sum-and-s1s", expose=expose, mse_grad=mse_grad_of_a_sum,
+                           softmax_backward=softmax_backward_elementwise)
+    impl.capabilities = LAYER_NET_CAPABILITIES
+    return impl

@@ -217,3 +217,22 @@ def test_capabilities_say_what_is_missing():
     assert caps.missing(hidden=["tanh"], output="softmax", loss="cross_entropy", dtype="float64") == ""
     assert caps.missing_for_optimizer("sgd_momentum") == "sgd option dampening, momentum"
     assert caps.missing_for_optimizer("adam") == "optimizer adam"
+
+
+def test_exposed_ops_are_checked_with_everything_wrong_listed():
+    from . import strangers
+
+    assert validate_implementation(strangers.LayerNetAdapter(), smoke=False) is not None
+
+    class Loose(strangers.LayerNetAdapter):
+        def build(self, spec, state):  # no ops=: the ops cannot be swapped
+            return super().build(spec, state)
+
+    impl = Loose()
+    impl.ops = {"relu": strangers.relu, "relu_backwards": strangers.relu_backward, "mse_grad": 2.0}
+    with pytest.raises(AdapterError) as info:
+        validate_implementation(impl, smoke=False)
+    text = str(info.value)
+    assert "ops['relu_backwards']: not an op name (did you mean relu_backward" in text
+    assert "ops['mse_grad'] is not callable (float)" in text
+    assert "build must take ops=None to expose ops" in text

@@ -192,3 +192,21 @@ def test_a_marginal_failure_is_called_marginal_not_a_pattern():
     found, records = diagnosed(impl, CLASSIFY)
     assert all(1 < r.tol_ratio < 10 for r in records if r.status == "fail")
     assert set(found) == {("marginal", "every failing tensor")}
+
+
+def test_a_lower_layers_own_error_is_not_swallowed_as_inherited():
+    """A softmax VJP no known mistake explains (layer 1) above relu'(0) = 1 (layer 0): your own δ at
+    layer 1, carried down by torch's backward, does not explain layer 0 — two root causes."""
+    def both(spec):
+        net = every(SoftmaxWithoutInnerProduct)(spec)
+        net.layers[0].activation = ReLUPrimeOneAtZero(**net.layers[0].activation.params)
+        return net
+
+    def zero_unit(state):
+        state["layers.0.weight"][2] = 0
+        state["layers.0.bias"][2] = 0
+        return state
+
+    spec = dict(sizes=(5, 6, 6, 4), hidden=("relu", "softmax"), output="identity", loss="mse")
+    found, _ = diagnosed(UserImplementation("two", network_factory=both), spec, target="dense", state=zero_unit)
+    assert set(found) == {("unexplained", "layers.1 (softmax backward)"), ("kink", "layers.0 (relu backward)")}

@@ -69,7 +69,11 @@ def test_cli_report_of_the_buggy_copy(capsys, tmp_path):
     wrong = gradients[gradients["status"] == "fail"]
     assert len(wrong) and wrong["diagnosis"].str.contains("s(1 − s)", regex=False).all()
     report = (out / "report.md").read_text()
-    assert "## Root causes" in report and "1. **layers.2 (softmax backward)" in report
+    assert report.index("## Root causes") < report.index("## Summary")  # root causes first, the matrix follows
+    assert "1. **layers.2 (softmax backward): softmax's derivative taken elementwise" in report
+    causes, _ = read_csv(out / "root_causes.csv")
+    assert list(zip(causes["kind"], causes["where"])) == [MISTAKE_AT("2")]
+    assert causes["reproducer"].str.len().gt(0).all()
 
 
 def test_adapter_template_is_refused_until_filled_in():

@@ -29,13 +29,28 @@ def causes(impl, target="dense", n=N, scale_x=1.0, state=None, **spec_kwargs):
 
 
 def kinds(found):
-    return {(c.kind, c.where) for c in found}
+    """``{(kind, where)}``, the op named by substitution (``" [your mse, mse_grad]"``) left off."""
+    return {(c.kind, c.where.split(" [your ")[0]) for c in found}
 
 
-def test_mean_reported_sum_backpropagated_and_a_hidden_softmax_elementwise_are_two_root_causes():
-    impl = s.LayerNetAdapter(mse_grad=s.mse_grad_of_a_sum, softmax_backward=s.softmax_backward_elementwise)
+EXPOSE = pytest.mark.parametrize("expose", [True, False], ids=["ops-exposed", "network-only"])
+
+
+def swapped(found, expose, *names):
+    """With its ops exposed, each cause names the op whose swap for torch's clears it."""
+    if expose:
+        assert {c.where.split(" [your ")[1].rstrip("]") for c in found} == set(names)
+    else:
+        assert not any("[your " in c.where for c in found)
+
+
+@EXPOSE
+def test_mean_reported_sum_backpropagated_and_a_hidden_softmax_elementwise_are_two_root_causes(expose):
+    impl = s.LayerNetAdapter(expose=expose, mse_grad=s.mse_grad_of_a_sum,
+                             softmax_backward=s.softmax_backward_elementwise)
     found, records = causes(impl, sizes=(4, 6, 7, 5), hidden=("tanh", "softmax"), output="identity", loss="mse")
     assert kinds(found) == {("factor", "loss gradient (every layer)"), ("softmax_s1s", "layers.1 (softmax backward)")}
+    swapped(found, expose, "mse, mse_grad", "softmax, softmax_backward")
     factor = next(c for c in found if c.kind == "factor")
     # torch's MSE mean divides by N·C = 30; a gradient 2(p − y) of the sum does not
     assert "yours = 30 × torch's = N · C" in factor.what
@@ -55,10 +70,12 @@ def test_half_squared_error_summed_over_the_batch_is_n_c_over_2():
     assert "a ½ in your loss" in found[0].what and "torch's mean for mse divides by N·C" in found[0].what
 
 
-def test_a_wrong_forward_in_a_hidden_layer_is_named_there():
-    impl = s.LayerNetAdapter(gelu=s.gelu_tanh, gelu_backward=s.gelu_tanh_backward)
+@EXPOSE
+def test_a_wrong_forward_in_a_hidden_layer_is_named_there(expose):
+    impl = s.LayerNetAdapter(expose=expose, gelu=s.gelu_tanh, gelu_backward=s.gelu_tanh_backward)
     found, _ = causes(impl, sizes=(4, 6, 7, 5), hidden=("gelu", "tanh"), output="identity", loss="mse")
     assert kinds(found) == {("wrong_form", "layers.0 (gelu)")}
+    swapped(found, expose, "gelu, gelu_backward")
     assert "tanh approximation" in found[0].what
     assert "replaced by identity (same weights) your output equals torch's" in found[0].evidence
 
@@ -87,21 +104,24 @@ def test_a_correct_network_has_no_root_cause():
         assert found == [] and all(r.status == "pass" for r in records)
 
 
-def test_relu_prime_one_at_zero_is_wrong_only_at_kinks_with_torchs_derivative():
+@EXPOSE
+def test_relu_prime_one_at_zero_is_wrong_only_at_kinks_with_torchs_derivative(expose):
     def dead_unit(state):  # unit 2 of layer 0 has z == 0 for every input: ReLU's kink, exactly
         state["layers.0.weight"][2] = 0
         state["layers.0.bias"][2] = 0
         return state
 
-    impl = s.LayerNetAdapter(relu_backward=s.relu_backward_ge)
+    impl = s.LayerNetAdapter(expose=expose, relu_backward=s.relu_backward_ge)
     found, _ = causes(impl, state=dead_unit, sizes=(4, 6, 7, 5), hidden=("relu", "tanh"), output="identity",
                       loss="mse")
     assert kinds(found) == {("kink", "layers.0 (relu backward)")}
+    swapped(found, expose, "relu, relu_backward")
     assert "relu'(0) = 0" in found[0].right and f"({N} pre-activations are exactly 0 there)" in found[0].evidence
 
 
 def test_each_failing_record_carries_the_causes_that_explain_it():
-    impl = s.LayerNetAdapter(mse_grad=s.mse_grad_of_a_sum, softmax_backward=s.softmax_backward_elementwise)
+    impl = s.LayerNetAdapter(expose=False, mse_grad=s.mse_grad_of_a_sum,
+                             softmax_backward=s.softmax_backward_elementwise)
     _, records = causes(impl, sizes=(4, 6, 7, 5), hidden=("tanh", "softmax"), output="identity", loss="mse")
     by_param = {r.param: {c.kind for c in decode(r.diagnosis)} for r in records if r.status == "fail"}
     assert by_param["layers.2.weight"] == {"factor"}
@@ -118,4 +138,22 @@ def test_each_reproducer_pastes_into_a_test_and_shows_its_cause_on_a_few_rows():
         exec(cause.reproducer, scope)  # noqa: S102 - the snippet is what a user pastes
         assert len(scope["x"]) <= 4
         again = annotate(scope["records"], impl, Problem(scope["spec"], scope["state"], scope["x"], scope["y"]))
-        assert (cause.kind, cause.where) in kinds(c for c, _, _ in group(again))
+        assert (cause.kind, cause.where) in {(c.kind, c.where) for c, _, _ in group(again)}
+
+
+@pytest.mark.parametrize("k, n, c, loss, formula", [
+    (8.0, 8, 4, "cross_entropy", "N"), (15.0, 6, 5, "mse", "N · C · 1/2"), (0.5, 6, 5, "mse", "1/2"),
+    (1 / 6, 6, 5, "cross_entropy", "1/N"), (7.0, 6, 5, "mse", ""),
+])
+def test_factors_are_named_over_n_c_and_2(k, n, c, loss, formula):
+    from scratchnet_reference.core.root_causes import name_factor
+
+    named, _ = name_factor(k, n, c, loss, "mean")
+    assert named.split(" (N = ")[0] == formula
+
+
+def test_a_factor_equal_to_one_is_not_a_factor():
+    from scratchnet_reference.core.root_causes import name_factor
+
+    assert name_factor(1.0, 1, 1, "mse", "mean") == ("", "")  # N = C = 1: nothing to name
+    assert name_factor(2.0, 1, 1, "mse", "mean")[0].startswith("2 (")
