@@ -3,10 +3,14 @@ which layer is wrong, how, and the right formula — in words a learner can act 
 
 :func:`annotate` fills :attr:`Record.diagnosis <scratchnet_reference.core.records.Record.diagnosis>` of
 the failing records of one compared problem (one model, one batch, every flavour) with the
-:class:`~.root_causes.RootCause` objects that explain them (JSON; :func:`.root_causes.group` gathers a
-run's). Every expected value comes from torch (:mod:`.torch_net`), never from scratchnet's numerics.
-How each root cause is found, strongest evidence first:
+:class:`~scratchnet_reference.core.root_causes.RootCause` objects that explain them (JSON;
+:func:`~scratchnet_reference.core.root_causes.group` gathers a run's). Every expected value comes from
+torch (:mod:`.torch_net`, :mod:`.reference_ops`), never from scratchnet's numerics. How each root
+cause is found, strongest evidence first:
 
+* **by substitution** — when the implementation exposes its ops (:mod:`.substitution`), the ops
+  whose swap for torch's makes the failure vanish, each then named by the analysis below on the
+  network in which only it is the implementation's.
 * **wrong forward** — the output differs from torch's: each activation in turn is replaced in the
   spec (same weights) by one that is hard to get wrong; the one whose replacement makes the
   output agree is the wrong forward (a known wrong form, e.g. GELU's tanh approximation, is named
@@ -26,6 +30,8 @@ How each root cause is found, strongest evidence first:
   gradient of one-sample batches) is carried down by torch's backward, so a layer below
   *inherits* it only if that explains its gradients — otherwise it has a root cause of its own.
 * **marginal** — only when no cause is found and every failure is within 10× the tolerance.
+
+Each cause carries a reproducer: the first 1, 2 or 4 rows of the batch that still show it.
 """
 
 from __future__ import annotations

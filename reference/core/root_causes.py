@@ -10,8 +10,9 @@ tables carry them and :func:`group` can count, across the run, how many failing 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 
 __all__ = ["RootCause", "encode", "decode", "group", "headline", "name_factor", "COLUMNS"]
 
@@ -30,7 +31,22 @@ class RootCause:
 
     @property
     def key(self) -> tuple[str, str, str]:
-        return self.kind, self.where, self.what
+        """What makes two causes one: the layers a mistake enters at and the op named by substitution
+        differ between combinations (``layers.1 (softmax backward)`` and ``layers.0, 1 (softmax
+        backward) [your softmax, softmax_backward]`` are one mistake)."""
+        return self.kind, _LAYERS.sub("", self.where).split(" [your ")[0], self.what
+
+
+_LAYERS = re.compile(r"^layers\.[\d, ]+ (?=\()")
+
+
+def _joined(a: RootCause, b: RootCause) -> RootCause:
+    """``a`` (one key with ``b``) with the layers and the op named by ``b`` added to its ``where``."""
+    rest = _LAYERS.sub("", a.where).split(" [your ")[0]
+    ops = next((" [your " + c.where.split(" [your ", 1)[1] for c in (a, b) if " [your " in c.where), "")
+    found = [m.group(0) for m in (_LAYERS.match(a.where), _LAYERS.match(b.where)) if m]
+    layers = sorted({int(k) for m in found for k in re.findall(r"\d+", m)})
+    return replace(a, where=(f"layers.{', '.join(map(str, layers))} " if layers else "") + rest + ops)
 
 
 COLUMNS = [f.name for f in fields(RootCause)] + ["failing_rows", "combinations"]
@@ -67,7 +83,8 @@ def group(records: Iterable) -> list[tuple[RootCause, int, int]]:
         if r.status != "fail" or not r.diagnosis or r.diagnosis.startswith("follows from step"):
             continue
         for cause in decode(r.diagnosis):
-            rows.setdefault(cause.key, [cause, 0])[1] += 1
+            entry = rows.setdefault(cause.key, [cause, 0])
+            entry[0], entry[1] = _joined(entry[0], cause), entry[1] + 1
             combos.setdefault(cause.key, set()).add((r.hidden, r.output, r.loss, r.reduction, r.dtype, r.optimizer))
     out = [(cause, n, len(combos[key])) for key, (cause, n) in rows.items()]
     return sorted(out, key=lambda t: (-t[1], t[0].where))
@@ -112,14 +129,52 @@ def _why(a: int, b: int, d: int, loss: str, reduction: str) -> str:
     return "; ".join(why)
 
 
+def _formula(a: int, b: int, d: int) -> str:
+    return " · ".join(p for p in ({1: "N", -1: "1/N"}.get(a, ""), {1: "C", -1: "1/C"}.get(b, ""),
+                                  {1: "2", -1: "1/2"}.get(d, "")) if p)
+
+
+def _divisor_model(k: float, n: int, c: int, loss: str, reduction: str) -> tuple[str, str]:
+    """``k`` as torch's divisor over yours times 2^d: yours divides by 1, N, C or N·C where torch's
+    divides by N (cross-entropy, NLL: mean), N·C (elementwise losses: mean) or 1 (sum); d ∈ {0, ½, 2},
+    a ½ first for MSE (the ½(a − y)² convention)."""
+    elementwise = loss in ("mse", "l1", "huber", "smooth_l1", "binary_cross_entropy")
+    torch_div = (0, 0) if reduction == "sum" else ((1, 1) if elementwise else (1, 0))
+    names = {(0, 0): "1", (1, 0): "N", (0, 1): "C", (1, 1): "N·C"}
+    for d in (0, -1, 1) if loss == "mse" else (0, 1, -1):
+        for yours in ((0, 0), (1, 0), (0, 1), (1, 1)):
+            a, b = torch_div[0] - yours[0], torch_div[1] - yours[1]
+            value = float(n) ** a * float(c) ** b * 2.0 ** d
+            if (a, b, d) == (0, 0, 0) or abs(k / value - 1) > 1e-3 or abs(value - 1) < 1e-9:
+                continue
+            why = []
+            if yours != torch_div and yours == (0, 0):
+                why.append(f"your loss's gradient is that of a sum, where torch's reduction='mean' for {loss} divides "
+                           f"by {names[torch_div]}")
+            elif yours != torch_div and torch_div == (0, 0):
+                why.append(f"your gradient divides by {names[yours]} although the reduction is 'sum'")
+            elif yours != torch_div:
+                why.append(f"your loss divides by {names[yours]} where torch's reduction='mean' for {loss} divides by "
+                           f"{names[torch_div]}")
+            if d == -1:
+                why.append("a ½ in your loss (½(a − y)²): torch's MSE has none, so its gradient carries a 2 yours "
+                           "lacks" if loss == "mse" else "your gradient is half of torch's (a ½ too many)")
+            elif d == 1:
+                why.append("your gradient has a factor 2 torch's does not")
+            return _formula(a if n != 1 else 0, b if c != 1 else 0, d), "; ".join(why)
+    return "", ""
+
+
 def name_factor(k: float, n: int, c: int, loss: str, reduction: str) -> tuple[str, str]:
-    """``(formula, likely cause)`` of ``yours = k × torch's``, searched over products of the batch
-    size ``N``, the number of outputs ``C``, 2 and their inverses, simplest first; ``("", "")``
-    when none fits. Equally simple ties (e.g. N = C) are named together."""
-    hits = [(cx, e) for cx, v, e in _factor_terms(n, c) if abs(k / v - 1) < 1e-3]
-    if not hits:
-        return "", ""
-    best = [e for cx, e in hits if cx == hits[0][0]]
-    names = [" · ".join(p for p in ({1: "N", -1: "1/N"}.get(a, ""), {1: "C", -1: "1/C"}.get(b, ""),
-                                    {1: "2", -1: "1/2"}.get(d, "")) if p) for a, b, d in best]
-    return f"{' or '.join(names)} (N = {n} the batch size, C = {c} the outputs)", _why(*best[0], loss, reduction)
+    """``(formula, likely cause)`` of ``yours = k × torch's``, or ``("", "")``. First as a different
+    divisor than torch's reduction (and a ½ or 2), the common mistakes; else any product of the
+    batch size ``N``, the number of outputs ``C``, 2 and their inverses, simplest first (equally
+    simple ties named together). A factor equal to 1 (N = 1, C = 1) is never named."""
+    formula, why = _divisor_model(k, n, c, loss, reduction)
+    if not formula:
+        hits = [(cx, e) for cx, v, e in _factor_terms(n, c) if abs(k / v - 1) < 1e-3]
+        if not hits:
+            return "", ""
+        best = [e for cx, e in hits if cx == hits[0][0]]
+        formula, why = " or ".join(_formula(*e) for e in best), _why(*best[0], loss, reduction)
+    return f"{formula} (N = {n} the batch size, C = {c} the outputs)", why

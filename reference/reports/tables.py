@@ -341,7 +341,7 @@ table { border-collapse: collapse; font-size: 12px; margin: 0.5em 0 1.5em 0; }
 th, td { border: 1px solid #ccc; padding: 2px 6px; text-align: right; white-space: nowrap; }
 th { background: #f3f3f3; }
 td.left, th.left { text-align: left; }
-.meta td { text-align: left; }
+.meta td { text-align: left; white-space: normal; }
 .pass { color: #1a7f37; font-weight: bold; } .fail { color: #d1242f; font-weight: bold; }
 img { max-width: 100%; border: 1px solid #ddd; margin: 0.5em 0; }
 ol.causes li { margin: 0.3em 0; } ol.causes pre { background: #f6f8fa; padding: 0.5em; overflow-x: auto; }

@@ -285,3 +285,17 @@ def sum_gradient_and_elementwise_softmax(expose=True):
                            softmax_backward=softmax_backward_elementwise)
     impl.capabilities = LAYER_NET_CAPABILITIES
     return impl
+
+
+def gelu_always_tanh(expose=True):
+    """GELU is always the tanh approximation (forward and its derivative)."""
+    impl = LayerNetAdapter("gelu-tanh", expose=expose, gelu=gelu_tanh, gelu_backward=gelu_tanh_backward)
+    impl.capabilities = LAYER_NET_CAPABILITIES
+    return impl
+
+
+def column_net():
+    """The textbook network: ½‖a − y‖² per sample, summed over the batch."""
+    impl = ColumnNetAdapter()
+    impl.capabilities = {**ColumnNetAdapter.capabilities, "dtypes": ["float64"], "optimizers": []}
+    return impl

@@ -51,8 +51,8 @@ FACTOR = ("factor", "loss gradient (every layer)")
 def test_off_by_the_batch_size():
     found, records = diagnosed(UserImplementation("xN", grads_hook=times_batch), CLASSIFY)
     assert set(found) == {FACTOR}
-    assert "yours = 8 × torch's = N (N = 8 the batch size, C = 4 the outputs) — your loss's gradient sums over the " \
-           "batch where torch's reduction='mean' divides by N" in found[FACTOR].what
+    assert "yours = 8 × torch's = N (N = 8 the batch size, C = 4 the outputs) — your loss's gradient is that of a " \
+           "sum, where torch's reduction='mean' for cross_entropy divides by N" in found[FACTOR].what
     assert {r.param for r in records if r.status == "fail"} == {f"layers.{k}.{p}" for k in range(3)
                                                                 for p in ("weight", "bias")}
 
@@ -210,3 +210,20 @@ def test_a_lower_layers_own_error_is_not_swallowed_as_inherited():
     spec = dict(sizes=(5, 6, 6, 4), hidden=("relu", "softmax"), output="identity", loss="mse")
     found, _ = diagnosed(UserImplementation("two", network_factory=both), spec, target="dense", state=zero_unit)
     assert set(found) == {("unexplained", "layers.1 (softmax backward)"), ("kink", "layers.0 (relu backward)")}
+
+
+def test_torchs_derivative_at_a_kink_comes_from_torch_even_when_scratchnet_is_broken(monkeypatch):
+    """With relu'(0) = 1 planted in scratchnet itself, the diagnosis still says torch's relu'(0) = 0."""
+    from scratchnet.activations import ReLU
+
+    monkeypatch.setattr(ReLU, "backward", ReLUPrimeOneAtZero.backward)
+
+    def zero_unit(state):
+        state["layers.0.weight"][2] = 0
+        state["layers.0.bias"][2] = 0
+        return state
+
+    spec = dict(sizes=(4, 5, 3), hidden="relu", output="softmax", loss="cross_entropy")
+    found, _ = diagnosed(UserImplementation("scratchnet-broken"), spec, state=zero_unit)
+    assert set(found) == {("kink", "layers.0 (relu backward)")}
+    assert "relu'(0) = 0" in found["kink", "layers.0 (relu backward)"].right

@@ -54,7 +54,7 @@ def test_mean_reported_sum_backpropagated_and_a_hidden_softmax_elementwise_are_t
     factor = next(c for c in found if c.kind == "factor")
     # torch's MSE mean divides by N·C = 30; a gradient 2(p − y) of the sum does not
     assert "yours = 30 × torch's = N · C" in factor.what
-    assert "a sum over every element, where torch's mean for mse divides by N·C" in factor.what
+    assert "your loss's gradient is that of a sum, where torch's reduction='mean' for mse divides by N·C" in factor.what
     softmax = next(c for c in found if c.kind == "softmax_s1s")
     assert "s(1 − s)" in softmax.what and "diag(s) − s sᵀ" in softmax.right
     # the loss value (a mean) is right: no row of it is blamed
@@ -67,7 +67,7 @@ def test_half_squared_error_summed_over_the_batch_is_n_c_over_2():
     found, records = causes(s.ColumnNetAdapter(), sizes=(4, 6, 5), hidden="tanh", output="identity", loss="mse")
     assert kinds(found) == {("factor", "loss gradient (every layer)")}
     assert "yours = 15 × torch's = N · C · 1/2" in found[0].what
-    assert "a ½ in your loss" in found[0].what and "torch's mean for mse divides by N·C" in found[0].what
+    assert "a ½ in your loss" in found[0].what and "torch's reduction='mean' for mse divides by N·C" in found[0].what
 
 
 @EXPOSE
@@ -142,6 +142,7 @@ def test_each_reproducer_pastes_into_a_test_and_shows_its_cause_on_a_few_rows():
 
 
 @pytest.mark.parametrize("k, n, c, loss, formula", [
+    (16.0, 8, 4, "mse", "N · C · 1/2"),  # ½‖a − y‖² summed: N·C/2, although 16 = 2·N too
     (8.0, 8, 4, "cross_entropy", "N"), (15.0, 6, 5, "mse", "N · C · 1/2"), (0.5, 6, 5, "mse", "1/2"),
     (1 / 6, 6, 5, "cross_entropy", "1/N"), (7.0, 6, 5, "mse", ""),
 ])
@@ -157,3 +158,29 @@ def test_a_factor_equal_to_one_is_not_a_factor():
 
     assert name_factor(1.0, 1, 1, "mse", "mean") == ("", "")  # N = C = 1: nothing to name
     assert name_factor(2.0, 1, 1, "mse", "mean")[0].startswith("2 (")
+
+
+def test_one_mistake_at_different_layers_in_different_combinations_is_one_root_cause():
+    from types import SimpleNamespace
+
+    from scratchnet_reference.core.root_causes import RootCause, encode
+
+    what = "softmax's derivative taken elementwise: δ = g ⊙ s(1 − s)"
+    wheres = ["layers.2 (softmax backward) [your softmax, softmax_backward]", "layers.0, 1 (softmax backward)"]
+    records = [SimpleNamespace(status="fail", diagnosis=encode([RootCause("softmax_s1s", where, what)]), hidden=h,
+                               output="softmax", loss="mse", reduction="mean", dtype="float64", optimizer="")
+               for where, h in zip(wheres, ("tanh,tanh", "softmax,softmax"))]
+    [(cause, rows, combos)] = group(records)
+    assert (cause.where, rows, combos) == ("layers.0, 1, 2 (softmax backward) [your softmax, softmax_backward]", 2, 2)
+
+
+@pytest.mark.parametrize("passes_with, expected", [
+    (lambda swapped: {"a", "b"} <= swapped, [("a",), ("b",)]),  # two wrong ops: each its own cause
+    (lambda swapped: bool({"a", "b"} & swapped), [("a", "b")]),  # either swap clears it: the pair
+    (lambda swapped: False, None),  # the failure lies outside the exposed ops
+])
+def test_culprits_leave_one_out_then_pairs(passes_with, expected):
+    from scratchnet_reference.byo.substitution import culprits
+
+    groups = [("a",), ("b",), ("c",)]
+    assert culprits(object(), lambda variant: not passes_with(set(variant.names)), groups) == expected
