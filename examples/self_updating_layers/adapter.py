@@ -27,12 +27,17 @@ EXPECTED_ROOT_CAUSES = {("factor", "loss gradient (every layer)"),  # mse_prime:
 
 
 class Model(styles.Model):
-    def __init__(self, spec, state):
+    def __init__(self, spec, state, ops=None):  # ops: torch's, replacing ours (diagnosis by substitution)
         self.network, dense = [], []
         for n_in, n_out, name in zip(spec.sizes, spec.sizes[1:], styles.activation_names(spec)):
             dense.append(Dense(n_in, n_out))
-            self.network += [dense[-1]] + ([ACTIVATIONS[name]()] if ACTIVATIONS[name] else [])
+            swap = styles.substituted(ops, OPS, name, f"{name}_backward")
+            layer = styles.OpLayer(*swap, columns=True) if swap else ACTIVATIONS[name]() if ACTIVATIONS[name] else None
+            self.network += [dense[-1]] + ([layer] if layer else [])
         self.loss, self.loss_prime = LOSSES[spec.loss["name"]]
+        swap = styles.substituted(ops, OPS, spec.loss["name"], spec.loss["name"] + "_grad")
+        if swap:  # the ops take (p, y) rows; the network calls loss(y_true, y_pred) on columns
+            self.loss, self.loss_prime = (lambda y, p: swap[0](p.T, y.T)), (lambda y, p: swap[1](p.T, y.T).T)
         self.params = styles.Params.of_layers(dense, "weights", "bias")
         self.load_state_dict(state)
 
@@ -68,4 +73,4 @@ for _name, (_loss, _prime) in LOSSES.items():  # their argument order is (y_true
 
 
 def make_implementation():
-    return styles.Implementation("self-updating-layers", Model, CAPABILITIES)
+    return styles.Implementation("self-updating-layers", Model, CAPABILITIES, ops=OPS)

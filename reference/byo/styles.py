@@ -38,7 +38,8 @@ from typing import Any
 import numpy as np
 
 __all__ = ["Param", "Params", "Model", "Implementation", "columns", "targets", "one_hot", "softmax",
-           "mean_over_samples", "activation_names", "layer_op", "loss_op", "READ_UPDATE_LR"]
+           "mean_over_samples", "activation_names", "layer_op", "loss_op", "OpLayer", "OpLoss",
+           "substituted", "READ_UPDATE_LR"]
 
 #: the learning rate :meth:`Params.read_update` runs a self-updating backward pass with
 READ_UPDATE_LR = 2.0 ** 10
@@ -232,18 +233,22 @@ class Model:
 class Implementation:
     """What ``make_implementation()`` returns: ``build(spec, state)`` makes a model (a
     :class:`Model` subclass is such a callable); ``refuse(spec)`` may name a model the network
-    does not do (reported as not implemented)."""
+    does not do (reported as not implemented). ``ops``: the network's own ops in the op-interface
+    names, exposed for diagnosis by substitution — then ``model(spec, state, ops=...)`` must build
+    the network with the given ops (torch's) in place of those names."""
 
     name: str
-    model: Callable[[Any, Mapping[str, np.ndarray]], Any]
+    model: Callable[..., Any]
     capabilities: Mapping[str, Sequence[str]] = field(default_factory=dict)
     refuse: Callable[[Any], str] | None = None
+    ops: dict[str, Callable[..., Any]] | None = None
 
-    def build(self, spec: Any, state: Mapping[str, Any]) -> Any:
+    def build(self, spec: Any, state: Mapping[str, Any], ops: Mapping[str, Callable[..., Any]] | None = None) -> Any:
         reason = self.refuse(spec) if self.refuse else ""
         if reason:
             raise NotImplementedError(reason)
-        return self.model(spec, {name: np.asarray(value) for name, value in state.items()})
+        state = {name: np.asarray(value) for name, value in state.items()}
+        return self.model(spec, state, ops=dict(ops)) if ops else self.model(spec, state)
 
 
 def activation_names(spec: Any) -> list[str]:
@@ -318,6 +323,56 @@ def layer_op(make_layer: Callable[[], Any], *backward_args: Any, per_sample: boo
         return run(z, g)
 
     return forward, backward
+
+
+class OpLayer:
+    """An activation layer made of op functions ``forward(z)`` and ``backward(z, a, g)`` (batches as
+    rows), standing in for one of the network's own layers when the diagnosis substitutes torch's op.
+    ``columns``: the network passes column vectors ``(d, 1)``; extra arguments of ``backward``
+    (a learning rate) are ignored."""
+
+    def __init__(self, forward: Callable[[np.ndarray], np.ndarray],
+                 backward: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray], columns: bool = False):
+        self.op_forward, self.op_backward, self.columns = forward, backward, columns
+
+    def _t(self, x: np.ndarray) -> np.ndarray:
+        return x.T if self.columns else x
+
+    def forward(self, z: np.ndarray, *_: Any) -> np.ndarray:
+        self.z = z
+        self.a = self._t(np.asarray(self.op_forward(self._t(z))))
+        return self.a
+
+    def backward(self, g: np.ndarray, *_: Any) -> np.ndarray:
+        return self._t(np.asarray(self.op_backward(self._t(self.z), self._t(self.a), self._t(g))))
+
+
+class OpLoss:
+    """A loss object (``forward(pred, y)``, ``backward()``) made of op functions ``value(p, y)`` and
+    ``grad(p, y)``, standing in for the network's own loss under substitution."""
+
+    def __init__(self, value: Callable[[np.ndarray, np.ndarray], float],
+                 grad: Callable[[np.ndarray, np.ndarray], np.ndarray]):
+        self.value, self.grad = value, grad
+
+    def forward(self, p: np.ndarray, y: np.ndarray) -> float:
+        self.p, self.y = p, y
+        return float(self.value(p, y))
+
+    __call__ = forward
+
+    def backward(self) -> np.ndarray:
+        return np.asarray(self.grad(self.p, self.y))
+
+
+def substituted(ops: Mapping[str, Callable[..., Any]] | None, own: Mapping[str, Callable[..., Any]],
+                forward: str, backward: str) -> tuple[Callable[..., Any], Callable[..., Any]] | None:
+    """``(forward op, backward op)`` when the diagnosis replaces either of the two names in ``ops``
+    (the other one stays the network's own, from ``own``); ``None`` when neither is replaced."""
+    if not ops or (forward not in ops and backward not in ops):
+        return None
+    merged = {**own, **ops}
+    return merged[forward], merged[backward]
 
 
 def loss_op(make_loss: Callable[[], Any]) -> tuple[Callable[[np.ndarray, np.ndarray], float],
