@@ -139,3 +139,27 @@ def test_layer_op_and_loss_op_give_the_op_checks_signatures():
     value, grad = styles.loss_op(Mse)
     assert value(np.ones((2, 2)), np.zeros((2, 2))) == 1.0
     np.testing.assert_allclose(grad(np.ones((2, 2)), np.zeros((2, 2))), np.full((2, 2), 0.5))
+
+
+def test_op_layers_stand_in_for_a_networks_own_layers_under_substitution():
+    own = {"tanh": np.tanh, "tanh_backward": lambda z, a, g: g * (1 - a ** 2)}
+    assert styles.substituted(None, own, "tanh", "tanh_backward") is None
+    assert styles.substituted({"relu": abs}, own, "tanh", "tanh_backward") is None
+    forward, backward = styles.substituted({"tanh_backward": lambda z, a, g: 2 * g}, own, "tanh", "tanh_backward")
+    assert forward is np.tanh and np.array_equal(backward(0, 0, np.ones(2)), [2.0, 2.0])
+
+    seen = []
+    layer = styles.OpLayer(lambda z: (seen.append(z.shape), np.tanh(z))[1], own["tanh_backward"], columns=True)
+    z, g = rng.normal(size=(4, 1)), rng.normal(size=(4, 1))  # one column vector
+    np.testing.assert_allclose(layer.forward(z), np.tanh(z))
+    np.testing.assert_allclose(layer.backward(g, 0.1), g * (1 - np.tanh(z) ** 2))  # a learning rate is ignored
+    assert seen == [(1, 4)]  # the op saw a row
+
+    loss = styles.OpLoss(lambda p, y: float(np.mean((p - y) ** 2)), lambda p, y: 2 * (p - y) / p.size)
+    assert loss(np.ones(2), np.zeros(2)) == 1.0 and np.array_equal(loss.backward(), [1.0, 1.0])
+
+    built = []
+    impl = styles.Implementation("x", lambda spec, state, ops=None: built.append(ops), ops={"tanh": np.tanh})
+    impl.build(None, {})
+    impl.build(None, {}, ops={"tanh": np.sin})
+    assert built == [None, {"tanh": np.sin}]
