@@ -56,7 +56,11 @@ Layer objects can also be checked op by op (``scratchnet-conformance ops --impl 
 where exact kinks and extreme logits are drawn on purpose): ``OPS["relu"], OPS["relu_backward"] =
 styles.layer_op(ReLU)`` (a fresh layer per call: ``forward(z)``, then ``backward(g)``; extra
 arguments such as a learning rate of 0 and ``per_sample=True`` for column-vector layers) and
-``OPS["mse"], OPS["mse_grad"] = styles.loss_op(MSE)`` for loss objects.
+``OPS["mse"], OPS["mse_grad"] = styles.loss_op(MSE)`` for loss objects. The same ``OPS`` in
+``styles.Implementation(name, Model, capabilities, ops=OPS)`` turn on diagnosis by substitution; the
+model then takes ``ops`` and builds with torch's in place of yours: ``pair = styles.substituted(ops,
+OPS, "relu", "relu_backward")`` and ``styles.OpLayer(*pair)`` (``columns=True`` for column vectors)
+where that layer would be, ``styles.OpLoss`` for a loss object (``examples/fused_loss_library``).
 
 The skeleton with ``styles`` (instead of the classes below)::
 
