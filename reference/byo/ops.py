@@ -129,16 +129,18 @@ def _import(text: str) -> Any:
 
 def _entries(source: Any) -> tuple[str, dict[str, Any], bool]:
     """(label, {name: value}, strict): a dict is strict (every key must be an op or declaration);
-    a module or an object contributes its public attributes that are op names or declarations,
-    and refuses only functions whose names look like a misspelt op."""
+    a module or an object contributes its public attributes that are op names (imported ones too:
+    ``from my_nn import softmax``) or declarations; of its other functions, only those defined in
+    it are listed as not checked (``from numpy import exp`` is nobody's op), and a name that looks
+    like a misspelt op is refused."""
     if isinstance(source, Mapping):
         return "ops", {str(k): v for k, v in source.items()}, True
     label = source.__name__ if isinstance(source, types.ModuleType) else type(source).__name__
     names = [n for n in dir(source) if not n.startswith("_")]
     entries = {n: getattr(source, n) for n in names}
-    if isinstance(source, types.ModuleType):  # only functions defined there, not `from numpy import exp`
-        entries = {n: v for n, v in entries.items()
-                   if n in DECLARATIONS or (callable(v) and getattr(v, "__module__", None) == source.__name__)}
+    if isinstance(source, types.ModuleType):
+        entries = {n: v for n, v in entries.items() if n in OPS or n in DECLARATIONS
+                   or (callable(v) and getattr(v, "__module__", None) == source.__name__)}
     return label, entries, False
 
 

@@ -38,5 +38,10 @@ def cmd_ops(args: argparse.Namespace) -> int:
         report = check_ops(args.impl, max_examples=args.max_examples, dtype=args.dtype, seed=args.seed)
     except OpsError as exc:
         raise UsageError(f"{PROG} ops: --impl: {exc}") from None
+    except ModuleNotFoundError as exc:
+        if exc.name != "hypothesis":
+            raise
+        raise UsageError(f"{PROG} ops draws its inputs with hypothesis: pip install -c constraints.txt "
+                         "'scratchnet[reference,test]'") from None
     print(report.render())
     return 0 if report.ok else 1

@@ -181,6 +181,8 @@ def _factor_words(expr: tuple[int, int, int, int], base: Any, reduction: str, ex
         parts.append(f"yours is the sum over the batch: torch's mean divides by N (= {N} here)")
     elif i == 1:
         parts.append(f"yours is N times torch's (N = {N}, the batch size)")
+    elif i == -1 and j == -1:
+        parts.append(f"you divide by every element, N·C (= {N * C}), where torch does not")
     elif i == -1:
         parts.append(f"you divide by the batch size N (= {N}) where torch does not")
     if mean and j == 1 and not (i == 1 and elementwise) and elementwise:
@@ -191,7 +193,7 @@ def _factor_words(expr: tuple[int, int, int, int], base: Any, reduction: str, ex
         parts[-1:] = [f"you divide by C (= {C}) where torch's mean divides by N (= {N}): yours = N/C × torch's"]
     elif j == -1 and mean and not elementwise and i == 0:
         parts.append(f"you divide by every element, N·C, where torch's mean for {loss} divides by N only (C = {C})")
-    elif j == -1:
+    elif j == -1 and i != -1:
         parts.append(f"you divide by C (= {C} columns) where torch does not")
     if l == 1:
         parts.append("an extra factor 2")
@@ -475,8 +477,8 @@ def _diagnose_group(ops: UserOps, name: str, exs: list[Example]) -> list[Finding
             kind, what = "unrecognised", _what("unrecognised", name)
         idx = np.unravel_index(int(np.argmax(worst.ratios)), worst.ratios.shape)
         evidence = (f"{sum(int((e.ratios > 1).sum()) for e in failing)} wrong elements in {_count(failing)} of "
-                    f"{len(exs)}; worst at {tuple(int(i) for i in idx)}: yours {worst.actual[idx]!r}, torch's "
-                    f"{worst.expected[idx]!r} (tol_ratio {worst.tol_ratio:.3g})")
+                    f"{len(exs)}; worst at {tuple(int(i) for i in idx)}: yours {float(worst.actual[idx])!r}, torch's "
+                    f"{float(worst.expected[idx])!r} (tol_ratio {worst.tol_ratio:.3g})")
         findings.append(Finding(label, kind, what, "; ".join(filter(None, (evidence, fd_text))), _right(name),
                                 reproducer=reproducer(min(failing, key=_plainest)), checks=checks))
         return findings
@@ -509,11 +511,24 @@ def _diagnose_group(ops: UserOps, name: str, exs: list[Example]) -> list[Finding
 
 
 def diagnose(ops: UserOps, examples: dict[str, list[Example]]) -> list[Finding]:
-    """The root causes behind every failing op, one or more per op (see the module docstring)."""
+    """The root causes behind every failing op, one or more per op (see the module docstring).
+
+    Each output (``dense_backward``'s dx, dW, db) and each reduction is diagnosed on its own — an op
+    that ignores ``reduction=`` is right for one and off by N for the other — and a finding that is
+    the same for both reductions is reported once."""
     findings: list[Finding] = []
     for name, exs in examples.items():
-        for component in dict.fromkeys(e.component for e in exs):
-            findings += _diagnose_group(ops, name, [e for e in exs if e.component == component])
+        for key in dict.fromkeys((e.component, e.kwargs.get("reduction")) for e in exs):
+            group = [e for e in exs if (e.component, e.kwargs.get("reduction")) == key]
+            for found in _diagnose_group(ops, name, group):
+                same = [f for f in findings if (f.op, f.kind, f.factor_name) == (found.op, found.kind,
+                                                                               found.factor_name)]
+                if same:
+                    same[0].checks += found.checks
+                    continue
+                if key[1] == "sum" and any(f.op == found.op for f in findings):
+                    found.op += " (reduction='sum')"
+                findings.append(found)
     return _merge_loss_pairs(findings)
 
 
@@ -538,7 +553,8 @@ def render_findings(findings: list[Finding]) -> str:
     """Numbered root causes: where, what, evidence, the right formula, a reproducer."""
     blocks = []
     for i, f in enumerate(findings, 1):
-        lines = [f"{i}. {f.op}: {f.what}", f"   evidence: {f.evidence}"]
+        lines = [f"{i}. {f.op}: {f.what}", f"   fails in: {', '.join(dict.fromkeys(f.checks))}",
+                 f"   evidence: {f.evidence}"]
         if f.right:
             lines.append(f"   right: {f.right}")
         if f.reproducer:

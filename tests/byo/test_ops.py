@@ -107,6 +107,11 @@ MISTAKEN = {
                                          * (softmax(z) - y) / len(z)}, "softmax_cross_entropy_grad", "1"),
     "gelu_tanh": ({"gelu": lambda z: 0.5 * z * (1 + np.tanh(np.sqrt(2 / np.pi) * (z + 0.044715 * z ** 3)))},
                   "gelu", "1"),
+    "softmax_axis0": ({"softmax": lambda z: np.exp(z - z.max(axis=0)) / np.exp(z - z.max(axis=0)).sum(axis=0)},
+                      "softmax", "1"),
+    "upstream_ignored": ({"tanh_backward": lambda z, a, g: 1 - a ** 2}, "tanh_backward", "1"),
+    "log_softmax_diagonal": ({"log_softmax_backward": lambda z, a, g: g * (1 - np.exp(a))}, "log_softmax_backward",
+                             "1"),
     "db_mean": ({"dense_backward": lambda x, W, b, g: (g @ W.T, x.T @ g, g.mean(axis=0))}, "dense_backward (db)",
                 "1/N"),
 }
@@ -250,3 +255,18 @@ def test_swapped_suffixes_get_the_right_name():
     with pytest.raises(OpsError, match=r"'relu_grad' is not an op name: an activation's derivative is "
                                        r"relu_backward\(z, a, g\)"):
         check_ops({"relu_grad": lambda z, a, g: g})
+
+
+def test_each_reduction_is_diagnosed_on_its_own():
+    """A gradient that ignores reduction= is right for mean and off by 1/(N·C) for sum."""
+    report = check_ops({"l1_grad": lambda p, y, reduction="mean": np.sign(p - y) / p.size}, max_examples=N_EXAMPLES)
+    (finding,) = report.findings
+    assert (finding.kind, finding.factor_name, finding.checks) == ("factor", "1/(N·C)", ("grad sum",)), \
+        report.render()
+    assert "reduction='sum'" in finding.reproducer
+
+
+def test_an_unknown_mistake_is_not_misnamed():
+    report = check_ops({"softmax_backward": lambda z, a, g: a * g}, max_examples=N_EXAMPLES)
+    (finding,) = report.findings
+    assert finding.kind == "unrecognised" and "worst at" in finding.evidence, report.render()
