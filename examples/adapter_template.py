@@ -28,8 +28,65 @@ What the harness gives you and expects back
 * ``loss_and_grads(x, y)`` returns ``(loss, grads)``: the loss as one number, and ``grads`` a dict
   keyed like ``state`` with arrays of the same shapes (``∂L/∂W`` is ``(out, in)``, ``∂L/∂b`` 1-D).
 
-A network written with column vectors, one sample at a time (as most textbooks do), adapts by
-transposing and looping over the rows here — see ``examples/textbook_net/adapter.py``.
+Short adapters: ``scratchnet_reference.byo.styles``
+---------------------------------------------------
+Most of an adapter is fitting your network's habits to the protocol above. ``styles`` does that
+part: ``styles.Params`` binds ``layers.{k}.weight``/``bias`` to your arrays (``of_layers``,
+``of_lists``, ``of_dict``; ``transposed=True`` for weights stored ``(in, out)``; bias columns
+``(out, 1)`` and rows ``(1, out)`` are reshaped for you), and ``styles.Model`` then gives
+``load_state_dict``, ``state_dict``, plain-SGD ``configure_optimizer`` and ``step``: you write
+``__init__``, ``forward`` and ``gradients(x, y) -> (loss, grads)``. The three styles people write
+most, each a worked example in ``examples/``:
+
+* **Layer objects whose** ``backward(grad, learning_rate)`` **updates the weights itself** and never
+  returns the gradient (``examples/self_updating_layers``): read it out of the update —
+  ``grads = self.params.read_update(lambda lr: <your backward pass with learning rate lr>)``
+  snapshots the weights, runs it with lr = 2¹⁰, returns (θ_before − θ_after)/lr and restores θ.
+* **Column vectors, one sample at a time** (``x`` is ``(d, 1)``, ``W @ a + b``;
+  ``examples/column_vector_sgd``): ``styles.columns(x)`` and ``styles.columns(styles.targets(y, C))``
+  give the samples; average per-sample losses and gradients with ``styles.mean_over_samples``
+  (torch's ``reduction="mean"`` for a loss that is a mean over one sample's outputs), or call your
+  own mini-batch gradient if it already averages.
+* **A loss that fuses softmax in** (``SoftmaxCrossEntropy`` returning ``(p − y)/N`` from the logits;
+  ``examples/fused_loss_library``, ``examples/params_dict_net``): for softmax + cross-entropy build
+  the network without its final softmax layer (its backward would be applied twice) and return
+  ``styles.softmax(logits)`` from ``forward``; for softmax + MSE keep the softmax layer — its own
+  backward is then what is checked.
+
+Layer objects can also be checked op by op (``scratchnet-conformance ops --impl mynet.adapter:OPS``,
+where exact kinks and extreme logits are drawn on purpose): ``OPS["relu"], OPS["relu_backward"] =
+styles.layer_op(ReLU)`` (a fresh layer per call: ``forward(z)``, then ``backward(g)``; extra
+arguments such as a learning rate of 0 and ``per_sample=True`` for column-vector layers) and
+``OPS["mse"], OPS["mse_grad"] = styles.loss_op(MSE)`` for loss objects. The same ``OPS`` in
+``styles.Implementation(name, Model, capabilities, ops=OPS)`` turn on diagnosis by substitution; the
+model then takes ``ops`` and builds with torch's in place of yours: ``pair = styles.substituted(ops,
+OPS, "relu", "relu_backward")`` and ``styles.OpLayer(*pair)`` (``columns=True`` for column vectors)
+where that layer would be, ``styles.OpLoss`` for a loss object (``examples/fused_loss_library``).
+
+The skeleton with ``styles`` (instead of the classes below)::
+
+    from scratchnet_reference.byo import styles
+
+    class Model(styles.Model):
+        def __init__(self, spec, state):
+            self.net = MyNetwork(spec.sizes)                                # your network
+            self.params = styles.Params.of_lists(self.net, "weights", "biases")
+            self.load_state_dict(state)
+
+        def forward(self, x):                                               # rows in, rows out
+            return np.stack([self.net.feedforward(c)[:, 0] for c in styles.columns(x)])
+
+        def gradients(self, x, y):                                          # -> (loss, grads)
+            batch = list(zip(styles.columns(x), styles.columns(styles.targets(y, self.net.sizes[-1]))))
+            loss, nabla_w, nabla_b = self.net.loss_and_gradient(batch)
+            return loss, self.params.from_lists(nabla_w, nabla_b)
+
+    def make_implementation():
+        return styles.Implementation("my-net", Model, {"activations": ["sigmoid"], "losses": ["mse"]})
+
+Write the expected gradient layout once, check it by running
+``scratchnet-conformance run --impl mynet.adapter:make_implementation --quick``: a transposed or
+misnamed gradient is refused with the shapes it expected.
 """
 
 import numpy as np
