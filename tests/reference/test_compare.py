@@ -288,8 +288,10 @@ def test_modular_torch_breakdown_is_judged_by_a_second_oracle(output, loss, targ
 def test_the_stable_oracle_catches_a_wrong_gradient_in_the_saturated_corner(dtype):
     """softmax + BCE (unfused) at saturated logits: an implementation whose output delta is off
     by 1 % there fails against ``torch_stable_float64`` — the second oracle has teeth. In float32
-    the clamps that rounding switches on decide the value (torch's own float32 path is farther from
-    the oracle than the gradient is large): there it must say ``unverified``, never ``pass``."""
+    the clamps that rounding switches on may decide the value (torch's own float32 path farther from
+    the oracle than the gradient is large): then it must say ``unverified``; it never says ``pass``.
+    (Which float32 records rounding decides depends on the drawn weights: with float32 weights drawn
+    in float32, both states occur on this batch.)"""
     class Off(scratchnet.Network):
         def _backward(self, target):
             out = self.layers[-1]
@@ -304,12 +306,11 @@ def test_the_stable_oracle_catches_a_wrong_gradient_in_the_saturated_corner(dtyp
     x, y = make_batch(spec, 6, seed=2, target="dense")
     records = compare_model(ScratchnetImplementation("off", Off), spec, 30 * x, y, fd="never")
     grads = [r for r in records if r.check == "gradient"]
-    assert all(r.status == ("fail" if dtype == "float64" else "unverified") for r in grads), \
-        [(r.param, r.status, r.tol_ratio, r.noise_floor) for r in grads]
+    allowed = {"fail"} if dtype == "float64" else {"fail", "unverified"}
+    assert all(r.status in allowed for r in grads), [(r.param, r.status, r.tol_ratio, r.noise_floor) for r in grads]
     if dtype == "float64":
         assert {r.oracle for r in grads} == {"torch_stable_float64"}
-    else:
-        assert all("rounding decides" in r.note for r in grads)
+    assert all("rounding decides" in r.note for r in grads if r.status == "unverified")
 
 
 def test_the_stable_form_is_torchs_modular_function_where_that_is_accurate():
