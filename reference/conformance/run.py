@@ -270,7 +270,7 @@ def _print_run_summary(matrix, summary, errors: list[str], out: Path, wall: floa
 def count_units(matrix: Any, jobs: Sequence[tuple[str, tuple]]) -> str:
     """How the progress bar's jobs became the matrix's rows: a matrix case gives one row per torch
     flavour it is compared in (modular, and fused where the pair has a fused torch loss), a
-    training run one row, a refusal check none (it is counted in the summary's refusals)."""
+    training run or a ``Network.fit`` run one row, a refusal check none (it is counted in the summary's refusals)."""
     from collections import Counter
 
     kinds = Counter(kind for kind, _ in jobs)
@@ -278,6 +278,8 @@ def count_units(matrix: Any, jobs: Sequence[tuple[str, tuple]]) -> str:
     parts = [f"{kinds['case']:,} matrix cases → {rows['case']:,} rows (one per torch flavour compared)"]
     if kinds["training"]:
         parts.append(f"{kinds['training']:,} training runs → {rows['training']:,} rows")
+    if kinds["fit"]:
+        parts.append(f"{kinds['fit']:,} Network.fit runs → {rows['fit']:,} rows")
     if kinds["refusal"]:
         parts.append(f"{kinds['refusal']:,} refusal checks → no rows")
     return f"the progress bar counted {len(jobs):,} jobs: " + "; ".join(parts)
