@@ -71,7 +71,8 @@ UNVERIFIED_COUNT = "n_unverified"
 #: Every column the gate reads.
 REQUIRED_COLUMNS = (*KEY_COLUMNS, *RATIO_COLUMNS, "worst_ratio", "n_records", "n_failed", UNVERIFIED_COUNT, "status")
 #: The ratio columns every row of a kind has unless it failed or has unverified records.
-EXPECTED_RATIOS = {"case": ("forward_ratio", "loss_ratio", "gradient_ratio"), "training": ("training_ratio",)}
+EXPECTED_RATIOS = {"case": ("forward_ratio", "loss_ratio", "gradient_ratio"), "training": ("training_ratio",),
+                   "fit": ("training_ratio",)}
 PROBLEMS = ("pass → fail", "pass → unverified", "missing from run", "not in baseline", "tol_ratio grew")
 
 
