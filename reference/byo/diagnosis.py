@@ -25,7 +25,9 @@ cause is found, strongest evidence first:
   can enter at this layer are tried (:data:`.torch_net.MISTAKES`: softmax's ``s(1 − s)``, the output
   derivative applied again on the fused ``p − y`` or left out, ``f'(a)`` for ``f'(z)``, ``f'``
   left out, wrong only at a kink), then a factor on this layer's δ alone. A weight-only or
-  bias-only error (transposed, ``∂L/∂W``, ``∂L/∂b``) stays in its parameter. An error none of
+  bias-only error (transposed, ``∂L/∂W``, ``∂L/∂b``) stays in its parameter — unless the kink
+  explains it (at a kink made by a zero input row only the bias gradient sees the wrong
+  derivative, so the kink is tried first). An error none of
   these explains is its own root cause; the implementation's own per-sample δ there (the bias
   gradient of one-sample batches) is carried down by torch's backward, so a layer below
   *inherits* it only if that explains its gradients — otherwise it has a root cause of its own.
@@ -292,8 +294,11 @@ class _Analysis:
                 w_ok, b_ok = self._fits(grads, ref, layer, k)
                 if w_ok and b_ok:
                     continue
-                if w_ok != b_ok:
-                    self._parameter(spec, layer, "weight" if b_ok else "bias", grads, ref, k)
+                if w_ok != b_ok:  # at a kink only the rows on it differ: one parameter's may still agree
+                    if self._mistake(spec, layer, grads, changes, k, factor_named, only=("kink",)):
+                        ref = self.ref(changes, spec).grads
+                    else:
+                        self._parameter(spec, layer, "weight" if b_ok else "bias", grads, ref, k)
                     continue
             if self._mistake(spec, layer, grads, changes, k, factor_named) or self._scaled(spec, layer, grads,
                                                                                               changes, k):
@@ -317,8 +322,12 @@ class _Analysis:
             ref = self.ref(changes, spec).grads
         return None
 
-    def _mistake(self, spec, layer, grads, changes, k, factor_named) -> bool:
+    def _mistake(self, spec, layer, grads, changes, k, factor_named, only: tuple[str, ...] | None = None) -> bool:
+        """Whether one of the classic mistakes (or only those named ``only``) explains ``layer``'s
+        gradients; if so it is recorded as a cause and planted in ``changes``."""
         for mistake in candidate_mistakes(spec, layer):
+            if only is not None and mistake not in only:
+                continue
             planted = self.ref({**changes, layer: mistake}, spec).grads
             names = [f"layers.{layer}.weight", f"layers.{layer}.bias"]
             km = k if k is not None else _fit([grads[n] for n in names], [planted[n] for n in names])

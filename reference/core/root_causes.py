@@ -73,20 +73,53 @@ def decode(text: str) -> list[RootCause]:
         return [RootCause("other", "", text)]
 
 
+#: the checks of a lockstep training run (:mod:`~scratchnet_reference.core.lockstep`)
+TRAINING_CHECKS = ("training_step", "final_params")
+
+
+def _model(r) -> tuple:
+    """The model a record belongs to, whatever was checked on it (training or not)."""
+    return r.hidden, r.output, r.loss, r.reduction, r.dtype, getattr(r, "device", "")
+
+
+def _is_training(r) -> bool:
+    return getattr(r, "check", "") in TRAINING_CHECKS
+
+
 def group(records: Iterable) -> list[tuple[RootCause, int, int]]:
     """The distinct root causes of a run's failing records, most failing rows first:
     ``(cause, failing rows it explains, combinations it occurs in)``. Training records whose
-    diagnosis only says they follow from an earlier step are not counted."""
+    diagnosis only says they follow from an earlier step are not counted. A training run that
+    fails because its model's gradients are wrong (kind ``training_gradients``) is a consequence
+    of the root causes the same run found in that model's checks: its rows are counted under
+    those causes, whose evidence names the training runs, and it is listed on its own only
+    when the run found none (a wrong update rule, ``update_rule``, is always its own cause)."""
+    records = [r for r in records if r.status == "fail" and r.diagnosis
+               and not r.diagnosis.startswith("follows from step")]
+    of_model: dict[tuple, list[RootCause]] = {}
+    for r in records:
+        if not _is_training(r):
+            of_model.setdefault(_model(r), []).extend(decode(r.diagnosis))
     rows: dict[tuple, list] = {}
     combos: dict[tuple, set] = {}
+    consequences: dict[tuple, list[str]] = {}
     for r in records:
-        if r.status != "fail" or not r.diagnosis or r.diagnosis.startswith("follows from step"):
-            continue
+        combo = (r.hidden, r.output, r.loss, r.reduction, r.dtype, r.optimizer)
         for cause in decode(r.diagnosis):
-            entry = rows.setdefault(cause.key, [cause, 0])
-            entry[0], entry[1] = _joined(entry[0], cause), entry[1] + 1
-            combos.setdefault(cause.key, set()).add((r.hidden, r.output, r.loss, r.reduction, r.dtype, r.optimizer))
-    out = [(cause, n, len(combos[key])) for key, (cause, n) in rows.items()]
+            explained = of_model.get(_model(r)) if cause.kind == "training_gradients" else None
+            for c in {c.key: c for c in explained or [cause]}.values():
+                entry = rows.setdefault(c.key, [c, 0])
+                entry[0], entry[1] = _joined(entry[0], c), entry[1] + 1
+                combos.setdefault(c.key, set()).add(combo[:-1] + ("",) if explained else combo)
+                if explained and cause.where not in consequences.setdefault(c.key, []):
+                    consequences[c.key].append(cause.where)
+    out = []
+    for key, (cause, n) in rows.items():
+        if consequences.get(key):
+            runs = ", ".join(w.removeprefix("training: ") for w in consequences[key])
+            cause = replace(cause, evidence="; ".join(filter(None, [cause.evidence, f"as a consequence, lockstep "
+                                                                    f"training of this model breaks ({runs})"])))
+        out.append((cause, n, len(combos[key])))
     return sorted(out, key=lambda t: (-t[1], t[0].where))
 
 

@@ -174,6 +174,36 @@ def test_one_mistake_at_different_layers_in_different_combinations_is_one_root_c
     assert (cause.where, rows, combos) == ("layers.0, 1, 2 (softmax backward) [your softmax, softmax_backward]", 2, 2)
 
 
+def _record(check, causes, hidden="tanh,tanh", optimizer="", gd_mode=""):
+    from types import SimpleNamespace
+
+    from scratchnet_reference.core.root_causes import encode
+
+    return SimpleNamespace(status="fail", diagnosis=encode(causes), check=check, hidden=hidden, output="softmax",
+                           loss="mse", reduction="mean", dtype="float64", device="cpu", optimizer=optimizer,
+                           gd_mode=gd_mode)
+
+
+def test_a_training_run_broken_by_wrong_gradients_is_counted_under_their_root_cause():
+    from scratchnet_reference.core.root_causes import RootCause
+
+    factor = RootCause("factor", "loss gradient (every layer)", "off by a constant factor: yours = 2 × torch's")
+    broken = [RootCause("training_gradients", f"training: sgd(lr=0.1) {mode}", "breaks at the very first update")
+              for mode in ("full_batch", "stochastic")]
+    update = RootCause("update_rule", "training: adam full_batch", "the update rule is wrong")
+    records = [_record("gradient", [factor]), _record("loss", [factor]),
+               *[_record("training_step", [b], optimizer="sgd(lr=0.1)") for b in broken],
+               _record("training_step", [update], optimizer="adam"),  # gradients right: its own cause
+               _record("training_step", [broken[0]], hidden="relu,relu", optimizer="sgd(lr=0.1)")]  # no cause found
+    listed = {cause.kind: (cause, rows, combos) for cause, rows, combos in group(records)}
+    assert sorted(listed) == ["factor", "training_gradients", "update_rule"]
+    cause, rows, combos = listed["factor"]
+    assert (rows, combos) == (4, 1)
+    assert "lockstep training of this model breaks (sgd(lr=0.1) full_batch, sgd(lr=0.1) stochastic)" in cause.evidence
+    assert listed["training_gradients"][0].where == "training: sgd(lr=0.1) full_batch"
+    assert listed["training_gradients"][1:] == (1, 1) and listed["update_rule"][1:] == (1, 1)
+
+
 @pytest.mark.parametrize("passes_with, expected", [
     (lambda swapped: {"a", "b"} <= swapped, [("a",), ("b",)]),  # two wrong ops: each its own cause
     (lambda swapped: bool({"a", "b"} & swapped), [("a", "b")]),  # either swap clears it: the pair

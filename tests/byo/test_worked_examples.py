@@ -205,18 +205,12 @@ def _check_listed(example: str, causes) -> None:
 
 @pytest.mark.parametrize("example", [
     "self_updating_layers",
-    pytest.param("column_vector_sgd", marks=pytest.mark.xfail(strict=True, reason=(
-        "open in the diagnosis (branch diag): the three lockstep training runs, which fail only because the loss "
-        "and gradients do, are listed as root causes of their own ('training_gradients', one per GD mode)"))),
+    "column_vector_sgd",
 ])
 def test_the_report_lists_exactly_the_planted_root_causes_once_each(example):
     _check_listed(example, _listed(_run(f"examples.{example}.adapter:make_implementation", training=True)))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "open in the diagnosis (branch diag): at kinks made by zero input rows and a zero first-layer bias (as the "
-    "property tests make them) only layers.0.bias differs, and the cause is named 'parameter' (only the bias "
-    "gradient) instead of 'kink' (relu'(0)); the op-level check names it: see test_the_op_level_check_*"))
 def test_the_fused_loss_library_report_names_gelu_and_at_kinks_relu():
     """The deterministic matrix never puts a pre-activation exactly on ReLU's kink (hypothesis and
     this problem do): the run lists GELU, the problem at kinks adds ReLU's derivative at 0."""
