@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_open", "atomic_write", "normal_file_mode"]
+__all__ = ["atomic_open", "atomic_write", "normal_file_mode", "fsync_folder"]
 
 
 def normal_file_mode() -> int:
@@ -69,7 +69,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb", *, encoding: str | No
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    _fsync_folder(path.parent)
+    fsync_folder(path.parent)
 
 
 def atomic_write(path: str | os.PathLike, content: bytes | str | Callable[[IO[bytes]], object], *,
@@ -90,7 +90,7 @@ def atomic_write(path: str | os.PathLike, content: bytes | str | Callable[[IO[by
     return Path(path)
 
 
-def _fsync_folder(folder: Path) -> None:
+def fsync_folder(folder: Path) -> None:
     """Make the rename itself durable (POSIX); a no-op where folders cannot be opened."""
     try:
         fd = os.open(folder, os.O_RDONLY)

@@ -53,7 +53,7 @@ from typing import Any
 
 import pandas as pd
 
-from scratchnet.atomic import atomic_write
+from scratchnet.atomic import atomic_write, fsync_folder
 
 __all__ = ["CorruptFileError", "IncompleteFolderError", "Terminated", "ReportFolder", "Manifest", "atomic_write_bytes",
            "atomic_write_text", "csv_bytes", "write_csv", "read_csv", "read_metadata", "verify_folder",
@@ -376,7 +376,7 @@ class ReportFolder:
         files = {**self.entries, METADATA: {"bytes": len(meta), "sha256": hashlib.sha256(meta).hexdigest()}}
         manifest = {"format": MANIFEST_FORMAT, "run_id": self.run_id, "files": dict(sorted(files.items()))}
         atomic_write_bytes(self.directory / MANIFEST, (json.dumps(manifest, indent=1) + "\n").encode("utf-8"))
-        _fsync_directory(self.directory)
+        fsync_folder(self.directory)
 
     def _restore(self) -> None:
         self._signals.__exit__(None, None, None)
@@ -388,20 +388,6 @@ class ReportFolder:
                 self._seal()
         finally:
             self._restore()
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make the renames in ``directory`` durable (a no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # --------------------------------------------------------------------------------------------
