@@ -34,7 +34,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 #: A subprocess that writes a report folder (or promotes one) with a pause before each rename.
 SLOW_WRITER = textwrap.dedent("""
-    import os, shutil, sys, time
+    import os, shutil, signal, sys, time
+    # Ctrl-C raises KeyboardInterrupt even where this test runs in the background (a shell starts
+    # background jobs with SIGINT ignored, and Python then installs no handler of its own)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     real_replace, real_rmtree = os.replace, shutil.rmtree
 
     def announce(what, name):
