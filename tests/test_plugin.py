@@ -108,7 +108,7 @@ def test_report_dir_that_is_a_file_is_refused_at_start(slow_project):
     (slow_project / "taken").write_text("a file")
     code, out = pytest_in(slow_project, "--scratchnet-report-dir", "taken")
     assert code == pytest.ExitCode.USAGE_ERROR, out
-    assert "--scratchnet-report-dir taken: is a file; give a folder" in out
+    assert "--scratchnet-report-dir taken: taken is a file, not a folder" in out
     assert "the suite ran" not in out and "Traceback" not in out
 
 
@@ -116,7 +116,7 @@ def test_report_dir_under_a_file_is_refused_at_start(slow_project):
     (slow_project / "taken").write_text("a file")
     code, out = pytest_in(slow_project, "--scratchnet-report-dir", "taken/sub/dir")
     assert code == pytest.ExitCode.USAGE_ERROR, out
-    assert "is under taken, which is a file" in out
+    assert "taken is a file, so taken/sub/dir cannot be a folder" in out
     assert "the suite ran" not in out and "Traceback" not in out
 
 

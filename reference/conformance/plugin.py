@@ -400,14 +400,13 @@ def report_dir(config: pytest.Config) -> Path | None:
 def check_report_dir(path: Path) -> None:
     """Make sure the run can write into ``path`` (creating it); a :class:`pytest.UsageError` with
     one line naming the option and the reason otherwise — at start, not after the suite."""
+    from ..reports.files import output_dir_problem
+
     what = f"{OPT_REPORT_DIR} {path}"
-    for parent in [path, *path.parents]:
-        if parent.exists():
-            if not parent.is_dir():
-                where = "is a file" if parent == path else f"is under {parent}, which is a file"
-                raise pytest.UsageError(f"{what}: {where}; give a folder")
-            break
-    try:
+    problem = output_dir_problem(path)
+    if problem:
+        raise pytest.UsageError(f"{what}: {problem}")
+    try:  # os.access says yes to root everywhere; only a real write tells (/proc refuses even root)
         path.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=path):
             pass
