@@ -72,7 +72,7 @@ def measure_ratio(case: Case, budget_s: float = 0.5) -> float:
     est = max(_steady_seconds(s_step, 0.1), _steady_seconds(t_step, 0.1))
     per_block = min(2000, max(5, math.ceil(0.05 / est)))
     blocks = max(4, round(budget_s / (per_block * est)))
-    ts, tt = interleaved(s_step, t_step, blocks, per_block, discard=max(2, math.ceil(0.002 / est)))
+    ts, tt = interleaved((s_step, t_step), blocks, per_block, discard=max(2, math.ceil(0.002 / est)))
     return float(np.median(ts) / np.median(tt))
 
 

@@ -19,6 +19,10 @@ Columns (times in µs per step):
 * ``blocks`` × ``steps_per_block`` — timed steps per engine.
 * ``scratch_us`` / ``torch_us`` — medians; ``*_iqr_us`` — inter-quartile range.
 * ``ratio`` — ``scratch_us / torch_us`` (below 1: scratchnet is faster).
+* ``products_us`` — the same step's matrix products alone, back to back on its own arrays
+  (:func:`make_products`), timed as a third engine in the same blocks; ``products_ratio =
+  products_us / torch_us`` and ``products_frac_peak`` are the best ``ratio`` and ``frac_peak``
+  any step computing these products with this BLAS could reach (zero elementwise work).
 * ``threads`` — BLAS threads of numpy's OpenBLAS for the row, and ``torch.set_num_threads`` for
   torch (rows with ``threads=1`` are the single-threaded variants; the others use all of numpy's).
 * ``gflops`` — achieved GFLOP/s of the scratchnet step, counting the flops of the matrix
@@ -36,6 +40,10 @@ Columns (times in µs per step):
   yes/NO when other processes kept more than half a CPU busy during the kept attempt: on the
   shared 2-core machine such a row measured the others (torch 8 ms instead of 180 µs at batch 1;
   the peak at 48 instead of ~100 GFLOP/s, giving "fractions of peak" of 1.5).
+* ``bounded_by`` — for a missed target: ``products`` when the products alone miss it too (the
+  bound is the BLAS on these shapes), ``elementwise`` when they would meet it (the bound is the
+  work between them); ``between_us`` — that work now (``scratch_us − products_us``);
+  ``between_allowed_us`` — what the target leaves it; see :func:`judge`.
 """
 
 from __future__ import annotations
@@ -76,8 +84,9 @@ SETTLE_S = 0.12    # pause before each block: longer than OpenBLAS's ~0.1 s of s
 COLUMNS = [
     "case", "varied", "sizes", "batch", "dtype", "hidden", "head", "optimizer", "threads", "others_cpu",
     "attempt", "blocks", "steps_per_block", "scratch_us", "scratch_iqr_us", "torch_us", "torch_iqr_us", "ratio",
-    "gflops", "torch_gflops", "peak_gflops", "frac_peak", "check_abs_diff", "alloc_growth_B",
-    "transient_KiB", "target", "met",
+    "products_us", "products_ratio", "gflops", "torch_gflops", "peak_gflops", "frac_peak", "products_frac_peak",
+    "check_abs_diff", "alloc_growth_B", "transient_KiB", "target", "met", "bounded_by", "between_us",
+    "between_allowed_us",
 ]
 
 
@@ -241,6 +250,32 @@ def make_scratchnet(case: Case) -> tuple[Network, Callable[[], float]]:
     return net, step
 
 
+def make_products(net: Network) -> Callable[[], None]:
+    """The matrix products of one ``net.train_step`` alone (call it after one step): the forward
+    ``z = x·Wᵀ`` of every layer, then from the last layer down ``∂W``
+    (``Dense.weight_gradient_into``, the layout the step uses) and ``∂x = δ·W`` for every layer
+    but the first — on the step's own arrays, in the step's order, with nothing in between but
+    the Python calls themselves.
+
+    It is the step with zero elementwise work: no implementation computing these products with
+    this BLAS and these operand layouts (the fastest measured, ``benchmarks/README.md``) takes
+    less, so ``products_frac_peak`` bounds ``frac_peak`` from above and ``products_ratio``
+    bounds ``ratio`` from below. It overwrites the step's ``z``, gradient and ``∂x`` arrays,
+    which every step recomputes before reading them."""
+    layers = net.layers
+    deltas = [np.full_like(layer.z, 1e-3) for layer in layers]
+
+    def products() -> None:
+        for layer in layers:
+            np.dot(layer.x, layer.weight.T, out=layer._z_buf)
+        for k in range(len(layers) - 1, -1, -1):
+            layers[k].weight_gradient_into(deltas[k])
+            if k:
+                np.dot(deltas[k], layers[k].weight, out=layers[k]._dx_buf)
+
+    return products
+
+
 def make_torch(case: Case, state: dict[str, np.ndarray]) -> tuple[Any, Callable[[], float]]:
     """The same model in torch eager (``torch.nn.Linear`` layers named ``layers.{k}``, weights
     loaded from scratchnet's ``state``) and a closure running one idiomatic step:
@@ -322,27 +357,27 @@ class OtherProcesses:
         self.cpus = max(0.0, others / (wall - self._start[0]))
 
 
-def interleaved(a: Callable[[], Any], b: Callable[[], Any], blocks: int, per_block: int,
-                discard: int, settle: float = SETTLE_S) -> tuple[np.ndarray, np.ndarray]:
-    """Seconds of every timed step of ``a`` and ``b``, each shaped ``(blocks, per_block)``.
+def interleaved(engines: Sequence[Callable[[], Any]], blocks: int, per_block: int, discard: int,
+                settle: float = SETTLE_S) -> list[np.ndarray]:
+    """Seconds of every timed step of each engine, each shaped ``(blocks, per_block)``.
 
-    The engines alternate block by block in ABBA order (so slow drift of the machine hits both
-    alike). Before each block the process sleeps ``settle`` seconds, then runs ``discard``
-    untimed steps, then times ``per_block`` single steps. The pause lets the other engine's
-    thread pool go to sleep: numpy's OpenBLAS workers keep spinning ~0.1 s after a BLAS call
-    and torch's OpenMP workers a few ms, and on a 2-core machine a spinning pool of one engine
-    starves the workers of the other (steps 2–100× slower, see ``benchmarks/README.md``). The
-    discarded steps absorb the wake-up of the engine's own pool. Garbage collection is paused
-    while timing."""
-    ta, tb = np.empty((blocks, per_block)), np.empty((blocks, per_block))
+    The engines take turns block by block, the order reversed every other block (ABBA: slow
+    drift of the machine hits all alike). Before each block the process sleeps ``settle``
+    seconds, then runs ``discard`` untimed steps, then times ``per_block`` single steps. The
+    pause lets the previous engine's thread pool go to sleep: numpy's OpenBLAS workers keep
+    spinning ~0.1 s after a BLAS call and torch's OpenMP workers a few ms, and on a 2-core
+    machine a spinning pool of one engine starves the workers of the other (steps 2–100× slower,
+    see ``benchmarks/README.md``). The discarded steps absorb the wake-up of the engine's own
+    pool. Garbage collection is paused while timing."""
+    times = [np.empty((blocks, per_block)) for _ in engines]
+    pairs = list(zip(engines, times))
     clock = time.perf_counter_ns
     enabled = gc.isenabled()
     gc.disable()
     try:
         for r in range(blocks):
-            order = ((a, ta), (b, tb)) if r % 2 == 0 else ((b, tb), (a, ta))
-            for f, times in order:
-                row = times[r]
+            for f, t in (pairs if r % 2 == 0 else pairs[::-1]):
+                row = t[r]
                 time.sleep(settle)
                 for _ in range(discard):
                     f()
@@ -353,7 +388,7 @@ def interleaved(a: Callable[[], Any], b: Callable[[], Any], blocks: int, per_blo
     finally:
         if enabled:
             gc.enable()
-    return ta * 1e-9, tb * 1e-9
+    return [t * 1e-9 for t in times]
 
 
 def _steady_seconds(f: Callable[[], Any], seconds: float, min_steps: int = 5) -> float:
@@ -404,6 +439,7 @@ def bench_case(case: Case, threads: int, peak: float, budget_s: float, min_block
     s_step(), t_step()
     t_state = model.state_dict()
     diff = max(float(np.max(np.abs(v - t_state[k].numpy()))) for k, v in net.state_dict().items())
+    p_step = make_products(net)
 
     # Warm-up (caches, buffers, lazy allocations) that also estimates the step times, then
     # blocks of ~50 ms (5 to 2000 steps) after ~2 ms of discarded steps, enough blocks to fill
@@ -420,17 +456,17 @@ def bench_case(case: Case, threads: int, peak: float, budget_s: float, min_block
         discard = max(2, math.ceil(0.002 / est))
         blocks = int(min(max_blocks, max(min_blocks, round(budget_s / (per_block * est)))))
         with OtherProcesses() as others:
-            ts, tt = interleaved(s_step, t_step, blocks, per_block, discard)
-        (s_med, s_iqr), (t_med, t_iqr) = _quartiles(ts), _quartiles(tt)
+            ts, tt, tp = interleaved((s_step, t_step, p_step), blocks, per_block, discard)
+        (s_med, s_iqr), (t_med, t_iqr), (p_med, _) = _quartiles(ts), _quartiles(tt), _quartiles(tp)
         spread = max(s_iqr / s_med, t_iqr / t_med)
         badness = (others.cpus > BUSY_OTHERS, spread > NOISY, others.cpus, spread)
         if best is None or badness < best[0]:
-            best = (badness, attempt, others.cpus, blocks, per_block, s_med, s_iqr, t_med, t_iqr)
+            best = (badness, attempt, others.cpus, blocks, per_block, s_med, s_iqr, t_med, t_iqr, p_med)
         if not (badness[0] or badness[1]):
             break
         if attempt < attempts:
             time.sleep(retry_pause_s)
-    _, attempt, others_cpu, blocks, per_block, s_med, s_iqr, t_med, t_iqr = best
+    _, attempt, others_cpu, blocks, per_block, s_med, s_iqr, t_med, t_iqr, p_med = best
 
     growth, transient = allocations(s_step, alloc_steps) if alloc_steps else (0, 0)
 
@@ -441,21 +477,39 @@ def bench_case(case: Case, threads: int, peak: float, budget_s: float, min_block
         "blocks": blocks, "steps_per_block": per_block,
         "scratch_us": s_med * 1e6, "scratch_iqr_us": s_iqr * 1e6,
         "torch_us": t_med * 1e6, "torch_iqr_us": t_iqr * 1e6, "ratio": s_med / t_med,
+        "products_us": p_med * 1e6, "products_ratio": p_med / t_med,
         "gflops": case.true_flops / s_med / 1e9, "torch_gflops": case.true_flops / t_med / 1e9,
-        "peak_gflops": peak, "frac_peak": case.true_flops / s_med / 1e9 / peak,
         "check_abs_diff": diff, "alloc_growth_B": growth, "transient_KiB": transient / 1024,
     }
     return judge(row, case, peak)
 
 
 def judge(row: dict[str, Any], case: Case, peak: float) -> dict[str, Any]:
-    """Set ``peak_gflops``, ``frac_peak``, ``target`` and ``met`` of a measured row."""
+    """Set ``peak_gflops``, the fractions of it, ``target``, ``met`` and ``bounded_by`` of a
+    measured row.
+
+    ``bounded_by`` says, for a missed target, what stands in the way: ``products`` when the
+    step's matrix products alone (:func:`make_products`) already miss it — no elementwise
+    work removed could meet it with this BLAS — else ``elementwise`` (the work between the
+    products: bias, activations, loss, update, Python calls, caches refilled). In numbers:
+    ``between_us = scratch_us − products_us`` is what that work takes now, and
+    ``between_allowed_us`` what the tightest target leaves it (the step time the target
+    allows minus ``products_us``; negative when the products alone miss it)."""
     row["peak_gflops"] = peak
     row["frac_peak"] = row["gflops"] / peak
+    row["products_frac_peak"] = case.true_flops / (row["products_us"] * 1e-6) / 1e9 / peak
     targets = case.targets()
     row["target"] = "; ".join(f"{k}{'≤' if k == 'ratio' else '≥'}{v:g}" for k, v in targets.items()) or "-"
-    checks = [row["ratio"] <= v if k == "ratio" else row[k] >= v for k, v in targets.items()]
-    row["met"] = ("yes" if all(checks) else "NO") if checks else "-"
+    checks = {k: (row["ratio"] <= v if k == "ratio" else row[k] >= v) for k, v in targets.items()}
+    row["met"] = ("yes" if all(checks.values()) else "NO") if checks else "-"
+    missed = [k for k, ok in checks.items() if not ok]
+    products_miss = any(row["products_ratio"] > targets[k] if k == "ratio" else row[f"products_{k}"] < targets[k]
+                        for k in missed)
+    row["bounded_by"] = ("products" if products_miss else "elementwise") if missed else "-"
+    row["between_us"] = row["scratch_us"] - row["products_us"]
+    allowed = [v * row["torch_us"] if k == "ratio" else case.true_flops / (v * peak * 1e9) * 1e6
+               for k, v in targets.items()]
+    row["between_allowed_us"] = min(allowed) - row["products_us"] if allowed else math.nan
     if checks and row["others_cpu"] > DISTURBED:
         row["met"] = "disturbed"       # the timings (and the peak) measured the other processes
     return row
@@ -474,11 +528,14 @@ def cpu_name() -> str:
 
 
 def header_common(blas: dict[str, Any], load: tuple[tuple[float, ...], tuple[float, ...]]) -> dict[str, str]:
-    """What every benchmark report says it was measured on: date, versions, BLAS, CPU, load."""
+    """What every benchmark report says it was measured on: date, commit, versions, BLAS, CPU, load."""
     import torch
+
+    from scratchnet_reference.reports.metadata import git_commit
 
     return {
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "git_commit": git_commit(Path(__file__).resolve().parent) or "(not a git checkout)",
         "host": platform.node(),
         "python": platform.python_version(),
         "numpy": np.__version__,

@@ -35,11 +35,11 @@ def test_quick_benchmark_writes_csv_and_markdown_with_the_documented_columns(tmp
     assert list(table.columns) == COLUMNS
     assert len(table) == len(quick_matrix())
     assert table["threads"].ge(1).all()
-    assert table[["scratch_us", "torch_us", "ratio", "gflops", "peak_gflops"]].gt(0).all().all()
+    assert table[["scratch_us", "torch_us", "ratio", "products_us", "gflops", "peak_gflops"]].gt(0).all().all()
     assert table["check_abs_diff"].lt(1e-3).all()          # the two engines ran the same model
 
     measured_on = json.loads((tmp_path / "step_quick.json").read_text())
-    for key in ("date", "python", "numpy", "torch", "numpy BLAS", "threads", "peak GFLOP/s"):
+    for key in ("date", "git_commit", "python", "numpy", "torch", "numpy BLAS", "threads", "peak GFLOP/s"):
         assert measured_on.get(key), key
     markdown = md_path.read_text()
     table_header = next(line for line in markdown.splitlines() if line.startswith("|"))
@@ -59,8 +59,23 @@ def test_epoch_benchmark_writes_its_table_with_fit_steps_torch_and_sklearn(tmp_p
     assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch.csv", "epoch.json", "epoch.md"]
     table = pd.read_csv(tmp_path / "epoch.csv")
     assert list(table.columns) == COLUMNS and len(table) == 1
-    assert table[["fit_ms", "steps_ms", "torch_ms", "sklearn_ms", "fit_over_steps"]].gt(0).all().all()
+    assert table[["fit_ms", "steps_ms", "products_ms", "torch_ms", "sklearn_ms", "fit_over_steps"]].gt(0).all().all()
     assert (table["n"] == 48).all() and (table["threads"] == 1).all()
     measured_on = json.loads((tmp_path / "epoch.json").read_text())
-    for key in ("date", "cpu", "numpy BLAS", "load average"):
+    for key in ("date", "git_commit", "cpu", "numpy BLAS", "load average"):
         assert measured_on.get(key), key
+
+
+def test_profile_report_writes_every_configuration(tmp_path):
+    from benchmarks.profile import REPORT
+
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.profile", "--report", "--reps", "3", "--out", str(tmp_path)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["profile.md"]
+    text = (tmp_path / "profile.md").read_text()
+    assert "**git_commit**" in text and "**cpu**" in text
+    for batch, threads in REPORT:
+        assert f"b{batch} float32 relu softmax+cross_entropy sgd: {threads} BLAS thread(s)" in text
+    assert text.count("step    net.train_step (whole)") == len(REPORT)
