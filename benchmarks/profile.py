@@ -83,9 +83,10 @@ def step_parts(net, target: np.ndarray, lr: float) -> list[Part]:
         how = "δᵀ·x" if layer.grad_weight.flags.c_contiguous else "xᵀ·δ into ∂Wᵀ"
         parts.append(Part(f"L{k} bwd  ∂W: {how}  (K = batch = {m})",
                           lambda k=k, layer=layer: layer.weight_gradient_into(delta[k]), 2.0 * m * kk * n))
-        parts.append(Part(f"L{k} bwd  ∂b = Σ δ (float64 accumulation)",
-                          lambda k=k, gb=layer.grad_bias: gb.__setitem__(Ellipsis, delta[k].sum(axis=0, dtype=np.float64)),
-                          0.0))
+
+        def bias_grad(k=k, gb=layer.grad_bias) -> None:
+            gb[...] = delta[k].sum(axis=0, dtype=np.float64)
+        parts.append(Part(f"L{k} bwd  ∂b = Σ δ (float64 accumulation)", bias_grad, 0.0))
         if k > 0:
             parts.append(Part(f"L{k} bwd  ∂x = δ·W  ({m}×{n})·({n}×{kk})",
                               lambda k=k, w=layer.weight, dx=layer._dx_buf: np.dot(delta[k], w, out=dx),

@@ -530,7 +530,6 @@ def cpu_name() -> str:
 def header_common(blas: dict[str, Any], load: tuple[tuple[float, ...], tuple[float, ...]]) -> dict[str, str]:
     """What every benchmark report says it was measured on: date, commit, versions, BLAS, CPU, load."""
     import torch
-
     from scratchnet_reference.reports.metadata import git_commit
 
     return {

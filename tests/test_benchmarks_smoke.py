@@ -69,7 +69,8 @@ def test_epoch_benchmark_writes_its_table_with_fit_steps_torch_and_sklearn(tmp_p
 def test_profile_report_writes_every_configuration(tmp_path):
     from benchmarks.profile import REPORT
 
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.profile", "--report", "--reps", "3", "--out", str(tmp_path)],
+    command = [sys.executable, "-m", "benchmarks.profile", "--report", "--reps", "3", "--out", str(tmp_path)]
+    proc = subprocess.run(command,
                           cwd=ROOT, capture_output=True, text=True, timeout=300,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0, proc.stdout + proc.stderr
