@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from scratchnet_reference.reports.metadata import git_commit
 
 from .step import (
     TINY,
@@ -126,6 +127,7 @@ def write_baseline(path: Path, rows: Mapping[str, Case], budget_s: float, repeat
     doc = {"about": "scratchnet / torch median step-time ratios for benchmarks.speed_check "
                     "(python -m benchmarks.speed_check --update)",
            "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+           "git_commit": git_commit(Path(__file__).resolve().parent) or "(not a git checkout)",
            "cpu": cpu_name(), "threads": THREADS, "load average": " ".join(f"{v:.2f}" for v in os.getloadavg()),
            "limit": LIMIT, "tries": TRIES, "ratios": ratios}
     _atomic_write(path, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
