@@ -56,6 +56,7 @@ from .step import (
     blas_info,
     header_common,
     make_products,
+    source_commit,
     threads_set,
     write_reports,
 )
@@ -177,6 +178,7 @@ def bench_epoch(threads: int, n: int, batch: int, blocks: int) -> dict[str, Any]
 def run(out_dir: Path, thread_counts: Sequence[int], n: int, batch: int, blocks: int, verbose: bool = True):
     import pandas as pd
 
+    source_commit()
     blas = blas_info()
     load_start = os.getloadavg()
     rows = []

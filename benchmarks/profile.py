@@ -171,8 +171,9 @@ REPORT = ((128, 1), (128, 2), (32, 1), (32, 2))
 
 def write_report(out_dir: Path, reps: int) -> Path:
     """``profile.md`` with the tables of :data:`REPORT`, headed by what they were measured on."""
-    from .step import _atomic_write, blas_info, header_common
+    from .step import _atomic_write, blas_info, header_common, source_commit
 
+    source_commit()
     load_start = os.getloadavg()
     tables = [profile_table(Case(sizes=MLP, batch=b), t, reps) for b, t in REPORT]
     meta = header_common(blas_info(), (load_start, os.getloadavg()))

@@ -38,7 +38,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scratchnet_reference.reports.metadata import git_commit
 
 from .step import (
     TINY,
@@ -49,6 +48,7 @@ from .step import (
     interleaved,
     make_scratchnet,
     make_torch,
+    source_commit,
     threads_set,
 )
 
@@ -121,13 +121,14 @@ def load_baseline(path: Path = BASELINE) -> dict[str, float]:
 
 def write_baseline(path: Path, rows: Mapping[str, Case], budget_s: float, repeats: int = 3) -> dict[str, float]:
     """Measure every row ``repeats`` times and commit the median ratio, with what it ran on."""
+    commit = source_commit()
     with threads_set(THREADS):
         ratios = {name: float(np.median([measure_ratio(c, budget_s) for _ in range(repeats)]))
                   for name, c in rows.items()}
     doc = {"about": "scratchnet / torch median step-time ratios for benchmarks.speed_check "
                     "(python -m benchmarks.speed_check --update)",
            "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-           "git_commit": git_commit(Path(__file__).resolve().parent) or "(not a git checkout)",
+           "git_commit": commit,
            "cpu": cpu_name(), "threads": THREADS, "load average": " ".join(f"{v:.2f}" for v in os.getloadavg()),
            "limit": LIMIT, "tries": TRIES, "ratios": ratios}
     _atomic_write(path, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")

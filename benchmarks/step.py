@@ -51,6 +51,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as _dt
+import functools
 import gc
 import json
 import math
@@ -527,14 +528,23 @@ def cpu_name() -> str:
     return f"{model}, {os.cpu_count()} logical CPUs"
 
 
+@functools.cache
+def source_commit() -> str:
+    """The commit of the code being measured (``+dirty`` with uncommitted changes), read once per
+    process: each report calls it before it starts measuring, so the reports a process writes
+    earlier (``python -m benchmarks`` writes three) do not count as changes for the later ones."""
+    from scratchnet_reference.reports.metadata import git_commit
+
+    return git_commit(Path(__file__).resolve().parent) or "(not a git checkout)"
+
+
 def header_common(blas: dict[str, Any], load: tuple[tuple[float, ...], tuple[float, ...]]) -> dict[str, str]:
     """What every benchmark report says it was measured on: date, commit, versions, BLAS, CPU, load."""
     import torch
-    from scratchnet_reference.reports.metadata import git_commit
 
     return {
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "git_commit": git_commit(Path(__file__).resolve().parent) or "(not a git checkout)",
+        "git_commit": source_commit(),
         "host": platform.node(),
         "python": platform.python_version(),
         "numpy": np.__version__,
@@ -598,6 +608,7 @@ def run(cases: Sequence[Case], out_dir: Path, stem: str, *, quick: bool = False,
     """Benchmark ``cases`` and write the reports; returns the DataFrame."""
     import pandas as pd
 
+    source_commit()
     blas = blas_info()
     threads = blas["threads"]
     n_peak, peak_reps = (512, 3) if quick else (2048, 5)
