@@ -17,7 +17,8 @@ Each part is timed two ways, medians over ``reps``:
 * ``alone`` — the part repeated ``reps`` times in a row, on caches it warmed itself.
 
 ``in step − alone`` is what the part's place in the step costs. ``step`` is the real
-``train_step`` timed the same way; ``step − Σ in step`` is the Python between the calls. BLAS
+``train_step``, run after each sequence and timed the same way; ``step − Σ in step`` is the
+Python between the calls. BLAS
 threads are set with threadpoolctl for the whole run, and the sgemm peak (best of 30 ``np.dot``
 of two 1024 × 1024 matrices, before and after) is measured with the same threads.
 """
@@ -98,16 +99,22 @@ def step_parts(net, target: np.ndarray, lr: float) -> list[Part]:
     return parts
 
 
-def _in_sequence(parts: Sequence[Part], reps: int, warm: int = 10) -> np.ndarray:
-    """Median seconds of each part over ``reps`` runs of the whole sequence."""
+def _in_sequence(parts: Sequence[Part], step: Callable[[], object], reps: int,
+                 warm: int = 10) -> tuple[np.ndarray, float]:
+    """Median seconds of each part over ``reps`` runs of the whole sequence, and of the real
+    step, run after each sequence (so both are measured over the same seconds of the machine)."""
     clock = time.perf_counter_ns
-    times = np.empty((reps + warm, len(parts)))
+    times = np.empty((reps + warm, len(parts) + 1))
     for r in range(reps + warm):
         for i, part in enumerate(parts):
             t0 = clock()
             part.run()
             times[r, i] = clock() - t0
-    return np.median(times[warm:], axis=0) * 1e-9
+        t0 = clock()
+        step()
+        times[r, -1] = clock() - t0
+    medians = np.median(times[warm:], axis=0) * 1e-9
+    return medians[:-1], float(medians[-1])
 
 
 def _alone(f: Callable[[], object], reps: int, warm: int = 10) -> float:
@@ -129,9 +136,8 @@ def profile_step(case: Case, reps: int) -> tuple[list[tuple[str, float, float, f
     labels = np.random.default_rng(1).integers(0, case.sizes[-1], case.batch)
     target = net.loss_fn.prepare_target(labels, case.sizes[-1], net.dtype)
     parts = step_parts(net, target, OPTIMIZERS[case.optimizer]["lr"])
-    in_step = _in_sequence(parts, reps)
+    in_step, step_s = _in_sequence(parts, step, reps)
     alone = [_alone(p.run, reps) for p in parts]
-    step_s = _alone(step, reps)
     return [(p.name, s, a, p.flops) for p, s, a in zip(parts, in_step, alone)], step_s
 
 
