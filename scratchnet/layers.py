@@ -26,9 +26,10 @@ either way; they stay row-major. The layout is invisible otherwise: shapes, valu
 ``(out, in)`` indexing are torch's.
 
 Threads: scratchnet sets none. The products run on numpy's OpenBLAS with its own policy (all cores,
-one thread for products below its size threshold); the elementwise work is NumPy's, one thread.
-Two threads pay at batch ≥ 32 (the 784 × 256 forward at batch 32: 150 µs with one thread, 91–121
-with two); pin a count with ``threadpoolctl.threadpool_limits(n, user_api="blas")``.
+one thread for products below its size threshold); the elementwise work is NumPy's, one thread,
+and with several BLAS threads it also pays for fetching the parts of each product's output that the
+other cores wrote. Two threads still win on the 2-core machine of ``benchmarks/README.md`` (batch
+128: 1249 against 1736 µs per step); pin a count with ``threadpoolctl.threadpool_limits(n, user_api="blas")``.
 """
 
 from __future__ import annotations
