@@ -49,7 +49,7 @@ import numpy as np
 from scratchnet import ModelSpec
 
 from ..core.records import Record, measure
-from ..core.root_causes import RootCause, decode, encode, group, headline, name_factor
+from ..core.root_causes import RootCause, decode, encode, group, headline, name_factor, torch_divisor
 from .torch_net import MISTAKES, WRONG_FORMS, candidate_mistakes, derivative_at_zero, kinked, reference_pass
 
 __all__ = ["Problem", "annotate", "annotate_training", "diagnose", "summary_lines", "LOOSE", "LARGE_LOGIT"]
@@ -145,6 +145,13 @@ def _act(spec: ModelSpec, layer: int) -> str:
 
 def _where(spec: ModelSpec, layer: int, what: str = "") -> str:
     return f"layers.{layer} ({_act(spec, layer)}{' ' + what if what else ''})"
+
+
+def _loss_formula(spec: ModelSpec) -> str:
+    """torch's loss of ``spec`` and what it divides by."""
+    loss, reduction = spec.loss["name"], spec.reduction
+    return (f"torch: {loss}(reduction={reduction!r}) divides the summed loss, and so every gradient, by "
+            f"{torch_divisor(loss, reduction)}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -261,9 +268,22 @@ class _Analysis:
         what = f"{sign}: yours = {k:.4g} × torch's" + (f" = {formula}" if formula else "")
         if abs(k + 1) < 1e-3:
             what, why = "sign flipped: yours = −1 × torch's", "y − p where p − y is meant, or a minus sign lost"
+        evidence = f"least squares over {layers}: every element equals {k:.6g} × torch's to 10× the tolerance"
         self.cause("factor", where, what + (f" — {why}" if why else ""),
-                   f"least squares over {layers}: every element equals {k:.6g} × torch's to 10× the tolerance",
-                   f"torch: {spec.loss['name']}(reduction={spec.reduction!r})", spec)
+                   "; ".join(filter(None, [evidence, self._loss_value_words(spec, k)])), _loss_formula(spec), spec)
+
+    def _loss_value_words(self, spec: ModelSpec, k: float) -> str:
+        """What the problem's own loss check says of a gradient factor ``k``: the loss value agrees
+        (only the gradient code carries the factor) or carries it too (the loss is defined with it)."""
+        loss = next((r for r in self.records if r.check == "loss"), None)
+        if spec != self.problem.spec or loss is None or not loss.expected_value:
+            return ""
+        if loss.status == "pass":
+            return "your loss value agrees with torch's: only the gradient code carries the factor"
+        ratio = loss.actual_value / loss.expected_value
+        if abs(ratio / k - 1) < 1e-3:
+            return f"your loss value is {ratio:.4g} × torch's too: the loss itself is defined with this factor"
+        return ""
 
     def walk(self, spec: ModelSpec, grads: Mapping[str, np.ndarray]) -> None:
         """The backward walk on ``spec`` (see the module docstring)."""
@@ -510,8 +530,7 @@ def _diagnose(records: list[Record], impl: Any, problem: Problem | None) -> list
         loss = next((r for r in failing if r.check == "loss"), None)
         if loss is not None:
             k = loss.actual_value / loss.expected_value if loss.expected_value else 0.0
-            formula, why = name_factor(k, analysis.n, analysis.c, spec.loss["name"], spec.reduction)
-            why = why.replace("your loss's gradient is that of", "your loss is").replace("your gradient", "your loss")
+            formula, why = name_factor(k, analysis.n, analysis.c, spec.loss["name"], spec.reduction, of="loss")
             analysis.cause("loss_value", f"loss ({spec.loss['name']}, {spec.reduction})",
                            f"the loss value is {k:.4g} × torch's" + (f" = {formula} — {why}" if formula else ""),
                            f"yours {loss.actual_value:.6g}, torch's {loss.expected_value:.6g}; the output agrees",

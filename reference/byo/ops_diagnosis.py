@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.root_causes import ELEMENTWISE_LOSSES
 from .op_examples import LARGE, Example, UserOps, call_user
 from .reference_ops import OPS, reference_op
 
@@ -42,7 +43,6 @@ __all__ = ["Finding", "diagnose", "render_findings", "MISTAKES", "LOOSE", "name_
 
 #: a model of the error must fit to this many times the comparison's own tolerance
 LOOSE = 10.0
-_ELEMENTWISE_LOSSES = ("mse", "l1", "huber", "smooth_l1", "binary_cross_entropy")
 
 #: kind -> (what is wrong, the formula that is right, how the evidence calls your output)
 MISTAKES: dict[str, tuple[str, str, str]] = {
@@ -172,8 +172,8 @@ def _factor_words(expr: tuple[int, int, int, int], base: Any, reduction: str, ex
     s, i, j, l = expr
     N, C = ex.N, ex.C
     loss = base[1] if isinstance(base, tuple) else base
-    mean = reduction == "mean" and loss in (*_ELEMENTWISE_LOSSES, "cross_entropy", "nll")
-    elementwise = loss in _ELEMENTWISE_LOSSES or base == ("sigmoid", "binary_cross_entropy")
+    mean = reduction == "mean" and loss in (*ELEMENTWISE_LOSSES, "cross_entropy", "nll")
+    elementwise = loss in ELEMENTWISE_LOSSES or base == ("sigmoid", "binary_cross_entropy")
     parts = []
     if mean and i == 1 and j == 1 and elementwise:
         parts.append(f"you sum over all N·C elements where torch's mean divides by N·C (= {N * C} here)")

@@ -14,7 +14,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields, replace
 
-__all__ = ["RootCause", "encode", "decode", "group", "headline", "name_factor", "COLUMNS"]
+__all__ = ["RootCause", "encode", "decode", "group", "headline", "name_factor", "torch_divisor",
+           "ELEMENTWISE_LOSSES", "COLUMNS"]
 
 
 @dataclass(frozen=True)
@@ -136,30 +137,55 @@ def _factor_terms(n: int, c: int) -> list[tuple[int, float, tuple[int, int, int]
     return sorted(out, key=lambda t: t[0])
 
 
-def _why(a: int, b: int, d: int, loss: str, reduction: str) -> str:
-    """The likely cause of ``yours = N^a · C^b · 2^d × torch's``."""
-    elementwise_mean = reduction == "mean" and loss in ("mse", "l1", "huber", "smooth_l1", "binary_cross_entropy")
+#: Losses whose 'mean' divides by every element (N·C); the others (cross-entropy, NLL) by the batch size N.
+ELEMENTWISE_LOSSES = ("mse", "l1", "huber", "smooth_l1", "binary_cross_entropy")
+
+
+def torch_divisor(loss: str, reduction: str) -> str:
+    """What torch divides the summed ``loss`` by under ``reduction``, in words."""
+    if reduction == "sum":
+        return "1 (reduction='sum')"
+    return "N·C, every element" if loss in ELEMENTWISE_LOSSES else "N, the batch size"
+
+
+#: How a factor's causes name what carries it: the gradient (``of="gradient"``) or the loss value.
+_SUBJECTS = {"gradient": {"it": "your gradient", "its": "your loss's gradient", "sum": "that of a sum"},
+             "loss": {"it": "your loss", "its": "your loss", "sum": "a sum"}}
+
+
+def _why(a: int, b: int, d: int, loss: str, reduction: str, of: str) -> str:
+    """The likely cause of ``yours = N^a · C^b · 2^d × torch's`` (``of`` the gradient or the loss)."""
+    w = _SUBJECTS[of]
+    elementwise_mean = reduction == "mean" and loss in ELEMENTWISE_LOSSES
     why = []
     if a == 1 and b == 1 and elementwise_mean:
-        why.append(f"your loss's gradient is that of a sum over every element, where torch's mean for {loss} "
-                   "divides by N·C")
+        why.append(f"{w['its']} is {w['sum']} over every element, where torch's mean for {loss} divides by N·C")
     elif a == 1:
-        why.append("your loss's gradient sums over the batch where torch's reduction='mean' divides by N"
-                   if reduction == "mean" else "your gradient is multiplied by the batch size N")
+        why.append(f"{w['its']} sums over the batch where torch's reduction='mean' divides by N"
+                   if reduction == "mean" else f"{w['it']} is multiplied by the batch size N")
     elif a == -1:
-        why.append("your gradient divides by N " + ("although the reduction is 'sum'" if reduction == "sum"
-                                                    else "once more than torch's mean"))
+        why.append(f"{w['it']} divides by N " + ("although the reduction is 'sum'" if reduction == "sum"
+                                                 else "once more than torch's mean"))
     if b == 1 and not (a == 1 and elementwise_mean):
         why.append(f"torch's mean for {loss} divides by every element, N·C, and yours does not divide by C"
-                   if elementwise_mean else "your gradient sums over the C outputs")
+                   if elementwise_mean else f"{w['it']} sums over the C outputs")
     elif b == -1:
-        why.append(f"your gradient divides by C where torch's {loss} ({reduction}) does not")
-    if d == -1:
-        why.append("a ½ in your loss (½(a − y)²): torch's MSE has none, so its gradient carries a 2 yours lacks"
-                   if loss == "mse" else "your gradient is half of torch's (a ½ too many)")
-    elif d == 1:
-        why.append("your gradient has a factor 2 torch's does not")
+        why.append(f"{w['it']} divides by C where torch's {loss} ({reduction}) does not")
+    why += _two(d, loss, of)
     return "; ".join(why)
+
+
+def _two(d: int, loss: str, of: str) -> list[str]:
+    """The words for a factor ``2^d`` (a ½ or a 2 too many)."""
+    w = _SUBJECTS[of]
+    if d == -1 and loss == "mse":
+        return ["a ½ in your loss (½(a − y)²): torch's MSE has none" +
+                (", so its gradient carries a 2 yours lacks" if of == "gradient" else "")]
+    if d == -1:
+        return [f"{w['it']} is half of torch's (a ½ too many)"]
+    if d == 1:
+        return [f"{w['it']} has a factor 2 torch's does not"]
+    return []
 
 
 def _formula(a: int, b: int, d: int) -> str:
@@ -167,11 +193,12 @@ def _formula(a: int, b: int, d: int) -> str:
                                   {1: "2", -1: "1/2"}.get(d, "")) if p)
 
 
-def _divisor_model(k: float, n: int, c: int, loss: str, reduction: str) -> tuple[str, str]:
+def _divisor_model(k: float, n: int, c: int, loss: str, reduction: str, of: str) -> tuple[str, str]:
     """``k`` as torch's divisor over yours times 2^d: yours divides by 1, N, C or N·C where torch's
     divides by N (cross-entropy, NLL: mean), N·C (elementwise losses: mean) or 1 (sum); d ∈ {0, ½, 2},
     a ½ first for MSE (the ½(a − y)² convention)."""
-    elementwise = loss in ("mse", "l1", "huber", "smooth_l1", "binary_cross_entropy")
+    w = _SUBJECTS[of]
+    elementwise = loss in ELEMENTWISE_LOSSES
     torch_div = (0, 0) if reduction == "sum" else ((1, 1) if elementwise else (1, 0))
     names = {(0, 0): "1", (1, 0): "N", (0, 1): "C", (1, 1): "N·C"}
     for d in (0, -1, 1) if loss == "mse" else (0, 1, -1):
@@ -182,32 +209,29 @@ def _divisor_model(k: float, n: int, c: int, loss: str, reduction: str) -> tuple
                 continue
             why = []
             if yours != torch_div and yours == (0, 0):
-                why.append(f"your loss's gradient is that of a sum, where torch's reduction='mean' for {loss} divides "
+                why.append(f"{w['its']} is {w['sum']}, where torch's reduction='mean' for {loss} divides "
                            f"by {names[torch_div]}")
             elif yours != torch_div and torch_div == (0, 0):
-                why.append(f"your gradient divides by {names[yours]} although the reduction is 'sum'")
+                why.append(f"{w['it']} divides by {names[yours]} although the reduction is 'sum'")
             elif yours != torch_div:
-                why.append(f"your loss divides by {names[yours]} where torch's reduction='mean' for {loss} divides by "
-                           f"{names[torch_div]}")
-            if d == -1:
-                why.append("a ½ in your loss (½(a − y)²): torch's MSE has none, so its gradient carries a 2 yours "
-                           "lacks" if loss == "mse" else "your gradient is half of torch's (a ½ too many)")
-            elif d == 1:
-                why.append("your gradient has a factor 2 torch's does not")
+                why.append(f"{w['its']} divides by {names[yours]} where torch's reduction='mean' for {loss} "
+                           f"divides by {names[torch_div]}")
+            why += _two(d, loss, of)
             return _formula(a if n != 1 else 0, b if c != 1 else 0, d), "; ".join(why)
     return "", ""
 
 
-def name_factor(k: float, n: int, c: int, loss: str, reduction: str) -> tuple[str, str]:
-    """``(formula, likely cause)`` of ``yours = k × torch's``, or ``("", "")``. First as a different
-    divisor than torch's reduction (and a ½ or 2), the common mistakes; else any product of the
-    batch size ``N``, the number of outputs ``C``, 2 and their inverses, simplest first (equally
-    simple ties named together). A factor equal to 1 (N = 1, C = 1) is never named."""
-    formula, why = _divisor_model(k, n, c, loss, reduction)
+def name_factor(k: float, n: int, c: int, loss: str, reduction: str, of: str = "gradient") -> tuple[str, str]:
+    """``(formula, likely cause)`` of ``yours = k × torch's`` for the gradient (``of="gradient"``) or
+    the loss value (``of="loss"``), or ``("", "")``. First as a different divisor than torch's
+    reduction (and a ½ or 2), the common mistakes; else any product of the batch size ``N``, the
+    number of outputs ``C``, 2 and their inverses, simplest first (equally simple ties named
+    together). A factor equal to 1 (N = 1, C = 1) is never named."""
+    formula, why = _divisor_model(k, n, c, loss, reduction, of)
     if not formula:
         hits = [(cx, e) for cx, v, e in _factor_terms(n, c) if abs(k / v - 1) < 1e-3]
         if not hits:
             return "", ""
         best = [e for cx, e in hits if cx == hits[0][0]]
-        formula, why = " or ".join(_formula(*e) for e in best), _why(*best[0], loss, reduction)
+        formula, why = " or ".join(_formula(*e) for e in best), _why(*best[0], loss, reduction, of)
     return f"{formula} (N = {n} the batch size, C = {c} the outputs)", why

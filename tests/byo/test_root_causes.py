@@ -55,6 +55,7 @@ def test_mean_reported_sum_backpropagated_and_a_hidden_softmax_elementwise_are_t
     # torch's MSE mean divides by N·C = 30; a gradient 2(p − y) of the sum does not
     assert "yours = 30 × torch's = N · C" in factor.what
     assert "your loss's gradient is that of a sum, where torch's reduction='mean' for mse divides by N·C" in factor.what
+    assert "your loss value agrees with torch's: only the gradient code carries the factor" in factor.evidence
     softmax = next(c for c in found if c.kind == "softmax_s1s")
     assert "s(1 − s)" in softmax.what and "diag(s) − s sᵀ" in softmax.right
     # the loss value (a mean) is right: no row of it is blamed
@@ -68,6 +69,7 @@ def test_half_squared_error_summed_over_the_batch_is_n_c_over_2():
     assert kinds(found) == {("factor", "loss gradient (every layer)")}
     assert "yours = 15 × torch's = N · C · 1/2" in found[0].what
     assert "a ½ in your loss" in found[0].what and "torch's reduction='mean' for mse divides by N·C" in found[0].what
+    assert "your loss value is 15 × torch's too: the loss itself is defined with this factor" in found[0].evidence
 
 
 @EXPOSE
@@ -214,3 +216,17 @@ def test_culprits_leave_one_out_then_pairs(passes_with, expected):
 
     groups = [("a",), ("b",), ("c",)]
     assert culprits(object(), lambda variant: not passes_with(set(variant.names)), groups) == expected
+
+
+def test_a_factor_is_worded_for_what_carries_it_the_gradient_or_the_loss_value():
+    from scratchnet_reference.core.root_causes import name_factor
+
+    # N = 8, C = 4; torch's MSE mean divides by N·C = 32
+    assert name_factor(4.0, 8, 4, "mse", "mean")[1] == (
+        "your loss's gradient divides by N where torch's reduction='mean' for mse divides by N·C")
+    assert name_factor(4.0, 8, 4, "mse", "mean", of="loss")[1] == (
+        "your loss divides by N where torch's reduction='mean' for mse divides by N·C")
+    assert name_factor(32.0, 8, 4, "mse", "mean")[1].startswith("your loss's gradient is that of a sum, ")
+    assert name_factor(32.0, 8, 4, "mse", "mean", of="loss")[1].startswith("your loss is a sum, ")
+    half = name_factor(0.5, 8, 3, "cross_entropy", "mean", of="loss")[1]
+    assert half == "your loss is half of torch's (a ½ too many)" and "gradient" not in half
