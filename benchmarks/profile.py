@@ -17,8 +17,8 @@ Each part is timed two ways, medians over ``reps``:
 * ``alone`` — the part repeated ``reps`` times in a row, on caches it warmed itself.
 
 ``in step − alone`` is what the part's place in the step costs. ``step`` is the real
-``train_step``, run after each sequence and timed the same way; ``step − Σ in step`` is the
-Python between the calls. BLAS
+``train_step``, run after each sequence and timed the same way; ``rest = step − Σ in step`` is
+mostly the Python between the calls (and, with a minus sign, the clock readings of the parts). BLAS
 threads are set with threadpoolctl for the whole run, and the sgemm peak (best of 30 ``np.dot``
 of two 1024 × 1024 matrices, before and after) is measured with the same threads.
 """
@@ -35,7 +35,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .step import MLP, OPTIMIZERS, Case, make_scratchnet, measure_peak
+from .step import MLP, OPTIMIZERS, Case, _data, make_scratchnet, measure_peak
 
 __all__ = ["Part", "step_parts", "profile_step", "main"]
 
@@ -133,7 +133,7 @@ def profile_step(case: Case, reps: int) -> tuple[list[tuple[str, float, float, f
     """``([(part, seconds in step, seconds alone, flops)], seconds of the real step)``."""
     net, step = make_scratchnet(case)
     step()
-    labels = np.random.default_rng(1).integers(0, case.sizes[-1], case.batch)
+    _, labels = _data(case)                        # the step's own batch (its x is in net.layers[0].x)
     target = net.loss_fn.prepare_target(labels, case.sizes[-1], net.dtype)
     parts = step_parts(net, target, OPTIMIZERS[case.optimizer]["lr"])
     in_step, step_s = _in_sequence(parts, step, reps)
@@ -166,7 +166,7 @@ def profile_table(case: Case, threads: int | None, reps: int) -> list[str]:
         *(line(name, s, a, flops) for name, s, a, flops in rows),
         line("Σ matrix products", sum(s for s, _ in products), sum(a for _, a in products), case.true_flops),
         line("Σ elementwise parts", sum(s for s, _ in others), sum(a for _, a in others), 0.0),
-        line("Python between the calls (step − Σ in step)", step_s - sum(r[1] for r in rows), None, 0.0),
+        line("rest: step − Σ in step (Python between the calls)", step_s - sum(r[1] for r in rows), None, 0.0),
         line("step    net.train_step (whole)", step_s, None, case.true_flops),
     ]
 

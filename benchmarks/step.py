@@ -3,9 +3,10 @@
 Both engines run in this one process, with the same number of threads (torch is set to the BLAS
 threads numpy's OpenBLAS uses), the same shapes, dtype and initial weights (torch's
 ``torch.nn.Linear`` layers load scratchnet's ``state_dict()``), and the same data. After a
-warm-up the engines alternate in blocks (ABBA order): each block discards a few steps (the
-hand-over between the two thread pools) and then times ``steps_per_block`` single steps, each
-with its own clock reading. The table quotes medians and IQRs over all timed steps.
+warm-up they take turns in blocks with a third engine, the step's matrix products alone
+(:func:`make_products`), the order rotated every block: each block discards a few steps (the
+hand-over between the thread pools) and then times ``steps_per_block`` single steps, each with
+its own clock reading. The table quotes medians and IQRs over all timed steps.
 
     python -m benchmarks.step            # full matrix -> reports/bench/step.{csv,md}
     python -m benchmarks.step --quick    # a few seconds: CI smoke -> reports/bench/step_quick.*
@@ -258,11 +259,10 @@ def make_products(net: Network) -> Callable[[], None]:
     but the first — on the step's own arrays, in the step's order, with nothing in between but
     the Python calls themselves.
 
-    It is the step with zero elementwise work: no implementation computing these products with
-    this BLAS and these operand layouts (the fastest measured, ``benchmarks/README.md``) takes
-    less, so ``products_frac_peak`` bounds ``frac_peak`` from above and ``products_ratio``
-    bounds ``ratio`` from below. It overwrites the step's ``z``, gradient and ``∂x`` arrays,
-    which every step recomputes before reading them."""
+    It is the step with zero elementwise work: a step computing these products, with this BLAS
+    and these operand layouts, takes at least this long, so ``products_frac_peak`` bounds
+    ``frac_peak`` from above and ``products_ratio`` bounds ``ratio`` from below. It overwrites
+    the step's ``z``, gradient and ``∂x`` arrays, which every step recomputes before reading them."""
     layers = net.layers
     deltas = [np.full_like(layer.z, 1e-3) for layer in layers]
 
@@ -362,22 +362,23 @@ def interleaved(engines: Sequence[Callable[[], Any]], blocks: int, per_block: in
                 settle: float = SETTLE_S) -> list[np.ndarray]:
     """Seconds of every timed step of each engine, each shaped ``(blocks, per_block)``.
 
-    The engines take turns block by block, the order reversed every other block (ABBA: slow
-    drift of the machine hits all alike). Before each block the process sleeps ``settle``
-    seconds, then runs ``discard`` untimed steps, then times ``per_block`` single steps. The
-    pause lets the previous engine's thread pool go to sleep: numpy's OpenBLAS workers keep
-    spinning ~0.1 s after a BLAS call and torch's OpenMP workers a few ms, and on a 2-core
-    machine a spinning pool of one engine starves the workers of the other (steps 2–100× slower,
-    see ``benchmarks/README.md``). The discarded steps absorb the wake-up of the engine's own
-    pool. Garbage collection is paused while timing."""
+    The engines take turns block by block, the order rotated by one every block (ABBA… for two
+    engines), so slow drift of the machine hits all alike. Before each block the process sleeps
+    ``settle`` seconds, then runs ``discard`` untimed steps, then times ``per_block`` single
+    steps. The pause lets the previous engine's thread pool go to sleep: numpy's OpenBLAS workers
+    keep spinning ~0.1 s after a BLAS call and torch's OpenMP workers a few ms, and on a 2-core
+    machine a spinning pool of one engine starves the workers of the other (see
+    ``benchmarks/README.md``). The discarded steps absorb the wake-up of the engine's own pool.
+    Garbage collection is paused while timing."""
     times = [np.empty((blocks, per_block)) for _ in engines]
     pairs = list(zip(engines, times))
+    n = len(pairs)
     clock = time.perf_counter_ns
     enabled = gc.isenabled()
     gc.disable()
     try:
         for r in range(blocks):
-            for f, t in (pairs if r % 2 == 0 else pairs[::-1]):
+            for f, t in pairs[r % n:] + pairs[:r % n]:
                 row = t[r]
                 time.sleep(settle)
                 for _ in range(discard):
@@ -478,7 +479,7 @@ def bench_case(case: Case, threads: int, peak: float, budget_s: float, min_block
         "blocks": blocks, "steps_per_block": per_block,
         "scratch_us": s_med * 1e6, "scratch_iqr_us": s_iqr * 1e6,
         "torch_us": t_med * 1e6, "torch_iqr_us": t_iqr * 1e6, "ratio": s_med / t_med,
-        "products_us": p_med * 1e6, "products_ratio": p_med / t_med,
+        "products_us": p_med * 1e6,
         "gflops": case.true_flops / s_med / 1e9, "torch_gflops": case.true_flops / t_med / 1e9,
         "check_abs_diff": diff, "alloc_growth_B": growth, "transient_KiB": transient / 1024,
     }
@@ -489,28 +490,25 @@ def judge(row: dict[str, Any], case: Case, peak: float) -> dict[str, Any]:
     """Set ``peak_gflops``, the fractions of it, ``target``, ``met`` and ``bounded_by`` of a
     measured row.
 
-    ``bounded_by`` says, for a missed target, what stands in the way: ``products`` when the
-    step's matrix products alone (:func:`make_products`) already miss it — no elementwise
-    work removed could meet it with this BLAS — else ``elementwise`` (the work between the
-    products: bias, activations, loss, update, Python calls, caches refilled). In numbers:
-    ``between_us = scratch_us − products_us`` is what that work takes now, and
-    ``between_allowed_us`` what the tightest target leaves it (the step time the target
-    allows minus ``products_us``; negative when the products alone miss it)."""
+    ``between_us = scratch_us − products_us`` is what the step spends beyond its products timed
+    alone (the elementwise work, the Python calls, and whatever the products lose in place);
+    ``between_allowed_us`` what the tightest target leaves it (the step time the target allows
+    minus ``products_us``). ``bounded_by`` says, for a missed target, what stands in the way:
+    ``products`` when they alone miss it (``between_allowed_us < 0``: no work removed between
+    them could meet it with these products), else ``elementwise``."""
     row["peak_gflops"] = peak
     row["frac_peak"] = row["gflops"] / peak
+    row["products_ratio"] = row["products_us"] / row["torch_us"]
     row["products_frac_peak"] = case.true_flops / (row["products_us"] * 1e-6) / 1e9 / peak
     targets = case.targets()
     row["target"] = "; ".join(f"{k}{'≤' if k == 'ratio' else '≥'}{v:g}" for k, v in targets.items()) or "-"
-    checks = {k: (row["ratio"] <= v if k == "ratio" else row[k] >= v) for k, v in targets.items()}
-    row["met"] = ("yes" if all(checks.values()) else "NO") if checks else "-"
-    missed = [k for k, ok in checks.items() if not ok]
-    products_miss = any(row["products_ratio"] > targets[k] if k == "ratio" else row[f"products_{k}"] < targets[k]
-                        for k in missed)
-    row["bounded_by"] = ("products" if products_miss else "elementwise") if missed else "-"
+    checks = [row["ratio"] <= v if k == "ratio" else row[k] >= v for k, v in targets.items()]
+    row["met"] = ("yes" if all(checks) else "NO") if checks else "-"
     row["between_us"] = row["scratch_us"] - row["products_us"]
     allowed = [v * row["torch_us"] if k == "ratio" else case.true_flops / (v * peak * 1e9) * 1e6
-               for k, v in targets.items()]
+               for k, v in targets.items()]       # the step time each target allows, µs
     row["between_allowed_us"] = min(allowed) - row["products_us"] if allowed else math.nan
+    row["bounded_by"] = "-" if all(checks) else ("products" if row["between_allowed_us"] < 0 else "elementwise")
     if checks and row["others_cpu"] > DISTURBED:
         row["met"] = "disturbed"       # the timings (and the peak) measured the other processes
     return row

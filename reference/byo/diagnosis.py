@@ -49,7 +49,7 @@ import numpy as np
 from scratchnet import ModelSpec
 
 from ..core.records import Record, measure
-from ..core.root_causes import RootCause, decode, encode, group, headline, name_factor, torch_divisor
+from ..core.root_causes import RootCause, decode, encode, group, headline, mean_divisor, name_factor
 from .torch_net import MISTAKES, WRONG_FORMS, candidate_mistakes, derivative_at_zero, kinked, reference_pass
 
 __all__ = ["Problem", "annotate", "annotate_training", "diagnose", "summary_lines", "LOOSE", "LARGE_LOGIT"]
@@ -150,8 +150,24 @@ def _where(spec: ModelSpec, layer: int, what: str = "") -> str:
 def _loss_formula(spec: ModelSpec) -> str:
     """torch's loss of ``spec`` and what it divides by."""
     loss, reduction = spec.loss["name"], spec.reduction
+    if reduction == "sum":
+        return f"torch: {loss}(reduction='sum') adds the losses up and divides by nothing, nor does its gradient"
     return (f"torch: {loss}(reduction={reduction!r}) divides the summed loss, and so every gradient, by "
-            f"{torch_divisor(loss, reduction)}")
+            f"{mean_divisor(loss)}")
+
+
+def _loss_value_words(loss: Record | None, k: float) -> str:
+    """What the user's loss value says of a gradient factor ``k``: it agrees with torch's (only the
+    gradient code carries the factor), carries the factor too (the loss is defined with it), or is
+    off by another factor."""
+    if loss is None:
+        return ""
+    if loss.status == "pass":
+        return "your loss value agrees with torch's: only the gradient code carries the factor"
+    ratio = loss.actual_value / loss.expected_value
+    if abs(ratio / k - 1) < 1e-3:
+        return f"your loss value is {ratio:.4g} × torch's too: the loss itself is defined with this factor"
+    return f"your loss value is {ratio:.4g} × torch's, a different factor: the value and the gradient disagree"
 
 
 # --------------------------------------------------------------------------------------------
@@ -263,27 +279,21 @@ class _Analysis:
                      for n in (f"layers.{layer}.weight", f"layers.{layer}.bias"))
 
     def _factor(self, k: float, where: str, spec: ModelSpec, layers: str) -> None:
-        formula, why = name_factor(k, self.n, self.c, spec.loss["name"], spec.reduction)
+        loss = self._loss_record(spec)
+        value_agrees = loss is not None and loss.status == "pass"
+        formula, why = name_factor(k, self.n, self.c, spec.loss["name"], spec.reduction, value_agrees=value_agrees)
         sign = "sign flipped" if k < 0 else "off by a constant factor"
         what = f"{sign}: yours = {k:.4g} × torch's" + (f" = {formula}" if formula else "")
         if abs(k + 1) < 1e-3:
             what, why = "sign flipped: yours = −1 × torch's", "y − p where p − y is meant, or a minus sign lost"
         evidence = f"least squares over {layers}: every element equals {k:.6g} × torch's to 10× the tolerance"
         self.cause("factor", where, what + (f" — {why}" if why else ""),
-                   "; ".join(filter(None, [evidence, self._loss_value_words(spec, k)])), _loss_formula(spec), spec)
+                   "; ".join(filter(None, [evidence, _loss_value_words(loss, k)])), _loss_formula(spec), spec)
 
-    def _loss_value_words(self, spec: ModelSpec, k: float) -> str:
-        """What the problem's own loss check says of a gradient factor ``k``: the loss value agrees
-        (only the gradient code carries the factor) or carries it too (the loss is defined with it)."""
+    def _loss_record(self, spec: ModelSpec) -> Record | None:
+        """The problem's own loss check, when ``spec`` is the problem's (not a variant of it)."""
         loss = next((r for r in self.records if r.check == "loss"), None)
-        if spec != self.problem.spec or loss is None or not loss.expected_value:
-            return ""
-        if loss.status == "pass":
-            return "your loss value agrees with torch's: only the gradient code carries the factor"
-        ratio = loss.actual_value / loss.expected_value
-        if abs(ratio / k - 1) < 1e-3:
-            return f"your loss value is {ratio:.4g} × torch's too: the loss itself is defined with this factor"
-        return ""
+        return loss if spec == self.problem.spec and loss is not None and loss.expected_value else None
 
     def walk(self, spec: ModelSpec, grads: Mapping[str, np.ndarray]) -> None:
         """The backward walk on ``spec`` (see the module docstring)."""

@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields, replace
 
-__all__ = ["RootCause", "encode", "decode", "group", "headline", "name_factor", "torch_divisor",
+__all__ = ["RootCause", "encode", "decode", "group", "headline", "name_factor", "mean_divisor",
            "ELEMENTWISE_LOSSES", "COLUMNS"]
 
 
@@ -141,11 +141,9 @@ def _factor_terms(n: int, c: int) -> list[tuple[int, float, tuple[int, int, int]
 ELEMENTWISE_LOSSES = ("mse", "l1", "huber", "smooth_l1", "binary_cross_entropy")
 
 
-def torch_divisor(loss: str, reduction: str) -> str:
-    """What torch divides the summed ``loss`` by under ``reduction``, in words."""
-    if reduction == "sum":
-        return "1 (reduction='sum')"
-    return "N·C, every element" if loss in ELEMENTWISE_LOSSES else "N, the batch size"
+def mean_divisor(loss: str) -> str:
+    """What torch's ``reduction='mean'`` divides the summed ``loss`` by, in words."""
+    return "N·C (every element)" if loss in ELEMENTWISE_LOSSES else "N (the batch size)"
 
 
 #: How a factor's causes name what carries it: the gradient (``of="gradient"``) or the loss value.
@@ -153,7 +151,7 @@ _SUBJECTS = {"gradient": {"it": "your gradient", "its": "your loss's gradient", 
              "loss": {"it": "your loss", "its": "your loss", "sum": "a sum"}}
 
 
-def _why(a: int, b: int, d: int, loss: str, reduction: str, of: str) -> str:
+def _why(a: int, b: int, d: int, loss: str, reduction: str, of: str, value_agrees: bool) -> str:
     """The likely cause of ``yours = N^a · C^b · 2^d × torch's`` (``of`` the gradient or the loss)."""
     w = _SUBJECTS[of]
     elementwise_mean = reduction == "mean" and loss in ELEMENTWISE_LOSSES
@@ -171,13 +169,16 @@ def _why(a: int, b: int, d: int, loss: str, reduction: str, of: str) -> str:
                    if elementwise_mean else f"{w['it']} sums over the C outputs")
     elif b == -1:
         why.append(f"{w['it']} divides by C where torch's {loss} ({reduction}) does not")
-    why += _two(d, loss, of)
+    why += _two(d, loss, of, value_agrees)
     return "; ".join(why)
 
 
-def _two(d: int, loss: str, of: str) -> list[str]:
-    """The words for a factor ``2^d`` (a ½ or a 2 too many)."""
+def _two(d: int, loss: str, of: str, value_agrees: bool) -> list[str]:
+    """The words for a factor ``2^d`` (a ½ or a 2 too many); ``value_agrees``: the loss value is
+    torch's, so a missing 2 is the gradient's own."""
     w = _SUBJECTS[of]
+    if d == -1 and loss == "mse" and value_agrees:
+        return ["your gradient lacks the 2 of ∂(a − y)²/∂a = 2(a − y)"]
     if d == -1 and loss == "mse":
         return ["a ½ in your loss (½(a − y)²): torch's MSE has none" +
                 (", so its gradient carries a 2 yours lacks" if of == "gradient" else "")]
@@ -193,7 +194,8 @@ def _formula(a: int, b: int, d: int) -> str:
                                   {1: "2", -1: "1/2"}.get(d, "")) if p)
 
 
-def _divisor_model(k: float, n: int, c: int, loss: str, reduction: str, of: str) -> tuple[str, str]:
+def _divisor_model(k: float, n: int, c: int, loss: str, reduction: str, of: str,
+                   value_agrees: bool) -> tuple[str, str]:
     """``k`` as torch's divisor over yours times 2^d: yours divides by 1, N, C or N·C where torch's
     divides by N (cross-entropy, NLL: mean), N·C (elementwise losses: mean) or 1 (sum); d ∈ {0, ½, 2},
     a ½ first for MSE (the ½(a − y)² convention)."""
@@ -216,22 +218,24 @@ def _divisor_model(k: float, n: int, c: int, loss: str, reduction: str, of: str)
             elif yours != torch_div:
                 why.append(f"{w['its']} divides by {names[yours]} where torch's reduction='mean' for {loss} "
                            f"divides by {names[torch_div]}")
-            why += _two(d, loss, of)
+            why += _two(d, loss, of, value_agrees)
             return _formula(a if n != 1 else 0, b if c != 1 else 0, d), "; ".join(why)
     return "", ""
 
 
-def name_factor(k: float, n: int, c: int, loss: str, reduction: str, of: str = "gradient") -> tuple[str, str]:
+def name_factor(k: float, n: int, c: int, loss: str, reduction: str, of: str = "gradient",
+                value_agrees: bool = False) -> tuple[str, str]:
     """``(formula, likely cause)`` of ``yours = k × torch's`` for the gradient (``of="gradient"``) or
-    the loss value (``of="loss"``), or ``("", "")``. First as a different divisor than torch's
-    reduction (and a ½ or 2), the common mistakes; else any product of the batch size ``N``, the
-    number of outputs ``C``, 2 and their inverses, simplest first (equally simple ties named
-    together). A factor equal to 1 (N = 1, C = 1) is never named."""
-    formula, why = _divisor_model(k, n, c, loss, reduction, of)
+    the loss value (``of="loss"``), or ``("", "")``; ``value_agrees``: the user's loss value is
+    torch's (a gradient factor is then the gradient code's own). First as a different divisor than
+    torch's reduction (and a ½ or 2), the common mistakes; else any product of the batch size
+    ``N``, the number of outputs ``C``, 2 and their inverses, simplest first (equally simple ties
+    named together). A factor equal to 1 (N = 1, C = 1) is never named."""
+    formula, why = _divisor_model(k, n, c, loss, reduction, of, value_agrees)
     if not formula:
         hits = [(cx, e) for cx, v, e in _factor_terms(n, c) if abs(k / v - 1) < 1e-3]
         if not hits:
             return "", ""
         best = [e for cx, e in hits if cx == hits[0][0]]
-        formula, why = " or ".join(_formula(*e) for e in best), _why(*best[0], loss, reduction, of)
+        formula, why = " or ".join(_formula(*e) for e in best), _why(*best[0], loss, reduction, of, value_agrees)
     return f"{formula} (N = {n} the batch size, C = {c} the outputs)", why

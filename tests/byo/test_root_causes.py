@@ -230,3 +230,13 @@ def test_a_factor_is_worded_for_what_carries_it_the_gradient_or_the_loss_value()
     assert name_factor(32.0, 8, 4, "mse", "mean", of="loss")[1].startswith("your loss is a sum, ")
     half = name_factor(0.5, 8, 3, "cross_entropy", "mean", of="loss")[1]
     assert half == "your loss is half of torch's (a ½ too many)" and "gradient" not in half
+
+
+def test_a_missing_two_of_the_mse_derivative_is_the_gradients_own_when_the_loss_value_agrees():
+    from scratchnet_reference.core.root_causes import name_factor
+
+    # yours = ½ × torch's: (a − y)/(N·C) where torch's d/da of mean((a − y)²) is 2(a − y)/(N·C)
+    assert name_factor(0.5, 8, 4, "mse", "mean", value_agrees=True)[1] == (
+        "your gradient lacks the 2 of ∂(a − y)²/∂a = 2(a − y)")
+    # the loss value itself ½(a − y)²: the ½ is the loss's, and the gradient follows it
+    assert name_factor(0.5, 8, 4, "mse", "mean")[1].startswith("a ½ in your loss (½(a − y)²): torch's MSE has none")
