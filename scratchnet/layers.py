@@ -29,7 +29,7 @@ Threads: scratchnet sets none. The products run on numpy's OpenBLAS with its own
 one thread for products below its size threshold); the elementwise work is NumPy's, one thread,
 and with several BLAS threads it also pays for fetching the parts of each product's output that the
 other cores wrote. Two threads still win on the 2-core machine of ``benchmarks/README.md`` (batch
-128: 1249 against 1736 µs per step); pin a count with ``threadpoolctl.threadpool_limits(n, user_api="blas")``.
+128: 1281 against 1822 µs per step); pin a count with ``threadpoolctl.threadpool_limits(n, user_api="blas")``.
 """
 
 from __future__ import annotations
