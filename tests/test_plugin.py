@@ -104,27 +104,17 @@ def test_absurd_max_examples_is_refused_at_start(slow_project, value, expected):
     assert "the suite ran" not in out and "Traceback" not in out
 
 
-def test_report_dir_that_is_a_file_is_refused_at_start(slow_project):
-    (slow_project / "taken").write_text("a file")
-    code, out = pytest_in(slow_project, "--scratchnet-report-dir", "taken")
-    assert code == pytest.ExitCode.USAGE_ERROR, out
-    assert "--scratchnet-report-dir taken: taken is a file, not a folder" in out
-    assert "the suite ran" not in out and "Traceback" not in out
-
-
-def test_report_dir_under_a_file_is_refused_at_start(slow_project):
-    (slow_project / "taken").write_text("a file")
-    code, out = pytest_in(slow_project, "--scratchnet-report-dir", "taken/sub/dir")
-    assert code == pytest.ExitCode.USAGE_ERROR, out
-    assert "taken is a file, so taken/sub/dir cannot be a folder" in out
-    assert "the suite ran" not in out and "Traceback" not in out
-
-
-def test_unwritable_report_dir_is_refused_at_start(slow_project):
+@pytest.mark.parametrize("report_dir,expected", [
+    ("taken", "--scratchnet-report-dir taken: taken is a file, not a folder"),
+    ("taken/sub/dir", "taken is a file, so taken/sub/dir cannot be a folder"),
     # /proc refuses new folders even to root (a chmod would not stop root)
-    code, out = pytest_in(slow_project, "--scratchnet-report-dir", "/proc/scratchnet-reports")
+    ("/proc/scratchnet-reports", "--scratchnet-report-dir /proc/scratchnet-reports: cannot write there"),
+])
+def test_a_report_dir_that_cannot_be_written_is_refused_at_start(slow_project, report_dir, expected):
+    (slow_project / "taken").write_text("a file")
+    code, out = pytest_in(slow_project, "--scratchnet-report-dir", report_dir)
     assert code == pytest.ExitCode.USAGE_ERROR, out
-    assert "--scratchnet-report-dir /proc/scratchnet-reports: cannot write there" in out
+    assert expected in out
     assert "the suite ran" not in out and "Traceback" not in out
 
 
