@@ -52,14 +52,13 @@ from scratchnet import ModelSpec, Network
 from scratchnet.registry import make_optimizer
 
 from .step import (
-    BUSY_OTHERS,
     DISTURBED,
     MLP,
-    NOISY,
     SETTLE_S,
     OtherProcesses,
     blas_info,
     header_common,
+    least_disturbed,
     make_products,
     source_commit,
     threads_set,
@@ -154,25 +153,18 @@ def rotating(engines: dict[str, Callable[[], Any]], blocks: int, settle: float =
 def bench_epoch(threads: int, n: int, batch: int, blocks: int, attempts: int = 3,
                 retry_pause_s: float = 5.0) -> dict[str, Any]:
     """One row: every engine warmed up with one epoch, then ``blocks`` timed epochs each; like a
-    step row (``benchmarks.step.bench_case``), measured again (up to ``attempts`` times in all)
-    when other processes kept more than ``BUSY_OTHERS`` CPUs busy or an engine's IQR exceeds
-    ``NOISY`` × its median, keeping the least disturbed attempt."""
+    step row, the least disturbed of up to ``attempts`` measurements
+    (:func:`benchmarks.step.least_disturbed`)."""
     engines = epoch_engines(n, batch)
     for f in engines.values():
         f()
-    best = None
-    for attempt in range(1, attempts + 1):
+    def measure() -> tuple[float, float, dict[str, np.ndarray]]:
         with OtherProcesses() as others:
             times = rotating(engines, blocks)
         spread = max(float(np.subtract(*np.percentile(t, [75, 25])) / np.median(t)) for t in times.values())
-        badness = (others.cpus > BUSY_OTHERS, spread > NOISY, others.cpus, spread)
-        if best is None or badness < best[0]:
-            best = (badness, attempt, others.cpus, times)
-        if not (badness[0] or badness[1]):
-            break
-        if attempt < attempts:
-            time.sleep(retry_pause_s)
-    _, attempt, others_cpu, times = best
+        return others.cpus, spread, times
+
+    attempt, others_cpu, times = least_disturbed(measure, attempts, retry_pause_s)
     row: dict[str, Any] = {"threads": threads, "n": n, "batch": batch, "epochs_timed": blocks,
                            "others_cpu": others_cpu, "attempt": attempt}
     for k, t in times.items():

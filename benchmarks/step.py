@@ -431,6 +431,26 @@ def _quartiles(t: np.ndarray) -> tuple[float, float]:
     return float(med), float(q3 - q1)
 
 
+def least_disturbed(measure: Callable[[], tuple[float, float, Any]], attempts: int,
+                    retry_pause_s: float) -> tuple[int, float, Any]:
+    """``(attempt, others_cpu, result)`` of the least disturbed of up to ``attempts`` calls of
+    ``measure`` (which returns ``(others_cpu, spread, result)``, ``spread`` the largest IQR /
+    median). A call during which other processes kept more than ``BUSY_OTHERS`` CPUs busy, or whose
+    spread exceeds ``NOISY``, is repeated after ``retry_pause_s``: with a core taken, whichever
+    engine waits for its second thread stalls for whole scheduler ticks."""
+    best = None
+    for attempt in range(1, attempts + 1):
+        others_cpu, spread, result = measure()
+        badness = (others_cpu > BUSY_OTHERS, spread > NOISY, others_cpu, spread)
+        if best is None or badness < best[0]:
+            best = (badness, attempt, others_cpu, result)
+        if not (badness[0] or badness[1]):
+            break
+        if attempt < attempts:
+            time.sleep(retry_pause_s)
+    return best[1:]
+
+
 def bench_case(case: Case, threads: int, peak: float, budget_s: float, min_blocks: int,
                max_blocks: int, alloc_steps: int, attempts: int = 4, retry_pause_s: float = 5.0) -> dict[str, Any]:
     """Measure one row (see the module docstring for the columns)."""
@@ -445,13 +465,9 @@ def bench_case(case: Case, threads: int, peak: float, budget_s: float, min_block
 
     # Warm-up (caches, buffers, lazy allocations) that also estimates the step times, then
     # blocks of ~50 ms (5 to 2000 steps) after ~2 ms of discarded steps, enough blocks to fill
-    # the time budget of each engine (between min_blocks and max_blocks).
-    # An attempt during which other processes kept more than BUSY_OTHERS of a CPU busy, or whose
-    # IQR exceeds NOISY × its median, is repeated after a pause (up to `attempts` in all): with
-    # a core taken, whichever engine is waiting for its second thread stalls for whole scheduler
-    # ticks. The least disturbed attempt is kept, and its disturbance is reported.
-    best = None
-    for attempt in range(1, attempts + 1):
+    # the time budget of each engine (between min_blocks and max_blocks); the least disturbed of up
+    # to `attempts` such measurements is kept, and its disturbance reported (least_disturbed).
+    def measure() -> tuple[float, float, tuple]:
         warm = min(0.25, budget_s / 4)
         est = max(_steady_seconds(s_step, warm), _steady_seconds(t_step, warm))
         per_block = min(2000, max(5, math.ceil(0.05 / est)))
@@ -460,15 +476,10 @@ def bench_case(case: Case, threads: int, peak: float, budget_s: float, min_block
         with OtherProcesses() as others:
             ts, tt, tp = interleaved((s_step, t_step, p_step), blocks, per_block, discard)
         (s_med, s_iqr), (t_med, t_iqr), (p_med, _) = _quartiles(ts), _quartiles(tt), _quartiles(tp)
-        spread = max(s_iqr / s_med, t_iqr / t_med)
-        badness = (others.cpus > BUSY_OTHERS, spread > NOISY, others.cpus, spread)
-        if best is None or badness < best[0]:
-            best = (badness, attempt, others.cpus, blocks, per_block, s_med, s_iqr, t_med, t_iqr, p_med)
-        if not (badness[0] or badness[1]):
-            break
-        if attempt < attempts:
-            time.sleep(retry_pause_s)
-    _, attempt, others_cpu, blocks, per_block, s_med, s_iqr, t_med, t_iqr, p_med = best
+        return others.cpus, max(s_iqr / s_med, t_iqr / t_med), (blocks, per_block, s_med, s_iqr, t_med, t_iqr, p_med)
+
+    attempt, others_cpu, (blocks, per_block, s_med, s_iqr, t_med, t_iqr, p_med) = least_disturbed(
+        measure, attempts, retry_pause_s)
 
     growth, transient = allocations(s_step, alloc_steps) if alloc_steps else (0, 0)
 

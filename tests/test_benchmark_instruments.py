@@ -3,7 +3,7 @@
 No timing is asserted here (performance lives in ``benchmarks/``): ``make_products`` must run the
 step's own products on the step's arrays, the profile's re-enactment must be the step (the same
 weights bit for bit after one step), and ``judge`` must name the bound of a missed target from
-given numbers.
+given numbers, and ``least_disturbed`` keep the measurement its rule says.
 """
 
 import math
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from benchmarks.profile import step_parts
-from benchmarks.step import Case, judge, make_products
+from benchmarks.step import BUSY_OTHERS, NOISY, Case, judge, least_disturbed, make_products
 from scratchnet import ModelSpec, Network
 from scratchnet.registry import make_optimizer
 
@@ -90,3 +90,14 @@ def test_a_missed_fraction_of_peak_is_judged_on_true_flops():
     assert row["bounded_by"] == "products" and row["between_allowed_us"] < 0
     row = judge(_row(), Case(batch=1024), peak=100.0)       # no target
     assert (row["met"], row["bounded_by"]) == ("-", "-") and math.isnan(row["between_allowed_us"])
+
+
+def test_the_least_disturbed_measurement_is_kept_and_a_clean_one_stops_the_retries():
+    def measurements(*values):
+        it = iter(values)
+        return lambda: next(it)
+
+    busy, noisy, clean = (BUSY_OTHERS + 0.5, 0.1, "busy"), (0.0, NOISY + 0.1, "noisy"), (0.01, 0.1, "clean")
+    assert least_disturbed(measurements(busy, clean, noisy), attempts=3, retry_pause_s=0) == (2, 0.01, "clean")
+    assert least_disturbed(measurements(busy, noisy), attempts=2, retry_pause_s=0) == (2, 0.0, "noisy")
+    assert least_disturbed(measurements(clean, busy), attempts=2, retry_pause_s=0) == (1, 0.01, "clean")
