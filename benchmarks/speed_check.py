@@ -22,7 +22,8 @@ scratchnet's own code shows in the ratio just the same.
 Why 2× and not 1.5×: even single-threaded, at load average 6 on this 2-core machine (7 engineers'
 test runs) the ratios moved between 0.67× and 1.69× of a baseline measured minutes earlier under
 the same load (the batch-128 row twice in a row at 1.62–1.69×), so 1.5× would fail CI on noise. A
-planted 3× slowdown of the step still fails the check (``tests/test_speed_regression.py``).
+planted 4× slowdown of the step fails the check (``tests/test_speed_regression.py``); a 3× one
+came back within the limit in 2 of ~20 runs on a quiet machine.
 """
 
 from __future__ import annotations
