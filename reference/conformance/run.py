@@ -43,6 +43,9 @@ def add_run_parser(sub: Any) -> argparse.ArgumentParser:
                           f"{len(QUICK_TRAINING)} training runs per dtype")
     run.add_argument("--profile", default=None, help="a name recorded in the metadata (default full or quick)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    run.add_argument("--force", action="store_true",
+                     help="write into a baseline folder or a folder holding files no run wrote (files the run did "
+                          "not write are never deleted)")
     run.add_argument("--impl", default=None, metavar="MODULE:FACTORY",
                      help="your own implementation: package.module:factory or path/to/adapter.py:factory "
                           "(default scratchnet; see reference/byo/adapter.py and examples/adapter_template.py). "
@@ -182,12 +185,29 @@ def _not_implemented_summary(impl_name: str, items: list[tuple[tuple[str, tuple]
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from ..core.matrix import DTYPES
+    """Claim ``--out`` (new, or this tool's own report folder; never a baseline or a stranger's folder
+    unless ``--force``; never while another run holds it), then run and write into it."""
     from ..reports.commands import check_output_dir
+    from ..reports.files import DiskFullError, terminate_as_exception
+    from ..reports.ownership import FolderInUseError, FolderRefusedError, claim
+
+    check_output_dir(args.out, "run", "--out")  # before the run, not after it
+    try:  # SIGTERM is an exception throughout, so the claim is released (exit 143)
+        with terminate_as_exception(), claim(args.out, force=getattr(args, "force", False)) as claimed:
+            if claimed.took_over:
+                print(f"{PROG} run: {args.out}: {claimed.took_over}")
+            return _run_claimed(args)
+    except (FolderRefusedError, FolderInUseError) as exc:
+        raise UsageError(f"{PROG} run: --out {exc}") from None
+    except DiskFullError as exc:
+        raise UsageError(f"{PROG} run: {exc.strerror}") from None
+
+
+def _run_claimed(args: argparse.Namespace) -> int:
+    from ..core.matrix import DTYPES
     from ..reports.tables import conformance_matrix, records_frame, summary_table, write_reports
     from .runner import RunPlan
 
-    check_output_dir(args.out, "run", "--out")  # before the run, not after it
     impl, caps = _load_impl(args.impl)
     devices = _devices(args.device)
     dtypes = tuple(dict.fromkeys(args.dtype)) if args.dtype else DTYPES

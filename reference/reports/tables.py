@@ -40,6 +40,7 @@ import pandas as pd
 from ..core.records import Record
 from ..core.root_causes import COLUMNS as ROOT_CAUSE_COLUMNS
 from ..core.root_causes import decode, group
+from .escape import md_fence, md_text
 from .files import (
     COLUMN_TYPES,
     MANIFEST,
@@ -329,11 +330,12 @@ def _cause_items(causes: pd.DataFrame) -> list[tuple[int, str, list[tuple[str, s
 def _md_causes(causes: pd.DataFrame) -> list[str]:
     parts = ["## Root causes", ""]
     for number, head, details, reproducer in _cause_items(causes):
-        parts.append(f"{number}. **{head}**")
-        parts += [f"   - {label}: {text}" for label, text in details]
+        parts.append(f"{number}. **{md_text(head)}**")
+        parts += [f"   - {md_text(label)}: {md_text(text)}" for label, text in details]
         if reproducer:
-            parts += ["   - reproducer:", "", "     ```python", *("     " + line for line in reproducer.split("\n")),
-                      "     ```"]
+            fence = md_fence(reproducer)
+            parts += ["   - reproducer:", "", f"     {fence}python",
+                      *("     " + line for line in reproducer.split("\n")), f"     {fence}"]
     return [*parts, ""]
 
 
@@ -344,11 +346,12 @@ def _md_causes(causes: pd.DataFrame) -> list[str]:
 def _md_table(frame: pd.DataFrame) -> str:
     if frame.empty:
         return "_none_"
-    return _display(frame).to_markdown(index=False, disable_numparse=True)
+    shown = _display(frame).map(md_text).rename(columns=md_text)  # user text is inert (.escape)
+    return shown.to_markdown(index=False, disable_numparse=True)
 
 
 def _md_metadata(metadata: Mapping[str, str]) -> str:
-    return "\n".join(f"- **{k}**: {v}" for k, v in metadata.items() if str(v) != "")
+    return "\n".join(f"- **{md_text(k)}**: {md_text(v)}" for k, v in metadata.items() if str(v) != "")
 
 
 def render_markdown(matrix: pd.DataFrame, gradients: pd.DataFrame, training: pd.DataFrame,

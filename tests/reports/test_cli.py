@@ -120,7 +120,8 @@ def test_run_quick_writes_reports_then_gate_and_baseline(capsys, tmp_path, monke
     baseline = tmp_path / "baseline"
     code, out, _ = _run(capsys, "baseline", str(out_dir), "--to", str(baseline))
     assert code == 0 and "promoted" in out
-    assert sorted(p.name for p in baseline.iterdir()) == sorted([*BASELINE_FILES, "manifest.json", "metadata.json"])
+    assert sorted(p.name for p in baseline.iterdir()) == sorted([*BASELINE_FILES, "manifest.json", "metadata.json",
+                                                                  ".scratchnet-baseline"])  # marked as a baseline
     assert gate(out_dir, baseline).passed
     # promoting again replaces the folder whole and leaves nothing behind
     (baseline / "stale.txt").write_text("from an older baseline")

@@ -133,7 +133,7 @@ def test_a_run_killed_over_an_older_run_leaves_no_accepted_mix(source_records, s
     gradients.csv/training.csv are never accepted."""
     folder = tmp_path / "reused"
     write_tables(small_records[: len(small_records) // 2], folder, {"profile": "older"})
-    assert gate(folder, folder).passed
+    verify_folder(folder)
     code = _kill_at(["write", str(source_records), str(folder), "tables"], "replacing gradients.csv",
                     signal.SIGKILL)
     assert code == -signal.SIGKILL
@@ -179,7 +179,9 @@ def test_a_run_killed_by_sigterm_from_the_cli(tmp_path):
                              "--no-training", "--no-progress", "--out", str(folder)], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        while proc.poll() is None and not (folder.exists() and any(folder.iterdir())):
+        # the folder is claimed (marker, lock) at the start; wait for the first report file
+        while proc.poll() is None and not (folder.exists() and any(not p.name.startswith(".scratchnet")
+                                                                   for p in folder.iterdir())):
             threading.Event().wait(0.002)
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=120)
@@ -188,7 +190,7 @@ def test_a_run_killed_by_sigterm_from_the_cli(tmp_path):
             proc.kill()
         proc.stderr.close()
     assert code == 143
-    assert _temporaries(folder) == []
+    assert _temporaries(folder) == [] and not (folder / ".scratchnet-lock").exists()  # the lock released too
     done = subprocess.run([sys.executable, "-m", "scratchnet_reference", "gate", str(folder), str(folder)], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "has no manifest.json" in done.stderr and "Traceback" not in done.stderr
