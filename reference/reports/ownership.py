@@ -156,6 +156,11 @@ def _acquire(lock: Path) -> tuple[int, str]:
         return fd, stale
 
 
+def _program() -> str:
+    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "python"
+    return "python -m scratchnet_reference" if name == "__main__.py" else name
+
+
 @contextlib.contextmanager
 def claim(directory: str | os.PathLike[str], force: bool = False) -> Iterator[FolderClaim]:
     """Claim ``directory`` for one run: refused (:class:`FolderRefusedError` with the reason) by
@@ -171,7 +176,7 @@ def claim(directory: str | os.PathLike[str], force: bool = False) -> Iterator[Fo
     try:
         info = {"pid": os.getpid(), "host": socket.gethostname(),
                 "started": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
-                "argv": [os.path.basename(sys.argv[0]), *sys.argv[1:]]}
+                "argv": [_program(), *sys.argv[1:]]}
         os.ftruncate(fd, 0)
         os.pwrite(fd, (json.dumps(info) + "\n").encode("utf-8"), 0)
         owner = directory / OWNER_MARKER
