@@ -22,15 +22,17 @@ raises a :class:`UserCodeFailure` naming what happened:
 * :class:`UserCodeCrash` — the worker died otherwise (a signal: segfault, out of memory), with
   the ``faulthandler`` dump of where.
 
-**The time limit** (:data:`DEFAULT_TIMEOUT_S`, 60 s per call, configurable per worker and per call)
-is far above what a slow but correct network needs. Measured on these machines (2 shared cores,
-under the load of other work, ``nice``): one training step of a 784-256-128-10 float64 network on a
-batch of 128 takes 68 ms through scratchnet's vectorised step, 97 ms written as a per-sample NumPy
-loop, and ~13 s as pure-Python lists (one sample's forward pass: 34 ms, ×3 for the backward, ×128).
-A conformance job checks the user's code on the 5-7-6-4 network of the matrix (8–13 samples,
-at most a few dozen steps): about 10⁴ times less arithmetic than one such step, so even the
-pure-Python learner finishes a job in well under a second. Only a pure-Python learner checked
-at MNIST sizes for several steps in one call would need a larger limit (``timeout=``).
+**The time limit** (:data:`DEFAULT_TIMEOUT_S`, 120 s per call, configurable per worker and per call;
+``run --timeout``) is far above what a slow but correct network needs. ``run`` makes one call per
+job (a matrix case, a training run: the user's network on the 5-7-6-4 matrix network, 8–13 samples,
+at most a few dozen steps, plus torch's side and, for a failing one, the diagnosis). Measured on these
+machines (2 shared cores under the load of other work, ``nice``): the slowest job of two example
+adapters took 7.4 s (``textbook_net_buggy``, 101 jobs, 20 s in all) and 9.1 s
+(``column_vector_sgd``, a per-sample column-vector network, 32 jobs, 9.9 s in all) — both the first
+job, which pays torch's first-call warm-up; every other job took under 0.6 s. For scale: one training
+step of a 784-256-128-10 float64 network on a batch of 128 takes 68 ms through scratchnet's
+vectorised step, 97 ms as a per-sample NumPy loop and ~13 s as pure-Python lists (one sample's
+forward pass 34 ms, ×3 for the backward, ×128) — the matrix's network is ~10⁴ times less arithmetic.
 
 Ctrl-C: the worker ignores ``SIGINT`` (the terminal sends it to the whole process group), so the
 parent alone decides — its ``KeyboardInterrupt`` propagates and :meth:`Worker.close` kills the
@@ -54,7 +56,7 @@ __all__ = ["Worker", "UserCodeFailure", "UserCodeTimeout", "UserCodeExit", "User
            "DEFAULT_TIMEOUT_S"]
 
 #: Seconds one call may take (see the module docstring for why a correct network never reaches it).
-DEFAULT_TIMEOUT_S = 60.0
+DEFAULT_TIMEOUT_S = 120.0
 #: Seconds given to the worker to dump its stack after SIGUSR1, and to exit after SIGTERM.
 _GRACE_S = 1.0
 
@@ -100,6 +102,25 @@ class UserCodeRaised(UserCodeFailure):
 
 class UserCodeCrash(UserCodeFailure):
     kind = "crash"
+
+
+def _innermost_frame(stack: str, most_recent_first: bool) -> str:
+    """``file:line in function`` of the innermost frame of a formatted stack (``""`` if none)."""
+    frames = [line.strip() for line in stack.splitlines() if line.strip().startswith("File ")]
+    if not frames:
+        return ""
+    line = frames[0] if most_recent_first else frames[-1]
+    try:  # 'File "x.py", line 12, in f' (traceback) or 'File "x.py", line 12 in f' (faulthandler)
+        path, rest = line[len('File "'):].split('", line ', 1)
+        number, function = rest.replace(",", "").split(" in ", 1)
+        return f"{os.path.basename(path)}:{number} in {function}"
+    except ValueError:
+        return line
+
+
+def _at(stack: str, most_recent_first: bool = False) -> str:
+    where = _innermost_frame(stack, most_recent_first)
+    return f" (at {where})" if where else ""
 
 
 def _name(fn: Callable[..., Any]) -> str:
@@ -239,9 +260,10 @@ class Worker:
             if how == "os._exit":
                 self._kill()
                 self.restarts += 1
-            raise UserCodeExit(f"{what} called {how}({code!r}): user code ended its process", code, stack, what)
+            raise UserCodeExit(f"{what} called {how}({code!r}){_at(stack)}: user code ended its process", code, stack,
+                               what)
         _, exc_type, message, stack = reply
-        raise UserCodeRaised(f"{what} raised {exc_type}: {message}", exc_type, stack, what)
+        raise UserCodeRaised(f"{what} raised {exc_type}: {message}{_at(stack)}", exc_type, stack, what)
 
     def _replace(self) -> None:
         self._kill()
@@ -260,8 +282,8 @@ class Worker:
             stack = self._stack_dump()
         self._kill()
         self.restarts += 1
-        raise UserCodeTimeout(f"{what} did not return within {limit:g} s (the per-call time limit): stopped",
-                              stack, what)
+        raise UserCodeTimeout(f"{what} did not return within {limit:g} s (the per-call time limit): stopped"
+                              f"{_at(stack, most_recent_first=True)}", stack, what)
 
     def _died(self, what: str) -> Any:
         process = self._process
@@ -273,5 +295,5 @@ class Worker:
         self.restarts += 1
         if code is not None and code < 0:
             name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
-            raise UserCodeCrash(f"{what} crashed its process ({name})", stack, what)
+            raise UserCodeCrash(f"{what} crashed its process ({name}){_at(stack, most_recent_first=True)}", stack, what)
         raise UserCodeExit(f"{what} ended its process (exit status {code})", code, stack, what)

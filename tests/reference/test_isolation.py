@@ -110,6 +110,7 @@ def test_a_hang_is_a_timeout_with_the_users_stack_and_the_worker_is_replaced(wor
         worker.call(hang)
     assert time.monotonic() - start < 1.5 + 5  # the limit, the stack dump's grace, the kill
     assert hang.__name__ in info.value.user_stack  # where it hung, from faulthandler
+    assert "(at test_isolation.py:" in str(info.value) and f"in {hang.__name__})" in str(info.value)
     assert info.value.kind == "timeout"
     assert worker.call(whoami) != pid and worker.restarts == 1  # a fresh worker answers
     assert worker.call(count, 1) == 1  # …forked from the parent's object again
@@ -119,7 +120,7 @@ def test_sys_exit_deep_in_user_code_is_a_named_exit_and_the_worker_lives_on(work
     pid = worker.call(whoami)
     with pytest.raises(UserCodeExit, match=r"called sys.exit\(3\)") as info:
         worker.call(deep_sys_exit, 3)
-    assert info.value.code == 3 and "layer_two" in info.value.user_stack
+    assert info.value.code == 3 and "layer_two" in info.value.user_stack and "in layer_two)" in str(info.value)
     assert worker.call(whoami) == pid  # SystemExit was caught in the worker: no restart needed
 
 
@@ -127,7 +128,7 @@ def test_os_exit_is_a_named_exit_with_the_stack_and_the_worker_is_replaced(worke
     pid = worker.call(whoami)
     with pytest.raises(UserCodeExit, match=r"called os._exit\(4\)") as info:
         worker.call(deep_os_exit, 4)
-    assert info.value.code == 4 and "layer_two" in info.value.user_stack
+    assert info.value.code == 4 and "layer_two" in info.value.user_stack and "in layer_two)" in str(info.value)
     assert worker.call(whoami) != pid
 
 
@@ -139,6 +140,7 @@ def test_any_exception_base_exceptions_included_is_named_with_its_traceback(work
     with pytest.raises(UserCodeRaised, match=rf"implementation 'mine': {fn.__name__} raised {exc_type}") as info:
         worker.call(fn)
     assert info.value.exc_type == exc_type and fn.__name__ in info.value.user_stack
+    assert f"in {fn.__name__})" in str(info.value)
     assert "Traceback" in info.value.report()
     assert worker.call(whoami) == pid
 
