@@ -117,8 +117,8 @@ def test_gradient_report_has_a_row_per_parameter(small_records):
 
 def test_training_report_has_both_losses_per_step_and_the_first_break(records):
     steps = [r for r in records if r.check == "training_step" and r.dtype == "float64"]
-    steps[3].status, steps[3].passed, steps[3].tol_ratio = "fail", False, 2.0
-    steps[4].status, steps[4].passed = "fail", False
+    steps[3] = replace_in(records, steps[3], status="fail", passed=False, tol_ratio=2.0)
+    steps[4] = replace_in(records, steps[4], status="fail", passed=False)
     report = training_report(records_frame(records))
     assert len(report) == 10  # 5 steps × 2 dtypes
     f64 = report[report["dtype"] == "float64"]
