@@ -127,9 +127,19 @@ def _name(fn: Callable[..., Any]) -> str:
     return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
 
 
+def _die_with_parent() -> None:
+    """Linux: the worker gets SIGKILL when the parent dies (even by SIGKILL), so a hanging user call
+    never outlives the run as an orphan. Elsewhere the closed pipe ends an idle worker."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 def _serve(conn: Any, target: Any, stack_file: str) -> None:
     """The worker's loop: receive ``(fn, args)``, reply ``("ok", result)`` or a failure tuple."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent()
     dump = open(stack_file, "w")  # noqa: SIM115 - kept open for faulthandler for the worker's life
     faulthandler.enable(file=dump, all_threads=False)
     faulthandler.register(signal.SIGUSR1, file=dump, all_threads=False)

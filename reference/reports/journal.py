@@ -19,6 +19,7 @@ it), and the journal stays beside it, readable by a person and by :func:`read_jo
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -27,6 +28,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from .files import DiskFullError
 
 __all__ = ["JOURNAL", "SYNC_EVERY_S", "RecordJournal", "JournalContents", "read_journal"]
 
@@ -60,9 +63,16 @@ class RecordJournal:
             lines.append(json.dumps({"job": job, **{k: _plain(v) for k, v in data.items()}}, ensure_ascii=False))
         block = ("\n".join(lines) + "\n").encode("utf-8") if lines else b""
         if block:
-            written = os.write(self._fd, block)
-            if written != len(block):  # a regular file writes all or raises (ENOSPC); be explicit anyway
-                raise OSError(28, "No space left on device (short write)", str(self.path))
+            try:
+                written = os.write(self._fd, block)
+                if written != len(block):  # a regular file writes all or raises (ENOSPC); be explicit anyway
+                    raise OSError(errno.ENOSPC, "No space left on device (short write)", str(self.path))
+            except OSError as exc:
+                if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                    raise
+                raise DiskFullError(exc.errno, f"no space left to append to {self.path.name} in {self.path.parent}/ "
+                                    f"({os.strerror(exc.errno)}) after {self.jobs} jobs: free some space or write "
+                                    "the report elsewhere", str(self.path.parent)) from None
         self.jobs += 1
         self.records += len(lines)
         if time.monotonic() - self._synced >= SYNC_EVERY_S:

@@ -146,3 +146,28 @@ def test_an_interrupted_run_leaves_an_explicitly_partial_report(adapter, tmp_pat
     assert len(records) == len(journal.records) >= 3 and "records.csv" in manifest.files
     with pytest.raises(GateError, match="partial"):  # … and the gate refuses it
         gate(out, ROOT / "reports" / "baseline")
+
+
+def test_the_progress_line_names_the_running_job():
+    import io
+
+    from scratchnet_reference.console import ProgressBar
+
+    log = io.StringIO()
+    bar = ProgressBar(20, stream=log, unit="jobs")
+    for job in bar.wrap([f"job-{i}" for i in range(20)], label=lambda j: j):
+        if job == "job-14":  # a job that hangs: the last line the log shows names it
+            break
+    lines = log.getvalue().splitlines()
+    assert lines[-1].startswith("progress:  70% (14/20 jobs)") and lines[-1].endswith("; running job-14")
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    screen = Terminal()
+    bar = ProgressBar(3, stream=screen, unit="jobs")
+    for job in bar.wrap(["a", "relu-sigmoid-mse-sum-float64 cpu", "c"], label=lambda j: j):
+        if job.startswith("relu"):
+            break
+    assert screen.getvalue().split("\r")[-1].rstrip().endswith("running relu-sigmoid-mse-sum-float64 cpu")

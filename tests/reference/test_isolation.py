@@ -175,3 +175,41 @@ def test_close_stops_the_worker():
         for _ in range(50):
             os.kill(pid, 0)
             time.sleep(0.05)
+
+
+PARENT = """
+import sys
+from tests.reference.test_isolation import Net, learners_forward_that_never_returns, whoami
+from scratchnet_reference.core.isolation import Worker
+worker = Worker(Net(), timeout=600)
+print(worker.call(whoami), flush=True)
+worker.call(learners_forward_that_never_returns)
+"""
+
+
+def test_a_hanging_worker_dies_with_its_parent_even_on_sigkill():
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    parent = subprocess.Popen([sys.executable, "-c", PARENT], cwd=root, stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": str(root)})
+    try:
+        worker_pid = int(parent.stdout.readline())
+        time.sleep(0.5)  # the worker is in the endless loop now
+        parent.kill()
+        parent.wait(timeout=30)
+    finally:
+        parent.kill()
+        parent.stdout.close()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(worker_pid, 0)
+        except ProcessLookupError:
+            return
+        with open(f"/proc/{worker_pid}/stat") as stat:  # a zombie awaiting its reaper counts as gone
+            if stat.read().split(")")[-1].split()[0] == "Z":
+                return
+        time.sleep(0.1)
+    pytest.fail(f"worker {worker_pid} outlived its SIGKILLed parent")

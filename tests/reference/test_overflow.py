@@ -35,6 +35,14 @@ def test_shared_overflow_rule(actual, torch, agree):
         assert np.array_equal(agreed, np.array(torch), equal_nan=True)
 
 
+def test_only_a_value_beyond_the_dtype_is_an_overflow_both_may_share():
+    inf = np.array([INF, 1.0])
+    assert shared_overflow(inf, inf, "float32", judge=np.array([1e60, 1.0]))  # 1e60 > float32's 3.4e38
+    assert shared_overflow(inf, inf, "float32", judge=np.array([INF, 1.0]))
+    assert not shared_overflow(inf, inf, "float32", judge=np.array([3e38, 1.0]))  # representable: a real failure
+    assert not shared_overflow(inf, inf, "float64", judge=np.array([1e60, 1.0]))  # a naive log 0 in float64
+
+
 class SignFlipped(ScratchnetImplementation):
     """A network whose first-layer weight gradient has the wrong sign."""
 

@@ -62,3 +62,23 @@ def test_a_new_journal_starts_empty_and_close_can_delete_it(tmp_path):
     second = RecordJournal(tmp_path)
     second.close(delete=True)
     assert not (tmp_path / JOURNAL).exists()
+
+
+def test_a_full_disk_while_appending_names_the_folder(tmp_path, monkeypatch):
+    import os
+
+    import pytest
+    from scratchnet_reference.reports.files import DiskFullError
+
+    journal = RecordJournal(tmp_path)
+    journal.append("job a", [{"check": "loss"}])
+
+    def full(fd, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "write", full)
+    with pytest.raises(DiskFullError, match=rf"no space left to append to {JOURNAL} in {tmp_path}/ .* after 1 jobs"):
+        journal.append("job b", [{"check": "loss"}])
+    monkeypatch.undo()
+    journal.close()
+    assert read_journal(tmp_path).jobs == ["job a"]

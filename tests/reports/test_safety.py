@@ -4,6 +4,7 @@ should and compares only what is comparable, reports carry no live content, a fu
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -15,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from scratchnet_reference import cli
-from scratchnet_reference.conformance import run as conformance_run
+from scratchnet_reference.conformance.session import ConformanceRun
 from scratchnet_reference.reports import files as report_files
 from scratchnet_reference.reports.comparability import metadata_differences
 from scratchnet_reference.reports.escape import md_fence, md_text, neutralise_frame
@@ -37,8 +38,10 @@ def _run(capsys, *argv: str) -> tuple[int, str, str]:
 @pytest.fixture
 def fast_run(monkeypatch, small_records):
     """``run`` without the computation: the small records stand for what the jobs gave."""
-    monkeypatch.setattr(conformance_run, "execute",
-                        lambda impl, plan, jobs, progress=None, not_implemented=None: (list(small_records), [], []))
+    def execute(self, impl, jobs, wrap=None, skipped=(), **kwargs):
+        self.by_job[("case", "small", "cpu")] = list(small_records)
+
+    monkeypatch.setattr(ConformanceRun, "execute", execute)
 
     def _go(capsys, out: Path, *extra: str) -> tuple[int, str, str]:
         return _run(capsys, "run", "--quick", "--no-training", "--no-progress", "--out", str(out), *extra)
@@ -261,11 +264,11 @@ def test_markdown_carries_no_html_and_no_links():
 
 
 def test_a_report_with_hostile_names_has_no_live_content(records, tmp_path):
-    from scratchnet_reference.reports.tables import write_reports
+    from scratchnet_reference.reports.folder import write_reports
 
     hostile = "<script>alert(1)</script>"
-    for r in records[:6]:
-        r.impl, r.note, r.status, r.passed, r.tol_ratio = hostile, "=HYPERLINK(\"http://x\")", "fail", False, 5.0
+    records[:6] = [dataclasses.replace(r, impl=hostile, note="=HYPERLINK(\"http://x\")", status="fail", passed=False,
+                                       tol_ratio=5.0) for r in records[:6]]
     out = tmp_path / "r"
     write_reports(records, out, {"profile": "<img src=x onerror=alert(1)>", "impl": hostile,
                                  "errors": f"case: RuntimeError: {hostile} [x](javascript:alert(1))"})
