@@ -29,6 +29,7 @@ from scratchnet_reference.reports.files import (
 )
 from scratchnet_reference.reports.folder import render_reports, write_tables
 from scratchnet_reference.reports.gate import GateError, gate
+from scratchnet_reference.reports.journal import JOURNAL
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -180,9 +181,10 @@ def test_a_run_killed_by_sigterm_from_the_cli(tmp_path):
                              "--no-training", "--no-progress", "--out", str(folder)], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        # the folder is claimed (marker, lock) at the start; wait for the first report file
-        while proc.poll() is None and not (folder.exists() and any(not p.name.startswith(".scratchnet")
-                                                                   for p in folder.iterdir())):
+        # the folder is claimed (marker, lock) and the journal opened at the start (a SIGTERM then writes a
+        # partial report: tests/conformance/test_survival.py); wait for the first report file
+        while proc.poll() is None and not (folder.exists() and any(
+                not p.name.startswith(".scratchnet") and p.name != JOURNAL for p in folder.iterdir())):
             threading.Event().wait(0.002)
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=120)
