@@ -137,8 +137,9 @@ def _write_partial(run: Any, out: Path, journal: Any, total: int, exc: BaseExcep
     (130 Ctrl-C, 143 SIGTERM) or, for a fault of the harness, the exception itself."""
     from ..reports.files import DiskFullError, Terminated
 
-    why = {KeyboardInterrupt: "interrupted (Ctrl-C)", Terminated: "terminated (SIGTERM)"}.get(
-        type(exc), f"stopped by {type(exc).__name__}: {' '.join(str(exc).split())[:200]}")
+    why = {KeyboardInterrupt: "interrupted (Ctrl-C)", Terminated: "terminated (SIGTERM)"}.get(type(exc)) or (
+        f"stopped: {exc.strerror}" if isinstance(exc, DiskFullError) else
+        f"stopped by {type(exc).__name__}: {' '.join(str(exc).split())[:200]}")
     if tty:
         print(file=sys.stderr)  # end the progress bar's line
     journal.close()
@@ -146,8 +147,8 @@ def _write_partial(run: Any, out: Path, journal: Any, total: int, exc: BaseExcep
     try:
         run.write(out)
     except DiskFullError as full:
-        raise UsageError(f"{PROG} run: {why}; {full.strerror}; the records of the {run.finished} finished jobs are "
-                         f"in {journal.path}") from None
+        raise UsageError(f"{PROG} run: {why}; the partial report could not be written either ({full.strerror}); "
+                         f"the records of the {run.finished} finished jobs are in {journal.path}") from None
     print(f"{PROG} run: {why} after {run.finished} of {total} jobs: partial report written into {out}/ "
           f"(the gate refuses it; the records as computed: {journal.path.name})", file=sys.stderr)
     if isinstance(exc, KeyboardInterrupt):
