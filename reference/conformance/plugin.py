@@ -10,7 +10,7 @@ Options
     ``--scratchnet-impl module:factory``   the implementation under test (default: scratchnet):
                                  ``package.module:factory`` or ``path/to/adapter.py:factory``;
                                  ``factory`` is an implementation object, a class or a function
-                                 returning one (see :mod:`scratchnet_reference.byo.adapter`). It is
+                                 returning one (see :mod:`scratchnet_reference.core.adapter`). It is
                                  validated at start-up: a malformed adapter stops the run with what
                                  is missing.
     ``--scratchnet-device {all,cpu,cuda}``  devices to compare on (``all``: CPU plus CUDA when
@@ -27,7 +27,7 @@ Options
 Fixtures
     ``impl``         the implementation under test (``NotImplementedError`` from its ``build`` or
                      ``configure_optimizer`` skips the test as not implemented)
-    ``capabilities`` its :class:`scratchnet_reference.byo.adapter.Capabilities`
+    ``capabilities`` its :class:`scratchnet_reference.core.adapter.Capabilities`
     ``device``       parametrises a test that uses ``conformance`` over the selected devices
     ``conformance``  the session's :class:`Recorder`: ``conformance.check(records)`` stores the
                      records, steers hypothesis toward the worst ``tol_ratio`` and fails the test
@@ -99,7 +99,7 @@ class Recorder:
 
     def _caps(self) -> Any:
         if self.capabilities is None:
-            from ..byo.adapter import Capabilities
+            from ..core.capabilities import Capabilities
 
             self.capabilities = Capabilities.everything()
         return self.capabilities
@@ -141,7 +141,7 @@ class Recorder:
                 pass
         failed = [r for r in records if r.status == "fail"]
         if failed:
-            from ..byo.diagnosis import annotate
+            from ..diagnosis.network import annotate
 
             if not any(r.diagnosis for r in failed):
                 annotate(records)  # from the records alone: cheap, fine inside a hypothesis search
@@ -160,7 +160,7 @@ class Recorder:
                              f"max_abs_err={r.max_abs_err:.3g} worst at {r.worst_index}{where} "
                              f"[{r.hidden}→{r.output}+{r.loss} {r.reduction} {r.flavour} {r.dtype} {r.device}]{fd}")
                 if r.diagnosis:
-                    from ..byo.diagnosis import diagnosis_text
+                    from ..diagnosis.causes import diagnosis_text
 
                     lines.append(f"      diagnosis: {diagnosis_text(r.diagnosis)}")
             pytest.fail("\n".join(lines), pytrace=False)
@@ -170,8 +170,8 @@ class Recorder:
 
     def diagnose_examples(self, impl: Any) -> None:
         """The full diagnosis (re-running variants) of each test's last failing example."""
-        from ..byo.diagnosis import Problem, annotate, summary_lines
         from ..core.compare import compare_model
+        from ..diagnosis import Problem, annotate, summary_lines
 
         recorded = impl._warnings.recorded if getattr(impl, "_warnings", None) is not None else nullcontext
         impl = getattr(impl, "unguarded", impl)
@@ -193,7 +193,7 @@ def _current_test() -> str:
 
 
 def _describe(problem: Any) -> str:
-    from ..byo.diagnosis import Problem
+    from ..diagnosis.network import Problem
 
     spec, state, x, y, device = problem
     try:
@@ -332,8 +332,8 @@ class GuardedImplementation:
 def load_implementation(spec: str | None) -> Any:
     """Resolve and validate ``module:factory`` (scratchnet when ``None``); a malformed adapter
     is a usage error naming what is missing."""
-    from ..byo.adapter import AdapterError
-    from ..byo.adapter import load_implementation as load
+    from ..core.adapter import load_implementation as load
+    from ..core.capabilities import AdapterError
 
     try:
         return load(spec)[0]
@@ -354,7 +354,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("scratchnet", "scratchnet conformance")
     group.addoption(OPT_IMPL, dest="scratchnet_impl", default=None, metavar="MODULE:FACTORY",
                     help="implementation under test as package.module:factory or path/to/adapter.py:factory "
-                         "(default scratchnet); see reference/byo/adapter.py")
+                         "(default scratchnet); see reference/core/adapter.py")
     group.addoption(OPT_DEVICE, dest="scratchnet_device", default="all", choices=("all", "cpu", "cuda"),
                     help="devices to compare on (default: all available)")
     group.addoption(OPT_MAX_EXAMPLES, dest="scratchnet_max_examples", default=None, metavar="N",
@@ -434,8 +434,8 @@ def pytest_configure(config: pytest.Config) -> None:
 def _load(config: pytest.Config) -> Any:
     """The implementation and its validated capabilities, loaded once per process."""
     if config._scratchnet_impl is None:  # type: ignore[attr-defined]
-        from ..byo.adapter import AdapterError
-        from ..byo.adapter import load_implementation as load
+        from ..core.adapter import load_implementation as load
+        from ..core.capabilities import AdapterError
 
         try:
             inner, caps = load(config.getoption("scratchnet_impl"))
@@ -587,7 +587,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
                       f"[{r.hidden}→{r.output}+{r.loss} {r.reduction} {r.flavour} {r.dtype} {r.device}]"
                       + (f" fd sides with {r.fd_verdict}" if r.fd_verdict else ""))
     if any(r.status == "fail" and r.diagnosis for r in records):
-        from ..byo.diagnosis import summary_lines
+        from ..diagnosis.causes import summary_lines
 
         tr.write_line("root causes of the failing comparisons:")
         for line in summary_lines(records):

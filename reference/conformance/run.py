@@ -45,7 +45,7 @@ def add_run_parser(sub: Any) -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     run.add_argument("--impl", default=None, metavar="MODULE:FACTORY",
                      help="your own implementation: package.module:factory or path/to/adapter.py:factory "
-                          "(default scratchnet; see reference/byo/adapter.py and examples/adapter_template.py). "
+                          "(default scratchnet; see reference/core/adapter.py and examples/adapter_template.py). "
                           "The matrix narrows to its declared capabilities; the rest is reported as not implemented")
     run.set_defaults(func=cmd_run)
     return run
@@ -143,7 +143,7 @@ def _devices(requested: list[str] | None) -> list[str]:
 def _load_impl(text: str | None) -> tuple[Any, Any]:
     """``--impl`` loaded and validated (scratchnet when not given); a malformed adapter is a
     usage error listing what is missing."""
-    from ..byo.adapter import AdapterError, load_implementation
+    from ..core.adapter import AdapterError, load_implementation
 
     try:
         return load_implementation(text)
@@ -246,7 +246,7 @@ def _print_run_summary(matrix, summary, errors: list[str], out: Path, wall: floa
 
     diagnosed = [r for r in records if r.status == "fail" and r.diagnosis]
     if diagnosed:
-        from ..byo.diagnosis import summary_lines
+        from ..diagnosis.causes import summary_lines
 
         print(f"root causes (reproducers: {out / 'root_causes.csv'}):")
         for line in summary_lines(diagnosed):

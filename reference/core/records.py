@@ -78,7 +78,7 @@ _MEASURED: tuple[tuple[str, str] | tuple[str, str, Any], ...] = (
     ("note", "str", field(default="")),
     ("device_name", "str", field(default="")),
     ("versions", "str", field(default="")),
-    # which derivative is wrong and how, in words (byo.diagnosis); "" when it passed
+    # its root causes (scratchnet_reference.diagnosis.causes.encode); "" when it passed
     ("diagnosis", "str", field(default="")),
 )
 

@@ -13,7 +13,7 @@ Three views of the records (:class:`scratchnet_reference.core.records.Record`), 
   to judge it, else ``pass``). ``unverified`` records are counted but kept out of the worst ratios;
   ``n_by_oracle`` says who judged the row's records (``torch=10 torch_fused=4``).
 * the **gradient-diff report** (:func:`gradient_report`) — one row per combination × parameter, with
-  the ``diagnosis`` of a failing one (its root causes, :mod:`scratchnet_reference.core.root_causes`).
+  the ``diagnosis`` of a failing one (its root causes, :mod:`scratchnet_reference.diagnosis.causes`).
 * the **training-curve report** (:func:`training_report`) — one row per training step: both
   losses, their difference, the parameter distance and the first step the tolerance broke.
 
@@ -30,7 +30,7 @@ import html
 import math
 import os
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import MISSING, asdict, fields
+from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +38,8 @@ import numpy as np
 import pandas as pd
 
 from ..core.records import Record
-from ..core.root_causes import COLUMNS as ROOT_CAUSE_COLUMNS
-from ..core.root_causes import decode, group
+from ..diagnosis.causes import COLUMNS as ROOT_CAUSE_COLUMNS
+from ..diagnosis.causes import STRUCTURED_COLUMNS, cause_numbers, cause_table_rows
 from .files import (
     COLUMN_TYPES,
     MANIFEST,
@@ -189,20 +189,18 @@ def gradient_report(records: pd.DataFrame) -> pd.DataFrame:
 
 
 def root_cause_table(records: pd.DataFrame) -> pd.DataFrame:
-    """The distinct root causes of the failing records (:func:`scratchnet_reference.core.root_causes.group`),
+    """The distinct root causes of the failing records (:func:`scratchnet_reference.diagnosis.causes.group`),
     numbered from 1 in the order the reports list them: most failing rows first."""
-    rows = [{"cause": i, **asdict(c), "failing_rows": n, "combinations": m}
-            for i, (c, n, m) in enumerate(group(records.itertuples(index=False)), 1)]
-    return pd.DataFrame(rows, columns=["cause", *ROOT_CAUSE_COLUMNS]).astype({"cause": "int64", "failing_rows": "int64",
-                                                                   "combinations": "int64"})
+    rows = cause_table_rows(records.itertuples(index=False))
+    return pd.DataFrame(rows, columns=["cause", *ROOT_CAUSE_COLUMNS, *STRUCTURED_COLUMNS]).astype(
+        {"cause": "int64", "failing_rows": "int64", "combinations": "int64"})
 
 
 def _cause_numbers(gradients: pd.DataFrame, causes: pd.DataFrame) -> pd.Series:
     """A failing gradient's diagnosis as the numbers of its root causes (``"1, 2"``): each cause's
     words are shown once, in the root-cause list."""
-    number = {(r.kind, r.where, r.what): r.cause for r in causes.itertuples(index=False)}
-    return gradients["diagnosis"].map(lambda text: ", ".join(
-        str(number.get(c.key, "?")) for c in decode(text)) if text else "")
+    return pd.Series(cause_numbers(gradients["diagnosis"], causes.to_dict("records")), index=gradients.index,
+                     dtype=object)
 
 
 def training_report(records: pd.DataFrame) -> pd.DataFrame:
