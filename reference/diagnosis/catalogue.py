@@ -145,7 +145,12 @@ class Mistake:
         return self.plants[site](where)
 
     def what(self, act: str = "") -> str:
+        """The words, for activation ``act``."""
         return self.words.format(act=act)
+
+    def right_for(self, act: str = "", at_zero: float = 0.0) -> str:
+        """The right formula, for activation ``act`` (``at_zero``: torch's derivative at 0)."""
+        return self.right.format(act=act, at_zero=at_zero)
 
 
 def derivative_at_zero(act: Mapping[str, Any]) -> tuple[float, float, float]:
@@ -177,16 +182,12 @@ def _ref(name: str, **params: Any) -> Callable[..., Any]:
     return reference_op(name, **params)
 
 
-def _transposed(s: Site) -> Any:
-    return s.W if s.W.shape[0] == s.W.shape[1] else None
-
-
 #: every known mistake, in the order the diagnosis tries them
 CATALOGUE: tuple[Mistake, ...] = (
     Mistake("gelu_tanh",
             "the tanh approximation 0.5·z·(1 + tanh(√(2/π)(z + 0.044715 z³))) is used instead of the exact "
             "GELU z·Φ(z) (torch.nn.GELU(approximate='tanh') reproduces yours)",
-            "f(z) = z·Φ(z) with Φ(z) = ½(1 + erf(z/√2)); or declare PARAMS = {'gelu': {'approximate': 'tanh'}}",
+            "f(z) = z·Φ(z) with Φ(z) = ½(1 + erf(z/√2)); or declare PARAMS = {{'gelu': {{'approximate': 'tanh'}}}}",
             "the tanh-approximate GELU", _form({"name": "gelu", "approximate": "tanh"}),
             form={"name": "gelu", "approximate": "tanh"}),
     Mistake("again_on_fused",
@@ -285,15 +286,6 @@ CATALOGUE: tuple[Mistake, ...] = (
             "∂L/∂p = −y/p returned as the gradient with respect to the logits: softmax's backward is left out",
             "∂L/∂z = (s − y)/N", "−y/s / N", {"fused_gradient": lambda s: -s.y / s.a / s.n},
             losses=frozenset({("softmax", "cross_entropy")}), acts=frozenset({"softmax"}), network=False),
-    Mistake("weight_transposed",
-            "the weight is used transposed",
-            "out = x Wᵀ + b for W (out, in); dx = g W; dW = gᵀ x; db = Σ_rows g (declare WEIGHT_LAYOUT = 'in_out' if "
-            "your W is (in, out))",
-            "the transposed-weight result",
-            {"dense_forward": lambda s: None if _transposed(s) is None else s.x @ s.W + s.b,
-             "dense_dx": lambda s: None if _transposed(s) is None else s.g @ s.W.T,
-             "dense_dW": lambda s: None if _transposed(s) is None else s.expected.T},
-            network=False),
 )
 
 #: key -> entry

@@ -25,13 +25,15 @@ LOOSE = 10.0
 
 def least_squares(actual: Any, model: Any) -> float | None:
     """The least-squares ``k`` of ``actual ≈ k·model`` over every element, ``⟨a, m⟩ / ⟨m, m⟩``;
-    ``None`` when an element is not finite or the model is all zeros (no factor to fit)."""
+    ``None`` when an element is not finite, the model is all zeros (no factor to fit) or ``|k|``
+    is below 1e-9 (an all-zero result is not "a factor of" anything)."""
     a = np.concatenate([np.ravel(np.asarray(v, dtype=np.float64)) for v in _parts(actual)])
     m = np.concatenate([np.ravel(np.asarray(v, dtype=np.float64)) for v in _parts(model)])
     if a.shape != m.shape or not (np.all(np.isfinite(a)) and np.all(np.isfinite(m))):
         return None
     mm = float(m @ m)
-    return float(a @ m) / mm if mm > 0 else None
+    k = float(a @ m) / mm if mm > 0 else 0.0
+    return k if abs(k) > 1e-9 else None  # yours ≈ 0 × the model is no factor: nothing of the model is in it
 
 
 def fit_factor(actual: Any, model: Any) -> float | None:

@@ -243,7 +243,7 @@ class _Analysis:
                      if m.form is not None):
             if _close(out, self.ref(acts={k: form.form for k in layers}).acts[-1], self.forward_tol, loose=1.0):
                 return self.cause(form.key, form.what(name), evidence + "; that form reproduces your output",
-                                  form.right, **self.at(self.spec, layers))
+                                  form.right_for(name), **self.at(self.spec, layers))
         self.cause("wrong_forward", f"{name}'s forward differs from torch's", evidence,
                    f"torch.nn.functional.{name} (see torch.nn.modules.activation)",
                    **self.at(self.spec, layers, "forward"))
@@ -373,14 +373,14 @@ class _Analysis:
         if mistake.form is not None:
             return self.cause(mistake.key, mistake.what(act),
                               f"your gradients of layers.{layer} equal those of a torch network with that form",
-                              mistake.right, **self.at(spec, [layer]))
+                              mistake.right_for(act), **self.at(spec, [layer]))
         names = [f"layers.{layer}.weight", f"layers.{layer}.bias"]
         at_zero = derivative_at_zero(spec.activations[layer])[1] if mistake.key == "kink" else 0.0
         size = sum(np.size(grads[n]) for n in names)
         zeros = int(np.sum(self.ref(spec=spec).zs[layer] == 0)) if mistake.key == "kink" else 0
         evidence = (f"your gradients of layers.{layer} equal, on {size} of {size} elements, those of a torch "
                     "network with this mistake" + (f" ({zeros} pre-activations are exactly 0 there)" if zeros else ""))
-        self.cause(mistake.key, mistake.what(act), evidence, mistake.right.format(act=act, at_zero=at_zero),
+        self.cause(mistake.key, mistake.what(act), evidence, mistake.right_for(act, at_zero),
                    **self.at(spec, [layer], "backward"))
 
     def _scaled(self, spec, layer, grads, changes, k) -> bool:

@@ -125,11 +125,9 @@ def _site(ops: UserOps, ex: Example) -> tuple[str, Site, dict[str, Any] | None, 
     z = inputs["z"]
     act = {"name": out_name}
     a = reference_op(out_name)(z)
-    s = np.exp(a) if out_name == "log_softmax" else a
     delta = reference_op(f"{out_name}_{loss}_grad")(z, y, reduction=reduction)
     site = "fused_value" if op.role == "forward" else "fused_gradient"
-    return site, Site(act=act, z=_t(z), a=_t(a if out_name != "log_softmax" else a), y=_t(y), delta=_t(delta), n=n,
-                      reduction=reduction, p=_t(s)), act, op.base
+    return site, Site(act=act, z=_t(z), a=_t(a), y=_t(y), delta=_t(delta), n=n, reduction=reduction), act, op.base
 
 
 def _models(ops: UserOps, ex: Example) -> dict[str, np.ndarray]:
@@ -253,9 +251,14 @@ def _right(op_name: str) -> str:
     return RIGHT.get(base, f"torch's {base} (scratchnet_reference.core.reference_ops.reference_op({op_name!r}))")
 
 
-def _what(kind: str, op_name: str, **fill: Any) -> str:
+def _act_of(op_name: str) -> str:
+    """The activation an op is of: its own, a fused pair's output activation, or none."""
     op = OPS[op_name]
-    act = op.base if op.family == "activation" else ""
+    return op.base if op.family == "activation" else op.base[0] if op.family == "fused" else ""
+
+
+def _what(kind: str, op_name: str, **fill: Any) -> str:
+    act = _act_of(op_name)
     if kind in BY_KEY:
         return BY_KEY[kind].what(act)
     return PATTERNS[kind][0].format(act=act, large=LARGE, loose=LOOSE, **fill)
@@ -358,7 +361,7 @@ def _diagnose_group(ops: UserOps, name: str, exs: list[Example]) -> list[RootCau
         output = worst.component
     evidence = (f"your {output} equals {formula} on {hits} of {total} elements "
                 f"({_count(failing)} that fail, of {len(exs)})")
-    right = (BY_KEY[kind].right.format(act=OPS[name].base, at_zero=0.0) if kind in BY_KEY else "") or _right(name)
+    right = (BY_KEY[kind].right_for(_act_of(name)) if kind in BY_KEY else "") or _right(name)
     # the smallest failing example this explanation covers
     smallest = min(failing, key=_plainest)
     findings.append(_cause(label, kind, what, "; ".join(filter(None, (evidence, fd_text))), right,

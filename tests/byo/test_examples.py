@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 from scratchnet_reference import cli
-from scratchnet_reference.byo.adapter import AdapterError, load_implementation
 from scratchnet_reference.conformance.runner import RunPlan, run_matrix
-from scratchnet_reference.core.root_causes import decode
+from scratchnet_reference.core.adapter import AdapterError, load_implementation
+from scratchnet_reference.diagnosis.causes import decode
 from scratchnet_reference.reports.files import read_csv
 
 TEXTBOOK = "examples.textbook_net.adapter:make_implementation"
