@@ -25,8 +25,14 @@ site                          what the plant returns (torch, float64)           
 ``loss_value``                a loss value from ``p`` and ``y``                      op
 ``loss_gradient``             ``∂L/∂p``                                              op
 ``dense_forward``             ``x Wᵀ + b``                                           op
-``dense_dx`` / ``dense_dW``   a dense layer's input / weight gradient                op
+``dense_dx``                  a dense layer's input gradient from ``g`` and ``W``    op
+``dense_dW`` / ``dense_db``   its weight / bias gradient from its δ (``g``) and      both
+                              input ``x`` (``expected``: torch's gradient)
 ============================  =====================================================  ==========
+
+At network level ``dense_dW`` / ``dense_db`` are tried when only that one parameter of a layer
+disagrees (the other, hence δ, is right); the walk falls back to "only the weight/bias gradient is
+wrong" when no entry explains it.
 
 An entry with a ``form`` (a torch activation spec, e.g. GELU's tanh approximation) is a wrong
 *form* of the activation: planted, the form replaces the activation in the forward pass too.
@@ -39,7 +45,7 @@ Append one :class:`Mistake` to :data:`CATALOGUE` — its key, its plants by site
 the diagnosis pick it up from here; nothing else changes. A site no entry has yet (a dense
 layer's bias gradient, an optimizer step, an input the learner modified in place) is a new name
 in the table above, a field of :class:`Site` the plant reads, and the one place in
-``reference_net.py`` or ``ops.py`` that offers that site.
+``reference_net.py``, ``network.py`` or ``ops.py`` that offers that site.
 """
 
 from __future__ import annotations
@@ -57,7 +63,7 @@ from ..core.torch_import import torch_module
 __all__ = ["Site", "Mistake", "CATALOGUE", "BY_KEY", "mistakes_at", "vjp", "SITES", "kinked", "derivative_at_zero"]
 
 SITES = ("activation_forward", "activation_backward", "output_backward", "fused_gradient", "fused_value",
-         "loss_value", "loss_gradient", "dense_forward", "dense_dx", "dense_dW")
+         "loss_value", "loss_gradient", "dense_forward", "dense_dx", "dense_dW", "dense_db")
 
 
 @dataclass

@@ -49,7 +49,7 @@ import numpy as np
 from scratchnet import ModelSpec
 
 from ..core.records import Record, measure
-from .catalogue import Mistake, derivative_at_zero, kinked, mistakes_at
+from .catalogue import Mistake, Site, derivative_at_zero, kinked, mistakes_at
 from .causes import RootCause, encode
 from .factors import LOOSE, fit_factor, least_squares, mean_divisor, name_factor
 from .reference_net import candidate_mistakes, reference_pass
@@ -122,6 +122,12 @@ def _close(actual: Any, expected: Any, rec: Record, scale: float = 1.0, loose: f
         return False
     atol = loose * (rec.atol + rec.noise_floor) * max(1.0, abs(scale))
     return measure(actual, expected, loose * rec.rtol, atol)["tol_ratio"] <= 1
+
+
+def _tensor(v: Any) -> Any:
+    from ..core.torch_import import torch_module
+
+    return torch_module().as_tensor(np.asarray(v, dtype=np.float64))
 
 
 def _layer(param: str) -> int:
@@ -315,6 +321,8 @@ class _Analysis:
                     if not factor_named:
                         self._factor(k, spec, f"layers.{layer}")
                         factor_named = True
+                elif any(self._fits(grads, ref, layer, 1.0)):  # one parameter agrees: δ is right, the other's own
+                    k = 1.0
             if k is not None:
                 w_ok, b_ok = self._fits(grads, ref, layer, k)
                 if w_ok and b_ok:
@@ -404,6 +412,8 @@ class _Analysis:
     def _parameter(self, spec, layer, which, grads, ref, k) -> None:
         name = f"layers.{layer}.{which}"
         got, want = grads[name], k * ref[name]
+        if self._dense_mistake(spec, layer, which, got, k):
+            return
         square = got.ndim == 2 and got.shape[0] == got.shape[1]
         if which == "weight" and square and _close(got, want.T, self.tols[name]):
             what, right = "transposed: it equals torch's gradient transposed", "∂L/∂W = δᵀ·a_prev, shape (out, in)"
@@ -415,6 +425,27 @@ class _Analysis:
                            "∂L/∂b = Σ of δ over the batch rows (axis 0)")
         self.cause("parameter", what, f"{name} differs from torch's; the other gradients of layers.{layer} "
                    "agree", right, parameter=name)
+
+    def _dense_mistake(self, spec: ModelSpec, layer: int, which: str, got: np.ndarray, k: float) -> bool:
+        """Whether a catalogue mistake of the dense layer's ``which`` gradient (sites ``dense_dW``,
+        ``dense_db``: planted on torch's δ and input of this layer) explains ``got``; if so it is
+        recorded as a cause of that parameter."""
+        site = {"weight": "dense_dW", "bias": "dense_db"}[which]
+        candidates = mistakes_at(site, network=True)
+        if not candidates:
+            return False
+        name = f"layers.{layer}.{which}"
+        torch_pass = self.ref(spec=spec)
+        x = self.xs if layer == 0 else torch_pass.acts[layer - 1]
+        where = Site(g=_tensor(torch_pass.deltas[layer]), x=_tensor(x), expected=_tensor(torch_pass.grads[name]))
+        for mistake in candidates:
+            model = mistake.plant(site, where)
+            if model is not None and _close(got, k * np.asarray(model), self.tols[name], k):
+                self.cause(mistake.key, mistake.what(), f"{name} equals, on every element, what a torch network "
+                           f"with this mistake computes; the other gradient of layers.{layer} agrees",
+                           mistake.right_for(), parameter=name)
+                return True
+        return False
 
     def _substituted(self, spec: ModelSpec, layer: int, k: float) -> str:
         """Evidence by substitution: does this layer agree once its activation is a stand-in?"""

@@ -109,11 +109,12 @@ def _site(ops: UserOps, ex: Example) -> tuple[str, Site, dict[str, Any] | None, 
         return "activation_backward", Site(act=act, z=_t(z), a=_t(inputs["a"]), g=_t(inputs["g"])), act, None
     if op.family == "dense":
         x, W, b = inputs["x"], inputs["W"], inputs["b"]
-        Wt = W.T if ops.layout == "out_in" else W  # the (out, in) weight, transposed: x @ Wt is x Wᵀ
-        site = {"forward": "dense_forward"}.get(op.role) or {"dx": "dense_dx", "dW": "dense_dW"}.get(ex.component)
+        w = W if ops.layout == "out_in" else W.T  # the (out, in) weight, like torch.nn.Linear's
+        site = {"forward": "dense_forward"}.get(op.role) or {"dx": "dense_dx", "dW": "dense_dW",
+                                                            "db": "dense_db"}.get(ex.component)
         if site is None:
             return None
-        return site, Site(x=_t(x), W=_t(Wt), b=_t(b), g=_t(inputs.get("g")), expected=_t(ex.expected)), None, None
+        return site, Site(x=_t(x), W=_t(w), b=_t(b), g=_t(inputs.get("g")), expected=_t(ex.expected)), None, None
     y = _dense_targets(ex)
     N, C = ex.N, ex.C
     if op.family == "loss":

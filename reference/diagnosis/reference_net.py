@@ -37,11 +37,13 @@ __all__ = ["Pass", "reference_pass", "candidate_mistakes", "site_of", "kinked"]
 
 @dataclass
 class Pass:
-    """Pre-activations, activations and parameter gradients of one reference pass (float64)."""
+    """Pre-activations, activations, each layer's δ = ∂L/∂z and the parameter gradients of one
+    reference pass (float64)."""
 
     zs: list[np.ndarray]
     acts: list[np.ndarray]
     grads: dict[str, np.ndarray]
+    deltas: list[np.ndarray]
 
 
 def site_of(spec: ModelSpec, layer: int) -> str:
@@ -102,7 +104,9 @@ def reference_pass(spec: ModelSpec, state: Mapping[str, np.ndarray], xs: np.ndar
         right = vjp(out_spec, zs[-1], g) if change is None or isinstance(change, tuple) else None
         delta = _planted(change, "output_backward", Site(act=out_spec, z=zs[-1], a=outs[-1], g=g), right)
     grads: dict[str, np.ndarray] = {}
+    deltas: list[Any] = [None] * spec.n_layers
     for k in range(last, -1, -1):
+        deltas[k] = delta.numpy()
         grads[f"layers.{k}.weight"] = (delta.T @ inputs[k]).numpy()
         grads[f"layers.{k}.bias"] = delta.sum(dim=0).numpy()
         if k:
@@ -110,7 +114,7 @@ def reference_pass(spec: ModelSpec, state: Mapping[str, np.ndarray], xs: np.ndar
             below, change = act_specs[k - 1], changes.get(k - 1)
             right = vjp(below, zs[k - 1], g) if change is None or isinstance(change, tuple) else None
             delta = _planted(change, "activation_backward", Site(act=below, z=zs[k - 1], a=outs[k - 1], g=g), right)
-    return Pass([z.numpy() for z in zs], [o.numpy() for o in outs], grads)
+    return Pass([z.numpy() for z in zs], [o.numpy() for o in outs], grads, deltas)
 
 
 def candidate_mistakes(spec: ModelSpec, layer: int) -> list[Mistake]:
