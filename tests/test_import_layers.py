@@ -128,11 +128,11 @@ def test_the_layer_check_finds_a_planted_upward_import():
                "scratchnet_reference.conformance.runner": GRAPH["scratchnet_reference.conformance.runner"]
                | {"scratchnet_reference.core.adapter", "scratchnet_reference.byo.ops"},
                "scratchnet_reference.diagnosis.network": GRAPH["scratchnet_reference.diagnosis.network"]
-               | {"scratchnet_reference.reports.tables"}}
+               | {"scratchnet_reference.reports.frames"}}
     assert upward_imports(planted) == [
         "scratchnet_reference.conformance.runner imports scratchnet_reference.byo.ops: conformance may not depend "
         "on byo",
-        "scratchnet_reference.diagnosis.network imports scratchnet_reference.reports.tables: diagnosis may not "
+        "scratchnet_reference.diagnosis.network imports scratchnet_reference.reports.frames: diagnosis may not "
         "depend on reports"]
 
 
