@@ -225,9 +225,9 @@ class Network:
 
     def _backward_after(self, k: int, grad: np.ndarray) -> np.ndarray:
         """∂L/∂aₖ from ∂L/∂(input of layer k + 1), back through the layers after layer ``k``.
-        ``grad`` is a work array nobody reads afterwards: dropout scales it in place."""
+        ``grad`` is a work array nobody reads afterwards: each layer writes its result into it."""
         for extra in reversed(self.after[k]):
-            grad = extra.backward(grad, overwrite_dy=True) if isinstance(extra, Dropout) else extra.backward(grad)
+            grad = extra.backward(grad, overwrite_dy=True)
         return grad
 
     def _backward(self, target: np.ndarray) -> float:

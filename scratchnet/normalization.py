@@ -22,10 +22,17 @@ Backward, given ``dy = ∂L/∂y`` (training mode; ``σ = √(σ² + ε)``)::
 the compact form of the chain rule through μ and σ² (both depend on every row of ``x``). In
 evaluation mode μ and σ are constants: ``∂L/∂x = dy·γ/√(running_var + ε)``.
 
-Sums over the batch are accumulated in float64 and rounded once, as torch's CPU kernel does
-(its accumulation type for float32 is double). Parameter names follow torch: ``weight`` (γ),
-``bias`` (β) and the buffers ``running_mean``, ``running_var`` (torch's ``num_batches_tracked``
-only counts, and with a fixed momentum changes nothing: it is not kept).
+Computed as torch's CPU kernel arranges it: the output as ``y = x·α + (β − μ·α)`` with
+``α = γ/σ`` (two passes over the batch); ``x̂`` is never formed (the backward pass uses
+``x − μ`` and ``1/σ``); and ``∂L/∂x`` as ``dy·α − x̂·(α/N)·Σ(dy·x̂) − (α/N)·Σdy`` (the compact
+form above, distributed). Sums over the
+batch are matrix–vector products with a vector of ones (BLAS, in the layer's dtype: 5× faster
+than ``sum(axis=0, dtype=float64)`` on a 128 × 384 float32 batch), and the per-feature arithmetic
+(statistics, ``α``, the running averages) stays in the layer's dtype, in place: at these widths
+each NumPy call costs more than its arithmetic (``python -m benchmarks.step --layers``).
+Parameter names follow torch: ``weight`` (γ), ``bias`` (β) and the buffers ``running_mean``,
+``running_var`` (torch's ``num_batches_tracked`` only counts, and with a fixed momentum changes
+nothing: it is not kept).
 """
 
 from __future__ import annotations
@@ -74,7 +81,8 @@ class BatchNorm1d:
         self.running_mean = np.zeros(features, dt)
         self.running_var = np.ones(features, dt)
         self._rows = -1
-        self._xhat = self._y = self._tmp = self._dx = np.empty((0, 0), dt)
+        self._xhat = self._y = np.empty((0, 0), dt)
+        self._dx: np.ndarray | None = None
         self._inv_std: np.ndarray | None = None   # 1/σ of the last forward pass, per feature
         self._trained = True                      # whether the last forward pass used batch statistics
 
@@ -87,56 +95,72 @@ class BatchNorm1d:
         return self.weight.shape[0]
 
     def _work_arrays(self, rows: int) -> None:
+        """Two ``(rows, features)`` arrays: ``x − μ`` (``x̂`` once backward needs it) and the output
+        ``y``, which :meth:`backward` reuses as scratch (the layer after has consumed it by then)."""
         shape, dt = (rows, self.features), self.weight.dtype
-        self._xhat, self._y, self._tmp, self._dx = (np.empty(shape, dt) for _ in range(4))
+        self._xhat, self._y = np.empty(shape, dt), np.empty(shape, dt)     # _xhat holds x − μ
+        self._dx = None
+        self._ones = np.ones(rows, dt)
         self._rows = rows
 
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
-        """``y = γ x̂ + β`` into the layer's work array (valid until its next pass); in training
+        """``y = γ x̂ + β`` into the layer's work array (valid until its next forward or backward pass); in training
         mode also updates the running statistics."""
         n = x.shape[0]
         if n != self._rows:
             self._work_arrays(n)
         dt = self.weight.dtype
-        xhat = self._xhat
         if training:
             if n < 2:
                 raise ValueError(f"batch norm in training mode needs at least 2 rows per batch (the "
                                  f"unbiased variance of 1 row is undefined), got x of shape {x.shape}; "
                                  f"use eval() for single samples")
-            mean = x.sum(axis=0, dtype=F64) / n
-            np.subtract(x, mean.astype(dt), out=xhat)
-            var = np.square(xhat, out=self._tmp).sum(axis=0, dtype=F64) / n       # biased
-            inv_std = 1.0 / np.sqrt(var + self.eps)
+            mean = np.dot(self._ones, x)
+            mean *= dt.type(1.0 / n)
+            centred = np.subtract(x, mean, out=self._xhat)
+            var = np.dot(self._ones, np.square(centred, out=self._y))
+            var *= dt.type(1.0 / n)                                                # biased
             m = self.momentum
-            self.running_mean[...] = (1 - m) * self.running_mean + m * mean
-            self.running_var[...] = (1 - m) * self.running_var + m * var * (n / (n - 1))
+            self.running_mean *= dt.type(1 - m)
+            self.running_mean += dt.type(m) * mean
+            self.running_var *= dt.type(1 - m)
+            self.running_var += dt.type(m * n / (n - 1)) * var                     # unbiased
         else:
-            np.subtract(x, self.running_mean, out=xhat)
-            inv_std = 1.0 / np.sqrt(self.running_var.astype(F64) + self.eps)
-        self._inv_std = inv_std.astype(dt)
+            mean, var = self.running_mean, self.running_var
+            np.subtract(x, mean, out=self._xhat)
+        inv_std = var + dt.type(self.eps)
+        np.sqrt(inv_std, out=inv_std)
+        np.reciprocal(inv_std, out=inv_std)
+        self._inv_std = inv_std
+        self._alpha = alpha = self.weight * inv_std          # γ/σ
         self._trained = training
-        xhat *= self._inv_std
-        y = np.multiply(xhat, self.weight, out=self._y)
-        y += self.bias
+        y = np.multiply(x, alpha, out=self._y)
+        y += self.bias - mean * alpha
         return y
 
-    def backward(self, dy: np.ndarray) -> np.ndarray:
-        """Fill ``grad_weight`` (∂L/∂γ) and ``grad_bias`` (∂L/∂β) and return ``∂L/∂x`` (the layer's
-        work array) for ``dy = ∂L/∂y`` of the last forward pass (its mode decides the formula)."""
+    def backward(self, dy: np.ndarray, overwrite_dy: bool = False) -> np.ndarray:
+        """Fill ``grad_weight`` (∂L/∂γ) and ``grad_bias`` (∂L/∂β) and return ``∂L/∂x`` for
+        ``dy = ∂L/∂y`` of the last forward pass (its mode decides the formula): written into ``dy``
+        with ``overwrite_dy=True`` (the network's own work array), else into a work array of the
+        layer. Overwrites the forward output."""
         if self._inv_std is None or dy.shape != self._xhat.shape:
             raise ValueError(f"dy must have the shape {self._xhat.shape} of the last forward pass, got {dy.shape}")
-        dt = self.weight.dtype
-        xhat, tmp, dx = self._xhat, self._tmp, self._dx
-        self.grad_bias[...] = sum_dy = dy.sum(axis=0, dtype=F64)
-        self.grad_weight[...] = sum_dy_xhat = np.multiply(dy, xhat, out=tmp).sum(axis=0, dtype=F64)
-        scale = self.weight * self._inv_std                 # γ/σ
+        centred, tmp, alpha = self._xhat, self._y, self._alpha       # x − μ; x̂ = (x − μ)/σ is not formed
+        if overwrite_dy:
+            dx = dy
+        else:
+            if self._dx is None:
+                self._dx = np.empty_like(self._xhat)
+            dx = self._dx
+        sum_dy = np.dot(self._ones, dy)
+        sum_dy_xhat = np.dot(self._ones, np.multiply(dy, centred, out=tmp))
+        sum_dy_xhat *= self._inv_std                                 # Σ dy·x̂ = (1/σ)·Σ dy·(x − μ)
+        self.grad_bias[...] = sum_dy
+        self.grad_weight[...] = sum_dy_xhat
+        np.multiply(dy, alpha, out=dx)                       # dy·γ/σ
         if not self._trained:
-            return np.multiply(dy, scale, out=dx)
-        n = dy.shape[0]
-        np.multiply(xhat, sum_dy_xhat.astype(dt), out=tmp)  # x̂·Σ(dy·x̂)
-        np.multiply(dy, dt.type(n), out=dx)                 # N·dy
-        dx -= sum_dy.astype(dt)
-        dx -= tmp
-        dx *= scale / dt.type(n)
+            return dx
+        alpha_n = alpha * dy.dtype.type(1.0 / dy.shape[0])
+        dx -= np.multiply(centred, sum_dy_xhat * self._inv_std * alpha_n, out=tmp)   # x̂·(α/N)·Σ dy·x̂
+        dx -= sum_dy * alpha_n
         return dx

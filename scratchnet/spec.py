@@ -32,13 +32,14 @@ class ModelSpec:
     the weights, the dropout masks).
 
     ``after_hidden`` places layers of :data:`scratchnet.registry.LAYERS` (``"batch_norm"``,
-    ``"dropout"``) after hidden dense layers, behind their activation: one layer spec (placed
-    after every hidden layer), or one entry per hidden layer, each ``None``/``[]``, a layer spec,
-    or a list of them in order (at most one of each kind per layer), e.g.
-    ``after_hidden=[["batch_norm", {"name": "dropout", "p": 0.2}], []]``. The output layer takes
-    none (its values go to the loss). Stored normalised as one tuple per hidden layer, or ``()``
-    when there are none anywhere — then :meth:`to_dict` leaves the field out, so a dense-only
-    spec serialises exactly as before the field existed, and older JSON loads unchanged.
+    ``"dropout"``) after hidden dense layers, behind their activation: a layer spec or a list of
+    them (placed, in order, after every hidden layer: ``["batch_norm", "dropout"]``), or a list
+    with one entry per hidden layer, each ``None`` or a list of layer specs
+    (``[["batch_norm", {"name": "dropout", "p": 0.2}], None]``); at most one of each kind per
+    layer. The output layer takes none (its values go to the loss). Stored normalised as one
+    tuple per hidden layer, or ``()`` when there are none anywhere — then :meth:`to_dict` leaves
+    the field out, so a dense-only spec serialises exactly as before the field existed, and older
+    JSON loads unchanged.
 
     Example::
 
@@ -202,30 +203,35 @@ class ModelSpec:
         return cls.from_dict(data)
 
 
+def _is_layer(entry: Any) -> bool:
+    return isinstance(entry, (str, Mapping))
+
+
 def _normalize_after(after: Any, n_hidden: int) -> tuple[tuple[dict[str, Any], ...], ...]:
     """``after_hidden`` normalised: one tuple of full layer specs per hidden layer, or ``()``."""
     if after is None or (isinstance(after, Sequence) and not isinstance(after, (str, bytes)) and len(after) == 0):
         return ()
-    what = ("after_hidden must be a layer (a name such as 'batch_norm' or a mapping with a 'name' key), "
-            "or one entry per hidden layer (None, a layer or a list of layers)")
-    if isinstance(after, (str, Mapping)):
-        per_layer: list[Any] = [[after]] * n_hidden
-    elif isinstance(after, (bytes, bytearray)) or not isinstance(after, Sequence):
+    what = ("after_hidden must be a layer (a name such as 'batch_norm' or a mapping with a 'name' key) or a "
+            "list of layers, placed after every hidden layer, or a list with one entry per hidden layer, each "
+            "None or a list of layers")
+    if _is_layer(after):
+        after = [after]
+    if isinstance(after, (bytes, bytearray)) or not isinstance(after, Sequence):
         raise TypeError(f"{what}, got {after!r}")
-    else:
-        per_layer = list(after)
+    if n_hidden == 0:
+        raise ValueError(f"after_hidden places layers after hidden layers, but the spec has none, got {after!r}")
+    if all(_is_layer(e) for e in after):          # one stack, after every hidden layer
+        per_layer: list[Any] = [list(after)] * n_hidden
+    elif all(e is None or (isinstance(e, Sequence) and not isinstance(e, (str, bytes))) for e in after):
+        per_layer = [[] if e is None else list(e) for e in after]
         if len(per_layer) != n_hidden:
             raise ValueError(f"after_hidden must have one entry per hidden layer: {n_hidden} hidden "
                              f"layer(s), got {len(per_layer)} entries {after!r}")
-    if n_hidden == 0:
-        raise ValueError(f"after_hidden places layers after hidden layers, but the spec has none, got {after!r}")
+    else:
+        raise TypeError(f"{what} (not a mix of the two), got {after!r}")
     out = []
     for k, entry in enumerate(per_layer):
-        if entry is None:
-            entry = []
-        elif isinstance(entry, (str, Mapping)):
-            entry = [entry]
-        elif isinstance(entry, (bytes, bytearray)) or not isinstance(entry, Sequence):
+        if not all(_is_layer(e) for e in entry):
             raise TypeError(f"after_hidden[{k}]: {what}, got {entry!r}")
         layers = tuple(registry.normalize(e, "layer") for e in entry)
         names = [e["name"] for e in layers]

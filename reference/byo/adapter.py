@@ -68,6 +68,11 @@ registry has":
                        ``weight_decay``, ``amsgrad``, …); ``[]``: plain updates only
 ``hyperparameters``    activation/loss parameters honoured when not at their default
                        (``negative_slope``, ``label_smoothing``, …); ``[]``: defaults only
+``layers``             layers after hidden layers (``"batch_norm"``, ``"dropout"``; the model then
+                       needs ``train()``, ``eval()`` and ``dropout_masks()``, see
+                       :mod:`~scratchnet_reference.core.protocol`). Unlike the other keys, left out
+                       means **none** (they came after adapters were written); an implementation
+                       that declares nothing at all is asked for them and skips them at run time
 =====================  ========================================================================
 
 The matrix narrows to what is declared; the rest is reported as *not implemented* — counted
@@ -96,14 +101,14 @@ import numpy as np
 from scratchnet import ModelSpec, registry
 from scratchnet.losses import REDUCTIONS
 
-from ..core.matrix import DTYPES, OPTIMIZER_CONFIGS, Case
+from ..core.matrix import AFTER, DTYPES, OPTIMIZER_CONFIGS, Case
 from ..core.protocol import initial_state
 
 __all__ = ["AdapterError", "Capabilities", "CAPABILITY_KEYS", "capabilities_of", "validate_implementation",
            "load_implementation", "describe_capabilities", "REQUIRED_MODEL_METHODS", "TRAINING_MODEL_METHODS"]
 
 CAPABILITY_KEYS = ("activations", "hidden", "outputs", "losses", "reductions", "dtypes", "optimizers",
-                   "optimizer_options", "hyperparameters")
+                   "optimizer_options", "hyperparameters", "layers")
 
 #: What every model must have, with the signature shown in error messages.
 REQUIRED_MODEL_METHODS = {
@@ -168,7 +173,7 @@ def _known(key: str) -> frozenset[str]:
         "outputs": frozenset(registry.ACTIVATIONS), "losses": frozenset(registry.LOSSES),
         "reductions": frozenset(REDUCTIONS), "dtypes": frozenset(DTYPES),
         "optimizers": frozenset(registry.OPTIMIZERS), "optimizer_options": _optimizer_options(),
-        "hyperparameters": _hyperparameters(),
+        "hyperparameters": _hyperparameters(), "layers": frozenset(registry.LAYERS),
     }[key]
 
 
@@ -187,12 +192,14 @@ class Capabilities:
     hyperparameters: frozenset[str]
     training: str = ""
     declared: tuple[str, ...] = field(default=(), compare=False)
+    layers: frozenset[str] = frozenset()
 
     @classmethod
     def everything(cls) -> Capabilities:
         return cls(hidden=_known("hidden"), outputs=_known("outputs"), losses=_known("losses"),
                    reductions=_known("reductions"), dtypes=_known("dtypes"), optimizers=_known("optimizers"),
-                   optimizer_options=_known("optimizer_options"), hyperparameters=_known("hyperparameters"))
+                   optimizer_options=_known("optimizer_options"), hyperparameters=_known("hyperparameters"),
+                   layers=_known("layers"))
 
     @classmethod
     def from_declaration(cls, declared: Any, owner: str = "implementation") -> Capabilities:
@@ -234,6 +241,7 @@ class Capabilities:
                    optimizers=values.get("optimizers", _known("optimizers")),
                    optimizer_options=values.get("optimizer_options", _known("optimizer_options")),
                    hyperparameters=values.get("hyperparameters", _known("hyperparameters")),
+                   layers=values.get("layers", frozenset()),
                    declared=tuple(k for k in CAPABILITY_KEYS if k in values))
 
     @property
@@ -266,8 +274,15 @@ class Capabilities:
         return ", ".join(p for p in parts if p)
 
     def missing_for_case(self, case: Case) -> str:
-        return self.missing(hidden=[case.hidden], output=case.output, loss=case.loss, reduction=case.reduction,
-                            dtype=case.dtype)
+        missing = self.missing(hidden=[case.hidden], output=case.output, loss=case.loss, reduction=case.reduction,
+                               dtype=case.dtype)
+        return ", ".join(p for p in (missing, self.missing_layers(case.after)) if p)
+
+    def missing_layers(self, after: str) -> str:
+        """What of the :data:`~scratchnet_reference.core.matrix.AFTER` arrangement ``after`` is not
+        implemented (``""`` for a dense-only case)."""
+        names = [layer if isinstance(layer, str) else layer["name"] for layer in AFTER.get(after, ())]
+        return ", ".join(f"layer {name}" for name in names if name not in self.layers)
 
     def missing_for_optimizer(self, config: str | Mapping[str, Any]) -> str:
         spec = OPTIMIZER_CONFIGS[config] if isinstance(config, str) else config
@@ -308,7 +323,7 @@ class Capabilities:
         full = Capabilities.everything()
         parts = []
         for key in ("hidden", "outputs", "losses", "reductions", "dtypes", "optimizers", "optimizer_options",
-                    "hyperparameters"):
+                    "hyperparameters", "layers"):
             mine = getattr(self, key)
             parts.append(f"{key}={'all' if mine == getattr(full, key) else ','.join(sorted(mine)) or 'none'}")
         if self.training:

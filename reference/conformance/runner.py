@@ -31,6 +31,7 @@ from ..core.matrix import (
     AFTER,
     DTYPES,
     OPTIMIZER_CONFIGS,
+    TRAINING_AFTER,
     Case,
     cases,
     layered_training_configs,
@@ -95,10 +96,9 @@ def check_case(impl: Implementation, case: Case, device: str = "cpu", seed: int 
 
 def layered_training_spec(dtype: str) -> ModelSpec:
     """The model the layered training configurations train: :func:`training_spec`'s, with every
-    layer of :data:`~scratchnet_reference.core.matrix.AFTER`'s widest arrangement after each hidden layer."""
-    widest = max(AFTER, key=lambda name: len(AFTER[name]))
+    layer of :data:`~scratchnet_reference.core.matrix.TRAINING_AFTER` after each hidden layer."""
     return ModelSpec(CASE_SIZES, hidden="tanh", output="softmax", loss="cross_entropy", dtype=dtype, seed=1,
-                     after_hidden=[list(AFTER[widest])] * (len(CASE_SIZES) - 2))
+                     after_hidden=list(AFTER[TRAINING_AFTER]))
 
 
 def training_spec(dtype: str, capabilities: Capabilities | None = None) -> ModelSpec:
@@ -199,7 +199,8 @@ class RunPlan:
         if kind == "case":
             return caps.missing_for_case(args[0])
         if kind == "training":
-            return caps.missing_for_training(args[0], args[2])
+            layered = caps.missing_layers(TRAINING_AFTER) if len(args) > 4 else ""
+            return ", ".join(p for p in (caps.missing_for_training(args[0], args[2]), layered) if p)
         return ""
 
     def jobs(self) -> list[tuple[str, tuple]]:

@@ -20,8 +20,8 @@ from scratchnet import ModelSpec, registry
 from scratchnet.spec import REDUCTIONS  # the names of the reductions a spec accepts
 
 __all__ = ["Case", "DTYPES", "OPTIMIZER_CONFIGS", "output_loss_pairs", "refused_pairs", "cases",
-           "training_configs", "make_batch", "AFTER", "LAYERED_MODELS", "MODES", "LAYERED_TRAINING", "layered_cases",
-           "layered_training_configs"]
+           "training_configs", "make_batch", "AFTER", "TRAINING_AFTER", "LAYERED_MODELS", "MODES",
+           "LAYERED_TRAINING", "layered_cases", "layered_training_configs"]
 
 DTYPES = ("float64", "float32")
 
@@ -69,6 +69,9 @@ LAYERED_MODELS: tuple[tuple[str, str, str, str], ...] = (
     ("sigmoid", "identity", "huber", "sum"),
     ("elu", "softmax", "mse", "mean"),
 )
+
+#: The arrangement the layered lockstep runs train: every layer (the longest of :data:`AFTER`).
+TRAINING_AFTER: str = max(AFTER, key=lambda name: len(AFTER[name]))
 
 #: Lockstep training with every layer after every hidden layer: (optimizer config, GD mode). The
 #: stochastic mode is left out: batch norm refuses batches of one row in training mode (as torch does).

@@ -80,8 +80,8 @@ def test_dropout_is_inverted_seeded_and_the_identity_in_eval():
     b = Dropout(50, np.float64, p=0.3, rng=np.random.default_rng(5))
     ya, yb = a.forward(x, training=True).copy(), b.forward(x, training=True).copy()
     assert np.array_equal(ya, yb) and np.array_equal(a.mask, b.mask)      # same seed, same bits
-    u = np.random.default_rng(5).random((64, 50))
-    assert np.array_equal(a.mask, u >= 0.3)                                # the documented draw
+    words = np.random.default_rng(5).bit_generator.random_raw(64 * 50 // 4).view(np.uint16).reshape(64, 50)
+    assert a.threshold == round(0.3 * 65536) and np.array_equal(a.mask, words >= a.threshold)  # the documented draw
     np.testing.assert_array_equal(ya, x * np.where(a.mask, 1 / 0.7, 0.0))
     assert 0.6 < a.mask.mean() < 0.8
     g = RNG.normal(size=x.shape)
@@ -120,6 +120,9 @@ def test_spec_forms_normalise_to_one_tuple_per_hidden_layer():
     assert ModelSpec.from_json(per.to_json()) == per
     assert "relu" not in per.describe() and "tanh+batch_norm+dropout(p=0.2),tanh" in per.describe()
     assert ModelSpec((3, 5, 2), **LAYERED, after_hidden=[[]]).after_hidden == ()
+    # a flat list is one stack after every hidden layer, never one layer per hidden layer
+    both = ModelSpec((3, 5, 4, 2), **LAYERED, after_hidden=["batch_norm", "dropout"])
+    assert [[e["name"] for e in extras] for extras in both.after_hidden] == [["batch_norm", "dropout"]] * 2
 
 
 def test_a_dense_only_spec_serialises_exactly_as_before_the_field():
@@ -132,7 +135,10 @@ def test_a_dense_only_spec_serialises_exactly_as_before_the_field():
 @pytest.mark.parametrize("after,error,message", [
     ("batchnorm", ValueError, "unknown layer .batchnorm.; valid: batch_norm, dropout"),
     ([["dropout", "dropout"]], ValueError, "each kind of layer once"),
-    (["dropout", "dropout"], ValueError, "one entry per hidden layer"),
+    (["dropout", "dropout"], ValueError, "each kind of layer once"),
+    ([["dropout"], None, None], ValueError, "one entry per hidden layer"),
+    (["dropout", None], TypeError, "not a mix"),
+    ([["dropout", 3]], TypeError, r"after_hidden\[0\]"),
     ({"name": "dropout", "p": 2.0}, ValueError, "p must be"),
     ({"name": "batch_norm", "momentun": 0.1}, ValueError, "bad parameters"),
     ({"name": "dropout", "rng": 3}, ValueError, "must not set 'rng'"),
@@ -207,3 +213,14 @@ def test_fit_trains_and_the_model_file_keeps_the_running_statistics(tmp_path):
     for name, value in net.state_dict().items():
         assert np.array_equal(value, again.state_dict()[name]), name
     np.testing.assert_array_equal(net.eval().forward(x), again.eval().forward(x))
+
+
+def test_gradcheck_differentiates_the_function_of_the_last_masks():
+    from scratchnet.gradcheck import check_network_gradients, network_numerical_gradients
+
+    x, y = RNG.normal(size=(6, 4)), np.arange(6) % 3
+    with pytest.raises(ValueError, match="run network.loss_and_grads"):
+        network_numerical_gradients(layered_net(), x, y)
+    checks = check_network_gradients(layered_net(), x, y, rtol=1e-5)
+    assert len(checks) == 10 and all(c.passed for c in checks), [str(c) for c in checks]
+    assert all(c.passed for c in check_network_gradients(layered_net().eval(), x, y, rtol=1e-5))
