@@ -1,6 +1,8 @@
 """The deterministic matrix of :mod:`scratchnet_reference.conformance.runner` for ``--impl``: one test per matrix case
 and per training configuration, each skipped as not implemented where the implementation's
-capabilities leave it out. Failures carry the diagnosis of every wrong parameter."""
+capabilities leave it out. Failures carry the diagnosis of every wrong parameter. Each test hands its
+records to the run as those of its job, so a report folder (``--scratchnet-report-dir``) holds the
+tables ``scratchnet-conformance run`` writes."""
 
 import pytest
 from scratchnet_reference.conformance.runner import check_case, check_training, layered_training_spec
@@ -18,7 +20,7 @@ def test_case_matches_torch(impl, case, device, conformance):
         records = check_case(impl, case, device)
     except NotImplementedError as exc:  # batch norm / dropout need train(), eval(), dropout_masks()
         conformance.skip_not_implemented(str(exc))
-    conformance.check(records, steer=False)
+    conformance.check(records, steer=False, job=("case", (case, device)))
 
 
 @pytest.mark.parametrize("optimizer,gd_mode,dtype", TRAINING, ids=["-".join(t) for t in TRAINING])
@@ -26,7 +28,7 @@ def test_training_in_lockstep(impl, optimizer, gd_mode, dtype, device, conforman
     conformance.require_training(optimizer, dtype)
     records = check_training(impl, optimizer, gd_mode, dtype, device)
     assert sum(r.check == "training_step" for r in records) >= 20
-    conformance.check(records, steer=False)
+    conformance.check(records, steer=False, job=("training", (optimizer, gd_mode, dtype, device)))
 
 
 @pytest.mark.parametrize("optimizer,gd_mode,dtype", LAYERED_TRAINING, ids=["-".join(t) for t in LAYERED_TRAINING])
@@ -40,4 +42,4 @@ def test_layered_training_in_lockstep(impl, optimizer, gd_mode, dtype, device, c
         conformance.skip_not_implemented(str(exc))
     assert sum(r.check == "training_step" for r in records) >= 20
     assert any(r.param.endswith("running_var") for r in records if r.check == "final_params")
-    conformance.check(records, steer=False)
+    conformance.check(records, steer=False, job=("training", (optimizer, gd_mode, dtype, device, "layered")))
