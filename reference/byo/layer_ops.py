@@ -53,20 +53,24 @@ from typing import Any
 
 import numpy as np
 
+from ..core.layer_reference import (
+    LAYER_OPS,
+    OUTPUTS,
+    as_numpy,
+    batch_norm,
+    bn_backward_eps_outside,
+    bn_dx_without_statistics,
+    conv_with,
+    pool_windows,
+    reference_backward,
+    reference_forward,
+)
 from ..core.records import tol_ratios
 from ..core.tolerances import TOLERANCES
-from ..core.torch_import import torch_module
 
 __all__ = ["LAYER_OPS", "ALIASES", "LAYER_MISTAKES", "LayerMistake", "LayerExample", "LayerReport",
            "check_layer_ops", "load_layer_ops", "reference_forward", "reference_backward"]
 
-#: op -> (its forward, whether it is the backward)
-LAYER_OPS: dict[str, tuple[str, bool]] = {
-    "batchnorm_forward": ("batchnorm_forward", False), "batchnorm_backward": ("batchnorm_forward", True),
-    "dropout_forward": ("dropout_forward", False), "dropout_backward": ("dropout_forward", True),
-    "conv2d_forward": ("conv2d_forward", False), "conv2d_backward": ("conv2d_forward", True),
-    "maxpool2d_forward": ("maxpool2d_forward", False), "maxpool2d_backward": ("maxpool2d_forward", True),
-}
 #: the course's names for the same ops
 ALIASES: dict[str, str] = {
     "conv_forward": "conv2d_forward", "conv_forward_naive": "conv2d_forward", "conv_forward_fast": "conv2d_forward",
@@ -78,103 +82,10 @@ ALIASES: dict[str, str] = {
     "max_pool_backward_fast": "maxpool2d_backward", "maxpool_backward": "maxpool2d_backward",
     "batchnorm_backward_alt": "batchnorm_backward",
 }
-#: output names of each op's result (a forward's ``out`` plus, for batch norm, the running statistics)
-OUTPUTS: dict[str, tuple[str, ...]] = {
-    "batchnorm_forward": ("out", "running_mean", "running_var"), "batchnorm_backward": ("dx", "dgamma", "dbeta"),
-    "dropout_forward": ("out",), "dropout_backward": ("dx",),
-    "conv2d_forward": ("out",), "conv2d_backward": ("dx", "dw", "db"),
-    "maxpool2d_forward": ("out",), "maxpool2d_backward": ("dx",),
-}
 #: max |your output − torch's| / (atol + rtol·|torch's|): float64, the project's gradient tolerance
 TOL = TOLERANCES[("float64", "gradient")]
 #: how far a mistake's model may be from yours, in tolerances, to name it
 LOOSE = 100.0
-
-
-# --------------------------------------------------------------------------------------------
-# torch's results (float64)
-# --------------------------------------------------------------------------------------------
-
-def _t(a: np.ndarray, grad: bool = False) -> Any:
-    t = torch_module().tensor(np.array(a, dtype=np.float64, order="C"))
-    return t.requires_grad_(True) if grad else t
-
-
-def _np(t: Any) -> np.ndarray:
-    return t.detach().numpy().copy()
-
-
-def _bn(inp: Mapping[str, Any], *, eps: float | None = None, momentum: float | None = None,
-        unbiased_norm: bool = False, eps_outside: bool = False, grad: bool = False) -> dict[str, Any]:
-    """Batch norm by torch's own ``F.batch_norm``, or with one planted change (the mistakes' models)."""
-    torch = torch_module()
-    F = torch.nn.functional
-    p = inp["bn_param"]
-    eps = p["eps"] if eps is None else eps
-    x, gamma, beta = _t(inp["x"], grad), _t(inp["gamma"], grad), _t(inp["beta"], grad)
-    rm, rv = _t(p["running_mean"]), _t(p["running_var"])
-    training = p["mode"] == "train"
-    if not (unbiased_norm or eps_outside or momentum is not None):
-        out = F.batch_norm(x, rm, rv, gamma, beta, training=training, momentum=p["momentum"], eps=eps)
-    else:
-        m = p["momentum"] if momentum is None else momentum
-        if training:
-            mu, var = x.mean(0), x.var(0, unbiased=unbiased_norm)
-            sigma = var.sqrt() + eps if eps_outside else (var + eps).sqrt()
-            out = (x - mu) / sigma * gamma + beta
-            with torch.no_grad():
-                rm.mul_(1 - m).add_(m * mu)
-                rv.mul_(1 - m).add_(m * x.var(0, unbiased=True))
-        else:
-            sigma = rv.sqrt() + eps if eps_outside else (rv + eps).sqrt()
-            out = (x - rm) / sigma * gamma + beta
-    return {"out": out, "running_mean": rm, "running_var": rv, "x": x, "gamma": gamma, "beta": beta}
-
-
-def reference_forward(op: str, inp: Mapping[str, Any]) -> dict[str, np.ndarray]:
-    """torch's outputs of forward ``op`` on ``inp`` (for dropout: the mask ``inp["kept"]`` replayed)."""
-    torch = torch_module()
-    F = torch.nn.functional
-    if op == "batchnorm_forward":
-        return {k: _np(v) for k, v in _bn(inp).items() if k in OUTPUTS[op]}
-    if op == "dropout_forward":
-        p = inp["dropout_param"]
-        if p["mode"] != "train":
-            return {"out": np.asarray(inp["x"], dtype=np.float64).copy()}
-        return {"out": inp["x"] * inp["kept"] / (1 - p["p"])}
-    if op == "conv2d_forward":
-        c = inp["conv_param"]
-        return {"out": _np(F.conv2d(_t(inp["x"]), _t(inp["w"]), _t(inp["b"]), stride=c["stride"], padding=c["pad"]))}
-    if op == "maxpool2d_forward":
-        q = inp["pool_param"]
-        return {"out": _np(F.max_pool2d(_t(inp["x"]), (q["pool_height"], q["pool_width"]), stride=q["stride"]))}
-    raise ValueError(f"op must be a forward of {sorted(set(f for f, _ in LAYER_OPS.values()))}, got {op!r}")
-
-
-def reference_backward(forward: str, inp: Mapping[str, Any], dout: np.ndarray) -> dict[str, np.ndarray]:
-    """torch's gradients of ``Σ dout ⊙ forward(inp)`` with respect to the forward's inputs."""
-    torch = torch_module()
-    F = torch.nn.functional
-    g = _t(dout)
-    if forward == "batchnorm_forward":
-        r = _bn(inp, grad=True)
-        dx, dgamma, dbeta = torch.autograd.grad(r["out"], (r["x"], r["gamma"], r["beta"]), g)
-        return {"dx": _np(dx), "dgamma": _np(dgamma), "dbeta": _np(dbeta)}
-    if forward == "dropout_forward":
-        p = inp["dropout_param"]
-        scale = inp["kept"] / (1 - p["p"]) if p["mode"] == "train" else 1.0
-        return {"dx": dout * scale}
-    if forward == "conv2d_forward":
-        c = inp["conv_param"]
-        x, w, b = _t(inp["x"], True), _t(inp["w"], True), _t(inp["b"], True)
-        out = F.conv2d(x, w, b, stride=c["stride"], padding=c["pad"])
-        return dict(zip(("dx", "dw", "db"), map(_np, torch.autograd.grad(out, (x, w, b), g))))
-    if forward == "maxpool2d_forward":
-        q = inp["pool_param"]
-        x = _t(inp["x"], True)
-        out = F.max_pool2d(x, (q["pool_height"], q["pool_width"]), stride=q["stride"])
-        return {"dx": _np(torch.autograd.grad(out, x, g)[0])}
-    raise ValueError(f"forward must be one of {sorted(set(f for f, _ in LAYER_OPS.values()))}, got {forward!r}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -195,59 +106,15 @@ class LayerMistake:
     plant: Callable[[Mapping[str, Any], np.ndarray | None], np.ndarray]
 
 
-def _conv_with(inp: Mapping[str, Any], stride: int | None = None, pad: int | None = None,
-               flip: bool = False) -> np.ndarray:
-    c = inp["conv_param"]
-    stride, pad = c["stride"] if stride is None else stride, c["pad"] if pad is None else pad
-    if stride < 1 or pad < 0:
-        return np.full((0,), np.nan)                   # no such convolution: no model here
-    w = inp["w"][:, :, ::-1, ::-1] if flip else inp["w"]
-    F = torch_module().nn.functional
-    return _np(F.conv2d(_t(inp["x"]), _t(np.ascontiguousarray(w)), _t(inp["b"]), stride=stride, padding=pad))
-
-
-def _pool_windows(inp: Mapping[str, Any], dout: np.ndarray, ties: bool) -> np.ndarray:
-    """max pooling's backward sending each window's gradient to every element (``ties=False``) or
-    to every element equal to the window's maximum (``ties=True``)."""
-    x, q = inp["x"], inp["pool_param"]
-    ph, pw, s = q["pool_height"], q["pool_width"], q["stride"]
-    dx = np.zeros_like(x, dtype=np.float64)
-    for i in range(dout.shape[2]):          # over output positions, vectorised over N and C
-        for j in range(dout.shape[3]):
-            win = x[:, :, i * s:i * s + ph, j * s:j * s + pw]
-            where = (win == win.max(axis=(2, 3), keepdims=True)) if ties else np.ones_like(win, dtype=bool)
-            dx[:, :, i * s:i * s + ph, j * s:j * s + pw] += where * dout[:, :, i:i + 1, j:j + 1]
-    return dx
-
-
 def _bn_stat(key: str, **kw: Any) -> Callable[[Mapping[str, Any], Any], np.ndarray]:
-    return lambda inp, dout: _np(_bn(inp, **kw)[key])
-
-
-def _bn_backward_eps_outside(output: str) -> Callable[[Mapping[str, Any], np.ndarray], np.ndarray]:
-    """The compact backward with σ = σ_B + ε: what a backward consistent with the ε-outside forward gives."""
-    def plant(inp: Mapping[str, Any], dout: np.ndarray) -> np.ndarray:
-        x, gamma, eps = inp["x"], inp["gamma"], inp["bn_param"]["eps"]
-        sigma = x.std(axis=0) + eps
-        xhat = (x - x.mean(axis=0)) / sigma
-        n = x.shape[0]
-        dgamma = (dout * xhat).sum(axis=0)
-        if output == "dgamma":
-            return dgamma
-        return gamma / sigma / n * (n * dout - dout.sum(axis=0) - xhat * dgamma)
-    return plant
-
-
-def _bn_dx_without_stats(inp: Mapping[str, Any], dout: np.ndarray) -> np.ndarray:
-    x, p = inp["x"], inp["bn_param"]
-    return dout * inp["gamma"] / np.sqrt(x.var(axis=0) + p["eps"])
+    return lambda inp, dout: as_numpy(batch_norm(inp, **kw)[key])
 
 
 LAYER_MISTAKES: tuple[LayerMistake, ...] = (
     LayerMistake(
         "bn_backward_ignores_statistics", "batchnorm_backward", "dx",
         "dx = dout·γ/σ: the backward ignores that the batch mean and variance depend on x",
-        "dx = (γ/σ)/N · (N·dout − Σ_i dout_i − x̂·Σ_i dout_i·x̂_i), σ = √(σ²_B + ε)", _bn_dx_without_stats),
+        "dx = (γ/σ)/N · (N·dout − Σ_i dout_i − x̂·Σ_i dout_i·x̂_i), σ = √(σ²_B + ε)", bn_dx_without_statistics),
     LayerMistake(
         "bn_unbiased_normalisation", "batchnorm_forward", "out",
         "the batch is normalised with the unbiased variance (÷ (N − 1))",
@@ -266,26 +133,26 @@ LAYER_MISTAKES: tuple[LayerMistake, ...] = (
     LayerMistake(
         "bn_eps_outside_sqrt", "batchnorm_backward", "dx",
         "ε added outside the square root (the backward uses σ = σ_B + ε)",
-        "σ = √(σ²_B + ε) in x̂ and in dx = (γ/σ)/N · (N·dout − Σ dout − x̂·Σ dout·x̂)", _bn_backward_eps_outside("dx")),
+        "σ = √(σ²_B + ε) in x̂ and in dx = (γ/σ)/N · (N·dout − Σ dout − x̂·Σ dout·x̂)", bn_backward_eps_outside("dx")),
     LayerMistake(
         "bn_eps_outside_sqrt", "batchnorm_backward", "dgamma",
         "ε added outside the square root (the backward uses σ = σ_B + ε)",
-        "x̂ = (x − μ)/√(σ²_B + ε), dγ = Σ dout·x̂", _bn_backward_eps_outside("dgamma")),
+        "x̂ = (x − μ)/√(σ²_B + ε), dγ = Σ dout·x̂", bn_backward_eps_outside("dgamma")),
     LayerMistake(
         "bn_other_momentum", "batchnorm_forward", "running_mean",
         "the running statistics use the other momentum convention: running ← m·running + (1 − m)·batch",
         "torch's momentum weighs the new batch: running ← (1 − m)·running + m·batch (m = 0.1)",
-        lambda inp, dout: _np(_bn(inp, momentum=1 - inp["bn_param"]["momentum"])["running_mean"])),
+        lambda inp, dout: as_numpy(batch_norm(inp, momentum=1 - inp["bn_param"]["momentum"])["running_mean"])),
     LayerMistake(
         "bn_other_momentum", "batchnorm_forward", "running_var",
         "the running statistics use the other momentum convention: running ← m·running + (1 − m)·batch",
         "torch's momentum weighs the new batch: running ← (1 − m)·running + m·batch (m = 0.1)",
-        lambda inp, dout: _np(_bn(inp, momentum=1 - inp["bn_param"]["momentum"])["running_var"])),
+        lambda inp, dout: as_numpy(batch_norm(inp, momentum=1 - inp["bn_param"]["momentum"])["running_var"])),
     LayerMistake(
         "bn_batch_stats_at_test", "batchnorm_forward", "out",
         "test mode normalises with the batch's statistics instead of the running ones",
         "in test mode x̂ = (x − running_mean)/√(running_var + ε)",
-        lambda inp, dout: _np(_bn({**inp, "bn_param": {**inp["bn_param"], "mode": "train"}})["out"])),
+        lambda inp, dout: as_numpy(batch_norm({**inp, "bn_param": {**inp["bn_param"], "mode": "train"}})["out"])),
     LayerMistake(
         "dropout_not_scaled", "dropout_forward", "out",
         "the kept activations are not scaled by 1/(1 − p)",
@@ -310,22 +177,22 @@ LAYER_MISTAKES: tuple[LayerMistake, ...] = (
         "conv_flipped_kernel", "conv2d_forward", "out",
         "true convolution: the kernel is flipped, where torch (and every CNN layer) cross-correlates",
         "out[n, f, i, j] = b_f + Σ_c,k,l x_pad[n, c, i·s + k, j·s + l]·w[f, c, k, l] (no flip)",
-        lambda inp, dout: _conv_with(inp, flip=True)),
+        lambda inp, dout: conv_with(inp, flip=True)),
     LayerMistake(
         "conv_stride_plus_one", "conv2d_forward", "out", "the stride is off by one (stride + 1 used)",
-        "H' = 1 + (H + 2·pad − HH)/stride, windows start at i·stride", lambda inp, dout: _conv_with(
+        "H' = 1 + (H + 2·pad − HH)/stride, windows start at i·stride", lambda inp, dout: conv_with(
             inp, stride=inp["conv_param"]["stride"] + 1)),
     LayerMistake(
         "conv_stride_minus_one", "conv2d_forward", "out", "the stride is off by one (stride − 1 used)",
-        "H' = 1 + (H + 2·pad − HH)/stride, windows start at i·stride", lambda inp, dout: _conv_with(
+        "H' = 1 + (H + 2·pad − HH)/stride, windows start at i·stride", lambda inp, dout: conv_with(
             inp, stride=inp["conv_param"]["stride"] - 1)),
     LayerMistake(
         "conv_pad_plus_one", "conv2d_forward", "out", "the padding is off by one (pad + 1 zeros per side)",
-        "pad zeros on each side: H' = 1 + (H + 2·pad − HH)/stride", lambda inp, dout: _conv_with(
+        "pad zeros on each side: H' = 1 + (H + 2·pad − HH)/stride", lambda inp, dout: conv_with(
             inp, pad=inp["conv_param"]["pad"] + 1)),
     LayerMistake(
         "conv_pad_minus_one", "conv2d_forward", "out", "the padding is off by one (pad − 1 zeros per side)",
-        "pad zeros on each side: H' = 1 + (H + 2·pad − HH)/stride", lambda inp, dout: _conv_with(
+        "pad zeros on each side: H' = 1 + (H + 2·pad − HH)/stride", lambda inp, dout: conv_with(
             inp, pad=inp["conv_param"]["pad"] - 1)),
     LayerMistake(
         "conv_dw_transposed", "conv2d_backward", "dw",
@@ -336,12 +203,12 @@ LAYER_MISTAKES: tuple[LayerMistake, ...] = (
         "maxpool_grad_whole_window", "maxpool2d_backward", "dx",
         "the gradient is sent to every element of the pooling window",
         "only the window's maximum gets dout (the first one, where several are equal)",
-        lambda inp, dout: _pool_windows(inp, dout, ties=False)),
+        lambda inp, dout: pool_windows(inp, dout, ties=False)),
     LayerMistake(
         "maxpool_grad_every_tie", "maxpool2d_backward", "dx",
         "the gradient is sent to every tied maximum of a window",
         "one maximum per window gets dout: torch (and np.argmax) take the first in row-major order",
-        lambda inp, dout: _pool_windows(inp, dout, ties=True)),
+        lambda inp, dout: pool_windows(inp, dout, ties=True)),
 )
 #: key -> the first entry (a mistake that shows in two outputs has one entry per output)
 BY_KEY: dict[str, LayerMistake] = {}
@@ -415,22 +282,34 @@ def _compare(actual: Any, expected: np.ndarray) -> float:
     return float(tol_ratios(a, expected, TOL.rtol, atol).max(initial=0.0))
 
 
+def _as_float(value: Any) -> np.ndarray:
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.dtype != np.float64:
+        raise TypeError(f"not an array of numbers: {type(value).__name__}")
+    return arr
+
+
 def _unpack(op: str, result: Any, inputs: Mapping[str, Any], after: Mapping[str, Any]) -> tuple[dict, Any, str]:
-    """(outputs by name, the cache, a problem with the result's form)."""
+    """(outputs by name, the cache, a problem with the result's form — named, never raised)."""
     names = OUTPUTS[op]
-    if not LAYER_OPS[op][1]:                               # a forward: (out, cache)
-        if not (isinstance(result, tuple) and len(result) == 2):
-            return {}, None, f"{op} must return (out, cache), got {type(result).__name__}"
-        out = {"out": np.asarray(result[0], dtype=np.float64)}
-        if op == "batchnorm_forward":
-            for k in ("running_mean", "running_var"):
-                out[k] = np.asarray(after["bn_param"].get(k, inputs["bn_param"][k]), dtype=np.float64)
-        return out, result[1], ""
-    if len(names) == 1:
-        return {names[0]: np.asarray(result, dtype=np.float64)}, None, ""
-    if not (isinstance(result, tuple) and len(result) == len(names)):
-        return {}, None, f"{op} must return ({', '.join(names)}), got {type(result).__name__}"
-    return {k: np.asarray(v, dtype=np.float64) for k, v in zip(names, result)}, None, ""
+    try:
+        if not LAYER_OPS[op][1]:                               # a forward: (out, cache)
+            if not (isinstance(result, tuple) and len(result) == 2):
+                return {}, None, f"{op} must return (out, cache), got {type(result).__name__}"
+            out = {"out": _as_float(result[0])}
+            if op == "batchnorm_forward":
+                params = after.get("bn_param")
+                params = params if isinstance(params, Mapping) else {}
+                for k in ("running_mean", "running_var"):
+                    out[k] = _as_float(params.get(k, inputs["bn_param"][k]))
+            return out, result[1], ""
+        if len(names) == 1:
+            return {names[0]: _as_float(result)}, None, ""
+        if not (isinstance(result, tuple) and len(result) == len(names)):
+            return {}, None, f"{op} must return ({', '.join(names)}), got {type(result).__name__}"
+        return {k: _as_float(v) for k, v in zip(names, result)}, None, ""
+    except (TypeError, ValueError) as exc:
+        return {}, None, f"{op} returned something that is not ({', '.join(names)}) as arrays: {exc}"
 
 
 def _forward_with_state(fn: Callable[..., Any], op: str, inputs: dict[str, Any]) -> tuple[Any, dict, str, tuple]:

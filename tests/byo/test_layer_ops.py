@@ -114,3 +114,9 @@ def test_pad_minus_one_is_named_where_the_padding_exists():
 def test_no_layer_functions_is_refused_with_the_names():
     with pytest.raises(ValueError, match="batchnorm_forward"):
         load_layer_ops({"relu": lambda z: z})
+
+
+def test_a_result_of_the_wrong_form_is_named_not_raised():
+    report = check_layer_ops({"max_pool_forward": fixed.max_pool_forward_naive,
+                              "max_pool_backward": lambda dout, cache: (dout, "extra")}, max_examples=5)
+    assert "raised" in report.keys and "not (dx) as arrays" in str(report), str(report)
