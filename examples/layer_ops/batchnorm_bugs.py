@@ -12,7 +12,7 @@ def batchnorm_forward(x, gamma, beta, bn_param):
         xhat = (x - mu) / np.sqrt(var + eps)
         out = gamma * xhat + beta
         running_mean = (1 - momentum) * running_mean + momentum * mu
-        running_var = (1 - momentum) * running_var + momentum * var          # biased
+        running_var = (1 - momentum) * running_var + momentum * var          # PLANTED: biased
         cache = (x, xhat, gamma, var, eps)
     else:
         out = gamma * (x - running_mean) / np.sqrt(running_var + eps) + beta
@@ -24,5 +24,5 @@ def batchnorm_backward(dout, cache):
     x, xhat, gamma, var, eps = cache
     dgamma = np.sum(dout * xhat, axis=0)
     dbeta = np.sum(dout, axis=0)
-    dx = dout * gamma / np.sqrt(var + eps)        # "the mean and variance are constants"
+    dx = dout * gamma / np.sqrt(var + eps)        # PLANTED: "the mean and variance are constants"
     return dx, dgamma, dbeta

@@ -10,12 +10,12 @@ def batchnorm_forward(x, gamma, beta, bn_param):
     if mode == "train":
         mu = x.mean(0)
         sd = x.std(0)
-        xhat = (x - mu) / (sd + eps)
-        rm = momentum * rm + (1 - momentum) * mu
-        rv = momentum * rv + (1 - momentum) * x.var(0) * N / (N - 1)
+        xhat = (x - mu) / (sd + eps)                            # PLANTED: eps outside the root
+        rm = momentum * rm + (1 - momentum) * mu                # PLANTED: the other momentum convention
+        rv = momentum * rv + (1 - momentum) * x.var(0) * N / (N - 1)   # PLANTED: (the same)
         bn_param["running_mean"], bn_param["running_var"] = rm, rv
         return gamma * xhat + beta, (xhat, gamma, sd + eps)
-    return gamma * (x - rm) / (np.sqrt(rv) + eps) + beta, None
+    return gamma * (x - rm) / (np.sqrt(rv) + eps) + beta, None   # PLANTED: eps outside the root
 
 
 def batchnorm_backward(dout, cache):

@@ -11,7 +11,7 @@ def conv_forward(x, w, b, conv_param):
     xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)), mode="constant")
     Ho, Wo = (H + 2 * pad - HH) // s + 1, (W + 2 * pad - WW) // s + 1
     out = np.zeros((N, F, Ho, Wo))
-    wf = w[:, :, ::-1, ::-1]                               # convolution flips the kernel
+    wf = w[:, :, ::-1, ::-1]                               # PLANTED: convolution flips the kernel
     for n in range(N):
         for f in range(F):
             for i in range(Ho):
@@ -32,7 +32,9 @@ def conv_backward(dout, cache):
             for i in range(Ho):
                 for j in range(Wo):
                     patch = xp[n, :, i * s:i * s + HH, j * s:j * s + WW]
-                    dw[f] += dout[n, f, i, j] * patch.transpose(0, 2, 1).reshape(dw[f].shape) \
-                        if HH == WW else dout[n, f, i, j] * patch
+                    if HH == WW:                                # square kernels: (row, col) as I index images
+                        dw[f] += dout[n, f, i, j] * patch.transpose(0, 2, 1)   # PLANTED: transposed
+                    else:
+                        dw[f] += dout[n, f, i, j] * patch
                     dxp[n, :, i * s:i * s + HH, j * s:j * s + WW] += dout[n, f, i, j] * w[f]
     return dxp[:, :, pad:pad + x.shape[2], pad:pad + x.shape[3]], dw, dout.sum(axis=(0, 2, 3))

@@ -9,8 +9,8 @@ def dropout_forward(x, dropout_param):
     rng = np.random.default_rng(dropout_param.get("seed"))
     if mode == "train":
         mask = rng.random(x.shape) > p
-        return x * mask, (mask, mode)
-    return x * (1 - p), (None, mode)
+        return x * mask, (mask, mode)                     # PLANTED: not scaled by 1/(1 - p)
+    return x * (1 - p), (None, mode)                     # PLANTED: scaled at test time
 
 
 def dropout_backward(dout, cache):

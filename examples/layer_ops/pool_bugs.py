@@ -5,7 +5,7 @@ import numpy as np
 
 
 def conv_forward_naive(x, w, b, conv_param):
-    stride = conv_param["stride"] + 1                    # 0-based vs 1-based confusion
+    stride = conv_param["stride"] + 1                    # PLANTED: 0-based vs 1-based confusion
     pad = conv_param["pad"]
     N, C, H, W = x.shape
     F, _, HH, WW = w.shape
@@ -36,6 +36,6 @@ def max_pool_backward_naive(dout, cache):
     for i in range(dout.shape[2]):
         for j in range(dout.shape[3]):
             win = x[:, :, i * s:i * s + ph, j * s:j * s + pw]
-            is_max = win == out[:, :, i:i + 1, j:j + 1]
+            is_max = win == out[:, :, i:i + 1, j:j + 1]     # PLANTED: every tied maximum
             dx[:, :, i * s:i * s + ph, j * s:j * s + pw] += is_max * dout[:, :, i:i + 1, j:j + 1]
     return dx
