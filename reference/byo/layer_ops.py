@@ -37,8 +37,9 @@ torch's gradient of those inputs (autograd through ``F.batch_norm``, ``F.conv2d`
 kernels as large as the padded input, and integer-valued inputs where max pooling meets ties
 (torch sends a tied window's gradient to its first maximum, in row-major order).
 
-Every failing output is held against the mistakes of :data:`LAYER_MISTAKES` — each planted on the
-example's own inputs — and, failing those, a constant factor; what matches every failing example
+Every failing output is held against the catalogue's mistakes for the op
+(:mod:`scratchnet_reference.diagnosis.catalogue`, the layer sites) — each planted on the example's
+own inputs — and, failing those, a constant factor; what matches every failing example
 is named with the right formula. Nothing is shrunk: the worst example is kept for the reproducer.
 """
 
@@ -53,23 +54,13 @@ from typing import Any
 
 import numpy as np
 
-from ..core.layer_reference import (
-    LAYER_OPS,
-    OUTPUTS,
-    as_numpy,
-    batch_norm,
-    bn_backward_eps_outside,
-    bn_dx_without_statistics,
-    conv_with,
-    pool_windows,
-    reference_backward,
-    reference_forward,
-)
+from ..core.layer_reference import LAYER_OPS, OUTPUTS, reference_backward, reference_forward
 from ..core.records import tol_ratios
 from ..core.tolerances import TOLERANCES
+from ..diagnosis.catalogue import BY_KEY, Mistake, Site, mistakes_at
 
-__all__ = ["LAYER_OPS", "ALIASES", "LAYER_MISTAKES", "LayerMistake", "LayerExample", "LayerReport",
-           "check_layer_ops", "load_layer_ops", "reference_forward", "reference_backward"]
+__all__ = ["LAYER_OPS", "ALIASES", "LayerExample", "LayerReport", "check_layer_ops", "load_layer_ops",
+           "layer_mistakes"]
 
 #: the course's names for the same ops
 ALIASES: dict[str, str] = {
@@ -86,134 +77,6 @@ ALIASES: dict[str, str] = {
 TOL = TOLERANCES[("float64", "gradient")]
 #: how far a mistake's model may be from yours, in tolerances, to name it
 LOOSE = 100.0
-
-
-# --------------------------------------------------------------------------------------------
-# The mistakes: each planted on an example's own inputs
-# --------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class LayerMistake:
-    """One classic mistake of a layer op: ``key``; ``op`` and ``output`` where it shows; ``words``
-    (what is wrong) and ``right`` (the right formula); ``plant(inputs, dout) -> that output with the
-    mistake`` (``dout`` is None for a forward)."""
-
-    key: str
-    op: str
-    output: str
-    words: str
-    right: str
-    plant: Callable[[Mapping[str, Any], np.ndarray | None], np.ndarray]
-
-
-def _bn_stat(key: str, **kw: Any) -> Callable[[Mapping[str, Any], Any], np.ndarray]:
-    return lambda inp, dout: as_numpy(batch_norm(inp, **kw)[key])
-
-
-LAYER_MISTAKES: tuple[LayerMistake, ...] = (
-    LayerMistake(
-        "bn_backward_ignores_statistics", "batchnorm_backward", "dx",
-        "dx = dout·γ/σ: the backward ignores that the batch mean and variance depend on x",
-        "dx = (γ/σ)/N · (N·dout − Σ_i dout_i − x̂·Σ_i dout_i·x̂_i), σ = √(σ²_B + ε)", bn_dx_without_statistics),
-    LayerMistake(
-        "bn_unbiased_normalisation", "batchnorm_forward", "out",
-        "the batch is normalised with the unbiased variance (÷ (N − 1))",
-        "x̂ = (x − μ_B)/√(σ²_B + ε) with the biased σ²_B = Σ(x − μ_B)²/N; only the running variance is unbiased",
-        _bn_stat("out", unbiased_norm=True)),
-    LayerMistake(
-        "bn_biased_running_var", "batchnorm_forward", "running_var",
-        "the running variance is updated with the biased batch variance (÷ N)",
-        "running_var ← (1 − m)·running_var + m·σ²_B·N/(N − 1): torch keeps the unbiased variance",
-        lambda inp, dout: (1 - inp["bn_param"]["momentum"]) * inp["bn_param"]["running_var"]
-        + inp["bn_param"]["momentum"] * inp["x"].var(axis=0)),
-    LayerMistake(
-        "bn_eps_outside_sqrt", "batchnorm_forward", "out",
-        "ε added outside the square root: x̂ = (x − μ)/(σ_B + ε)",
-        "x̂ = (x − μ)/√(σ²_B + ε)", _bn_stat("out", eps_outside=True)),
-    LayerMistake(
-        "bn_eps_outside_sqrt", "batchnorm_backward", "dx",
-        "ε added outside the square root (the backward uses σ = σ_B + ε)",
-        "σ = √(σ²_B + ε) in x̂ and in dx = (γ/σ)/N · (N·dout − Σ dout − x̂·Σ dout·x̂)", bn_backward_eps_outside("dx")),
-    LayerMistake(
-        "bn_eps_outside_sqrt", "batchnorm_backward", "dgamma",
-        "ε added outside the square root (the backward uses σ = σ_B + ε)",
-        "x̂ = (x − μ)/√(σ²_B + ε), dγ = Σ dout·x̂", bn_backward_eps_outside("dgamma")),
-    LayerMistake(
-        "bn_other_momentum", "batchnorm_forward", "running_mean",
-        "the running statistics use the other momentum convention: running ← m·running + (1 − m)·batch",
-        "torch's momentum weighs the new batch: running ← (1 − m)·running + m·batch (m = 0.1)",
-        lambda inp, dout: as_numpy(batch_norm(inp, momentum=1 - inp["bn_param"]["momentum"])["running_mean"])),
-    LayerMistake(
-        "bn_other_momentum", "batchnorm_forward", "running_var",
-        "the running statistics use the other momentum convention: running ← m·running + (1 − m)·batch",
-        "torch's momentum weighs the new batch: running ← (1 − m)·running + m·batch (m = 0.1)",
-        lambda inp, dout: as_numpy(batch_norm(inp, momentum=1 - inp["bn_param"]["momentum"])["running_var"])),
-    LayerMistake(
-        "bn_batch_stats_at_test", "batchnorm_forward", "out",
-        "test mode normalises with the batch's statistics instead of the running ones",
-        "in test mode x̂ = (x − running_mean)/√(running_var + ε)",
-        lambda inp, dout: as_numpy(batch_norm({**inp, "bn_param": {**inp["bn_param"], "mode": "train"}})["out"])),
-    LayerMistake(
-        "dropout_not_scaled", "dropout_forward", "out",
-        "the kept activations are not scaled by 1/(1 − p)",
-        "inverted dropout: out = x ⊙ m/(1 − p) in training, out = x at test",
-        lambda inp, dout: inp["x"] * inp["kept"]),
-    LayerMistake(
-        "dropout_p_as_keep", "dropout_forward", "out",
-        "p used as the keep probability: the kept activations are scaled by 1/p (and a fraction p kept)",
-        "p is the probability of dropping (torch's): keep with probability 1 − p, scale by 1/(1 − p)",
-        lambda inp, dout: inp["x"] * inp["kept"] / inp["dropout_param"]["p"]),
-    LayerMistake(
-        "dropout_scaled_at_test", "dropout_forward", "out",
-        "scaled at evaluation: out = x·(1 − p) in test mode",
-        "with inverted dropout the training pass already scaled by 1/(1 − p): at test out = x",
-        lambda inp, dout: inp["x"] * (1 - inp["dropout_param"]["p"])),
-    LayerMistake(
-        "dropout_backward_not_scaled", "dropout_backward", "dx",
-        "the backward is not scaled by 1/(1 − p): dx = dout ⊙ m",
-        "dx = dout ⊙ m/(1 − p), the same mask and scale as the forward",
-        lambda inp, dout: dout * inp["kept"]),
-    LayerMistake(
-        "conv_flipped_kernel", "conv2d_forward", "out",
-        "true convolution: the kernel is flipped, where torch (and every CNN layer) cross-correlates",
-        "out[n, f, i, j] = b_f + Σ_c,k,l x_pad[n, c, i·s + k, j·s + l]·w[f, c, k, l] (no flip)",
-        lambda inp, dout: conv_with(inp, flip=True)),
-    LayerMistake(
-        "conv_stride_plus_one", "conv2d_forward", "out", "the stride is off by one (stride + 1 used)",
-        "H' = 1 + (H + 2·pad − HH)/stride, windows start at i·stride", lambda inp, dout: conv_with(
-            inp, stride=inp["conv_param"]["stride"] + 1)),
-    LayerMistake(
-        "conv_stride_minus_one", "conv2d_forward", "out", "the stride is off by one (stride − 1 used)",
-        "H' = 1 + (H + 2·pad − HH)/stride, windows start at i·stride", lambda inp, dout: conv_with(
-            inp, stride=inp["conv_param"]["stride"] - 1)),
-    LayerMistake(
-        "conv_pad_plus_one", "conv2d_forward", "out", "the padding is off by one (pad + 1 zeros per side)",
-        "pad zeros on each side: H' = 1 + (H + 2·pad − HH)/stride", lambda inp, dout: conv_with(
-            inp, pad=inp["conv_param"]["pad"] + 1)),
-    LayerMistake(
-        "conv_pad_minus_one", "conv2d_forward", "out", "the padding is off by one (pad − 1 zeros per side)",
-        "pad zeros on each side: H' = 1 + (H + 2·pad − HH)/stride", lambda inp, dout: conv_with(
-            inp, pad=inp["conv_param"]["pad"] - 1)),
-    LayerMistake(
-        "conv_dw_transposed", "conv2d_backward", "dw",
-        "the weight gradient is transposed: dw[f, c, l, k] where dw[f, c, k, l] belongs",
-        "dw[f, c, k, l] = Σ_n,i,j dout[n, f, i, j]·x_pad[n, c, i·s + k, j·s + l]",
-        lambda inp, dout: reference_backward("conv2d_forward", inp, dout)["dw"].swapaxes(2, 3)),
-    LayerMistake(
-        "maxpool_grad_whole_window", "maxpool2d_backward", "dx",
-        "the gradient is sent to every element of the pooling window",
-        "only the window's maximum gets dout (the first one, where several are equal)",
-        lambda inp, dout: pool_windows(inp, dout, ties=False)),
-    LayerMistake(
-        "maxpool_grad_every_tie", "maxpool2d_backward", "dx",
-        "the gradient is sent to every tied maximum of a window",
-        "one maximum per window gets dout: torch (and np.argmax) take the first in row-major order",
-        lambda inp, dout: pool_windows(inp, dout, ties=True)),
-)
-#: key -> the first entry (a mistake that shows in two outputs has one entry per output)
-BY_KEY: dict[str, LayerMistake] = {}
-for _m in LAYER_MISTAKES:
-    BY_KEY.setdefault(_m.key, _m)
 
 
 # --------------------------------------------------------------------------------------------
@@ -450,27 +313,34 @@ def _close(actual: np.ndarray, model: np.ndarray, expected: np.ndarray) -> bool:
     return float(tol_ratios(actual, model, TOL.rtol, atol).max(initial=0.0)) <= LOOSE
 
 
-def _model(m: LayerMistake, e: LayerExample) -> np.ndarray:
-    """The mistake planted on the example's inputs (empty where it has no result there: a stride of 0,
-    a kernel larger than the input with one padding less)."""
+def layer_mistakes(op: str | None = None) -> list[Mistake]:
+    """The catalogue's entries for the layer op ``op`` (every layer op: ``None``)."""
+    return [m for site in ((op,) if op else LAYER_OPS) for m in mistakes_at(site)]
+
+
+def _model(m: Mistake, op: str, output: str, e: LayerExample) -> np.ndarray | None:
+    """The mistake planted on the example's inputs: its ``output`` (None: the mistake leaves that
+    output alone; empty where it has no result there: a stride of 0, a kernel larger than the input
+    with one padding less)."""
     try:
-        return np.asarray(m.plant(e.inputs, e.dout), dtype=np.float64)
+        changed = m.plant(op, Site(layer=e.inputs, dout=e.dout))
     except (RuntimeError, ValueError):
         return np.full((0,), np.nan)
+    return None if output not in changed else np.asarray(changed[output], dtype=np.float64)
 
 
 def _diagnose_output(op: str, output: str, failing: list[LayerExample]) -> LayerFinding:
     worst = max(failing, key=lambda e: e.ratios.get(output, 0.0))
-    for m in LAYER_MISTAKES:
-        if m.op != op or m.output != output:
-            continue
+    for m in mistakes_at(op):
         # the mistake must explain every failing example it has a result on, and those must be most
         # of them (stride − 1 has none at stride 1, pad − 1 none where the kernel outgrows the input)
-        models = [(e, _model(m, e)) for e in failing]
+        models = [(e, _model(m, op, output, e)) for e in failing]
+        if any(model is None for _, model in models):
+            continue
         defined = [(e, model) for e, model in models if model.size]
         if 2 * len(defined) >= len(failing) and all(_close(e.actual[output], model, e.expected[output])
                                                     for e, model in defined):
-            return LayerFinding(op, output, m.key, m.words, m.right, len(defined), worst)
+            return LayerFinding(op, output, m.key, m.what(), m.right_for(), len(defined), worst)
     shapes = {(e.actual[output].shape, e.expected[output].shape) for e in failing}
     if any(a != b for a, b in shapes):
         a, b = next((a, b) for a, b in shapes if a != b)
@@ -514,11 +384,10 @@ def _drop_rate(examples: list[LayerExample]) -> LayerFinding | None:
         return None
     keep_as_p = sum(e.inputs["x"].size * (1 - e.inputs["dropout_param"]["p"]) for e in train)
     if abs(dropped - keep_as_p) <= 5 * np.sqrt(var):
-        return LayerFinding("dropout_forward", "out", "dropout_p_as_keep",
-                            f"p used as the keep probability: {dropped / n:.3f} of the elements dropped where "
-                            f"torch drops {expected / n:.3f}",
-                            "p is the probability of dropping (torch's): keep with probability 1 − p",
-                            len(train), max(train, key=lambda e: e.tol_ratio))
+        entry = BY_KEY["dropout_p_as_keep"]
+        return LayerFinding("dropout_forward", "out", entry.key,
+                            f"{entry.what()}: {dropped / n:.3f} of the elements dropped where torch drops "
+                            f"{expected / n:.3f}", entry.right_for(), len(train), max(train, key=lambda e: e.tol_ratio))
     return LayerFinding("dropout_forward", "out", "drop_rate",
                         f"drops {dropped / n:.3f} of the elements where p says {expected / n:.3f}",
                         "drop each element independently with probability p", len(train), train[0])

@@ -1,6 +1,7 @@
 """check_layer_ops: batch norm, dropout, convolution and max pooling in the course's (out, cache)
 conventions against torch — the worked examples name exactly their planted pairs, the fixed
-version passes, and every catalogued layer mistake is named when planted on the fixed version."""
+version passes, and every catalogued layer mistake is named when planted on the fixed version (these
+are the layer entries' rows of the catalogue's test, ``tests/diagnosis/test_catalogue.py``)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from scratchnet_reference.byo.layer_ops import LAYER_MISTAKES, check_layer_ops, load_layer_ops  # noqa: E402
+from scratchnet_reference.byo.layer_ops import check_layer_ops, layer_mistakes, load_layer_ops  # noqa: E402
 
 import examples.layer_ops.batchnorm_bugs as batchnorm_bugs  # noqa: E402
 import examples.layer_ops.batchnorm_bugs_2 as batchnorm_bugs_2  # noqa: E402
@@ -101,7 +102,7 @@ def test_every_catalogued_layer_mistake_has_a_test():
                          "bn_other_momentum", "dropout_not_scaled", "dropout_scaled_at_test",
                          "dropout_backward_not_scaled", "conv_flipped_kernel", "conv_dw_transposed",
                          "conv_stride_plus_one", "maxpool_grad_every_tie"}
-    untested = {m.key for m in LAYER_MISTAKES} - named_by_examples - set(PLANTED)
+    untested = {m.key for m in layer_mistakes()} - named_by_examples - set(PLANTED)
     assert untested == {"conv_pad_minus_one"}, untested   # planted below, with pad ≥ 1 drawn only sometimes
 
 
