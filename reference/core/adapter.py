@@ -99,7 +99,7 @@ from typing import Any
 import numpy as np
 
 from scratchnet import ModelSpec, registry
-from scratchnet.losses import REDUCTIONS
+from scratchnet.spec import REDUCTIONS  # the names a spec accepts (not the loss code)
 
 from .capabilities import (
     CAPABILITY_KEYS,

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scratchnet import ModelSpec, registry
-from scratchnet.losses import REDUCTIONS
+from scratchnet.spec import REDUCTIONS  # the names a spec accepts (not the loss code)
 
 from .matrix import AFTER, DTYPES, OPTIMIZER_CONFIGS, Case
 
