@@ -1,4 +1,4 @@
-"""The packages import one way — cli → products (conformance, byo, reports, study) → harness core →
+"""The packages import one way — cli → products (conformance, byo, reports, study, grade) → harness core →
 scratchnet — and no module imports another that (directly or not) imports it back. Read from the
 source with ``ast`` (function-level imports count too), so no module is executed."""
 
@@ -13,9 +13,11 @@ ROOT = Path(__file__).resolve().parents[1]
 #: folder → the import name it has when installed
 PACKAGES = {"scratchnet": "scratchnet", "reference": "scratchnet_reference"}
 #: the harness's layers, lowest first: a module may import its own layer's and lower layers' modules
-LAYERS = {"core": 0, "console": 0, "conformance": 1, "byo": 1, "reports": 1, "study": 1, "cli": 2, "__main__": 3}
+LAYERS = {"core": 0, "console": 0, "conformance": 1, "byo": 1, "reports": 1, "study": 1, "grade": 1, "cli": 2,
+          "__main__": 3}
 #: products that use another product (one way only)
-PRODUCT_USES = {("conformance", "byo"), ("conformance", "reports"), ("study", "reports")}
+PRODUCT_USES = {("conformance", "byo"), ("conformance", "reports"), ("study", "reports"), ("grade", "byo"),
+                ("grade", "conformance")}
 
 
 def module_names() -> dict[str, Path]:

@@ -1,0 +1,173 @@
+"""The one place grading touches the checking and diagnosis APIs (when they move, only this changes).
+
+Three things come from elsewhere in the harness:
+
+* :func:`check_op_functions` — the op check (``byo.ops.check_ops``): each of a learner's functions
+  against torch on hypothesis-drawn inputs, its findings turned into :class:`~.results.Cause`
+  values by their structured fields (``kind``, ``factor``, ``op``), never by their words;
+* :func:`check_network` — the network check, reduced for grading: the adapter loaded and
+  validated (``byo.adapter.load_implementation``), then a few matrix cases of the conformance runner
+  (``conformance.runner``), float64, mean reduction, no training; the root causes are the records'
+  structured ``diagnosis`` (``core.root_causes.decode``);
+* :func:`catalogue` — every catalogued mistake's key and words (the misconception table's rows).
+
+A registration that cannot be checked at all raises :class:`NotGradable` with every problem.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .results import Cause, CheckResult
+
+__all__ = ["NotGradable", "check_op_functions", "check_network", "catalogue", "op_names", "NETWORK_CASES"]
+
+#: the network check's cases, in order of preference: (hidden, output, loss); the first
+#: ``max_cases`` the adapter implements are run (mean reduction, float64)
+NETWORK_CASES = (("relu", "softmax", "cross_entropy"), ("sigmoid", "softmax", "cross_entropy"),
+                 ("tanh", "softmax", "cross_entropy"), ("sigmoid", "sigmoid", "binary_cross_entropy"),
+                 ("relu", "identity", "mse"), ("sigmoid", "sigmoid", "mse"))
+
+
+class NotGradable(ValueError):
+    """The submission's functions or adapter cannot be checked; ``problems`` lists why."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        super().__init__("; ".join(self.problems))
+
+
+def op_names() -> tuple[str, ...]:
+    """Every op name the op check knows (``softmax``, ``softmax_backward``, ``cross_entropy_grad``, …)."""
+    from ..byo.reference_ops import OPS
+
+    return tuple(OPS)
+
+
+def op_arguments(name: str) -> tuple[str, ...]:
+    """The arguments an op is called with (``("z", "a", "g")`` for an activation's backward)."""
+    from ..byo.reference_ops import OPS
+
+    return tuple(OPS[name].args)
+
+
+def catalogue() -> dict[str, str]:
+    """Catalogued mistake key → its words: the op diagnosis's and the network diagnosis's
+    catalogues (the words of the op one where both name a key)."""
+    from ..byo.ops_diagnosis import MISTAKES as OP_MISTAKES
+    from ..byo.torch_net import MISTAKES as NETWORK_MISTAKES
+
+    words = {key: value[0] for key, value in NETWORK_MISTAKES.items()}
+    words.update({key: value[0] for key, value in OP_MISTAKES.items()})
+    return {key: " ".join(text.replace("{act}'s", "the activation's").replace("{act}", "the activation").split())
+            for key, text in sorted(words.items())}
+
+
+# --------------------------------------------------------------------------------------------
+# Ops
+# --------------------------------------------------------------------------------------------
+
+def _finding_ops(op_field: str) -> set[str]:
+    """The op names a finding's ``op`` field names: ``softmax_backward``, ``mse (reduction='sum')``,
+    or a loss and its gradient merged as ``mse and mse_grad``."""
+    return {part.split(" (")[0].strip() for part in op_field.split(" and ")}
+
+
+def _cause(finding: Any) -> Cause:
+    return Cause(kind=finding.kind, factor=float(finding.factor), factor_name=str(finding.factor_name),
+                 what=finding.what, evidence=finding.evidence, right=finding.right, reproducer=finding.reproducer)
+
+
+def _report_checks(report: Any) -> list[CheckResult]:
+    by_op: dict[str, CheckResult] = {}
+    for row in report.rows:
+        check = by_op.setdefault(row["op"], CheckResult(row["op"], "pass", 0.0))
+        check.examples += int(row["examples"])
+        check.failed += int(row["failed"])
+        check.tol_ratio = max(check.tol_ratio, float(row["tol_ratio"]))
+        if row["failed"]:
+            check.status = "fail"
+    for finding in report.findings:
+        for name in _finding_ops(finding.op):
+            if name in by_op:
+                by_op[name].causes.append(_cause(finding))
+                if finding.kind == "raised":
+                    by_op[name].status = "error"
+                by_op[name].status = "fail" if by_op[name].status == "pass" else by_op[name].status
+    return list(by_op.values())
+
+
+def check_op_functions(functions: Mapping[str, Callable[..., Any]], declarations: Mapping[str, Any] | None = None,
+                       *, max_examples: int = 10, seed: int | None = None) -> list[CheckResult]:
+    """Check ``functions`` ({op name: function}, the names of :func:`op_names`) with the
+    declarations (``TARGETS``, ``WEIGHT_LAYOUT``, ``PARAMS``) against torch; one
+    :class:`CheckResult` per op. All together first (a loss and its gradient are diagnosed as a
+    pair); if the registration is refused, each op on its own, a refused one an ``error`` check."""
+    from ..byo.ops import OpsError, check_ops
+
+    declarations = dict(declarations or {})
+    if not functions:
+        raise NotGradable(["no op functions found"])
+    try:
+        return _report_checks(check_ops({**functions, **declarations}, max_examples=max_examples, seed=seed))
+    except OpsError as exc:
+        if len(functions) == 1:
+            name = next(iter(functions))
+            return [CheckResult(name, "error", float("inf"), detail="; ".join(exc.problems))]
+    checks: list[CheckResult] = []
+    for name, fn in functions.items():
+        checks += check_op_functions({name: fn}, declarations, max_examples=max_examples, seed=seed)
+    return checks
+
+
+# --------------------------------------------------------------------------------------------
+# Network
+# --------------------------------------------------------------------------------------------
+
+def _network_jobs(plan: Any, max_cases: int) -> list[tuple[str, tuple]]:
+    cases = {(args[0].hidden, args[0].output, args[0].loss): (kind, args) for kind, args in plan.jobs()
+             if kind == "case" and args[0].reduction == "mean"}
+    chosen = [cases[key] for key in NETWORK_CASES if key in cases]
+    return (chosen or [cases[key] for key in sorted(cases)])[:max_cases]
+
+
+def check_network(entry: str, *, max_cases: int = 2) -> list[CheckResult]:
+    """The reduced network check of the adapter ``entry`` (``path/to/adapter.py:factory``): the
+    first ``max_cases`` of :data:`NETWORK_CASES` it implements (float64, mean reduction, the
+    runner's seeded 5-7-6-4 batch), one :class:`CheckResult` per case."""
+    from ..byo.adapter import AdapterError, load_implementation
+    from ..conformance.runner import RunPlan, run_matrix
+    from ..core.root_causes import decode
+
+    try:
+        impl, caps = load_implementation(entry)
+    except AdapterError as exc:
+        raise NotGradable(list(exc.problems)) from None
+    plan = RunPlan(dtypes=("float64",), training=False, capabilities=None if caps.is_everything else caps)
+    jobs = _network_jobs(plan, max_cases)
+    if not jobs:
+        raise NotGradable([f"the adapter {entry} implements none of the float64 mean-reduction cases"])
+    checks = []
+    for job in jobs:
+        case = job[1][0]
+        name = f"network {case.hidden}-{case.output}-{case.loss}"
+        try:
+            records, _ = run_matrix(impl, plan, jobs=[job])
+        except Exception as exc:  # noqa: BLE001 - the learner's network raising is this check's failure
+            checks.append(CheckResult(name, "error", float("inf"), detail=f"{type(exc).__name__}: {exc}"))
+            continue
+        check = CheckResult(name, "pass", max((float(r.tol_ratio) for r in records), default=0.0),
+                            examples=len(records), failed=sum(r.status == "fail" for r in records))
+        seen = set()
+        for record in records:
+            if record.status != "fail":
+                continue
+            check.status = "fail"
+            for cause in decode(record.diagnosis):
+                if cause.key not in seen:
+                    seen.add(cause.key)
+                    check.causes.append(Cause(kind=cause.kind, what=cause.what, evidence=cause.evidence,
+                                              right=cause.right, reproducer=cause.reproducer))
+        checks.append(check)
+    return checks
