@@ -69,7 +69,8 @@ def grade_rows(results: Sequence[SubmissionResult], course: Course) -> list[dict
             factors = sorted({c.factor_name for c in check.causes if c.factor_name not in ("", "1")})
             rows.append(dict(student=result.student, check=check.check, status=check.status,
                              score=f"{points if check.status == 'pass' else 0:g}", max_score=f"{points:g}",
-                             tol_ratio=_ratio(check.tol_ratio), root_cause_kinds=";".join(check.kinds),
+                             tol_ratio="" if check.status == "missing" else _ratio(check.tol_ratio),
+                             root_cause_kinds=";".join(check.kinds),
                              factor=";".join(factors), detail=_one_line(check.detail)))
     return rows
 
