@@ -102,6 +102,11 @@ def _from_alias(alias: Mapping[str, Any], namespace: Mapping[str, Any], suite_ar
             return out * args[times] if times is not None else out
 
     suite.__qualname__ = suite.__name__ = label
+    forward_call = f"{alias['cache_from']}({', '.join(suite_args[i] for i in forward_args)})"
+    suite.called_as = (f"{label}(g, cache) with cache from {forward_call}" if forward is not None else
+                       ("" if not alias["times"] else f"{alias['times']} · ")
+                       + f"{label}({', '.join(alias['args'] if alias['args'] is not None else suite_args)})"
+                       + (f"[{alias['output']}]" if alias["output"] is not None else ""))
     suite.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         [inspect.Parameter(a, inspect.Parameter.POSITIONAL_OR_KEYWORD) for a in suite_args])
     return suite
@@ -142,8 +147,10 @@ def build_functions(namespace: Mapping[str, Any], names: Mapping[str, list[Mappi
         else:
             if callable(ops_dict.get(op)):
                 found[op] = _guarded(ops_dict[op], f"OPS[{op!r}]")
+                found[op].called_as = f"OPS[{op!r}]({', '.join(args)})"
             elif callable(namespace.get(op)):
                 found[op] = _guarded(namespace[op], op)
+                found[op].called_as = f"{op}({', '.join(args)})"
     return found
 
 
@@ -233,6 +240,9 @@ def grade(task: Mapping[str, Any], root: Path) -> dict[str, Any]:
     except MemoryError:
         return SubmissionResult(student, "memory", f"MemoryError while checking (limit {course.memory_mb} MiB)"
                                 ).to_json()
+    for check in checks:
+        if check.check in chosen:
+            check.called_as = getattr(chosen[check.check], "called_as", "")
     checks += [CheckResult(op, "missing", float("inf"), detail="no function for it in the submission")
                for op in wanted if op not in functions]
     if not checks:

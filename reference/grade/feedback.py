@@ -57,6 +57,9 @@ def check_text(check: CheckResult, level: str) -> list[Block]:
     if check.status == "missing":
         return [("p", "missing: the submission has no function for this check.")]
     out: list[Block] = []
+    if check.called_as and check.called_as.split("(")[0] != check.check:
+        out.append(("p", f"your function, called as: {check.called_as} (the failing example below names the "
+                         f"check, {check.check})"))
     if check.examples:
         out.append(("p", f"fails: {check.failed} of {check.examples} examples differ from torch's "
                          f"(worst tol_ratio {_ratio(check.tol_ratio)}; 1 is the tolerance)."))
@@ -113,8 +116,10 @@ def fence(text: str) -> str:
 
 
 def markdown(result: SubmissionResult, course: Course) -> str:
-    lines = []
+    lines: list[str] = []
     for kind, text in blocks(result, course):
+        if lines and lines[-1].startswith("- ") and kind != "li":
+            lines.append("")  # end the list: a paragraph right after it would join its last item
         if kind == "h1":
             lines += [f"# {md_escape(text)}", ""]
         elif kind == "h2":

@@ -48,6 +48,8 @@ class CheckResult:
     failed: int = 0
     detail: str = ""
     causes: list[Cause] = field(default_factory=list)
+    #: how the submission's function was called for this op (``g · sigmoid_prime(z)``)
+    called_as: str = ""
 
     @property
     def kinds(self) -> list[str]:
