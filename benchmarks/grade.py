@@ -5,9 +5,9 @@
     python -m benchmarks.grade                   # → reports/grade/benchmark.md
     python -m benchmarks.grade --copies 2 --out /tmp/bench
 
-The submissions are the worked class's graded ones (``examples/class``, the hang, crashes and memory
-hog left out: they measure the limits, not the grading), ``--copies`` times each, graded with the
-class's course file on a ``concurrent.futures`` pool of 1, then 2 workers (the engine of
+The submissions are the first ``--limit`` of the worked class's graded ones (``examples/class``; the
+hang, crashes and memory hog left out: they measure the limits, not the grading), ``--copies`` times
+each, graded with the class's course file on a ``concurrent.futures`` pool of 1, then 2 workers (the engine of
 ``scratchnet-conformance grade``). Memory per worker is the peak resident set of each submission's
 own child process (``ru_maxrss`` from ``wait4``): the pool worker only waits on it. The report
 starts with what it was measured on — the commit (``+dirty`` if the tree had changes: commit
@@ -32,11 +32,12 @@ CLASS = ROOT / "examples" / "class"
 NOT_GRADED = {"noah_fischer", "olivia_grant", "pat_moreau", "quinn_ali", "rosa_silva"}
 
 
-def submissions() -> list[Path]:
-    return sorted(p for p in (CLASS / "submissions").iterdir() if p.name.removesuffix(".py") not in NOT_GRADED)
+def submissions(limit: int) -> list[Path]:
+    found = sorted(p for p in (CLASS / "submissions").iterdir() if p.name.removesuffix(".py") not in NOT_GRADED)
+    return found[:limit]
 
 
-def measure(workers: int, copies: int) -> dict[str, float]:
+def measure(workers: int, copies: int, limit: int) -> dict[str, float]:
     from scratchnet_reference.grade.course import load_course
     from scratchnet_reference.grade.engine import run
     from scratchnet_reference.grade.isolate import pack
@@ -44,7 +45,7 @@ def measure(workers: int, copies: int) -> dict[str, float]:
     course = load_course(CLASS / "course.toml")
     tasks = []
     for copy in range(copies):
-        for path in submissions():
+        for path in submissions(limit):
             task = pack(path, course)
             task.student = f"{task.student}-{copy}"
             tasks.append(task)
@@ -85,6 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--copies", type=int, default=1, help="each submission this many times (default 1)")
+    parser.add_argument("--limit", type=int, default=8, help="the first N graded submissions of the class "
+                                                             "(default 8: short, the machine is shared)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "grade")
     args = parser.parse_args(argv)
@@ -93,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               "python": platform.python_version(), "load average before": " ".join(f"{x:.2f}" for x in os.getloadavg())}
     rows = []
     for workers in args.workers:
-        rows.append(measure(workers, args.copies))
+        rows.append(measure(workers, args.copies, args.limit))
         print(f"{workers} worker(s): {rows[-1]['per_second']:.3f} submissions/s, child peak RSS median "
               f"{rows[-1]['rss_median_mb']:.0f} MiB", flush=True)
     header["load average after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())

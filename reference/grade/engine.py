@@ -49,7 +49,7 @@ def run_dask(tasks: Sequence[Task], scheduler: str) -> Iterator[SubmissionResult
         futures = [client.submit(grade_task, task, pure=False, key=f"grade-{i}-{task.student}", retries=0)
                    for i, task in enumerate(tasks)]
         by_key = {f.key: t for f, t in zip(futures, tasks)}
-        for future in as_completed(futures):
+        for future in as_completed(futures, loop=client.loop):
             try:
                 yield future.result()
             except Exception as exc:  # noqa: BLE001 - a lost worker is that submission's crash
