@@ -1,11 +1,12 @@
-"""One submission graded inside its own process: ``python -m scratchnet_reference.grade.child TASKDIR``.
+"""One submission graded inside its own process: ``python -m scratchnet_reference.grade.child TASKDIR``
+(or :func:`run` in a process :mod:`.isolate` forked for it).
 
-:mod:`.isolate` starts this with the submission's files copied into ``TASKDIR/submission`` and the
-task in ``TASKDIR/task.json``; it writes ``TASKDIR/result.json`` (atomically) and exits 0. First it
+:mod:`.isolate` prepares the submission's files in ``TASKDIR/submission`` and the task in
+``TASKDIR/task.json``; this writes ``TASKDIR/result.json`` (atomically) and exits 0. First it
 limits itself — ``RLIMIT_AS`` (address space) and ``RLIMIT_CPU`` — then sends its stdout and stderr
-(the student's prints) to ``TASKDIR/output.txt``, fixes the seeds (``random``, NumPy's global
-generator; ``PYTHONHASHSEED`` comes from the parent), imports the submission's files and grades
-what it finds. A ``sys.exit`` or exception at import is this submission's ``exited`` /
+(the student's prints) to ``TASKDIR/output.txt`` and closes every other inherited descriptor, fixes
+the seeds (``random``, NumPy's global generator; ``PYTHONHASHSEED`` comes from the parent), imports
+the submission's files and grades what it finds. A ``sys.exit`` or exception at import is this submission's ``exited`` /
 ``import_error``; a ``sys.exit`` inside a function is that function raising. A hang, ``os._exit`` or
 a crash leaves no result: the parent names it.
 """
@@ -253,13 +254,17 @@ def grade(task: Mapping[str, Any], root: Path) -> dict[str, Any]:
     return SubmissionResult(student, "graded", "; ".join(problems), checks).to_json()
 
 
-def main(argv: list[str] | None = None) -> int:
-    taskdir = Path((argv or sys.argv[1:])[0])
+def run(taskdir: Path) -> int:
+    """Grade the task in ``taskdir`` in this process (which is the submission's own: fresh from
+    :func:`main`, or forked by :mod:`.isolate`); write ``result.json``; return the exit code."""
     task = json.loads((taskdir / "task.json").read_text(encoding="utf-8"))
     _limit(task["course"]["memory_mb"], task["course"]["seconds"])
     out = os.open(taskdir / "output.txt", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
     os.dup2(out, 1)
     os.dup2(out, 2)
+    os.closerange(3, 1 << 16)  # nothing inherited (a pool's pipes) is the student's to write to
     root = taskdir / "submission"
     os.chdir(root)
     start = time.perf_counter()
@@ -270,6 +275,10 @@ def main(argv: list[str] | None = None) -> int:
 
     atomic_write(taskdir / "result.json", json.dumps(result))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(Path((argv or sys.argv[1:])[0]))
 
 
 if __name__ == "__main__":  # pragma: no cover - run by isolate.py in its own process
