@@ -254,11 +254,27 @@ def grade(task: Mapping[str, Any], root: Path) -> dict[str, Any]:
     return SubmissionResult(student, "graded", "; ".join(problems), checks).to_json()
 
 
+def _neutral_process() -> None:
+    """The same process state whether this process was forked from a pool worker or started fresh:
+    no command line of the grader's (a student's ``if len(sys.argv) < 3: sys.exit(usage)`` sees
+    none), no folder of the grader's on ``sys.path`` (only the interpreter's, its packages' and the
+    harness's), matplotlib without a display, no bytecode written."""
+    import scratchnet
+
+    harness = str(Path(scratchnet.__file__).resolve().parents[1])
+    sys.argv = ["submission"]
+    sys.path[:] = [p for p in sys.path if p.startswith((sys.prefix, sys.base_prefix, harness))
+                   or (p and not os.path.isabs(p))]  # an editable install's path hook stays
+    sys.dont_write_bytecode = True
+    os.environ["MPLBACKEND"] = "Agg"
+
+
 def run(taskdir: Path) -> int:
     """Grade the task in ``taskdir`` in this process (which is the submission's own: fresh from
     :func:`main`, or forked by :mod:`.isolate`); write ``result.json``; return the exit code."""
     task = json.loads((taskdir / "task.json").read_text(encoding="utf-8"))
     _limit(task["course"]["memory_mb"], task["course"]["seconds"])
+    _neutral_process()
     out = os.open(taskdir / "output.txt", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
