@@ -86,8 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--copies", type=int, default=1, help="each submission this many times (default 1)")
-    parser.add_argument("--limit", type=int, default=8, help="the first N graded submissions of the class "
-                                                             "(default 8: short, the machine is shared)")
+    parser.add_argument("--limit", type=int, default=16, help="the first N graded submissions of the class "
+                                                             "(default 16: all of them)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "grade")
     args = parser.parse_args(argv)
