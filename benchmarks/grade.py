@@ -89,6 +89,11 @@ def report(rows: list[dict[str, float]], header: dict[str, str]) -> str:
         lines.append(f"| {r['engine']} | {r['workers']} | {r['submissions']} | {r['wall_s']:.1f} | "
                      f"{r['per_second']:.3f} | "
                      f"{r['child_s_median']:.1f} | {r['rss_median_mb']:.0f} | {r['rss_max_mb']:.0f} |")
+    lines += ["", "The wall time includes starting the engine: a pool worker imports torch and the checks once "
+              "(then forks each submission's process from there); a Dask worker starts a fresh interpreter "
+              "per submission, which imports them every time (the child wall column). On a shared machine "
+              "(see the load average: above the 2 cores, other jobs take the second core) 2 workers cannot "
+              "do twice the work of 1."]
     return "\n".join(lines) + "\n"
 
 
