@@ -3,13 +3,15 @@
 Three things come from elsewhere in the harness:
 
 * :func:`check_op_functions` — the op check (``byo.ops.check_ops``): each of a learner's functions
-  against torch on hypothesis-drawn inputs, its findings turned into :class:`~.results.Cause`
-  values by their structured fields (``kind``, ``factor``, ``op``), never by their words;
+  against torch on hypothesis-drawn inputs, its root causes (``diagnosis.RootCause``) turned into
+  :class:`~.results.Cause` values by their structured fields (``kind``, ``factor``, ``op``), never
+  by their words;
 * :func:`check_network` — the network check, reduced for grading: the adapter loaded and
-  validated (``byo.adapter.load_implementation``), then a few matrix cases of the conformance runner
-  (``conformance.runner``), float64, mean reduction, no training; the root causes are the records'
-  structured ``diagnosis`` (``core.root_causes.decode``);
-* :func:`catalogue` — every catalogued mistake's key and words (the misconception table's rows).
+  validated (``core.adapter.load_implementation``), then a few matrix cases of the conformance
+  runner (``conformance.runner``), float64, mean reduction, no training; the root causes are the
+  records' structured ``diagnosis`` (``diagnosis.decode``);
+* :func:`catalogue` — every known mistake's key and words (the misconception table's rows): the
+  diagnosis catalogue and the op diagnosis's patterns.
 
 A registration that cannot be checked at all raises :class:`NotGradable` with every problem.
 """
@@ -45,9 +47,12 @@ def warm_up() -> None:
     adapter loader, the runner), so a process forked afterwards starts with them loaded."""
     import hypothesis.extra.numpy  # noqa: F401
 
-    from ..byo import adapter, ops, ops_diagnosis, torch_net  # noqa: F401
+    from ..byo import ops  # noqa: F401
     from ..conformance import runner  # noqa: F401
+    from ..core import adapter  # noqa: F401
     from ..core.torch_import import torch_module
+    from ..diagnosis import catalogue, network  # noqa: F401
+    from ..diagnosis import ops as op_diagnosis  # noqa: F401
 
     torch_module()
 
@@ -82,26 +87,26 @@ def _examples_from_the_strategies_alone() -> Iterator[None]:
 
 def op_names() -> tuple[str, ...]:
     """Every op name the op check knows (``softmax``, ``softmax_backward``, ``cross_entropy_grad``, …)."""
-    from ..byo.reference_ops import OPS
+    from ..core.reference_ops import OPS
 
     return tuple(OPS)
 
 
 def op_arguments(name: str) -> tuple[str, ...]:
     """The arguments an op is called with (``("z", "a", "g")`` for an activation's backward)."""
-    from ..byo.reference_ops import OPS
+    from ..core.reference_ops import OPS
 
     return tuple(OPS[name].args)
 
 
 def catalogue() -> dict[str, str]:
-    """Catalogued mistake key → its words: the op diagnosis's and the network diagnosis's
-    catalogues (the words of the op one where both name a key)."""
-    from ..byo.ops_diagnosis import MISTAKES as OP_MISTAKES
-    from ..byo.torch_net import MISTAKES as NETWORK_MISTAKES
+    """Known mistake key → its words: the diagnosis catalogue's entries and the patterns the op
+    diagnosis reads off the numbers (``factor``, ``sign``, ``overflow``, ``kink``, …)."""
+    from ..diagnosis.catalogue import CATALOGUE
+    from ..diagnosis.ops import PATTERNS
 
-    words = {key: value[0] for key, value in NETWORK_MISTAKES.items()}
-    words.update({key: value[0] for key, value in OP_MISTAKES.items()})
+    words = {key: value[0] for key, value in PATTERNS.items()}
+    words.update({mistake.key: mistake.words for mistake in CATALOGUE})
     return {key: " ".join(text.replace("{act}'s", "the activation's").replace("{act}", "the activation").split())
             for key, text in sorted(words.items())}
 
@@ -116,9 +121,11 @@ def _finding_ops(op_field: str) -> set[str]:
     return {part.split(" (")[0].strip() for part in op_field.split(" and ")}
 
 
-def _cause(finding: Any) -> Cause:
-    return Cause(kind=finding.kind, factor=float(finding.factor), factor_name=str(finding.factor_name),
-                 what=finding.what, evidence=finding.evidence, right=finding.right, reproducer=finding.reproducer)
+def _cause(cause: Any) -> Cause:
+    """A diagnosis ``RootCause`` as grading keeps it (its structured kind and factor, its words)."""
+    factor = 1.0 if cause.factor is None else float(cause.factor)
+    return Cause(kind=cause.kind, factor=factor, factor_name=cause.factor_name or "1", what=cause.what,
+                 evidence=cause.evidence, right=cause.right, reproducer=cause.reproducer)
 
 
 def _report_checks(report: Any) -> list[CheckResult]:
@@ -180,9 +187,9 @@ def check_network(entry: str, *, max_cases: int = 2) -> list[CheckResult]:
     """The reduced network check of the adapter ``entry`` (``path/to/adapter.py:factory``): the
     first ``max_cases`` of :data:`NETWORK_CASES` it implements (float64, mean reduction, the
     runner's seeded 5-7-6-4 batch), one :class:`CheckResult` per case."""
-    from ..byo.adapter import AdapterError, load_implementation
     from ..conformance.runner import RunPlan, run_matrix
-    from ..core.root_causes import decode
+    from ..core.adapter import AdapterError, load_implementation
+    from ..diagnosis import decode
 
     try:
         impl, caps = load_implementation(entry)
@@ -211,7 +218,6 @@ def check_network(entry: str, *, max_cases: int = 2) -> list[CheckResult]:
             for cause in decode(record.diagnosis):
                 if cause.key not in seen:
                     seen.add(cause.key)
-                    check.causes.append(Cause(kind=cause.kind, what=cause.what, evidence=cause.evidence,
-                                              right=cause.right, reproducer=cause.reproducer))
+                    check.causes.append(_cause(cause))
         checks.append(check)
     return checks
