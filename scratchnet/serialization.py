@@ -152,7 +152,7 @@ def read(path: str | os.PathLike, *, trust_missing_checksum: bool = False) -> tu
         if stored_sum != actual:
             raise ModelFileError(f"{where} fails its checksum: the spec or the weights changed after "
                                  f"saving (stored sha256 {stored_sum[:16]}…, computed {actual[:16]}…)")
-    return spec, {name: entries[name] for name in spec.parameter_shapes()}
+    return spec, {name: entries[name] for name in spec.state_shapes()}
 
 
 def _header(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> tuple[tuple[int, ...], np.dtype, int]:
@@ -219,7 +219,7 @@ def _text(entry: np.ndarray, key: str, where: str) -> str:
 
 def _check_arrays(spec: ModelSpec, headers: Mapping[str, tuple[tuple[int, ...], np.dtype]], where: str) -> None:
     """Names, shapes and dtypes (from the ``.npy`` headers) must be exactly the spec's."""
-    expected = spec.parameter_shapes()
+    expected = spec.state_shapes()
     missing = [name for name in expected if name not in headers]
     extra = sorted(set(headers) - set(expected))
     if missing or extra:
