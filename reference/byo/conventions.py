@@ -313,7 +313,9 @@ def _loss(name: str, fn: Callable[..., Any], op: Op, probe: Probe) -> list[Adapt
     declared = (probe.declared_targets or {}).get(_targets_key(op)) or (probe.declared_targets or {}).get(loss)
     forms = tuple(declared or (("one_hot", "index") if loss in CLASSIFICATION_LOSSES else ("real",)))
     y_first = _named(names, 0, _Y_NAMES) and not _named(names, 1, _Y_NAMES)
-    orders = ("y, p", "p, y") if y_first else ("p, y", "y, p")
+    # the order from the argument names only, never from agreeing: for an antisymmetric gradient
+    # (mse's 2(p − y)) swapping the arguments *is* a sign flip, a mistake the probe must not read away
+    orders = ("y, p",) if y_first else ("p, y",)
     kind = op.role
     results = {}
     for form in forms:
@@ -337,11 +339,10 @@ def _loss(name: str, fn: Callable[..., Any], op: Op, probe: Probe) -> list[Adapt
     choice = agreeing[0] if agreeing else next(iter(results))
     form, order = choice
     pair = results[choice][0]
-    how = "probed: it agrees with torch so" if agreeing else \
-        "neither reading agrees with torch — see the root causes; " + \
-        ("the order from the argument names" if y_first else "the suite's order")
-    first, second = ("y", "p") if order == "y, p" else ("p", "y")
+    how = ("the order from the argument names" if y_first else "the suite's order") + \
+        ("; probed: it agrees with torch so" if agreeing else "; it does not agree with torch — see the root causes")
     x = "z" if op.family == "fused" else "p"
+    first, second = ("y", x) if order == "y, p" else (x, "y")
     args = f"{x}, y" if order == "p, y" else f"y, {x}"
     target_words = "" if form == "real" else f", y as {'class indices' if form == 'index' else 'one-hot rows'}"
     targets = (form,) if form == "index" and not declared else None  # one-hot is the default already

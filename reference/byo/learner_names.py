@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from .reference_ops import OPS
 
-__all__ = ["Reading", "read_name", "claims_op", "closest_names", "ALIASES", "DERIVATIVE_SUFFIXES"]
+__all__ = ["Reading", "read_name", "claims_op", "claimed_base", "closest_names", "ALIASES", "DERIVATIVE_SUFFIXES"]
 
 #: suffixes (and prefixes) that make a name a derivative, in the order they are tried
 DERIVATIVE_SUFFIXES = ("_derivative", "_deriv", "_prime", "_gradient", "_grad", "_delta", "_backward", "_bwd",
@@ -38,7 +38,7 @@ ALIASES: dict[str, str] = {
     "sigma": "sigmoid", "logistic": "sigmoid", "sigm": "sigmoid",
     "lrelu": "leaky_relu", "leakyrelu": "leaky_relu", "leaky": "leaky_relu",
     "swish": "silu", "linear_activation": "identity",
-    "affine": "dense", "linear": "dense", "fc": "dense", "fully_connected": "dense", "layer": "dense",
+    "affine": "dense", "linear": "dense", "fc": "dense", "fully_connected": "dense",
     "mean_squared_error": "mse", "squared_error": "mse", "quadratic": "mse", "mean_square_error": "mse",
     "mean_absolute_error": "l1", "mae": "l1",
     "crossentropy": "cross_entropy", "categorical_cross_entropy": "cross_entropy",
@@ -70,6 +70,11 @@ def _snake(name: str) -> str:
     return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()
 
 
+def _strip(snake: str) -> str:
+    """CS231n's implementation tags: ``softmax_loss_naive`` / ``_vectorized`` / ``_fast`` → ``softmax_loss``."""
+    return re.sub(r"_(naive|vectorized|vectorised|fast|np|numpy|impl)$", "", snake)
+
+
 def _base(text: str) -> str | None:
     """The suite's base for ``text`` (``sigma`` → ``sigmoid``), or None."""
     text = ALIASES.get(text, text)
@@ -97,7 +102,7 @@ def read_name(name: str) -> Reading | None:
     ``predict``). An op name is itself (affix ``""``)."""
     if name in OPS:
         return Reading(name, name, "")
-    snake = _snake(name)
+    snake = _strip(_snake(name))
     if snake in OPS:
         return Reading(name, snake, "camelCase")
     for suffix in DERIVATIVE_SUFFIXES:
@@ -121,7 +126,7 @@ def read_name(name: str) -> Reading | None:
 def claims_op(name: str) -> bool:
     """Whether ``name`` has a derivative or forward affix (or is close to an op name) without
     being readable: ``svm_loss``, ``batchnorm_backward``, ``sigmoid_prme``."""
-    snake = _snake(name)
+    snake = _strip(_snake(name))
     affixed = snake.endswith(DERIVATIVE_SUFFIXES + FORWARD_SUFFIXES) or \
         any(snake.startswith(p) and len(p) > 1 for p in DERIVATIVE_PREFIXES)
     return affixed or bool(difflib.get_close_matches(snake, list(OPS), n=1, cutoff=0.85))
@@ -133,3 +138,16 @@ def closest_names(name: str, n: int = 3) -> list[str]:
     known = list(OPS) + [f"{alias}{suffix}" for alias in ALIASES for suffix in ("", "_prime", "_derivative")]
     close = difflib.get_close_matches(snake, known, n=n, cutoff=0.6)
     return [c for c in dict.fromkeys(close)]
+
+
+def claimed_base(name: str) -> tuple[str, str] | None:
+    """(base, what) a name claims by its affix: ``svm_loss`` → ("svm", "a loss"),
+    ``batchnorm_backward`` → ("batchnorm", "a derivative of"); None without an affix."""
+    snake = _strip(_snake(name))
+    for suffix in FORWARD_SUFFIXES:
+        if snake.endswith(suffix) and len(snake) > len(suffix):
+            return snake[: -len(suffix)], "a loss" if suffix == "_loss" else "the forward of"
+    for suffix in DERIVATIVE_SUFFIXES:
+        if snake.endswith(suffix) and len(snake) > len(suffix):
+            return snake[: -len(suffix)], "the derivative of"
+    return None

@@ -77,6 +77,8 @@ DECLARATIONS = ("TARGETS", "WEIGHT_LAYOUT", "PARAMS", "DERIVATIVE_OF", "SKIP")
 _TARGETED = (*CLASSIFICATION_LOSSES, *("_".join(op.base) for op in OPS.values()
                                         if op.family == "fused" and op.base[1] in CLASSIFICATION_LOSSES))
 _EXTREMES = (50.0, -50.0, 800.0, -800.0)
+#: where an imported function is nobody's op (``from numpy import tanh`` is still one: it is an op name)
+_LIBRARIES = {"numpy", "scipy", "torch", "math", "builtins", "functools", "jax", "sklearn", "typing"}
 
 
 class OpsError(ValueError):
@@ -140,8 +142,15 @@ def _entries(source: Any) -> tuple[str, dict[str, Any], bool]:
     names = [n for n in dir(source) if not n.startswith("_")]
     entries = {n: getattr(source, n) for n in names}
     if isinstance(source, types.ModuleType):
+        from .learner_names import read_name
+
+        def own(v: Any) -> bool:  # defined in it, or imported from the learner's code (``from layers import *``)
+            module = getattr(v, "__module__", None) or ""
+            return module == source.__name__ or (module.split(".")[0] not in _LIBRARIES and not isinstance(v, type))
+
         entries = {n: v for n, v in entries.items() if n in OPS or n in DECLARATIONS
-                   or (callable(v) and getattr(v, "__module__", None) == source.__name__)}
+                   or (callable(v) and getattr(v, "__module__", None) == source.__name__)
+                   or (callable(v) and own(v) and read_name(n) is not None)}
     return label, entries, False
 
 
@@ -162,7 +171,11 @@ def _not_an_op(key: str) -> str:
     hint = f"did you mean {', '.join(close)}?" if close else \
         f"op names are activations {', '.join(registry.ACTIVATIONS)} (+ _backward), losses " \
         f"{', '.join(registry.LOSSES)} (+ _grad), fused pairs, dense_forward/dense_backward"
-    return f"{key!r} is not an op name: {hint} (or leave it out: SKIP = [{key!r}])"
+    from .learner_names import claimed_base
+
+    base = claimed_base(key)
+    claim = f" (it reads as {base[1]} {base[0]!r}, which the suite does not have)" if base else ""
+    return f"{key!r} is not an op name{claim}: {hint} (or leave it out: SKIP = [{key!r}])"
 
 
 def load_ops(source: Any) -> UserOps:
@@ -188,12 +201,10 @@ def load_ops(source: Any) -> UserOps:
     problems = _declarations(ops, entries)
     skip = entries.get("SKIP") or ()
     skip = (skip,) if isinstance(skip, str) else tuple(skip)
+    ops.skipped = [str(k) for k in skip]
     readings = {}
     for key, value in entries.items():
-        if key in DECLARATIONS:
-            continue
-        if key in skip:
-            ops.skipped.append(key)
+        if key in DECLARATIONS or key in skip:
             continue
         reading = read_name(key)
         if reading is None:
@@ -649,8 +660,9 @@ def check_ops(source: Any, *, max_examples: int = 40, dtype: str = "float64", se
             warned[name] = counts
     findings = diagnose(ops, examples)
     for finding in findings:  # a reproducer of an op read from the learner's own function opens with how
-        if finding.op in ops.code and finding.reproducer:
-            finding.reproducer = "\n".join(["# how your function was read:", ops.code[finding.op],
+        op_name = finding.op.split(" ")[0]  # "dense_backward (db)"
+        if op_name in ops.code and finding.reproducer:
+            finding.reproducer = "\n".join(["# how your function was read:", ops.code[op_name],
                                              finding.reproducer])
     return OpsReport(ops.label, dtype, rows, findings, warned, time.perf_counter() - start, tuple(ops.ignored),
                      tuple(ops.assumptions), dict(ops.sources), tuple(ops.skipped))
