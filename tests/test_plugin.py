@@ -65,6 +65,20 @@ def test_a_project_with_its_own_device_option_runs_unchanged(project):
     assert files_under(project) == {"conftest.py", "test_mine.py"}  # and wrote nothing
 
 
+def test_a_project_runs_its_pytest_where_xdist_is_not_installed(project):
+    """``-p no:xdist`` leaves xdist's hook specifications out, as an environment without it does: the
+    plugin's xdist hook (``pytest_testnodedown``) must then not be registered (it was: every pytest
+    run stopped with "unknown hook"). ``scripts/check-installs`` does the same in a fresh venv."""
+    code, out = pytest_in(project, "-q", "-p", "no:xdist")
+    assert code == 0 and "1 passed" in out, out
+
+
+@pytest.mark.parametrize("value", ["", "  "])
+def test_a_blank_impl_is_refused_not_read_as_scratchnet(project, value):
+    code, out = pytest_in(project, "-q", f"--scratchnet-impl={value}")
+    assert code == 4 and "--scratchnet-impl is empty" in out, out
+
+
 def test_plugin_options_are_namespaced(project):
     code, out = pytest_in(project, "--help")
     assert code == 0, out

@@ -265,7 +265,7 @@ def _dout_cache(name, fn, op, probe, z, a, g, want, names, siblings) -> Adapted:
     else:
         second = names[1 if not cache_first else 0].lower()
         choice = next(k for k in by_name if ("a" in k) == (second in _A_NAMES))
-        how = f"from its argument names; no reading agrees with torch — see the root causes"
+        how = "from its argument names; no reading agrees with torch — see the root causes"
     call = f"{name}({', '.join(choice)})"
     return Adapted(op.name, readings[choice], name,
                    f"{name}({', '.join(names)}): read as ({', '.join(choice)}) ({how}); "
@@ -286,7 +286,7 @@ def _activation_forward(name: str, fn: Callable[..., Any], op: Op, probe: Probe)
 # --------------------------------------------------------------------------------------------
 
 def _loss_inputs(op: Op, probe: Probe, form: str) -> tuple[np.ndarray, np.ndarray]:
-    z, N, C = probe.z, probe.N, probe.C
+    z, C = probe.z, probe.C
     loss = op.base[1] if op.family == "fused" else op.base
     if loss not in CLASSIFICATION_LOSSES:
         y = probe.g * 2
@@ -374,7 +374,8 @@ def _swapped(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def _kw_params(fn: Callable[..., Any]) -> list[inspect.Parameter]:
     try:
-        return [p for p in inspect.signature(fn).parameters.values() if p.name == "reduction" or p.kind is p.VAR_KEYWORD]
+        params = inspect.signature(fn).parameters.values()
+        return [p for p in params if p.name == "reduction" or p.kind is p.VAR_KEYWORD]
     except (TypeError, ValueError):
         return []
 
@@ -435,7 +436,8 @@ def _dense_backward(name: str, fn: Callable[..., Any], op: Op, probe: Probe,
     call = f"{name}(g, {fwd_name}(x, W, b)[1])"
     return [Adapted(op.name, lambda x, W, b, g: fn(g, fwd(x, W, b)[1]), name,
                     f"{name}({', '.join(names)}): (dout, cache), the cache from your {fwd_name}(x, W, b); checked as "
-                    f"dense_backward(x, W, b, g) = {call} -> (dx, dW, db)", f"dense_backward = lambda x, W, b, g: {call}")]
+                    f"dense_backward(x, W, b, g) = {call} -> (dx, dW, db)",
+                    f"dense_backward = lambda x, W, b, g: {call}")]
 
 
 # --------------------------------------------------------------------------------------------

@@ -517,7 +517,7 @@ def _explore(name: str, ops: UserOps, form: str, reduction: str | None, dtype: s
 # The report
 # --------------------------------------------------------------------------------------------
 
-@dataclass
+@dataclass(repr=False)  # the repr is the report: an IPython terminal shows it
 class OpsReport:
     """The outcome of :func:`check_ops`: ``findings`` (root causes, numbered first when printed),
     ``rows`` (op × check: examples, failures, worst tol_ratio), ``warnings`` per op, and how the
@@ -583,6 +583,8 @@ class OpsReport:
 
     def __str__(self) -> str:
         return self.render()
+
+    __repr__ = __str__
 
     def _repr_html_(self) -> str:
         from .display import Cause, html_report

@@ -25,7 +25,7 @@ from typing import Any
 __all__ = ["check_network", "NetworkReport"]
 
 
-@dataclass
+@dataclass(repr=False)  # the repr is the report: an IPython terminal shows it
 class NetworkReport:
     """The outcome of :func:`check_network`: every comparison ``records``, the distinct root causes
     of the failing ones (``causes``: ``(RootCause, failing rows, combinations)``), what the
@@ -96,7 +96,8 @@ class NetworkReport:
                 lines += ["reproducer (the first root cause):", *(f"  {line}" for line in first.splitlines()), ""]
         rows = self.worst()
         width = max([len(r[0]) for r in rows] + [5])
-        lines.append(f"{'check':<{width}}  {'dtype':<7}  {'compared':>8}  {'failed':>6}  {'worst tol_ratio':>15}  where")
+        lines.append(f"{'check':<{width}}  {'dtype':<7}  {'compared':>8}  {'failed':>6}  {'worst tol_ratio':>15}  "
+                     "where")
         for check, dtype, n, fails, ratio, where in rows:
             lines.append(f"{check:<{width}}  {dtype:<7}  {n:>8}  {fails:>6}  {ratio:>15.3g}  {where}")
         lines += [f"note: {n}" for n in self._notes()[:-1]] + self._notes()[-1:]
@@ -104,6 +105,8 @@ class NetworkReport:
 
     def __str__(self) -> str:
         return self.render()
+
+    __repr__ = __str__
 
     def _repr_html_(self) -> str:
         from ..byo.display import Cause, html_report
