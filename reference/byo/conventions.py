@@ -239,9 +239,9 @@ def _one_argument_derivative(name, fn, op, probe, z, a, g, want, arg) -> Adapted
 def _forward_with_cache(op_name: str, siblings: Mapping[str, tuple[Reading, Callable[..., Any]]],
                         *args: np.ndarray) -> tuple[str, Callable[..., Any]] | None:
     """The learner's forward for ``op_name`` that returns ``(out, cache)``: (its name, it)."""
-    for other, (reading, fn) in siblings.items():
+    for reading, fn in siblings.values():
         if reading.op == op_name and _pair(_try(fn, *args)):
-            return other, fn
+            return reading.name, fn
     return None
 
 

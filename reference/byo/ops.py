@@ -55,7 +55,7 @@ import types
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -215,6 +215,9 @@ def load_ops(source: Any) -> UserOps:
         elif not callable(value):
             problems.append(f"{key} must be a function {OPS[reading.op].signature}, got {type(value).__name__}")
         else:
+            own = getattr(value, "__name__", "")
+            if strict and own.isidentifier() and own != key:  # {"softmax_backward": softmax_derivative}
+                reading = replace(reading, name=own)  # stated with the learner's own name
             readings[key] = (reading, value)
     probe = Probe(ops.params, entries.get("DERIVATIVE_OF"), ops.targets if "TARGETS" in entries else None,
                   entries.get("WEIGHT_LAYOUT"))
@@ -230,7 +233,7 @@ def load_ops(source: Any) -> UserOps:
                 problems.append(f"{key} and {ops.sources[one.op]} are both read as {one.op}: keep one, or name the "
                                 f"other in SKIP")
                 continue
-            ops.functions[one.op], ops.sources[one.op] = one.fn, key
+            ops.functions[one.op], ops.sources[one.op] = one.fn, reading.name
             if one.assumed:
                 ops.assumptions.append(one.assumed)
             if one.code:

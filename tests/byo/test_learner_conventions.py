@@ -14,6 +14,8 @@ import pytest
 from scratchnet_reference.byo.ops import OpsError, check_ops, load_ops
 from scratchnet_reference.cli import main
 
+from .conftest import ROOT
+
 N_EXAMPLES = 12
 
 NIELSEN = '''
@@ -209,6 +211,17 @@ def test_cs231n_layers_two_planted_mistakes_two_root_causes(tmp_path, capsys, mo
     assert "1. dense_backward (db): yours = 1/N × torch's" in out and \
         "relu_backward: wrong only at kinks: at exactly z = 0 your derivative is 1" in out, out
     assert not (tmp_path / ".hypothesis").exists()
+
+
+def test_the_worked_cs231n_example(capsys, monkeypatch):
+    """examples/ops/layers.py as the README shows it: read as written, svm_loss in SKIP, two causes."""
+    monkeypatch.chdir(ROOT)
+    assert main(["ops", "--impl", "examples/ops/layers.py", "--max-examples", str(N_EXAMPLES)]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("how your functions were read") and "2 root causes in layers.py" in out
+    assert "note: not checked (in SKIP): svm_loss" in out
+    planted = [line for line in (ROOT / "examples/ops/layers.py").read_text().splitlines() if "# PLANTED:" in line]
+    assert len(planted) == 2
 
 
 def test_coursera_cache_convention(tmp_path):
