@@ -32,12 +32,14 @@ DERIVATIVE_SUFFIXES = ("_derivative", "_deriv", "_prime", "_gradient", "_grad", 
                        "_back")
 DERIVATIVE_PREFIXES = ("derivative_of_", "grad_", "d_", "d")
 FORWARD_SUFFIXES = ("_forward", "_fwd", "_loss", "_function", "_fn")
+#: the forward suffixes that claim an op even when the base is unknown (``loss_fn`` claims nothing)
+_CLAIMING_FORWARD = ("_forward", "_fwd", "_loss")
 
 #: learners' names for the suite's bases (activation, loss, fused pair or ``dense``)
 ALIASES: dict[str, str] = {
     "sigma": "sigmoid", "logistic": "sigmoid", "sigm": "sigmoid",
     "lrelu": "leaky_relu", "leakyrelu": "leaky_relu", "leaky": "leaky_relu",
-    "swish": "silu", "linear_activation": "identity",
+    "swish": "silu",
     "affine": "dense", "linear": "dense", "fc": "dense", "fully_connected": "dense",
     "mean_squared_error": "mse", "squared_error": "mse", "quadratic": "mse", "mean_square_error": "mse",
     "mean_absolute_error": "l1", "mae": "l1",
@@ -127,7 +129,7 @@ def claims_op(name: str) -> bool:
     """Whether ``name`` has a derivative or forward affix (or is close to an op name) without
     being readable: ``svm_loss``, ``batchnorm_backward``, ``sigmoid_prme``."""
     snake = _strip(_snake(name))
-    affixed = snake.endswith(DERIVATIVE_SUFFIXES + FORWARD_SUFFIXES) or \
+    affixed = snake.endswith(DERIVATIVE_SUFFIXES + _CLAIMING_FORWARD) or \
         any(snake.startswith(p) and len(p) > 1 for p in DERIVATIVE_PREFIXES)
     return affixed or bool(difflib.get_close_matches(snake, list(OPS), n=1, cutoff=0.85))
 
@@ -144,7 +146,7 @@ def claimed_base(name: str) -> tuple[str, str] | None:
     """(base, what) a name claims by its affix: ``svm_loss`` → ("svm", "a loss"),
     ``batchnorm_backward`` → ("batchnorm", "a derivative of"); None without an affix."""
     snake = _strip(_snake(name))
-    for suffix in FORWARD_SUFFIXES:
+    for suffix in _CLAIMING_FORWARD:
         if snake.endswith(suffix) and len(snake) > len(suffix):
             return snake[: -len(suffix)], "a loss" if suffix == "_loss" else "the forward of"
     for suffix in DERIVATIVE_SUFFIXES:

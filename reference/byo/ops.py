@@ -49,6 +49,7 @@ import difflib
 import importlib
 import inspect
 import os
+import re
 import sys
 import time
 import types
@@ -233,7 +234,10 @@ def load_ops(source: Any) -> UserOps:
                 problems.append(f"{key} and {ops.sources[one.op]} are both read as {one.op}: keep one, or name the "
                                 f"other in SKIP")
                 continue
-            ops.functions[one.op], ops.sources[one.op] = one.fn, reading.name
+            unchanged = one.fn is fn and key == one.op  # the op's own name, used as it is: nothing assumed
+            if unchanged:
+                one.assumed = one.code = ""
+            ops.functions[one.op], ops.sources[one.op] = one.fn, key if unchanged else reading.name
             if one.assumed:
                 ops.assumptions.append(one.assumed)
             if one.code:
@@ -616,6 +620,17 @@ def read_as_text(assumptions: Sequence[str], width: int = 118) -> str:
     return "\n".join(lines)
 
 
+def _defining(op_name: str, code: str) -> list[str]:
+    """``code`` (``op = lambda …: yours(…)``) as lines to paste; where your function has the op's own
+    name (``relu_backward(dout, cache)``), it is kept as ``your_relu_backward`` first, so the
+    definition does not call itself."""
+    target, _, body = code.partition(" = ")
+    if f"{op_name}(" not in body:
+        return [code]
+    return [f"your_{op_name} = {op_name}  # yours, as you wrote it", f"{target} = " +
+            re.sub(rf"(?<![\w.]){re.escape(op_name)}\(", f"your_{op_name}(", body)]
+
+
 @contextmanager
 def _hypothesis_home() -> Iterator[None]:
     """Hypothesis keeps a cache of constants in ``./.hypothesis``: point it at a temporary folder
@@ -667,7 +682,7 @@ def check_ops(source: Any, *, max_examples: int = 40, dtype: str = "float64", se
     for finding in findings:  # a reproducer of an op read from the learner's own function opens with how
         op_name = finding.op.split(" ")[0]  # "dense_backward (db)"
         if op_name in ops.code and finding.reproducer:
-            finding.reproducer = "\n".join(["# how your function was read:", ops.code[op_name],
+            finding.reproducer = "\n".join(["# how your function was read:", *_defining(op_name, ops.code[op_name]),
                                              finding.reproducer])
     return OpsReport(ops.label, dtype, rows, findings, warned, time.perf_counter() - start, tuple(ops.ignored),
                      tuple(ops.assumptions), dict(ops.sources), tuple(ops.skipped))

@@ -210,6 +210,9 @@ def test_cs231n_layers_two_planted_mistakes_two_root_causes(tmp_path, capsys, mo
     assert "2 root causes in layers.py" in out
     assert "1. dense_backward (db): yours = 1/N × torch's" in out and \
         "relu_backward: wrong only at kinks: at exactly z = 0 your derivative is 1" in out, out
+    # the reproducer pastes: the learner's relu_backward kept aside, not called by its own definition
+    assert "your_relu_backward = relu_backward  # yours, as you wrote it\n" \
+           "     relu_backward = lambda z, a, g: your_relu_backward(g, relu_forward(z)[1])" in out, out
     assert not (tmp_path / ".hypothesis").exists()
 
 
@@ -218,9 +221,9 @@ def test_the_worked_cs231n_example(capsys, monkeypatch):
     monkeypatch.chdir(ROOT)
     assert main(["ops", "--impl", "examples/ops/layers.py", "--max-examples", str(N_EXAMPLES)]) == 1
     out = capsys.readouterr().out
-    assert out.startswith("how your functions were read") and "2 root causes in layers.py" in out
+    assert out.startswith("how your functions were read") and "2 root causes in examples/ops/layers.py" in out
     assert "note: not checked (in SKIP): svm_loss" in out
-    planted = [line for line in (ROOT / "examples/ops/layers.py").read_text().splitlines() if "# PLANTED:" in line]
+    planted = [line for line in (ROOT / "examples/ops/layers.py").read_text().splitlines() if "  # PLANTED:" in line]
     assert len(planted) == 2
 
 
@@ -260,6 +263,13 @@ def test_a_name_that_claims_an_unknown_op_is_refused_with_the_way_out(tmp_path, 
 def test_misspelt_derivative_gets_the_closest_names(tmp_path):
     with pytest.raises(OpsError, match=r"'sigmod_prime' is not an op name .*did you mean .*sigmoid"):
         load_ops(module(tmp_path, "typo", "def sigmod_prime(z):\n    return z\n"))
+
+
+def test_helpers_named_like_functions_are_not_claimed(tmp_path):
+    source = ("import numpy as np\n\ndef loss_fn(p, y):\n    return 0.0\n\n"
+              "def relu(x):\n    return np.maximum(0, x)\n")
+    ops = load_ops(module(tmp_path, "helpers_fn", source))
+    assert ops.ignored == ["loss_fn"] and list(ops.functions) == ["relu"]
 
 
 def test_a_module_with_nothing_checkable_never_passes(tmp_path, capsys, monkeypatch):
