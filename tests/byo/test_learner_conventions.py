@@ -285,11 +285,13 @@ def test_two_functions_read_as_one_op_are_refused(tmp_path):
         load_ops(module(tmp_path, "dup", source))
 
 
-def test_blank_impl_is_refused(capsys):
+def test_blank_impl_is_refused(capsys, tmp_path):
+    """An unset variable in CI (``--impl "$IMPL"``) used to test scratchnet itself, and pass."""
     assert main(["ops", "--impl", ""]) == 2
     assert "--impl is empty" in capsys.readouterr().err
-    assert main(["run", "--impl", "  ", "--quick", "--out", "/nonexistent-never-written"]) == 2
+    assert main(["run", "--impl", "  ", "--quick", "--out", str(tmp_path / "out")]) == 2
     assert "--impl is empty" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 # --------------------------------------------------------------------------------------------
