@@ -281,6 +281,11 @@ def _declarations(ops: UserOps, entries: Mapping[str, Any]) -> list[str]:
         problems.append(f"WEIGHT_LAYOUT must be one of {DENSE_LAYOUTS} ('out_in': W is (out, in) like torch, "
                         f"x Wᵀ + b; 'in_out': x W + b), got {layout!r}")
     ops.layout = layout if layout in DENSE_LAYOUTS else "out_in"
+    of = entries.get("DERIVATIVE_OF")
+    values = list(of.values()) if isinstance(of, Mapping) else [] if of is None else [of]
+    if any(v not in ("z", "a") for v in values):
+        problems.append(f"DERIVATIVE_OF must be 'z' or 'a' (what your elementwise derivatives take), or "
+                        f"{{function name: 'z' | 'a'}}, got {of!r}")
     params = entries.get("PARAMS") or {}
     if not isinstance(params, Mapping):
         problems.append(f"PARAMS must be {{op: {{parameter: value}}}}, got {type(params).__name__}")

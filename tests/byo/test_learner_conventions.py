@@ -166,6 +166,8 @@ def test_declared_derivative_of_overrides_the_probe(tmp_path):
     source = "DERIVATIVE_OF = {'sigmoidGradient': 'z'}\n\ndef sigmoidGradient(a):\n    return a * (1 - a)\n"
     report = check_ops(module(tmp_path, "declared", source), max_examples=N_EXAMPLES)
     assert "declared in DERIVATIVE_OF" in report.assumptions[0] and not report.ok  # a function of a, called with z
+    with pytest.raises(OpsError, match="DERIVATIVE_OF must be 'z' or 'a'"):
+        load_ops(module(tmp_path, "declared_bad", source.replace("'z'}", "'x'}")))
 
 
 # --------------------------------------------------------------------------------------------
