@@ -12,7 +12,11 @@ only what you have::
                    "cross_entropy": my_nn.ce, "cross_entropy_grad": my_nn.ce_grad}).assert_ok()
 
 or from the command line ``scratchnet-conformance ops --impl my_nn:OPS`` (a module, ``module:attr``
-or ``path/to/file.py[:attr]``; a module contributes its functions whose names are op names).
+or ``path/to/file.py[:attr]``). A module's functions named as learners name them are read as the ops
+they claim — ``sigmoid_prime(z)``, ``softmax_derivative(s)`` (elementwise or a Jacobian),
+``relu_backward(dout, cache)``, ``affine_forward(x, w, b) -> (out, cache)``, ``softmax_loss(x, y) ->
+(loss, dx)`` (:mod:`.learner_names`, :mod:`.conventions`) — and how each was read is stated first;
+a name that claims an op the suite lacks is refused (``SKIP = [...]`` leaves it out, said so).
 
 The signatures (``reference_ops`` has the full table): ``NAME(z) -> a`` and
 ``NAME_backward(z, a, g) -> dL/dz`` for an activation (``g = dL/da``, the vector–Jacobian product);
@@ -32,6 +36,8 @@ Declarations (optional entries beside the functions):
 * ``WEIGHT_LAYOUT`` — ``"out_in"`` (``W`` is ``(out, in)``, ``x Wᵀ + b``, like torch; the default)
   or ``"in_out"`` (``x W + b``, like most tutorials).
 * ``PARAMS`` — registry parameters your ops use, e.g. ``{"leaky_relu": {"negative_slope": 0.2}}``.
+* ``DERIVATIVE_OF`` — ``"z"`` or ``"a"`` (or ``{name: ...}``): what your elementwise derivatives take,
+  instead of probing; ``SKIP`` — names to leave out (listed as not checked).
 
 Each op is called on hypothesis-drawn inputs inside its domain — non-square batches (N ≠ C),
 exact kinks (relu at 0, ``p = y`` for l1), extreme logits (±50, ±800), saturated sigmoids, every
