@@ -10,13 +10,12 @@ renders as HTML in Jupyter (the root causes first, the table of checks, a reprod
     result.assert_ok()                                # in pytest: fails with the root causes
 
 It runs the same jobs as ``scratchnet-conformance run --impl … --quick`` (``quick=False``: the whole
-matrix; ``training=False``: gradients only) through the same :func:`.run.execute`, and writes
-nothing unless ``report_dir`` is given (then the CSVs and pages of ``run``, which need pandas).
+matrix; ``training=False``: gradients only) as the same :class:`.session.ConformanceRun`, and writes
+nothing unless ``report_dir`` is given (then the report folder of ``run``, which needs pandas).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -140,8 +139,9 @@ def check_network(implementation: Any, *, quick: bool = True, training: bool = T
     from ..byo.adapter import AdapterError, load_implementation, validate_implementation
     from ..core.matrix import DTYPES
     from ..core.root_causes import group
-    from .run import _job_label, _quick_plan, execute
+    from .run import _quick_plan
     from .runner import RunPlan
+    from .session import ConformanceRun
 
     if isinstance(implementation, str):
         impl, caps = load_implementation(implementation)
@@ -160,15 +160,10 @@ def check_network(implementation: Any, *, quick: bool = True, training: bool = T
         plan.case_filter, keep = _quick_plan(plan)
     jobs = [job for job in plan.jobs() if keep(job)]
     skipped = [(job, reason) for job, reason in plan.not_implemented() if keep(job)]
-    start = time.perf_counter()
-    records, _refusals, errors = execute(impl, plan, jobs, None, not_implemented=skipped)
-    seconds = time.perf_counter() - start
-    written = None
-    if report_dir is not None:
-        from ..reports.tables import write_reports
-
-        written = Path(report_dir)
-        write_reports(records, written, {"profile": "quick" if quick else "full", "impl": label,
-                                         "source": "check_network"})
-    not_implemented = list(dict.fromkeys(f"{_job_label(job)} ({reason})" for job, reason in skipped))
-    return NetworkReport(label, records, group(records), not_implemented, errors, seconds, written)
+    run = ConformanceRun(plan, impl_name=label, impl_spec=implementation if isinstance(implementation, str) else None,
+                         capabilities=caps, source="check_network", profile="quick" if quick else "full", quick=quick)
+    run.execute(impl, jobs, skipped=skipped)
+    written = run.write(report_dir) if report_dir is not None else None
+    records = run.records
+    not_implemented = [f"{what} ({reason})" for _, what, reason in run.not_implemented]
+    return NetworkReport(label, records, group(records), not_implemented, list(run.errors), run.wall_s, written)

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from scratchnet import ModelSpec
+from scratchnet import ModelSpec, registry
 
 from ..byo.adapter import Capabilities, capabilities_of
 from ..core.compare import compare_model
@@ -42,8 +42,9 @@ FIT_EPOCHS = 3
 
 
 def target_kind(loss: str) -> str:
-    """The natural target of a loss: class labels for cross-entropy/NLL, dense rows otherwise."""
-    return "labels" if loss in ("cross_entropy", "nll") else "dense"
+    """The natural target of a loss: class labels for one that takes class indices
+    (:func:`scratchnet.registry.takes_class_indices`), dense rows otherwise."""
+    return "labels" if registry.takes_class_indices(loss) else "dense"
 
 
 def case_problem(case: Case, seed: int = 0) -> tuple[ModelSpec, np.ndarray, np.ndarray]:
