@@ -42,9 +42,9 @@ from typing import Any
 
 import numpy as np
 
+from ..core.reference_ops import OPS, Op, reference_op
+from ..diagnosis.op_examples import CLASSIFICATION_LOSSES, call_user
 from .learner_names import Reading
-from .op_examples import CLASSIFICATION_LOSSES, call_user
-from .reference_ops import OPS, Op, reference_op
 
 __all__ = ["Adapted", "adapt", "Probe", "ARGUMENT_OF"]
 

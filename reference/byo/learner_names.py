@@ -23,7 +23,7 @@ import difflib
 import re
 from dataclasses import dataclass
 
-from .reference_ops import OPS
+from ..core.reference_ops import OPS
 
 __all__ = ["Reading", "read_name", "claims_op", "claimed_base", "closest_names", "ALIASES", "DERIVATIVE_SUFFIXES"]
 

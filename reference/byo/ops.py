@@ -43,7 +43,7 @@ Each op is called on hypothesis-drawn inputs inside its domain — non-square ba
 exact kinks (relu at 0, ``p = y`` for l1), extreme logits (±50, ±800), saturated sigmoids, every
 declared target form, both reductions, a drawn upstream gradient — with *torch's* inputs: a
 backward gets torch's ``a``, so a wrong forward cannot mask it. Every example is kept (nothing
-is shrunk away) and the worst one is diagnosed (:mod:`.ops_diagnosis`). A comparison passes when
+is shrunk away) and the worst one is diagnosed (:mod:`scratchnet_reference.diagnosis.ops`). A comparison passes when
 ``tol_ratio = max |a − b| / (atol + rtol·|b|) ≤ 1`` with the project's tolerances
 (:mod:`scratchnet_reference.core.tolerances`; ``atol`` scaled by ``max(1, max |b|, max |g|)``).
 NumPy ``RuntimeWarning``\\ s raised inside your functions are recorded and reported, never fatal.
@@ -71,9 +71,9 @@ import numpy as np
 from scratchnet import registry
 
 from ..core.records import tol_ratios
+from ..core.reference_ops import DENSE_LAYOUTS, OPS, Op, reference_op
 from ..core.tolerances import TOLERANCES
-from .op_examples import CLASSIFICATION_LOSSES, LARGE, Example, UserOps, call_user
-from .reference_ops import DENSE_LAYOUTS, OPS, Op, reference_op
+from ..diagnosis.op_examples import CLASSIFICATION_LOSSES, LARGE, Example, UserOps, call_user
 
 __all__ = ["check_ops", "load_ops", "UserOps", "OpsError", "OpsReport", "Example", "TARGET_FORMS",
            "CLASSIFICATION_LOSSES", "LARGE"]
@@ -106,7 +106,7 @@ class OpsError(ValueError):
 def _import(text: str) -> Any:
     """``module``, ``module:attr``, ``path/to/file.py`` or ``path/to/file.py:attr`` -> the object
     (the current directory is importable, as with ``python -m``)."""
-    from .adapter import _import_from_path
+    from ..core.adapter import _import_from_path
 
     module_name, sep, attr = text.partition(":") if text.count(":") == 1 else (text, "", "")
     cwd = os.getcwd()
@@ -580,7 +580,7 @@ class OpsReport:
         return notes
 
     def render(self, *, table: bool = True, assumptions: bool = True) -> str:
-        from .ops_diagnosis import render_findings
+        from ..diagnosis.causes import render_findings
 
         lines = []
         if assumptions and self.assumptions:
@@ -607,7 +607,7 @@ class OpsReport:
     def _repr_html_(self) -> str:
         from .display import Cause, html_report
 
-        causes = [Cause(f.op, f.what, (("fails in", ", ".join(dict.fromkeys(f.checks))), ("evidence", f.evidence),
+        causes = [Cause(f.where, f.what, (("fails in", ", ".join(dict.fromkeys(f.checks))), ("evidence", f.evidence),
                                        ("right", f.right)), f.reproducer) for f in self.findings]
         rows = [(self._op_label(r["op"]), r["check"], r["examples"], r["failed"], float(r["tol_ratio"]),
                  "FAIL" if r["failed"] else "pass") for r in self.rows]
@@ -629,6 +629,16 @@ def read_as_text(assumptions: Sequence[str], width: int = 118) -> str:
     for line in assumptions:
         lines += textwrap.wrap(line, width=width, initial_indent="  - ", subsequent_indent="    ")
     return "\n".join(lines)
+
+
+def _with_reading(finding: Any, code: Mapping[str, str]) -> Any:
+    """``finding`` whose reproducer opens with how the learner's function was read as its op (where
+    it was adapted), so that it pastes and runs against their own function."""
+    op_name = finding.op.split(" ")[0]  # "dense_backward (db)"
+    if op_name not in code or not finding.reproducer:
+        return finding
+    return replace(finding, reproducer="\n".join(["# how your function was read:",
+                                                   *_defining(op_name, code[op_name]), finding.reproducer]))
 
 
 def _defining(op_name: str, code: str) -> list[str]:
@@ -665,7 +675,7 @@ def check_ops(source: Any, *, max_examples: int = 40, dtype: str = "float64", se
 
     ``max_examples`` hypothesis draws per (op, target form, reduction); derandomized unless a
     ``seed`` is given. Raises :class:`OpsError` for a registration that cannot be checked."""
-    from .ops_diagnosis import diagnose
+    from ..diagnosis.ops import diagnose
 
     if dtype not in ("float64", "float32"):
         raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
@@ -690,10 +700,6 @@ def check_ops(source: Any, *, max_examples: int = 40, dtype: str = "float64", se
         if counts:
             warned[name] = counts
     findings = diagnose(ops, examples)
-    for finding in findings:  # a reproducer of an op read from the learner's own function opens with how
-        op_name = finding.op.split(" ")[0]  # "dense_backward (db)"
-        if op_name in ops.code and finding.reproducer:
-            finding.reproducer = "\n".join(["# how your function was read:", *_defining(op_name, ops.code[op_name]),
-                                             finding.reproducer])
+    findings = [_with_reading(f, ops.code) for f in findings]
     return OpsReport(ops.label, dtype, rows, findings, warned, time.perf_counter() - start, tuple(ops.ignored),
                      tuple(ops.assumptions), dict(ops.sources), tuple(ops.skipped))

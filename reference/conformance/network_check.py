@@ -85,7 +85,7 @@ class NetworkReport:
 
     def render(self) -> str:
         """The terminal report: the root causes (numbered), the table, the notes."""
-        from ..byo.diagnosis import summary_lines
+        from ..diagnosis.causes import summary_lines
 
         lines = [self._title(), ""]
         if self.causes:
@@ -136,9 +136,9 @@ def check_network(implementation: Any, *, quick: bool = True, training: bool = T
 
     ``quick``: the ``--quick`` matrix (seconds); ``training=False``: no lockstep training runs;
     ``dtypes``: e.g. ``("float64",)``. Nothing is written unless ``report_dir`` is given."""
-    from ..byo.adapter import AdapterError, load_implementation, validate_implementation
+    from ..core.adapter import AdapterError, load_implementation, validate_implementation
     from ..core.matrix import DTYPES
-    from ..core.root_causes import group
+    from ..diagnosis.causes import group
     from .run import _quick_plan
     from .runner import RunPlan
     from .session import ConformanceRun
