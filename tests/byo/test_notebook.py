@@ -67,7 +67,7 @@ def test_notebook_shows_root_causes_as_html(tmp_path):
     assert "1 root cause in my_nn (float64)" in html
     causes, table = html.index("scratchnet-root-causes"), html.index("<table")
     assert causes < table  # the root causes first, then the table
-    assert "softmax&#x27;s derivative taken elementwise as s(1 − s)" in html
+    assert "<b>softmax_backward</b>: softmax&#x27;s derivative taken elementwise" in html
     assert "softmax_backward = lambda z, a, g: g * softmax_derivative(a)" in html  # the copyable reproducer
     assert "relu_prime(x): elementwise" in html and "softmax_backward ← softmax_derivative" in html
     printed = "".join(o.get("text", "") for o in notebook.cells[2].outputs)
