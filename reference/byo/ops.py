@@ -605,7 +605,7 @@ class OpsReport:
     __repr__ = __str__
 
     def _repr_html_(self) -> str:
-        from .display import Cause, html_report
+        from ..diagnosis.display import Cause, html_report
 
         causes = [Cause(f.where, f.what, (("fails in", ", ".join(dict.fromkeys(f.checks))), ("evidence", f.evidence),
                                        ("right", f.right)), f.reproducer) for f in self.findings]

@@ -108,7 +108,7 @@ class NetworkReport:
     __repr__ = __str__
 
     def _repr_html_(self) -> str:
-        from ..byo.display import Cause, html_report
+        from ..diagnosis.display import Cause, html_report
 
         causes = [Cause(c.where or "network", c.what,
                         (("failing rows", f"{rows} in {combos} combination{'s' if combos > 1 else ''}"),

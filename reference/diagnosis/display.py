@@ -1,8 +1,9 @@
 """A check's result as HTML for a Jupyter notebook: the root causes first (each with its evidence,
 the right formula and a reproducer to copy), then the table, then the notes.
 
-Used by ``_repr_html_`` of :class:`~.ops.OpsReport` (op level) and of the whole-network result
-(:mod:`scratchnet_reference.conformance.network_check`); their ``__str__`` is the terminal text.
+Used by ``_repr_html_`` of :class:`scratchnet_reference.byo.ops.OpsReport` (op level) and of the whole-network result
+(:mod:`scratchnet_reference.conformance.network_check`), so it lives below both; their ``__str__`` is
+the terminal text.
 Every piece of text that comes from the learner — function names, labels, messages of their
 exceptions and warnings, the numbers in a reproducer — is escaped here (:func:`html.escape`), so
 nothing they wrote is markup. No script, no external style sheet: inline styles only, so the
