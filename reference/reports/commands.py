@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from ..console import PROG, UsageError, bounded
-from .files import output_dir_problem
 
 __all__ = ["add_report_parsers", "cmd_report", "cmd_gate", "cmd_baseline", "check_output_dir", "BASELINE_FILES",
            "DEFAULT_BASELINE"]
@@ -25,6 +24,8 @@ BASELINE_FILES = ("matrix.csv", "training.csv", "report.md")
 def check_output_dir(path: str | Path, command: str, option: str) -> Path:
     """``path`` as an output folder, or a :class:`UsageError` naming the option — checked before any
     work starts (a file, a path under a file, a folder that cannot be written)."""
+    from .files import output_dir_problem  # here, not at the top: `ops` needs no pandas to start
+
     problem = output_dir_problem(path)
     if problem:
         raise UsageError(f"{PROG} {command}: {option} {path}: {problem}")
@@ -40,7 +41,12 @@ def _factor(text: str) -> float:
 
 def add_report_parsers(sub: Any) -> None:
     """Add the ``report``, ``gate`` and ``baseline`` subcommands to the CLI's subparsers."""
-    from .gate import DEFAULT_FACTOR, DEFAULT_FLOORS
+    try:
+        from .gate import DEFAULT_FACTOR, DEFAULT_FLOORS
+    except ModuleNotFoundError as exc:  # no pandas: `ops` must still start; `gate` itself names the install
+        if exc.name != "pandas":
+            raise
+        DEFAULT_FACTOR, DEFAULT_FLOORS = float("nan"), {}
 
     report = sub.add_parser("report", help="re-render report.md/html/png from a report folder's CSVs")
     report.add_argument("dir", nargs="?", default=str(DEFAULT_OUT), help=f"report folder (default {DEFAULT_OUT})")
