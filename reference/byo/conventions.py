@@ -35,6 +35,8 @@ raised by the learner's function while probing rules that reading out, never the
 
 from __future__ import annotations
 
+import contextvars
+
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -111,8 +113,19 @@ def _parameters(fn: Callable[..., Any]) -> list[str] | None:
     return [p.name for p in ps if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty]
 
 
+#: runs a probe elsewhere (:class:`.isolated_ops.Prober`: in a killable worker); None: in this process
+PROBER: contextvars.ContextVar[Any] = contextvars.ContextVar("scratchnet_prober", default=None)
+
+
 def _try(fn: Callable[..., Any], *args: Any) -> Any:
     """``fn(*args)`` on copies, or None when it raises (a reading it does not take)."""
+    prober = PROBER.get()
+    if prober is not None:
+        return prober(_try_here, fn, args)
+    return _try_here(fn, *args)
+
+
+def _try_here(fn: Callable[..., Any], *args: Any) -> Any:
     try:
         out, _ = call_user(fn, {str(i): np.asarray(a) for i, a in enumerate(args)}, {})
     except Exception:  # noqa: BLE001 - the learner's function raising rules this reading out

@@ -70,6 +70,7 @@ import numpy as np
 
 from scratchnet import registry
 
+from ..core.isolation import DEFAULT_TIMEOUT_S
 from ..core.records import tol_ratios
 from ..core.reference_ops import DENSE_LAYOUTS, OPS, Op, reference_op
 from ..core.tolerances import TOLERANCES
@@ -185,13 +186,15 @@ def _not_an_op(key: str) -> str:
     return f"{key!r} is not an op name{claim}: {hint} (or leave it out: SKIP = [{key!r}])"
 
 
-def load_ops(source: Any) -> UserOps:
+def load_ops(source: Any, timeout: float | None = DEFAULT_TIMEOUT_S) -> UserOps:
     """The learner's ops from a dict, a module, an object with methods, or a ``--impl`` string;
     each function read as the op its name claims (:mod:`.learner_names`: ``sigmoid_prime`` is
     ``sigmoid_backward``) with its own signature lined up (:mod:`.conventions`: ``(dout, cache)``,
     a Jacobian, ``(y, p)``), what was assumed kept in ``UserOps.assumptions``; validated
     (:func:`validate_ops`). Raises :class:`OpsError` listing every problem — a name that claims
-    an op the suite cannot read is one (``SKIP = ["svm_loss"]`` leaves it out, said so)."""
+    an op the suite cannot read is one (``SKIP = ["svm_loss"]`` leaves it out, said so). The
+    validation calls run in a killable worker, ``timeout`` seconds each (:mod:`.isolated_ops`): a
+    function that hangs or exits there is kept in ``UserOps.failed`` and reported as that op's failure."""
     from .conventions import Probe, adapt
     from .learner_names import claims_op, read_name
 
@@ -229,11 +232,30 @@ def load_ops(source: Any) -> UserOps:
     probe = Probe(ops.params, entries.get("DERIVATIVE_OF"), ops.targets if "TARGETS" in entries else None,
                   entries.get("WEIGHT_LAYOUT"))
     layouts: dict[str, str] = {}
+    from .conventions import PROBER
+    from .isolated_ops import Prober
+
+    prober = Prober(timeout) if timeout is not None else None
+    token = PROBER.set(prober)
+    try:
+        adapted_all = {}
+        for key, (reading, fn) in readings.items():
+            if prober is not None:
+                prober.current = key
+            try:
+                adapted_all[key] = adapt(reading, fn, probe, readings)
+            except ValueError as exc:
+                adapted_all[key] = exc
+    finally:
+        PROBER.reset(token)
     for key, (reading, fn) in readings.items():
-        try:
-            adapted = adapt(reading, fn, probe, readings)
-        except ValueError as exc:
-            problems.append(str(exc))
+        if prober is not None and key in prober.failures:  # it hung or exited while being read
+            ops.failed[reading.op] = prober.failures[key]
+            ops.sources[reading.op] = key
+            continue
+        adapted = adapted_all[key]
+        if isinstance(adapted, ValueError):
+            problems.append(str(adapted))
             continue
         for one in adapted:
             if one.op in ops.functions:
@@ -257,11 +279,11 @@ def load_ops(source: Any) -> UserOps:
         if len(set(layouts.values())) > 1:
             problems.append(f"your dense functions disagree on the weight layout ({layouts}): declare WEIGHT_LAYOUT")
         ops.layout = next(iter(layouts.values()))
-    if not ops.functions and not problems:
+    if not ops.functions and not problems and not ops.failed:
         problems.append(f"no ops found in {ops.label}: name your functions (or dict keys) after the ops, e.g. "
                         "softmax, softmax_backward, cross_entropy, cross_entropy_grad (or as learners do: "
                         "sigmoid_prime, softmax_derivative, relu_backward(dout, cache), affine_forward)")
-    problems += _validation_problems(ops)
+    problems += _validation_problems(ops, timeout)
     if problems:
         raise OpsError(ops.label, problems)
     return ops
@@ -323,8 +345,27 @@ def validate_ops(ops: UserOps) -> None:
         raise OpsError(ops.label, problems)
 
 
-def _validation_problems(ops: UserOps) -> list[str]:
-    problems = []
+def _validate_one(ops: UserOps, name: str, inputs: dict[str, np.ndarray]) -> list[str]:
+    """The problems of ``name`` on one small valid input (run in the worker)."""
+    try:
+        got, _ = call_user(ops.functions[name], inputs, {})
+    except Exception as exc:  # noqa: BLE001
+        return [f"{name}({', '.join(f'{k}: {_shape(v)}' for k, v in inputs.items())}) raised "
+                f"{type(exc).__name__}: {exc}"]
+    return _check_result(name, OPS[name], got, inputs, ops.layout)
+
+
+def _validation_problems(ops: UserOps, timeout: float | None = DEFAULT_TIMEOUT_S) -> list[str]:
+    from .isolated_ops import IsolatedCalls
+
+    with IsolatedCalls(ops, f"ops {ops.label!r} (validation)", timeout) as isolated:
+        problems = _validation_calls(ops, isolated)
+    ops.failed.update(isolated.failures)
+    return problems
+
+
+def _validation_calls(ops: UserOps, isolated: Any) -> list[str]:
+    problems: list[str] = []
     rng = np.random.default_rng(0)
     for name, fn in ops.functions.items():
         op = OPS[name]
@@ -342,13 +383,7 @@ def _validation_problems(ops: UserOps) -> list[str]:
             inputs = _dense_inputs(op, ops, *(rng.uniform(-1, 1, shape) for shape in ((3, 4), (5, 4), (5,), (3, 5))))
         else:
             inputs = _inputs(op, ops, *(rng.uniform(-1, 1, (3, 4)) for _ in range(3)), _forms(ops, op)[0])
-        try:
-            got, _ = call_user(fn, inputs, {})
-        except Exception as exc:  # noqa: BLE001
-            problems.append(f"{name}({', '.join(f'{k}: {_shape(v)}' for k, v in inputs.items())}) raised "
-                            f"{type(exc).__name__}: {exc}")
-            continue
-        problems += _check_result(name, op, got, inputs, ops.layout)
+        problems += isolated.call(name, _validate_one, name, inputs, label=f"{name} (validation)") or []
     return problems
 
 
@@ -670,26 +705,65 @@ def _hypothesis_home() -> Iterator[None]:
             configuration.__dict__[key] = before
 
 
-def check_ops(source: Any, *, max_examples: int = 40, dtype: str = "float64", seed: int | None = None) -> OpsReport:
+def _warm_up(ops: UserOps) -> None:
+    """torch's side of every op once, in this process, before the worker is forked: the first call
+    imports and initialises parts of torch (seconds on a loaded machine), which every fork then
+    inherits instead of spending its time limit on it. No learner code runs here."""
+    from hypothesis.extra import numpy  # noqa: F401 - imported once, before the fork
+
+    rng = np.random.default_rng(0)
+    for name in ops.functions:
+        op = OPS[name]
+        if op.family == "dense":
+            inputs = _dense_inputs(op, ops, *(rng.uniform(-1, 1, s) for s in ((3, 4), (5, 4), (5,), (3, 5))))
+        else:
+            inputs = _inputs(op, ops, *(rng.uniform(-1, 1, (3, 4)) for _ in range(3)), _forms(ops, op)[0])
+        try:
+            reference_op(name, **ops.params_of(op))(*inputs.values())
+        except Exception:  # noqa: BLE001 - a warm-up only; the checks report what is wrong
+            pass
+
+
+def _explore_in_worker(ops: UserOps, name: str, *args: Any) -> list[Example]:
+    return _explore(name, ops, *args)
+
+
+def _diagnose_in_worker(ops: UserOps, examples: dict[str, list[Example]]) -> list[Any]:
+    from ..diagnosis.ops import diagnose
+
+    return diagnose(ops, examples)
+
+
+def check_ops(source: Any, *, max_examples: int = 40, dtype: str = "float64", seed: int | None = None,
+              timeout: float | None = DEFAULT_TIMEOUT_S) -> OpsReport:
     """Check every op in ``source`` (a dict, module, object or ``--impl`` string) against torch.
 
     ``max_examples`` hypothesis draws per (op, target form, reduction); derandomized unless a
-    ``seed`` is given. Raises :class:`OpsError` for a registration that cannot be checked."""
+    ``seed`` is given. Raises :class:`OpsError` for a registration that cannot be checked.
+    The learner's functions run in a killable worker, ``timeout`` seconds per op's exploration
+    (:mod:`.isolated_ops`): one that hangs, exits or raises anything is that op's failure, named
+    with where it was, and the other ops are still checked (``None``: in this process)."""
     from ..diagnosis.ops import diagnose
+    from .isolated_ops import IsolatedCalls, failure_cause, without
 
     if dtype not in ("float64", "float32"):
         raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
     start = time.perf_counter()
-    ops = source if isinstance(source, UserOps) else load_ops(source)
+    ops = source if isinstance(source, UserOps) else load_ops(source, timeout)
     examples: dict[str, list[Example]] = {}
-    with _hypothesis_home():
+    if timeout is not None:
+        _warm_up(ops)
+    with _hypothesis_home(), IsolatedCalls(ops, f"ops {ops.label!r}", timeout, dict(ops.failed)) as isolated:
         for name in ops.functions:
             op = OPS[name]
             reductions = ("mean", "sum") if name in ops.with_reduction else (None,)
             for form in _forms(ops, op):
                 for reduction in reductions:
-                    examples.setdefault(name, []).extend(
-                        _explore(name, ops, form, reduction, dtype, max_examples, seed))
+                    examples.setdefault(name, []).extend(isolated.call(
+                        name, _explore_in_worker, name, form, reduction, dtype, max_examples, seed,
+                        label=f"{name} ({ops.sources.get(name, name)})") or [])
+        found = isolated.call("(diagnosis)", _diagnose_in_worker, examples)
+    failed = isolated.failures
     rows, warned = [], {}
     for name, exs in examples.items():
         for check in dict.fromkeys(e.check for e in exs):
@@ -699,7 +773,12 @@ def check_ops(source: Any, *, max_examples: int = 40, dtype: str = "float64", se
         counts = Counter(w for e in exs if not e.component or e.component == "dx" for w in e.warnings)
         if counts:
             warned[name] = counts
-    findings = diagnose(ops, examples)
+    for name, failure in failed.items():
+        if name in OPS:
+            rows.append(dict(op=name, check=failure.kind, examples=0, failed=1, tol_ratio=float("inf")))
+    if found is None:  # the diagnosis itself failed in the worker: diagnose without calling your functions
+        found = diagnose(without(ops, ops.functions), examples)
+    findings = [failure_cause(name, f) for name, f in failed.items()] + found
     findings = [_with_reading(f, ops.code) for f in findings]
     return OpsReport(ops.label, dtype, rows, findings, warned, time.perf_counter() - start, tuple(ops.ignored),
                      tuple(ops.assumptions), dict(ops.sources), tuple(ops.skipped))

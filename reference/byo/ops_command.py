@@ -9,6 +9,7 @@ import argparse
 from typing import Any
 
 from ..console import PROG, UsageError, bounded
+from ..core.isolation import DEFAULT_TIMEOUT_S
 
 __all__ = ["add_ops_parser", "cmd_ops"]
 
@@ -27,6 +28,10 @@ def add_ops_parser(sub: Any) -> argparse.ArgumentParser:
                      help="the dtype your functions are called with (default float64)")
     ops.add_argument("--seed", type=bounded(int, 0), default=None,
                      help="a hypothesis seed (default: derandomized, the same examples every run)")
+    ops.add_argument("--timeout", type=bounded(float, 0.01), default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
+                     help="the time one op's exploration may take before it is stopped and reported as that op's "
+                          f"failure, naming where it was (default {DEFAULT_TIMEOUT_S:g}; a correct op takes well "
+                          "under a second)")
     ops.set_defaults(func=cmd_ops)
     return ops
 
@@ -35,10 +40,11 @@ def cmd_ops(args: argparse.Namespace) -> int:
     from .ops import OpsError, check_ops, load_ops, read_as_text
 
     try:
-        ops = load_ops(args.impl)
+        ops = load_ops(args.impl, timeout=args.timeout)
         if ops.assumptions:  # before the checks run: what was assumed is read first
             print(read_as_text(ops.assumptions) + "\n", flush=True)
-        report = check_ops(ops, max_examples=args.max_examples, dtype=args.dtype, seed=args.seed)
+        report = check_ops(ops, max_examples=args.max_examples, dtype=args.dtype, seed=args.seed,
+                           timeout=args.timeout)
     except OpsError as exc:
         raise UsageError(f"{PROG} ops: --impl: {exc}") from None
     except ModuleNotFoundError as exc:

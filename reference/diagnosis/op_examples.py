@@ -37,6 +37,9 @@ class UserOps:
     assumptions: list[str] = field(default_factory=list)
     code: dict[str, str] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
+    #: ops whose function hung, exited or crashed while being validated: op -> the
+    #: :class:`~scratchnet_reference.core.isolation.UserCodeFailure` (reported as that op's failure)
+    failed: dict[str, Any] = field(default_factory=dict)
 
     def target_forms(self, op: Op) -> tuple[str, ...]:
         """The target forms to draw for a loss or fused op: declared under its own name (e.g.
