@@ -10,6 +10,7 @@ where scratchnet and its plugin are installed)."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -248,3 +249,48 @@ def test_records_are_written_only_where_asked(tmp_path):
                           "--scratchnet-device", "cpu", "-q")
     assert code == 0, out
     assert (tmp_path / "from-ini" / "matrix.csv").exists()
+
+
+HANGING_ADAPTER = '''
+import sys
+
+from scratchnet_reference.core.adapter import load_implementation
+
+_inner, _ = load_implementation(None)
+
+
+class HangsOnSums:
+    """scratchnet, except that a network with reduction='sum' never comes back (or exits)."""
+
+    name = "hangs-on-sums"
+
+    def __getattr__(self, name):
+        return getattr(_inner, name)
+
+    def build(self, spec, state):
+        if spec.reduction == "sum" and spec.dtype == "float64":
+            while True:
+                pass
+        if spec.reduction == "sum":
+            sys.exit(3)
+        return _inner.build(spec, state)
+
+
+def make_implementation():
+    return HangsOnSums()
+'''
+
+
+def test_a_hanging_or_exiting_network_fails_its_test_and_the_session_goes_on(tmp_path):
+    (tmp_path / "hanging_adapter.py").write_text(HANGING_ADAPTER)
+    code, out = pytest_in(tmp_path, "--pyargs", "scratchnet_reference.conformance.tests", "-p", "no:randomly",
+                          "--scratchnet-impl", "hanging_adapter:make_implementation", "--scratchnet-device", "cpu",
+                          "--scratchnet-timeout", "15", "--scratchnet-report-dir", "out", "-q", "-k",
+                          "identity-identity-mse and not training", timeout=300)
+    assert code == 1, out
+    assert "2 failed, 2 passed" in out, out
+    # the loop's line, `while True:` or `pass`, wherever the stack was taken
+    assert "did not return within 15 s" in out and re.search(r"hanging_adapter\.py:(19|20) in build", out), out
+    assert "called sys.exit(3)" in out and "hanging_adapter.py:22 in build" in out, out
+    records = (tmp_path / "out" / "records.csv").read_text()
+    assert "UserCodeTimeout" in records and "UserCodeExit" in records, records[:2000]

@@ -36,7 +36,6 @@ raised by the learner's function while probing rules that reading out, never the
 from __future__ import annotations
 
 import contextvars
-
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass

@@ -23,6 +23,11 @@ Options
                                  either, nothing is written. Checked at start: a file, a path
                                  under a file or an unwritable place stops the run at once.
     ``--scratchnet-report-html``  render the Markdown/HTML report and plots too (default: CSVs)
+    ``--scratchnet-timeout SECONDS``  with ``--scratchnet-impl``, the packaged matrix tests run each
+                                 job in a killable worker (:mod:`..core.isolation`), this long per
+                                 job (default :data:`~..core.isolation.DEFAULT_TIMEOUT_S`): a job
+                                 that hangs, exits or raises anything fails its test with the named
+                                 failure and the user's stack, and the session goes on
 
 Fixtures
     ``impl``         the implementation under test (``NotImplementedError`` from its ``build`` or
@@ -73,6 +78,7 @@ from typing import Any
 
 import pytest
 
+from ..core.isolation import DEFAULT_TIMEOUT_S
 from ..core.records import Record
 from .runner import RunPlan
 from .session import ConformanceRun, Job
@@ -98,6 +104,40 @@ class Recorder:
         self._problem: Any = None
         #: floating-point warnings raised inside a user's implementation (``--scratchnet-impl``)
         self.user_warnings = UserWarnings()
+        #: seconds per job in the worker (``--scratchnet-timeout``); None: jobs run in this process
+        self.timeout: float | None = None
+        self.worker: Any = None
+
+    # -- running a job of the user's code ----------------------------------------------------
+    def call(self, impl: Any, fn: Any, *args: Any, job: Job) -> Any:
+        """``fn(impl, *args)`` (a matrix job's check), in the session's worker when the
+        implementation is a user's (see ``--scratchnet-timeout``): a hang, an exit or any exception
+        out of it records the job's error rows and fails the test with the named failure."""
+        if self.timeout is None:
+            return fn(impl, *args)
+        from ..core.isolation import UserCodeFailure, Worker
+        from .session import _error_records, job_label
+
+        if self.worker is None:
+            self.worker = Worker(impl, name=f"implementation {self.impl_name!r}", timeout=self.timeout)
+        try:
+            status, value, rows = self.worker.call(_job_in_worker, fn, args, label=f"job {job_label(job)}")
+        except UserCodeFailure as exc:
+            self.run.errors.append(f"{job_label(job)}: {' '.join(str(exc).split())}"[:300])
+            self.run.add(_error_records(self.impl_name, job, exc), job)
+            pytest.fail(exc.report(), pytrace=False)
+        self.user_warnings.add_rows(rows)
+        if status == "skip":
+            self.run.skipped("test", _current_test(), value.split(": ", 1)[-1])
+            pytest.skip(value)
+        if status == "not_implemented":
+            raise NotImplementedError(value)
+        return value
+
+    def close(self) -> None:
+        if self.worker is not None:
+            self.worker.close()
+            self.worker = None
 
     @property
     def impl_name(self) -> str:
@@ -218,6 +258,21 @@ class Recorder:
             except BaseException as exc:  # noqa: BLE001 - a skip or a crash: say so, never break the summary
                 lines.append(f"  (not diagnosed: {type(exc).__name__}: {exc})")
             self.example_lines[test] = lines
+
+
+def _job_in_worker(impl: Any, fn: Any, args: tuple) -> tuple[str, Any, list]:
+    """In the worker: ``fn(impl, *args)``; a skip or ``NotImplementedError`` comes back as data,
+    with the floating-point warnings the call counted."""
+    counted = getattr(impl, "_warnings", None)
+    if counted is not None:
+        counted.counts.clear()
+    try:
+        status, value = "done", fn(impl, *args)
+    except NotImplementedError as exc:
+        status, value = "not_implemented", str(exc)
+    except pytest.skip.Exception as exc:
+        status, value = "skip", str(exc.msg)
+    return status, value, counted.as_rows() if counted is not None else []
 
 
 def _current_test() -> str:
@@ -371,7 +426,7 @@ def load_implementation(spec: str | None) -> Any:
 PREFIX = "--scratchnet-"
 OPT_IMPL, OPT_DEVICE = f"{PREFIX}impl", f"{PREFIX}device"
 OPT_MAX_EXAMPLES, OPT_REPORT_DIR = f"{PREFIX}max-examples", f"{PREFIX}report-dir"
-OPT_REPORT_HTML = f"{PREFIX}report-html"
+OPT_REPORT_HTML, OPT_TIMEOUT = f"{PREFIX}report-html", f"{PREFIX}timeout"
 INI_REPORT_DIR = "scratchnet_report_dir"
 MAX_EXAMPLES_LIMIT = 10**6
 
@@ -391,6 +446,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(OPT_REPORT_HTML, dest="scratchnet_report_html", action="store_true",
                     help="with a report folder, also render report.md/report.html and the plots "
                          "(`python -m scratchnet_reference report DIR` renders them later)")
+    group.addoption(OPT_TIMEOUT, dest="scratchnet_timeout", default=None, metavar="SECONDS",
+                    help="with --scratchnet-impl: the time one matrix job may take in its worker before its test "
+                         f"fails, naming the job and where it was (default {DEFAULT_TIMEOUT_S:g})")
     parser.addini(INI_REPORT_DIR, default=None,
                   help="scratchnet conformance: folder for the run's records (relative to the ini file); "
                        "nothing is written without it or --scratchnet-report-dir")
@@ -408,6 +466,20 @@ def max_examples(text: str | None) -> int | None:
     if not 1 <= n <= MAX_EXAMPLES_LIMIT:
         raise pytest.UsageError(f"{OPT_MAX_EXAMPLES} must be between 1 and {MAX_EXAMPLES_LIMIT:,}, got {n}")
     return n
+
+
+def timeout(text: str | None) -> float:
+    """``--scratchnet-timeout`` as positive seconds (default :data:`DEFAULT_TIMEOUT_S`); anything
+    else is a :class:`pytest.UsageError` naming the option."""
+    if text is None:
+        return DEFAULT_TIMEOUT_S
+    try:
+        seconds = float(str(text).strip())
+    except ValueError:
+        raise pytest.UsageError(f"{OPT_TIMEOUT} must be a number of seconds, got {text!r}") from None
+    if not seconds > 0 or seconds == float("inf"):
+        raise pytest.UsageError(f"{OPT_TIMEOUT} must be a positive number of seconds, got {text!r}")
+    return seconds
 
 
 def report_dir(config: pytest.Config) -> Path | None:
@@ -460,7 +532,9 @@ def pytest_configure(config: pytest.Config) -> None:
         from hypothesis import settings
         settings.register_profile("cli-override", settings(settings.default, max_examples=n))
         settings.load_profile("cli-override")
+    seconds = timeout(config.getoption("scratchnet_timeout"))
     if config.getoption("scratchnet_impl"):
+        config._scratchnet_recorder.timeout = seconds  # type: ignore[attr-defined]
         _load(config)  # a malformed adapter stops the run here, before collection
 
 
@@ -521,6 +595,7 @@ def _is_worker(config: pytest.Config) -> bool:
 def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config
     recorder: Recorder = config._scratchnet_recorder  # type: ignore[attr-defined]
+    recorder.close()
     if recorder.examples:
         recorder.diagnose_examples(_load(config))
     if _is_worker(config):

@@ -4,6 +4,8 @@ capabilities leave it out. Failures carry the diagnosis of every wrong parameter
 records to the run as those of its job, so a report folder (``--scratchnet-report-dir``) holds the
 tables ``scratchnet-conformance run`` writes."""
 
+from functools import partial
+
 import pytest
 from scratchnet_reference.conformance.runner import check_case, check_training, layered_training_spec
 from scratchnet_reference.core.matrix import DTYPES, cases, layered_training_configs, training_configs
@@ -17,7 +19,7 @@ LAYERED_TRAINING = [(opt, mode, dtype) for opt, mode in layered_training_configs
 def test_case_matches_torch(impl, case, device, conformance):
     conformance.require_case(case)
     try:
-        records = check_case(impl, case, device)
+        records = conformance.call(impl, check_case, case, device, job=("case", (case, device)))
     except NotImplementedError as exc:  # batch norm / dropout need train(), eval(), dropout_masks()
         conformance.skip_not_implemented(str(exc))
     conformance.check(records, steer=False, job=("case", (case, device)))
@@ -26,7 +28,8 @@ def test_case_matches_torch(impl, case, device, conformance):
 @pytest.mark.parametrize("optimizer,gd_mode,dtype", TRAINING, ids=["-".join(t) for t in TRAINING])
 def test_training_in_lockstep(impl, optimizer, gd_mode, dtype, device, conformance):
     conformance.require_training(optimizer, dtype)
-    records = check_training(impl, optimizer, gd_mode, dtype, device)
+    records = conformance.call(impl, check_training, optimizer, gd_mode, dtype, device,
+                               job=("training", (optimizer, gd_mode, dtype, device)))
     assert sum(r.check == "training_step" for r in records) >= 20
     conformance.check(records, steer=False, job=("training", (optimizer, gd_mode, dtype, device)))
 
@@ -37,7 +40,9 @@ def test_layered_training_in_lockstep(impl, optimizer, gd_mode, dtype, device, c
     implementation's dropout masks, and the running statistics are compared with the parameters."""
     conformance.require_training(optimizer, dtype)
     try:
-        records = check_training(impl, optimizer, gd_mode, dtype, device, spec=layered_training_spec(dtype))
+        records = conformance.call(impl, partial(check_training, spec=layered_training_spec(dtype)), optimizer,
+                                   gd_mode, dtype, device, job=("training", (optimizer, gd_mode, dtype, device,
+                                                                            "layered")))
     except NotImplementedError as exc:
         conformance.skip_not_implemented(str(exc))
     assert sum(r.check == "training_step" for r in records) >= 20
