@@ -7,7 +7,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scratchnet_reference.core.compare import _fd_verdict, _modular_precision_loss
+from scratchnet_reference.core.compare import (
+    CONDITIONING_FACTOR,
+    _fd_verdict,
+    _modular_conditioning,
+    _modular_precision_loss,
+)
 from scratchnet_reference.core.tolerances import FD_TOLERANCES
 
 from scratchnet import ModelSpec
@@ -113,3 +118,42 @@ def test_bce_digits_rule_uses_the_judged_dtypes_gradient_rtol():
     assert lost.endswith("above the gradient rtol 1e-10")
     assert _modular_precision_loss(spec("binary_cross_entropy"), p, judged_dtype="float32") == ""
     assert _modular_precision_loss(spec("binary_cross_entropy"), column(0.5, 1 - 1e-5)) == ""
+
+
+# -- the modular BCE's own conditioning (how far the stable oracle may be from a right answer) --------
+
+def test_modular_conditioning_is_zero_outside_float64_bce():
+    p = np.array([[0.5, 0.99, 0.3]])
+    assert _modular_conditioning(spec("cross_entropy"), p) == 0.0
+    assert _modular_conditioning(spec("binary_cross_entropy", "float32"), p.astype(np.float32)) == 0.0
+
+
+def test_modular_conditioning_is_factor_times_classes_times_eps_over_the_smallest_unclamped_q():
+    """``CONDITIONING_FACTOR·C·ε/min(1 − p)`` over the elements outside torch's ``p(1 − p) < 1e-12`` clamp:
+    here C = 3 (not the 2 rows) and the clamped 1 − 1e-13 is left out, so min(1 − p) = 0.01."""
+    p = np.array([[0.5, 0.99, 0.3], [1 - 1e-13, 0.2, 0.6]])
+    expected = CONDITIONING_FACTOR * 3 * float(EPS / (1 - 0.99))
+    assert _modular_conditioning(spec("binary_cross_entropy"), p) == expected
+    # float32 probabilities of a float64 comparison are read in float64
+    p32 = np.array([[0.5, 0.75]], dtype=np.float32)
+    assert _modular_conditioning(spec("binary_cross_entropy"), p32) == CONDITIONING_FACTOR * 2 * float(EPS / 0.25)
+
+
+def test_modular_conditioning_keeps_an_element_exactly_at_the_clamp():
+    """``p(1 − p) ≥ 1e-12`` is kept (torch's clamp is strict): at p = 1.000000000001e-12 the product is
+    1e-12 exactly, so its 1 − p joins the minimum — with a p near 1 at the same product it would be
+    the minimum; here the near-0 one contributes 1 − p ≈ 1 and the 0.5 gives the minimum."""
+    at = 1.000000000001e-12
+    p = np.array([[at, 0.5]])
+    assert _modular_conditioning(spec("binary_cross_entropy"), p) == CONDITIONING_FACTOR * 2 * float(EPS / 0.5)
+    only = np.array([[at]])
+    assert _modular_conditioning(spec("binary_cross_entropy"), only) == CONDITIONING_FACTOR * 1 * float(EPS / (1 - at))
+
+
+def test_modular_conditioning_is_zero_when_every_element_is_clamped():
+    assert _modular_conditioning(spec("binary_cross_entropy"), np.array([[1e-13, 1 - 1e-13]])) == 0.0
+
+
+def test_modular_conditioning_of_a_scalar_counts_one_class():
+    assert _modular_conditioning(spec("binary_cross_entropy"), np.float64(0.9)) == \
+        CONDITIONING_FACTOR * 1 * float(EPS / (1 - 0.9))
