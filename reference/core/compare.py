@@ -13,7 +13,8 @@ expected side comes from the implementation's code: targets are prepared here fr
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -28,7 +29,8 @@ from .tolerances import FD_TOLERANCES, NOISE_FACTOR, Tolerance, tolerance
 from .torch_import import device_name, torch_module, versions
 from .torch_model import build_torch_model, torch_loss
 
-__all__ = ["compare_model", "flavours_for", "prepare_batch", "combination", "fd_gradients",
+__all__ = ["compare_model", "flavours_for", "prepare_batch", "combination", "fd_gradients", "central_differences",
+           "fd_verdict",
            "TorchResult", "torch_forward_backward"]
 
 
@@ -37,15 +39,12 @@ def flavours_for(spec: ModelSpec) -> tuple[str, ...]:
     return FLAVOURS if fused_loss(spec.output["name"], spec.loss) else ("modular",)
 
 
-#: Losses whose torch form takes class indices (``F.cross_entropy``, ``F.nll_loss``).
-CLASS_INDEX_LOSSES = ("cross_entropy", "nll")
-
-
 def prepare_batch(spec: ModelSpec, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
     """Inputs cast to the spec's dtype and the target in the form torch's losses take, decided by
     the loss's name alone (the implementation validates its own targets):
 
-    * integer labels ``(N,)`` for a class-index loss (:data:`CLASS_INDEX_LOSSES`): int64 indices;
+    * integer labels ``(N,)`` for a class-index loss (:func:`scratchnet.registry.takes_class_indices`;
+      torch's ``F.cross_entropy`` and ``F.nll_loss`` take them too): int64 indices;
     * integer labels for any other loss: one-hot rows ``(N, C)`` in the dtype — for a single output
       (``C = 1``) the labels 0/1 are that column itself;
     * dense rows ``(N, C)``: cast to the dtype.
@@ -56,7 +55,7 @@ def prepare_batch(spec: ModelSpec, x: Any, y: Any) -> tuple[np.ndarray, np.ndarr
     if arr.ndim != 1 or arr.dtype.kind not in "iu":
         return xs, np.ascontiguousarray(arr, dtype=dtype)
     labels = arr.astype(np.int64)
-    if spec.loss["name"] in CLASS_INDEX_LOSSES:
+    if registry.takes_class_indices(spec.loss["name"]):
         return xs, labels
     c = spec.sizes[-1]
     if c == 1:
@@ -205,33 +204,48 @@ def fd_gradients(impl: Implementation, spec: ModelSpec, state: Mapping[str, np.n
     model = impl.build(spec64, state64)
     x64 = np.asarray(x, dtype=np.float64)
     t64 = target.astype(np.float64) if target.dtype.kind == "f" else target
-    out = {}
-    for name in names:
-        flat = state64[name].reshape(-1)
-        grad = np.zeros(flat.size)
-        for i in range(flat.size):
-            orig = flat[i]
-            h = eps * max(1.0, abs(orig))
-            values = []
-            for delta in (h, -h):
-                flat[i] = orig + delta
-                model.load_state_dict(state64)
-                values.append(model.loss_and_grads(x64, t64)[0])
-            flat[i] = orig
-            grad[i] = (values[0] - values[1]) / (2 * h)
-        out[name] = grad.reshape(state64[name].shape)
-    return out
+
+    def loss_at(name: str) -> Callable[[np.ndarray], float]:
+        def loss(value: np.ndarray) -> float:
+            model.load_state_dict({**state64, name: value})
+            return model.loss_and_grads(x64, t64)[0]
+        return loss
+
+    return {name: central_differences(loss_at(name), state64[name], eps) for name in names}
+
+
+def central_differences(f: Callable[[np.ndarray], Any], x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    """``(f(x + h e_i) − f(x − h e_i)) / 2h`` for every element ``i`` of ``x``, ``h = eps·max(1, |x_i|)``,
+    in float64: one perturbation per element, for ``f`` is a black box (a learner's loss)."""
+    x = np.array(x, dtype=np.float64, copy=True)
+    flat = x.reshape(-1)
+    grad = np.zeros(flat.size)
+    for i in range(flat.size):
+        orig = flat[i]
+        h = eps * max(1.0, abs(orig))
+        values = []
+        for delta in (h, -h):
+            flat[i] = orig + delta
+            values.append(float(f(x.copy())))
+        flat[i] = orig
+        grad[i] = (values[0] - values[1]) / (2 * h)
+    return grad.reshape(x.shape)
+
+
+def fd_verdict(fd: np.ndarray, actual: np.ndarray, expected: np.ndarray, rtol: float, atol: float) -> str:
+    """Which side the finite differences ``fd`` agree with, to ``rtol``/``atol``: ``both``,
+    ``impl`` (``actual``), ``torch`` (``expected``) or ``neither``."""
+    if not np.all(np.isfinite(fd)):  # NaN differences vouch for nobody (NaN = NaN "agrees" in measure)
+        return "neither"
+    ok_impl = bool(np.all(np.isfinite(actual))) and measure(actual, fd, rtol, atol)["tol_ratio"] <= 1
+    ok_torch = measure(expected, fd, rtol, atol)["tol_ratio"] <= 1
+    return {(True, True): "both", (True, False): "impl", (False, True): "torch"}.get((ok_impl, ok_torch), "neither")
 
 
 def _fd_verdict(fd: np.ndarray, actual: np.ndarray, expected: np.ndarray, dtype: str) -> str:
-    """Which side the finite differences agree with: ``both``, ``impl``, ``torch`` or ``neither``."""
-    if not np.all(np.isfinite(fd)):  # NaN differences vouch for nobody (NaN = NaN "agrees" in measure)
-        return "neither"
+    """:func:`fd_verdict` to the finite-difference tolerance of ``dtype``."""
     tol = FD_TOLERANCES[dtype]
-    atol = tol.atol_for(float(np.abs(fd).max(initial=0.0)))
-    ok_impl = measure(actual, fd, tol.rtol, atol)["tol_ratio"] <= 1
-    ok_torch = measure(expected, fd, tol.rtol, atol)["tol_ratio"] <= 1
-    return {(True, True): "both", (True, False): "impl", (False, True): "torch"}.get((ok_impl, ok_torch), "neither")
+    return fd_verdict(fd, actual, expected, tol.rtol, tol.atol_for(float(np.abs(fd).max(initial=0.0))))
 
 
 def _record(combo: Combination, check: str, param: str, actual: Any, expected: Any, tol: Tolerance,
@@ -429,6 +443,6 @@ def compare_model(impl: Implementation, spec: ModelSpec, x: Any, y: Any, *, devi
             if wanted and actual.shape == expected.shape:
                 if name not in fd_cache:
                     fd_cache.update(fd_gradients(impl, spec, state, xs, target, [name]))
-                rec.fd_verdict = _fd_verdict(fd_cache[name], actual, expected, spec.dtype)
+                rec = replace(rec, fd_verdict=_fd_verdict(fd_cache[name], actual, expected, spec.dtype))
             records.append(rec)
     return records
