@@ -9,7 +9,8 @@ earlier run with the test that now kills them).
 Outcome (mutmut's exit-code classes): ``killed`` (a selected test failed), ``survived`` (every test that
 calls the mutated function passed), ``no tests`` (no selected test calls it), ``timeout``, ``suspicious``,
 ``segfault``; a ``survived`` mutant listed as equivalent in annotations.csv becomes ``equivalent``.
-Catch rate of a folder: (killed + timeout) / (mutants − equivalent).
+``not checked``: the run was stopped before it reached the mutant. Catch rate of a folder:
+(killed + timeout) / (checked − equivalent), ``no tests`` counting as not caught.
 """
 
 from __future__ import annotations
@@ -172,13 +173,14 @@ def write_report() -> None:
     for folder in sorted({r["folder"] for r in rows}):
         counts = Counter(r["outcome"] for r in rows if r["folder"] == folder)
         total = sum(counts.values())
+        checked = total - counts["not checked"]
         caught = counts["killed"] + counts["timeout"]
-        judged = total - counts["equivalent"]
-        summary.append({"folder": folder, "mutants": total, "killed": counts["killed"], "timeout": counts["timeout"],
-                        "survived": counts["survived"], "no_tests": counts["no tests"],
-                        "equivalent": counts["equivalent"],
-                        "other": total - sum(counts[k] for k in ("killed", "timeout", "survived", "no tests",
-                                                                 "equivalent")),
+        judged = checked - counts["equivalent"]
+        summary.append({"folder": folder, "mutants": total, "checked": checked, "killed": counts["killed"],
+                        "timeout": counts["timeout"], "survived": counts["survived"], "no_tests": counts["no tests"],
+                        "equivalent": counts["equivalent"], "not_checked": counts["not checked"],
+                        "other": checked - sum(counts[k] for k in ("killed", "timeout", "survived", "no tests",
+                                                                   "equivalent")),
                         "catch_rate": f"{caught / judged:.4f}" if judged else ""})
     with (OUT / "summary.csv").open("w", encoding="utf-8", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(summary[0]), lineterminator="\n")

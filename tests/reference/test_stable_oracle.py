@@ -34,3 +34,18 @@ def test_bce_matches_torch_where_torch_is_exact(output, reduction, torch):
     loss, dz = stable_loss_and_logit_grad(output, {"name": "binary_cross_entropy"}, reduction, z, y)
     np.testing.assert_allclose(float(loss), float(expected.detach()), rtol=1e-13)
     np.testing.assert_allclose(dz.numpy(), grad.numpy(), rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_cross_entropy_with_labels_and_smoothing_matches_torch_in_float64(reduction, torch):
+    """Labels are one-hot encoded in the logits' dtype (float64): the smoothed target 0.9·y + 0.1/C
+    in float32 would move the loss by ~1e-8 relative."""
+    rng = np.random.default_rng(2)
+    z = torch.tensor(rng.normal(size=(6, 4)) * 3, requires_grad=True)
+    labels = torch.tensor(rng.integers(0, 4, 6))
+    expected = torch.nn.functional.cross_entropy(z, labels, label_smoothing=0.1, reduction=reduction)
+    (grad,) = torch.autograd.grad(expected, z)
+    loss, dz = stable_loss_and_logit_grad("softmax", {"name": "cross_entropy", "label_smoothing": 0.1}, reduction,
+                                          z, labels)
+    np.testing.assert_allclose(float(loss), float(expected.detach()), rtol=1e-14)
+    np.testing.assert_allclose(dz.numpy(), grad.numpy(), rtol=1e-12, atol=1e-16)
