@@ -80,3 +80,9 @@ def test_a_subclass_redefining_forward_or_backward_loses_the_parents_in_place_tw
     a = parent().forward(z)
     np.testing.assert_array_equal(Backward().backward_into(z, a, g.copy(), np.empty_like(z)),
                                   3 * parent().backward(z, a, g))
+
+
+def test_an_optimizer_refusing_a_parameter_describes_what_came():
+    with pytest.raises(ValueError, match=r"^params\[0\] \('w'\) needs float arrays value and grad of one shape and "
+                                         r"dtype, got value float64 \(3,\) and grad list$"):
+        SGD([Parameter("w", np.ones(3), [0.0, 0.0, 0.0])], lr=0.1)
