@@ -49,3 +49,48 @@ def test_cross_entropy_with_labels_and_smoothing_matches_torch_in_float64(reduct
                                           z, labels)
     np.testing.assert_allclose(float(loss), float(expected.detach()), rtol=1e-14)
     np.testing.assert_allclose(dz.numpy(), grad.numpy(), rtol=1e-12, atol=1e-16)
+
+
+def test_stable_forward_backward_is_torchs_modular_path_where_that_is_exact(torch):
+    """``torch_stable_float64`` on a 3-layer sigmoid + BCE network (moderate logits, no clamp): output,
+    loss and every gradient equal torch's own modular float64 pass, every term scale its fused pass's
+    (the hidden layers' upstream gradients line up with their layers)."""
+    from scratchnet_reference.core.compare import prepare_batch, stable_forward_backward, torch_forward_backward
+    from scratchnet_reference.core.matrix import make_batch
+    from scratchnet_reference.core.protocol import initial_state
+    from scratchnet_reference.core.torch_model import build_torch_model
+
+    from scratchnet import ModelSpec
+
+    spec = ModelSpec((3, 4, 5, 2), hidden="tanh", output="sigmoid", loss="binary_cross_entropy", seed=3)
+    x, y = make_batch(spec, 6, seed=1, target="dense")
+    xs, target = prepare_batch(spec, x, y)
+    state = initial_state(spec)
+    stable = stable_forward_backward(spec, state, xs, target, "cpu")
+    model = build_torch_model(spec, state)
+    ref = torch_forward_backward(model, spec, "modular", torch.tensor(xs), torch.tensor(target))
+    assert stable.oracle == "torch_stable_float64" and stable.broken == "" and ref.broken == ""
+    np.testing.assert_allclose(stable.output, ref.output, rtol=1e-14)
+    assert stable.loss == pytest.approx(ref.loss, rel=1e-13)
+    assert set(stable.grads) == set(ref.grads) == {f"layers.{k}.{w}" for k in range(3) for w in ("weight", "bias")}
+    for name, grad in ref.grads.items():
+        np.testing.assert_allclose(stable.grads[name], grad, rtol=1e-11, atol=1e-15, err_msg=name)
+    # term scales start from ∂L/∂z — torch's fused flavour's upstream (the modular one starts from ∂L/∂a)
+    fused = torch_forward_backward(model, spec, "fused", torch.tensor(xs), torch.tensor(target))
+    assert set(stable.term_scales) == set(fused.term_scales)
+    for name, scale in fused.term_scales.items():
+        assert stable.term_scales[name] == pytest.approx(scale, rel=1e-9), name
+
+
+def test_stable_forward_backward_names_a_non_finite_result(torch):
+    from scratchnet_reference.core.compare import prepare_batch, stable_forward_backward
+    from scratchnet_reference.core.protocol import initial_state
+
+    from scratchnet import ModelSpec
+
+    spec = ModelSpec((2, 3, 2), hidden="relu", output="sigmoid", loss="binary_cross_entropy", seed=1)
+    state = {k: v.copy() for k, v in initial_state(spec).items()}
+    state["layers.0.weight"][0, 0] = np.inf
+    xs, target = prepare_batch(spec, np.ones((2, 2)), np.array([[0.5, 0.5], [0.2, 0.9]]))
+    result = stable_forward_backward(spec, state, xs, target, "cpu")
+    assert result.broken == "torch produced NaN/inf"
