@@ -86,3 +86,14 @@ def test_an_optimizer_refusing_a_parameter_describes_what_came():
     with pytest.raises(ValueError, match=r"^params\[0\] \('w'\) needs float arrays value and grad of one shape and "
                                          r"dtype, got value float64 \(3,\) and grad list$"):
         SGD([Parameter("w", np.ones(3), [0.0, 0.0, 0.0])], lr=0.1)
+
+
+def test_optimizer_learning_rate_defaults_are_torchs():
+    """torch.optim's defaults: SGD and Adam(W) lr 1e-3 (tests/reference checks every default against
+    torch's signatures; this pins the two that scratchnet's own tests never set)."""
+    import inspect
+
+    from scratchnet import registry as reg
+
+    for name in ("sgd", "adam", "adamw"):
+        assert inspect.signature(reg.OPTIMIZERS[name].__init__).parameters["lr"].default == 1e-3, name

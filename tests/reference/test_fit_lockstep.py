@@ -107,3 +107,12 @@ def test_a_wrong_epoch_accuracy_fails_that_epochs_record_only():
     assert [(r.check, r.step) for r in failed] == [("fit_epoch", 8)]
     assert failed[0].tol_ratio == float("inf") and "epoch accuracy" in failed[0].note
     assert "vs torch's" in failed[0].note
+
+
+def test_a_clean_fit_on_dense_targets_compares_no_accuracy():
+    """Dense targets are not labels: no accuracy is compared (fit records none), and the run passes."""
+    spec = ModelSpec((3, 4, 2), hidden="tanh", output="sigmoid", loss="mse", seed=5)
+    x = np.random.default_rng(5).normal(size=(13, 3))
+    y = np.random.default_rng(6).uniform(size=(13, 2))
+    records = fit_lockstep(spec, x, y, SGD, batch_size=5, epochs=2, seed=1)
+    assert len(records) == 6 + 2 and all(r.status == "pass" for r in records), [r.note for r in records]
