@@ -94,3 +94,11 @@ def test_stable_forward_backward_names_a_non_finite_result(torch):
     xs, target = prepare_batch(spec, np.ones((2, 2)), np.array([[0.5, 0.5], [0.2, 0.9]]))
     result = stable_forward_backward(spec, state, xs, target, "cpu")
     assert result.broken == "torch produced NaN/inf"
+
+
+def test_a_pair_without_a_stable_form_is_refused_by_name(torch):
+    z = torch.zeros(2, 3, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"^no stable form of softmax \+ mse; known: \[\('sigmoid', "
+                                         r"'binary_cross_entropy'\), \('sigmoid', 'cross_entropy'\), "
+                                         r"\('softmax', 'binary_cross_entropy'\), \('softmax', 'cross_entropy'\)\]$"):
+        stable_loss_and_logit_grad("softmax", {"name": "mse"}, "mean", z, z)
