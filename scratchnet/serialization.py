@@ -128,7 +128,7 @@ def read(path: str | os.PathLike) -> tuple[ModelSpec, dict[str, np.ndarray]]:
         if stored != actual:
             raise ModelFileError(f"{where} fails its checksum: the spec or the weights changed after "
                                  f"saving (stored sha256 {stored[:16]}…, computed {actual[:16]}…)")
-    state = {name: entries[name] for name in spec.parameter_shapes()}
+    state = {name: entries[name] for name in spec.state_shapes()}
     return spec, state
 
 
@@ -140,8 +140,8 @@ def _text(entry: np.ndarray, key: str, where: str) -> str:
 
 
 def _check_arrays(spec: ModelSpec, arrays: Mapping[str, np.ndarray], where: str) -> None:
-    """Names, shapes and dtypes must be exactly the spec's."""
-    expected = spec.parameter_shapes()
+    """Names, shapes and dtypes must be exactly the spec's (parameters and buffers)."""
+    expected = spec.state_shapes()
     missing = [name for name in expected if name not in arrays]
     extra = sorted(set(arrays) - set(expected))
     if missing or extra:

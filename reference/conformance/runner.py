@@ -27,13 +27,25 @@ from ..core.capabilities import Capabilities, capabilities_of
 from ..core.compare import compare_model
 from ..core.fit_lockstep import fit_lockstep
 from ..core.lockstep import GD_MODES, lockstep
-from ..core.matrix import DTYPES, OPTIMIZER_CONFIGS, Case, cases, make_batch, refused_pairs, training_configs
+from ..core.matrix import (
+    AFTER,
+    DTYPES,
+    OPTIMIZER_CONFIGS,
+    TRAINING_AFTER,
+    Case,
+    cases,
+    layered_training_configs,
+    make_batch,
+    refused_pairs,
+    training_configs,
+)
 from ..core.protocol import Implementation, ScratchnetImplementation, initial_state
 from ..core.records import Record
 
 __all__ = ["RunPlan", "check_case", "check_training", "check_fit", "FIT_EPOCHS",
            "check_refusal", "run_job", "run_matrix", "target_kind",
-           "case_problem", "training_spec", "CASE_SIZES", "TRAINING_STEPS"]
+           "case_problem", "case_state", "training_spec", "layered_training_spec", "CASE_SIZES",
+           "TRAINING_STEPS"]
 
 CASE_SIZES = (5, 7, 6, 4)
 CASE_BATCH = 8
@@ -54,17 +66,40 @@ def case_problem(case: Case, seed: int = 0) -> tuple[ModelSpec, np.ndarray, np.n
     return spec, x, y
 
 
+def case_state(spec: ModelSpec, seed: int = 0) -> dict[str, np.ndarray]:
+    """The weights a case starts from: the spec's initial ones, with batch norm's γ, β and running
+    statistics drawn away from their initial 1, 0, 0, 1 (γ ~ U(0.5, 1.5), β ~ N(0, 0.1²), running
+    mean ~ N(0, 0.5²), running variance ~ U(0.5, 2)), so that a γ/β swapped, a missing scale, or an
+    evaluation that ignores the running statistics shows."""
+    state = initial_state(spec)
+    rng = np.random.default_rng([seed, 24])
+    draw = {"weight": lambda n: rng.uniform(0.5, 1.5, n), "bias": lambda n: rng.normal(0.0, 0.1, n),
+            "running_mean": lambda n: rng.normal(0.0, 0.5, n), "running_var": lambda n: rng.uniform(0.5, 2.0, n)}
+    for name in state:
+        if name.startswith("batch_norms."):
+            state[name] = draw[name.rsplit(".", 1)[1]](state[name].shape).astype(spec.dtype)
+    return state
+
+
 def check_case(impl: Implementation, case: Case, device: str = "cpu", seed: int = 0,
                fd: str = "on_failure", diagnose: bool = True) -> list[Record]:
-    """Forward, loss and gradient records for one matrix case (every torch flavour); failing
-    records carry a diagnosis (``diagnose=False``: not computed)."""
+    """Forward, loss and gradient records for one matrix case (every torch flavour, in the case's
+    mode); failing records carry a diagnosis (``diagnose=False``: not computed; not yet for cases
+    with batch norm or dropout, whose failures the op-level checks isolate)."""
     spec, x, y = case_problem(case, seed)
-    records = compare_model(impl, spec, x, y, device=device, fd=fd)
-    if diagnose and any(r.status == "fail" for r in records):
+    records = compare_model(impl, spec, x, y, device=device, fd=fd, state=case_state(spec, seed), mode=case.mode)
+    if diagnose and not case.after and any(r.status == "fail" for r in records):
         from ..diagnosis.network import Problem, annotate
 
         annotate(records, impl, Problem(spec, initial_state(spec), x, y, device))
     return records
+
+
+def layered_training_spec(dtype: str) -> ModelSpec:
+    """The model the layered training configurations train: :func:`training_spec`'s, with every
+    layer of :data:`~scratchnet_reference.core.matrix.TRAINING_AFTER` after each hidden layer."""
+    return ModelSpec(CASE_SIZES, hidden="tanh", output="softmax", loss="cross_entropy", dtype=dtype, seed=1,
+                     after_hidden=list(AFTER[TRAINING_AFTER]))
 
 
 def training_spec(dtype: str, capabilities: Capabilities | None = None) -> ModelSpec:
@@ -148,6 +183,9 @@ class RunPlan:
             if self.training:
                 work += [("training", (opt, mode, dtype, device))
                          for opt, mode in training_configs() for dtype in self.dtypes]
+                # with batch norm and dropout: a fifth argument names the layers
+                work += [("training", (opt, mode, dtype, device, "layered"))
+                         for opt, mode in layered_training_configs() for dtype in self.dtypes]
                 if self.capabilities is None:  # Network.fit: scratchnet's own API (see check_fit)
                     work += [("fit", (opt, mode, dtype, device))
                              for opt, mode in training_configs() for dtype in self.dtypes]
@@ -162,7 +200,8 @@ class RunPlan:
         if kind == "case":
             return caps.missing_for_case(args[0])
         if kind == "training":
-            return caps.missing_for_training(args[0], args[2])
+            layered = caps.missing_layers(TRAINING_AFTER) if len(args) > 4 else ""
+            return ", ".join(p for p in (caps.missing_for_training(args[0], args[2]), layered) if p)
         return ""
 
     def jobs(self) -> list[tuple[str, tuple]]:
@@ -188,6 +227,8 @@ def run_job(impl: Implementation, plan: RunPlan, job: tuple[str, tuple]) -> tupl
         return check_case(impl, case, device, fd=plan.fd), None
     if kind == "fit":
         return check_fit(impl, *args), None
+    if len(args) > 4:  # ("training", (opt, mode, dtype, device, "layered"))
+        return check_training(impl, *args[:4], spec=layered_training_spec(args[2])), None
     return check_training(impl, *args, spec=plan.training_spec(args[2])), None
 
 

@@ -84,7 +84,7 @@ def _error_records(impl_name: str, job: Job, exc: BaseException) -> list[Record]
     from ..core.lockstep import optimizer_label
     from ..core.matrix import OPTIMIZER_CONFIGS
     from ..core.records import Combination
-    from .runner import CASE_SIZES, training_spec
+    from .runner import CASE_SIZES, layered_training_spec, training_spec
 
     kind, args = job
     note = f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:500]
@@ -93,10 +93,10 @@ def _error_records(impl_name: str, job: Job, exc: BaseException) -> list[Record]
         if kind == "case":
             case, device = args
             spec = case.spec(CASE_SIZES)
-            combos = [combination(spec, f, device, impl_name) for f in flavours_for(spec)]
+            combos = [combination(spec, f, device, impl_name, case.mode) for f in flavours_for(spec)]
         else:
-            opt, mode, dtype, device = args
-            spec = training_spec(dtype)
+            opt, mode, dtype, device = args[:4]
+            spec = layered_training_spec(dtype) if len(args) > 4 else training_spec(dtype)
             combos = [combination(spec, "fused" if spec.fused else "modular", device, impl_name,
                                   optimizer=optimizer_label(OPTIMIZER_CONFIGS[opt]), gd_mode=mode)]
     except Exception:  # noqa: BLE001 - the spec itself is broken: name the row from the job
@@ -106,7 +106,7 @@ def _error_records(impl_name: str, job: Job, exc: BaseException) -> list[Record]
                                   reduction=case.reduction, flavour="modular", dtype=case.dtype, device=device,
                                   impl=impl_name)]
         else:
-            opt, mode, dtype, device = args
+            opt, mode, dtype, device = args[:4]
             combos = [Combination(hidden="tanh,tanh", output="softmax", loss="cross_entropy", reduction="mean",
                                   flavour="fused", dtype=dtype, device=device, impl=impl_name,
                                   optimizer=optimizer_label(OPTIMIZER_CONFIGS[opt]), gd_mode=mode)]

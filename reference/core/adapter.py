@@ -68,6 +68,11 @@ registry has":
                        ``weight_decay``, ``amsgrad``, …); ``[]``: plain updates only
 ``hyperparameters``    activation/loss parameters honoured when not at their default
                        (``negative_slope``, ``label_smoothing``, …); ``[]``: defaults only
+``layers``             layers after hidden layers (``"batch_norm"``, ``"dropout"``; the model then
+                       needs ``train()``, ``eval()`` and ``dropout_masks()``, see
+                       :mod:`~scratchnet_reference.core.protocol`). Unlike the other keys, left out
+                       means **none** (they came after adapters were written); an implementation
+                       that declares nothing at all is asked for them and skips them at run time
 =====================  ========================================================================
 
 The matrix narrows to what is declared; the rest is reported as *not implemented* — counted
@@ -94,7 +99,7 @@ from typing import Any
 import numpy as np
 
 from scratchnet import ModelSpec, registry
-from scratchnet.losses import REDUCTIONS
+from scratchnet.spec import REDUCTIONS  # the names a spec accepts (not the loss code)
 
 from .capabilities import (
     CAPABILITY_KEYS,

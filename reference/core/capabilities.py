@@ -13,15 +13,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scratchnet import ModelSpec, registry
-from scratchnet.losses import REDUCTIONS
+from scratchnet.spec import REDUCTIONS  # the names a spec accepts (not the loss code)
 
-from .matrix import DTYPES, OPTIMIZER_CONFIGS, Case
+from .matrix import AFTER, DTYPES, OPTIMIZER_CONFIGS, Case
 
 __all__ = ["AdapterError", "Capabilities", "CAPABILITY_KEYS", "capabilities_of", "describe_capabilities",
            "owner_of", "HIDDEN_PREFERENCE", "PAIR_PREFERENCE"]
 
 CAPABILITY_KEYS = ("activations", "hidden", "outputs", "losses", "reductions", "dtypes", "optimizers",
-                   "optimizer_options", "hyperparameters")
+                   "optimizer_options", "hyperparameters", "layers")
 
 #: Preferred models: the first supported one is what the training checks train, and what
 #: validation builds first.
@@ -73,7 +73,7 @@ def _known(key: str) -> frozenset[str]:
         "outputs": frozenset(registry.ACTIVATIONS), "losses": frozenset(registry.LOSSES),
         "reductions": frozenset(REDUCTIONS), "dtypes": frozenset(DTYPES),
         "optimizers": frozenset(registry.OPTIMIZERS), "optimizer_options": _optimizer_options(),
-        "hyperparameters": _hyperparameters(),
+        "hyperparameters": _hyperparameters(), "layers": frozenset(registry.LAYERS),
     }[key]
 
 
@@ -92,12 +92,14 @@ class Capabilities:
     hyperparameters: frozenset[str]
     training: str = ""
     declared: tuple[str, ...] = field(default=(), compare=False)
+    layers: frozenset[str] = frozenset()
 
     @classmethod
     def everything(cls) -> Capabilities:
         return cls(hidden=_known("hidden"), outputs=_known("outputs"), losses=_known("losses"),
                    reductions=_known("reductions"), dtypes=_known("dtypes"), optimizers=_known("optimizers"),
-                   optimizer_options=_known("optimizer_options"), hyperparameters=_known("hyperparameters"))
+                   optimizer_options=_known("optimizer_options"), hyperparameters=_known("hyperparameters"),
+                   layers=_known("layers"))
 
     @classmethod
     def from_declaration(cls, declared: Any, owner: str = "implementation") -> Capabilities:
@@ -139,6 +141,7 @@ class Capabilities:
                    optimizers=values.get("optimizers", _known("optimizers")),
                    optimizer_options=values.get("optimizer_options", _known("optimizer_options")),
                    hyperparameters=values.get("hyperparameters", _known("hyperparameters")),
+                   layers=values.get("layers", frozenset()),
                    declared=tuple(k for k in CAPABILITY_KEYS if k in values))
 
     @property
@@ -171,8 +174,15 @@ class Capabilities:
         return ", ".join(p for p in parts if p)
 
     def missing_for_case(self, case: Case) -> str:
-        return self.missing(hidden=[case.hidden], output=case.output, loss=case.loss, reduction=case.reduction,
-                            dtype=case.dtype)
+        missing = self.missing(hidden=[case.hidden], output=case.output, loss=case.loss, reduction=case.reduction,
+                               dtype=case.dtype)
+        return ", ".join(p for p in (missing, self.missing_layers(case.after)) if p)
+
+    def missing_layers(self, after: str) -> str:
+        """What of the :data:`~scratchnet_reference.core.matrix.AFTER` arrangement ``after`` is not
+        implemented (``""`` for a dense-only case)."""
+        names = [layer if isinstance(layer, str) else layer["name"] for layer in AFTER.get(after, ())]
+        return ", ".join(f"layer {name}" for name in names if name not in self.layers)
 
     def missing_for_optimizer(self, config: str | Mapping[str, Any]) -> str:
         spec = OPTIMIZER_CONFIGS[config] if isinstance(config, str) else config
@@ -213,7 +223,7 @@ class Capabilities:
         full = Capabilities.everything()
         parts = []
         for key in ("hidden", "outputs", "losses", "reductions", "dtypes", "optimizers", "optimizer_options",
-                    "hyperparameters"):
+                    "hyperparameters", "layers"):
             mine = getattr(self, key)
             parts.append(f"{key}={'all' if mine == getattr(full, key) else ','.join(sorted(mine)) or 'none'}")
         if self.training:

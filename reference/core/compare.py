@@ -27,11 +27,11 @@ from .records import Combination, Record, measure, vector_agreement, versions_st
 from .stable import STABLE_PAIRS, stable_loss_and_logit_grad
 from .tolerances import FD_TOLERANCES, NOISE_FACTOR, Tolerance, tolerance
 from .torch_import import device_name, torch_module, versions
-from .torch_model import build_torch_model, torch_loss
+from .torch_model import MODES, build_torch_model, set_dropout_masks, torch_loss, torch_state_to_numpy
 
-__all__ = ["compare_model", "flavours_for", "prepare_batch", "combination", "fd_gradients", "central_differences",
-           "fd_verdict",
-           "TorchResult", "torch_forward_backward"]
+__all__ = ["compare_model", "flavours_for", "prepare_batch", "combination", "hidden_label", "fd_gradients",
+           "central_differences", "fd_verdict", "TorchResult", "torch_forward_backward", "set_mode",
+           "model_dropout_masks"]
 
 
 def flavours_for(spec: ModelSpec) -> tuple[str, ...]:
@@ -63,9 +63,19 @@ def prepare_batch(spec: ModelSpec, x: Any, y: Any) -> tuple[np.ndarray, np.ndarr
     return xs, (labels[:, None] == np.arange(c)).astype(dtype)
 
 
-def combination(spec: ModelSpec, flavour: str, device: str, impl: str, **training: Any) -> Combination:
+def hidden_label(spec: ModelSpec, mode: str = "train") -> str:
+    """The ``hidden`` column of a record: one label per hidden layer, its activation and the layers
+    after it (``"relu+batch_norm+dropout(p=0.25)"``), and for a network whose modes differ the mode
+    compared (``"… [eval]"``). A dense-only network's label is its activations alone, as before
+    these layers existed, so its rows keep their keys."""
+    labels = ",".join(spec.hidden_labels()) or "-"
+    return f"{labels} [{mode}]" if spec.has_modes else labels
+
+
+def combination(spec: ModelSpec, flavour: str, device: str, impl: str, mode: str = "train",
+                **training: Any) -> Combination:
     return Combination(
-        hidden=",".join(registry.label(h) for h in spec.hidden) or "-",
+        hidden=hidden_label(spec, mode),
         output=registry.label(spec.output), loss=registry.label(spec.loss),
         reduction=spec.reduction, flavour=flavour, dtype=spec.dtype, device=device,
         sizes="-".join(map(str, spec.sizes)), seed=spec.seed, impl=impl, **training)
@@ -136,7 +146,10 @@ def _gradient_term_scales(model: Any, upstream: Sequence[Any]) -> dict[str, floa
             g = upstream[k]
             g = torch.zeros_like(model.trace[k][1]) if g is None else torch.nan_to_num(g.abs(), 0, 0, 0)
             if e is not None:
-                g = g + e @ torch.nan_to_num(model.layers[k + 1].weight.abs(), 0, 0, 0)
+                back = e @ torch.nan_to_num(model.layers[k + 1].weight.abs(), 0, 0, 0)
+                for module, inp in reversed(model.after_trace[k]):
+                    back = _abs_backward(module, inp, back, scales, f"batch_norms.{k}")
+                g = g + back
             e = g
             x = torch.nan_to_num(model.trace[k][0].abs(), 0, 0, 0)
             scales[f"layers.{k}.weight"] = float((e.T @ x).max())
@@ -147,6 +160,30 @@ def _gradient_term_scales(model: Any, upstream: Sequence[Any]) -> dict[str, floa
         x = torch.nan_to_num(model.trace[-1][0].abs(), 0, 0, 0)
         scales["output"] = float((x @ last.weight.abs().T + last.bias.abs()).max())
     return scales
+
+
+def _abs_backward(module: Any, inp: Any, e: Any, scales: dict[str, float], name: str) -> Any:
+    """The term-scale recursion of :func:`_gradient_term_scales` through a layer after a dense one,
+    given ``e`` at its output: dropout ``e·m/(1 − p)``; batch norm (training mode) the absolute terms of
+    its compact backward, ``|γ|/σ·(|e| + mean|e| + |x̂|·mean(|e||x̂|))``, in evaluation mode
+    ``|γ|/√(running_var + ε)·|e|``; and the term sums of its ``γ`` (``Σ|e||x̂|``) and ``β`` (``Σ|e|``)."""
+    torch = torch_module()
+    if not hasattr(module, "running_mean"):  # ReplayDropout
+        if not module.training or module.p == 0:
+            return e
+        return e * module.mask.to(e.dtype) / (1.0 - module.p)
+    if module.training:
+        mean, var = inp.mean(dim=0), inp.var(dim=0, unbiased=False)
+    else:
+        mean, var = module.running_mean, module.running_var
+    inv_std = 1.0 / torch.sqrt(var + module.eps)
+    xhat = torch.nan_to_num(((inp - mean) * inv_std).abs(), 0, 0, 0)
+    gamma = module.weight.abs()
+    scales[f"{name}.weight"] = float((e * xhat).sum(dim=0).max())
+    scales[f"{name}.bias"] = float(e.sum(dim=0).max())
+    if not module.training:
+        return e * gamma * inv_std
+    return gamma * inv_std * (e + e.mean(dim=0) + xhat * (e * xhat).mean(dim=0))
 
 
 def torch_forward_backward(model: Any, spec: ModelSpec, flavour: str, x: Any, target: Any,
@@ -173,13 +210,15 @@ def torch_forward_backward(model: Any, spec: ModelSpec, flavour: str, x: Any, ta
 
 
 def stable_forward_backward(spec: ModelSpec, state: Mapping[str, np.ndarray], x: np.ndarray, target: np.ndarray,
-                            device: str) -> TorchResult:
+                            device: str, mode: str = "train",
+                            masks: Mapping[str, np.ndarray] | None = None) -> TorchResult:
     """The ``torch_stable_float64`` oracle: the network in float64 torch on the same numbers, the
     loss and ``∂L/∂z`` from :func:`~scratchnet_reference.core.stable.stable_loss_and_logit_grad`,
     every parameter gradient by autograd from there."""
     torch = torch_module()
     spec64 = spec.replace(dtype="float64")
-    model = build_torch_model(spec64, {k: np.asarray(v, dtype=np.float64) for k, v in state.items()}, device)
+    model = build_torch_model(spec64, {k: np.asarray(v, dtype=np.float64) for k, v in state.items()}, device,
+                              mode, masks)
     xt = to_tensor(np.asarray(x, dtype=np.float64), device, torch.float64)
     tt = to_tensor(target.astype(np.float64) if target.dtype.kind == "f" else target, device, torch.float64)
     z, a = model(xt)
@@ -196,12 +235,20 @@ def stable_forward_backward(spec: ModelSpec, state: Mapping[str, np.ndarray], x:
 
 
 def fd_gradients(impl: Implementation, spec: ModelSpec, state: Mapping[str, np.ndarray], x: np.ndarray,
-                 target: np.ndarray, names: Sequence[str], eps: float = 1e-6) -> dict[str, np.ndarray]:
+                 target: np.ndarray, names: Sequence[str], eps: float = 1e-6, mode: str = "train",
+                 masks: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Central differences in float64 of the implementation's own loss, for ``names``:
-    ``(L(θ + h e_i) − L(θ − h e_i)) / 2h`` with ``h = eps·max(1, |θ_i|)``."""
+    ``(L(θ + h e_i) − L(θ − h e_i)) / 2h`` with ``h = eps·max(1, |θ_i|)``. In training mode with
+    dropout every evaluation must use the same ``masks``: the model must offer
+    ``replay_dropout_masks(masks)`` (``NotImplementedError`` otherwise)."""
     spec64 = spec.replace(dtype="float64")
     state64 = {k: np.asarray(v, dtype=np.float64).copy() for k, v in state.items()}
     model = impl.build(spec64, state64)
+    set_mode(model, spec, mode)
+    if masks:
+        if not callable(getattr(model, "replay_dropout_masks", None)):
+            raise NotImplementedError("finite differences through dropout need the model's replay_dropout_masks()")
+        model.replay_dropout_masks(masks)
     x64 = np.asarray(x, dtype=np.float64)
     t64 = target.astype(np.float64) if target.dtype.kind == "f" else target
 
@@ -297,13 +344,13 @@ class _Probe:
     """
 
     def __init__(self, spec: ModelSpec, state: Mapping[str, np.ndarray], xs: np.ndarray, target: np.ndarray,
-                 device: str):
+                 device: str, mode: str = "train", masks: Mapping[str, np.ndarray] | None = None):
         self.judged_dtype = spec.dtype
         other = "float64" if spec.dtype == "float32" else "float32"
         self.spec = spec.replace(dtype=other)
         self.scale = 1.0 if other == "float64" else float(np.finfo(np.float64).eps / np.finfo(np.float32).eps)
         rounded = {k: np.asarray(v, dtype=np.float32).astype(other) for k, v in state.items()}
-        self.model = build_torch_model(self.spec, rounded, device)
+        self.model = build_torch_model(self.spec, rounded, device, mode, masks)
         self.x = to_tensor(xs.astype(np.float32).astype(other), device)
         self.target = to_tensor(target.astype(np.float32).astype(other) if target.dtype.kind == "f" else target,
                                 device)
@@ -382,14 +429,73 @@ def _judge(candidates: Any) -> tuple[TorchResult, Any]:
     return first
 
 
+def set_mode(model: Any, spec: ModelSpec, mode: str) -> None:
+    """Put an implementation's model in ``mode`` (``"train"``/``"eval"``) when its spec has layers
+    whose modes differ; such a model must offer ``train()`` and ``eval()`` (``NotImplementedError``)."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be 'train' or 'eval', got {mode!r}")
+    if not spec.has_modes:
+        return
+    switch = getattr(model, mode, None)
+    if not callable(switch):
+        raise NotImplementedError(f"batch norm and dropout need the model's train() and eval(); it has no {mode}()")
+    switch()
+
+
+def model_dropout_masks(model: Any, spec: ModelSpec, mode: str) -> dict[str, np.ndarray] | None:
+    """The masks of the model's last forward pass (``dropout_masks()``), when the spec has dropout
+    and runs in training mode; else ``None``."""
+    if mode != "train" or not spec.layer_positions("dropout"):
+        return None
+    get = getattr(model, "dropout_masks", None)
+    if not callable(get):
+        raise NotImplementedError("dropout in training mode needs the model's dropout_masks() (the masks of its "
+                                  "last forward pass, {'dropouts.{k}': bool array}) for torch to replay")
+    return {k: np.asarray(v).copy() for k, v in dict(get()).items()}
+
+
+def _buffer_records(impl_state: Mapping[str, np.ndarray], spec: ModelSpec, state: Mapping[str, np.ndarray],
+                    xs: np.ndarray, passes: Sequence[dict[str, np.ndarray] | None], device: str, mode: str,
+                    combo: Combination, meta: dict[str, str]) -> list[Record]:
+    """The running statistics after the implementation's forward passes against a fresh torch twin
+    that made the same passes (same inputs, same masks): one ``forward`` record per buffer, held to
+    the forward tolerance."""
+    torch = torch_module()
+    buffers = spec.buffer_shapes()
+    if not buffers:
+        return []
+    twin = build_torch_model(spec, state, device, mode)
+    xt = to_tensor(xs, device, twin.layers[0].weight.dtype)
+    with torch.no_grad():
+        for masks in passes:
+            if masks is not None:
+                set_dropout_masks(twin, masks)
+            twin(xt)
+    expected = torch_state_to_numpy(twin)
+    records = []
+    for name in buffers:
+        if name not in impl_state:
+            raise NotImplementedError(f"the model's state_dict() has no {name!r} (batch norm's running statistics)")
+        records.append(_record(combo, "forward", name, np.asarray(impl_state[name]), expected[name],
+                               tolerance(spec.dtype, "forward"), "", meta,
+                               term_scale=float(np.abs(expected[name]).max(initial=0.0))))
+    return records
+
+
 def compare_model(impl: Implementation, spec: ModelSpec, x: Any, y: Any, *, device: str = "cpu",
                   state: Mapping[str, np.ndarray] | None = None, flavours: Sequence[str] | None = None,
-                  fd: str = "on_failure") -> list[Record]:
+                  fd: str = "on_failure", mode: str = "train") -> list[Record]:
     """Compare ``impl`` with torch on one batch: output, loss and every parameter gradient,
     in each flavour (``modular``; ``fused`` where torch has a fused form).
 
     ``fd``: ``"never"``, ``"on_failure"`` (finite differences for the parameters whose gradient
     disagrees, to say which side is wrong) or ``"always"``.
+
+    ``mode``: for a spec with batch norm or dropout, the mode both sides run in. The output comes
+    from the implementation's ``forward`` and the loss and gradients from its ``loss_and_grads``:
+    in training mode two passes, each with its own dropout masks (read after each, replayed by torch)
+    and each updating the running statistics, which are then compared with a torch twin that made
+    the same two passes (``forward`` records named ``batch_norms.{k}.running_*``).
 
     The upstream gradient of every check is the loss's own gradient at the batch's targets (drawn by
     :func:`~scratchnet_reference.core.matrix.make_batch`), never uniform: no ``.sum()`` loss, so a
@@ -400,36 +506,53 @@ def compare_model(impl: Implementation, spec: ModelSpec, x: Any, y: Any, *, devi
     state = initial_state(spec) if state is None else state
     xs, target = prepare_batch(spec, x, y)
     model = impl.build(spec, state)
+    set_mode(model, spec, mode)
     out_impl = np.asarray(model.forward(xs))
+    masks_out = model_dropout_masks(model, spec, mode)
     loss_impl, grads_impl = model.loss_and_grads(xs, target)
+    masks = model_dropout_masks(model, spec, mode)
+    impl_state = model.state_dict() if spec.buffer_shapes() else {}
 
-    torch_model = build_torch_model(spec, state, device)
-    xt = to_tensor(xs, device, torch_model.layers[0].weight.dtype)
-    tt = to_tensor(target, device, xt.dtype)
-    probe = _Probe(spec, state, xs, target, device)
     meta = {"device_name": device_name(device), "versions": versions_string(versions())}
+    all_flavours = flavours_for(spec)  # the fused form judges a fused pair's modular records too
+
+    def references(pass_masks: dict[str, np.ndarray] | None) -> tuple[dict, dict, Any, Any]:
+        torch_model = build_torch_model(spec, state, device, mode, pass_masks)
+        xt = to_tensor(xs, device, torch_model.layers[0].weight.dtype)
+        tt = to_tensor(target, device, xt.dtype)
+        probe = _Probe(spec, state, xs, target, device, mode, pass_masks)
+        refs = {f: torch_forward_backward(torch_model, spec, f, xt, tt) for f in all_flavours}
+        probes = {f: probe.run(f) for f in all_flavours}
+        stable_cache: list[TorchResult] = []
+
+        def stable() -> TorchResult:
+            if not stable_cache:
+                stable_cache.append(stable_forward_backward(spec, state, xs, target, device, mode, pass_masks))
+            return stable_cache[0]
+
+        return refs, probes, probe.scale, stable
+
+    refs, probes, probe_scale, stable = references(masks)
+    # a training pass with dropout: the output's own pass had other masks
+    same_pass = masks_out is None or all(np.array_equal(masks_out[k], masks[k]) for k in masks)
+    out_refs = (refs, probes, probe_scale, stable) if same_pass else references(masks_out)
     records: list[Record] = []
     fd_cache: dict[str, np.ndarray] = {}
-    wanted_flavours = tuple(flavours or flavours_for(spec))
-    all_flavours = flavours_for(spec)  # the fused form judges a fused pair's modular records too
-    refs = {f: torch_forward_backward(torch_model, spec, f, xt, tt) for f in all_flavours}
-    probes = {f: probe.run(f) for f in all_flavours}
-    stable_cache: list[TorchResult] = []
-
-    def stable() -> TorchResult:
-        if not stable_cache:
-            stable_cache.append(stable_forward_backward(spec, state, xs, target, device))
-        return stable_cache[0]
-
+    wanted_flavours = tuple(flavours or all_flavours)
     for flavour in wanted_flavours:
-        ref, (other, noise_scale) = _judge(_oracles(spec, flavour, refs, probes, probe.scale, stable))
-        combo = combination(spec, flavour, device, impl.name)
+        ref, (other, noise_scale) = _judge(_oracles(spec, flavour, refs, probes, probe_scale, stable))
+        out_ref, (out_other, out_noise_scale) = _judge(_oracles(spec, flavour, *out_refs))
+        combo = combination(spec, flavour, device, impl.name, mode)
         judged = dict(oracle=ref.oracle)
         if ref.oracle == "torch_stable_float64":
             judged["conditioning"] = _modular_conditioning(spec, refs[flavour].output)
-        records.append(_record(combo, "forward", "output", out_impl, ref.output,
-                               tolerance(spec.dtype, "forward"), ref.broken, meta,
-                               noise=(other.output, noise_scale), term_scale=ref.term_scales["output"], **judged))
+        out_judged = dict(oracle=out_ref.oracle)
+        if out_ref.oracle == "torch_stable_float64":
+            out_judged["conditioning"] = _modular_conditioning(spec, out_refs[0][flavour].output)
+        records.append(_record(combo, "forward", "output", out_impl, out_ref.output,
+                               tolerance(spec.dtype, "forward"), out_ref.broken, meta,
+                               noise=(out_other.output, out_noise_scale), term_scale=out_ref.term_scales["output"],
+                               **out_judged))
         records.append(_record(combo, "loss", "loss", loss_impl, ref.loss, tolerance(spec.dtype, "loss"),
                                ref.broken, meta, noise=(other.loss, noise_scale),
                                actual_value=float(loss_impl), expected_value=ref.loss, **judged))
@@ -442,7 +565,14 @@ def compare_model(impl: Implementation, spec: ModelSpec, x: Any, y: Any, *, devi
             wanted = fd == "always" or (fd == "on_failure" and rec.status != "pass")
             if wanted and actual.shape == expected.shape:
                 if name not in fd_cache:
-                    fd_cache.update(fd_gradients(impl, spec, state, xs, target, [name]))
-                rec = replace(rec, fd_verdict=_fd_verdict(fd_cache[name], actual, expected, spec.dtype))
+                    try:
+                        fd_cache.update(fd_gradients(impl, spec, state, xs, target, [name], mode=mode, masks=masks))
+                    except NotImplementedError:
+                        fd_cache[name] = None
+                if fd_cache[name] is not None:
+                    rec = replace(rec, fd_verdict=_fd_verdict(fd_cache[name], actual, expected, spec.dtype))
             records.append(rec)
+        if flavour == wanted_flavours[0]:
+            passes = [masks_out, masks] if mode == "train" else [None, None]
+            records += _buffer_records(impl_state, spec, state, xs, passes, device, mode, combo, meta)
     return records
