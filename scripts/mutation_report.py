@@ -223,12 +223,32 @@ def verify() -> None:
         subprocess.run([sys.executable, "-c", probe, *names], cwd=mutants, check=True)
 
 
+def names_to_run(stage: Path, sample: int, seed: int) -> list[str]:
+    """The mutants a time-boxed rerun takes: every survivor (to re-judge it against the tests as they are
+    now) and a seeded uniform sample of ``sample`` unchecked ones (an unbiased estimate for the rest)."""
+    import random
+
+    survivors, unchecked = [], []
+    for meta in sorted((stage / "mutants").rglob("*.py.meta")):
+        for key, code in json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"].items():
+            if code == 0:
+                survivors.append(key)
+            elif code is None:
+                unchecked.append(key)
+    return survivors + sorted(random.Random(seed).sample(unchecked, min(sample, len(unchecked))))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--collect", metavar="STAGE", help=argparse.SUPPRESS)
     parser.add_argument("--verify", action="store_true", help="check that the staged mutants are what is imported")
+    parser.add_argument("--names", metavar="TARGET", help="print the survivors and a sample of unchecked mutants")
+    parser.add_argument("--sample", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=26)
     args = parser.parse_args()
-    if args.collect:
+    if args.names:
+        print("\n".join(names_to_run(STAGES / args.names, args.sample, args.seed)))
+    elif args.collect:
         print(json.dumps(_collect(Path(args.collect))))
     elif args.verify:
         verify()
