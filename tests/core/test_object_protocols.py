@@ -27,6 +27,8 @@ def test_activation_equality_needs_the_same_class_and_parameters():
 
 def test_activation_hash_follows_class_and_parameters():
     assert hash(activations.ELU(0.5)) == hash(activations.ELU(0.5))
+    for act in (activations.ReLU(), activations.ELU(0.5), activations.Softplus(2.0, 5.0)):
+        assert hash(act) == hash((type(act), tuple(act.params.items())))
     assert len({activations.ReLU(), activations.Tanh(), activations.Sigmoid(), activations.ELU(0.5),
                 activations.ELU(1.0)}) == 5
 
@@ -61,19 +63,28 @@ def test_a_subclass_redefining_forward_or_backward_loses_the_parents_in_place_tw
     class Neither(parent):
         pass
 
+    def own_forward_into(self, z, out):
+        return parent.forward_into(self, z, out)
+
+    def own_backward_into(self, z, a, grad, out):
+        return parent.backward_into(self, z, a, grad, out)
+
     class Both(parent):
         def forward(self, z):
             return super().forward(z)
 
-        def forward_into(self, z, out):
-            return parent.forward_into(self, z, out)
+        def backward(self, z, a, grad):
+            return super().backward(z, a, grad)
+
+        forward_into = own_forward_into
+        backward_into = own_backward_into
 
     assert Forward.forward_into is activations.Activation.forward_into
     assert Forward.backward_into is parent.backward_into
     assert Backward.backward_into is activations.Activation.backward_into
     assert Backward.forward_into is parent.forward_into
     assert Neither.forward_into is parent.forward_into and Neither.backward_into is parent.backward_into
-    assert Both.forward_into is Both.__dict__["forward_into"]
+    assert Both.forward_into is own_forward_into and Both.backward_into is own_backward_into
     z = np.linspace(-2, 2, 12).reshape(3, 4)
     g = upstream(z.shape)
     np.testing.assert_array_equal(Forward().forward_into(z, np.empty_like(z)), 2 * parent().forward(z))
@@ -97,3 +108,4 @@ def test_optimizer_learning_rate_defaults_are_torchs():
 
     for name in ("sgd", "adam", "adamw"):
         assert inspect.signature(reg.OPTIMIZERS[name].__init__).parameters["lr"].default == 1e-3, name
+        assert reg.OPTIMIZERS[name]([Parameter("w", np.ones(2), np.zeros(2))]).lr == 1e-3, name
