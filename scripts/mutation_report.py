@@ -169,10 +169,14 @@ def write_report() -> None:
         sys.exit(f"annotations.csv names mutants that the runs do not have: {sorted(unknown)[:5]}")
     for row in rows:
         verdict, note = notes.get(row["id"], ("", ""))
-        if verdict == "equivalent":
-            if row["outcome"] != "survived":
+        if verdict in ("equivalent", "killed") and row["outcome"] != "survived":
+            if verdict == "equivalent":
                 sys.exit(f"{row['id']} is annotated equivalent but was {row['outcome']}: a test tells it apart")
-            row["outcome"] = "equivalent"
+            verdict, note = "", ""  # mutmut's own rerun has judged it since: its verdict stands
+        if verdict in ("equivalent", "killed"):
+            # killed: a survivor of mutmut's run re-run by hand against the current tests (README), the
+            # killing test named
+            row["outcome"] = verdict
         row["reason_or_killing_test"] = note
         row["folder"] = _folder(row["file"])
         row["file"] = _repo_file(row["file"])
