@@ -264,22 +264,15 @@ def _draw_inputs(op: str, data: Any) -> tuple[dict[str, Any], np.ndarray | None]
 def explore(fns: Mapping[str, Callable[..., Any]], op: str, max_examples: int = 30,
             seed: int | None = None) -> list[LayerExample]:
     """Every example hypothesis draws for ``op``, kept (the checker never raises inside ``@given``)."""
-    from hypothesis import HealthCheck, Phase, given, settings
-    from hypothesis import seed as hypothesis_seed
-    from hypothesis import strategies as st
+    from .drawing import draw_examples
 
     collected: list[LayerExample] = []
 
-    @settings(max_examples=max_examples, derandomize=seed is None, database=None, deadline=None,
-              phases=[Phase.generate], suppress_health_check=list(HealthCheck))
-    @given(st.data())
     def draw(data: Any) -> None:
         inputs, dout = _draw_inputs(op, data)
         collected.append(run_layer_example(fns, op, inputs, dout))
 
-    if seed is not None:
-        draw = hypothesis_seed(seed)(draw)
-    draw()
+    draw_examples(draw, max_examples=max_examples, seed=seed)
     return collected
 
 

@@ -60,8 +60,7 @@ import sys
 import time
 import types
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -471,10 +470,10 @@ def _explore(name: str, ops: UserOps, form: str, reduction: str | None, dtype: s
              seed: int | None) -> list[Example]:
     """Every example hypothesis draws for one (op, target form, reduction), kept in full: the
     checker never raises inside ``@given``, so nothing is shrunk and the worst one can be diagnosed."""
-    from hypothesis import HealthCheck, Phase, given, settings
-    from hypothesis import seed as hypothesis_seed
     from hypothesis import strategies as st
     from hypothesis.extra import numpy as hnp
+
+    from .drawing import draw_examples
 
     op = OPS[name]
     fn = ops.functions[name]
@@ -490,9 +489,6 @@ def _explore(name: str, ops: UserOps, form: str, reduction: str | None, dtype: s
     # nonzero: a zero upstream gradient makes any backward look right where it multiplies
     upstream = st.one_of(st.floats(0.0625, 3, width=32), st.floats(-3, -0.0625, width=32))
 
-    @settings(max_examples=max_examples, derandomize=seed is None, database=None, deadline=None,
-              phases=[Phase.generate], suppress_health_check=list(HealthCheck))
-    @given(st.data())
     def draw(data: Any) -> None:
         N = data.draw(st.integers(1, 6), label="N")
         C = data.draw(st.integers(2, 6), label="C")
@@ -525,9 +521,7 @@ def _explore(name: str, ops: UserOps, form: str, reduction: str | None, dtype: s
         large = bool(np.max(np.abs(inputs[next(iter(inputs))]), initial=0) > LARGE)
         collected.extend(run_example(name, fn, ops, inputs, kwargs, check, dtype, large, kinks))
 
-    if seed is not None:
-        draw = hypothesis_seed(seed)(draw)
-    draw()
+    draw_examples(draw, max_examples=max_examples, seed=seed)
     return collected
 
 
@@ -652,24 +646,6 @@ def _defining(op_name: str, code: str) -> list[str]:
             re.sub(rf"(?<![\w.]){re.escape(op_name)}\(", f"your_{op_name}(", body)]
 
 
-@contextmanager
-def _hypothesis_home() -> Iterator[None]:
-    """Hypothesis keeps a cache of constants in ``./.hypothesis``: point it at a temporary folder
-    while the checks run (nothing is written into the learner's working folder), then back."""
-    import tempfile
-
-    from hypothesis import configuration
-
-    key = "__hypothesis_home_directory"
-    before = configuration.__dict__.get(key)
-    with tempfile.TemporaryDirectory(prefix="scratchnet-hypothesis-") as tmp:
-        configuration.set_hypothesis_home_dir(tmp)
-        try:
-            yield
-        finally:
-            configuration.__dict__[key] = before
-
-
 def check_ops(source: Any, *, max_examples: int = 40, dtype: str = "float64", seed: int | None = None) -> OpsReport:
     """Check every op in ``source`` (a dict, module, object or ``--impl`` string) against torch.
 
@@ -682,14 +658,12 @@ def check_ops(source: Any, *, max_examples: int = 40, dtype: str = "float64", se
     start = time.perf_counter()
     ops = source if isinstance(source, UserOps) else load_ops(source)
     examples: dict[str, list[Example]] = {}
-    with _hypothesis_home():
-        for name in ops.functions:
-            op = OPS[name]
-            reductions = ("mean", "sum") if name in ops.with_reduction else (None,)
-            for form in _forms(ops, op):
-                for reduction in reductions:
-                    examples.setdefault(name, []).extend(
-                        _explore(name, ops, form, reduction, dtype, max_examples, seed))
+    for name in ops.functions:
+        op = OPS[name]
+        reductions = ("mean", "sum") if name in ops.with_reduction else (None,)
+        for form in _forms(ops, op):
+            for reduction in reductions:
+                examples.setdefault(name, []).extend(_explore(name, ops, form, reduction, dtype, max_examples, seed))
     rows, warned = [], {}
     for name, exs in examples.items():
         for check in dict.fromkeys(e.check for e in exs):

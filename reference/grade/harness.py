@@ -18,8 +18,7 @@ A registration that cannot be checked at all raises :class:`NotGradable` with ev
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .results import Cause, CheckResult
@@ -55,34 +54,6 @@ def warm_up() -> None:
     from ..diagnosis import ops as op_diagnosis  # noqa: F401
 
     torch_module()
-
-
-@contextlib.contextmanager
-def _examples_from_the_strategies_alone() -> Iterator[None]:
-    """Hypothesis (6.170 here) mixes into its draws "local constants": the literals of every module
-    in ``sys.modules`` outside site-packages — the student's files and whichever of the harness's
-    modules happen to be loaded. Then two students with the same functions get different inputs,
-    and one student's grade depends on the process grading it (measured: a pool worker that had the
-    CLI's modules loaded drew other examples than a fresh interpreter; bob_okafor's softmax_backward
-    tol_ratio came out 3.47e10 vs 1.56e10). While the op check draws, that pool is empty: the
-    examples come from the strategies and the derandomized seed only. (An internal of Hypothesis:
-    where it is missing, nothing is changed.)"""
-    try:
-        from hypothesis.internal.conjecture import providers
-    except ImportError:  # pragma: no cover - hypothesis is required by the op check anyway
-        yield
-        return
-    original = getattr(providers, "_get_local_constants", None)
-    constants = getattr(providers, "Constants", None)
-    if original is None or constants is None:
-        yield
-        return
-    empty = constants()
-    providers._get_local_constants = lambda: empty
-    try:
-        yield
-    finally:
-        providers._get_local_constants = original
 
 
 def op_names() -> tuple[str, ...]:
@@ -159,8 +130,7 @@ def check_op_functions(functions: Mapping[str, Callable[..., Any]], declarations
     if not functions:
         raise NotGradable(["no op functions found"])
     try:
-        with _examples_from_the_strategies_alone():
-            report = check_ops({**functions, **declarations}, max_examples=max_examples, seed=seed)
+        report = check_ops({**functions, **declarations}, max_examples=max_examples, seed=seed)
         return _report_checks(report)
     except OpsError as exc:
         if len(functions) == 1:
