@@ -100,18 +100,18 @@ def test_without_the_internals_nothing_is_changed(monkeypatch):
     """A Hypothesis without ``_get_local_constants`` (or ``Constants``, or ``CONSTANTS_CACHE``): the
     draws run as Hypothesis makes them, nothing patched, nothing raised."""
     providers = pytest.importorskip("hypothesis.internal.conjecture.providers")
+    from hypothesis import strategies as st
     from scratchnet_reference.byo import drawing
 
     for missing in ("_get_local_constants", "Constants", "CONSTANTS_CACHE"):
         with monkeypatch.context() as m:
             m.delattr(providers, missing)
             before = {k: getattr(providers, k, None) for k in ("_get_local_constants", "Constants")}
-            seen = []
+            seen: list[int] = []
             with drawing.strategies_alone() as held:
                 assert held is False
                 assert {k: getattr(providers, k, None) for k in before} == before
-            drawing.draw_examples(lambda data: seen.append(data.draw(__import__("hypothesis").strategies.integers())),
-                                  max_examples=5)
+            drawing.draw_examples(lambda data, seen=seen: seen.append(data.draw(st.integers())), max_examples=5)
             assert len(seen) == 5
             assert {k: getattr(providers, k, None) for k in before} == before
 
