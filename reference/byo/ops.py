@@ -148,7 +148,7 @@ def _entries(source: Any) -> tuple[str, dict[str, Any], bool]:
     names = [n for n in dir(source) if not n.startswith("_")]
     entries = {n: getattr(source, n) for n in names}
     if isinstance(source, types.ModuleType):
-        from .learner_names import read_name
+        from .learner_names import read_layer_name, read_name
 
         def own(v: Any) -> bool:  # defined in it, or imported from the learner's code (``from layers import *``)
             module = getattr(v, "__module__", None) or ""
@@ -156,7 +156,7 @@ def _entries(source: Any) -> tuple[str, dict[str, Any], bool]:
 
         entries = {n: v for n, v in entries.items() if n in OPS or n in DECLARATIONS
                    or (callable(v) and getattr(v, "__module__", None) == source.__name__)
-                   or (callable(v) and own(v) and read_name(n) is not None)}
+                   or (callable(v) and own(v) and (read_name(n) is not None or read_layer_name(n) is not None))}
     return label, entries, False
 
 
@@ -192,7 +192,7 @@ def load_ops(source: Any) -> UserOps:
     (:func:`validate_ops`). Raises :class:`OpsError` listing every problem — a name that claims
     an op the suite cannot read is one (``SKIP = ["svm_loss"]`` leaves it out, said so)."""
     from .conventions import Probe, adapt
-    from .learner_names import claims_op, read_name
+    from .learner_names import claims_op, read_layer_name, read_name
 
     if isinstance(source, str):
         if not source.strip():
@@ -211,6 +211,9 @@ def load_ops(source: Any) -> UserOps:
     readings = {}
     for key, value in entries.items():
         if key in DECLARATIONS or key in skip:
+            continue
+        if (layer := read_layer_name(key)) is not None:
+            problems += _layer_op(ops, key, layer, value)
             continue
         reading = read_name(key)
         if reading is None:
@@ -256,7 +259,8 @@ def load_ops(source: Any) -> UserOps:
         if len(set(layouts.values())) > 1:
             problems.append(f"your dense functions disagree on the weight layout ({layouts}): declare WEIGHT_LAYOUT")
         ops.layout = next(iter(layouts.values()))
-    if not ops.functions and not problems:
+    problems += _layer_caches(ops)
+    if not ops.functions and not ops.layers and not problems:
         problems.append(f"no ops found in {ops.label}: name your functions (or dict keys) after the ops, e.g. "
                         "softmax, softmax_backward, cross_entropy, cross_entropy_grad (or as learners do: "
                         "sigmoid_prime, softmax_derivative, relu_backward(dout, cache), affine_forward)")
@@ -264,6 +268,39 @@ def load_ops(source: Any) -> UserOps:
     if problems:
         raise OpsError(ops.label, problems)
     return ops
+
+
+def _layer_op(ops: UserOps, key: str, op: str, fn: Any) -> list[str]:
+    """``key`` (``conv_forward_naive``) as the layer op ``op`` (``conv2d_forward``) in ``ops.layers``:
+    the op's own name wins over the course's (``batchnorm_backward`` over ``batchnorm_backward_alt``,
+    which is then said not to be checked); two other names for one op are a problem."""
+    if not callable(fn):
+        return [f"{key} must be a function (the layer op {op}), got {type(fn).__name__}"]
+    held = ops.sources.get(op)
+    if held is not None and op not in (key, held):
+        return [f"{key} and {held} are both read as {op}: keep one, or name the other in SKIP"]
+    if held is not None:  # the op's own name and another: the own name is checked
+        alias = held if key == op else key
+        ops.assumptions[:] = [a for a in ops.assumptions if not a.startswith(f"{alias} read as")]
+        ops.assumptions.append(f"{alias} would be read as the layer op {op} too: your {op} is checked, {alias} "
+                               "is not")
+        ops.layers[op], ops.sources[op] = ops.layers[op] if key != op else fn, op
+        return []
+    ops.layers[op], ops.sources[op] = fn, key
+    if key != op:
+        from .layer_ops import signature
+
+        ops.assumptions.append(f"{key} read as the layer op {signature(op)} (byo.layer_ops)")
+    return []
+
+
+def _layer_caches(ops: UserOps) -> list[str]:
+    """A layer backward is called with the cache of the learner's own forward: it needs that forward."""
+    from ..core.layer_reference import LAYER_OPS
+
+    return [f"{ops.sources[op]} ({op}) is called with the cache of your {LAYER_OPS[op][0]}, which is not "
+            f"there: define it too, or leave {ops.sources[op]} out: SKIP = [{ops.sources[op]!r}]"
+            for op in ops.layers if LAYER_OPS[op][0] not in ops.layers]
 
 
 def _declarations(ops: UserOps, entries: Mapping[str, Any]) -> list[str]:
@@ -675,5 +712,32 @@ def check_ops(source: Any, *, max_examples: int = 40, dtype: str = "float64", se
             warned[name] = counts
     findings = diagnose(ops, examples)
     findings = [_with_reading(f, ops.code) for f in findings]
+    assumptions = list(ops.assumptions)
+    if ops.layers:
+        layer_rows, layer_findings = _layer_results(ops, max_examples, seed)
+        rows += layer_rows
+        findings += layer_findings
+        if dtype != "float64":
+            assumptions.append(f"the layer ops ({', '.join(ops.layers)}) are checked in float64, not {dtype}")
     return OpsReport(ops.label, dtype, rows, findings, warned, time.perf_counter() - start, tuple(ops.ignored),
-                     tuple(ops.assumptions), dict(ops.sources), tuple(ops.skipped))
+                     tuple(assumptions), dict(ops.sources), tuple(ops.skipped))
+
+
+def _layer_results(ops: UserOps, max_examples: int, seed: int | None) -> tuple[list[dict[str, Any]], list[Any]]:
+    """The layer ops checked (:func:`.layer_ops.check_layer_ops`, float64), as this report's rows
+    (check ``forward``/``backward``) and root causes (``kind`` the catalogue key or pattern, ``op``
+    the op and the wrong outputs: ``batchnorm_backward (dgamma, dbeta)``)."""
+    from ..core.layer_reference import LAYER_OPS
+    from ..diagnosis.causes import RootCause
+    from .layer_ops import check_layer_ops
+
+    report = check_layer_ops(ops.layers, max_examples=max_examples, seed=seed)
+    rows = [dict(op=r["op"], check="backward" if LAYER_OPS[r["op"]][1] else "forward", examples=r["examples"],
+                 failed=r["failed"], tol_ratio=r["worst"]) for r in report.rows]
+    findings = [RootCause(kind=f.key, what=f.words, right=f.right,
+                          op=f.op if f.output == "-" else f"{f.op} ({f.output})",
+                          checks=("backward" if LAYER_OPS[f.op][1] else "forward",),
+                          evidence=f"{f.examples} example(s); worst tol_ratio "
+                                   f"{f.worst.tol_ratio if f.worst else float('nan'):.3g}")
+                for f in report.findings]
+    return rows, findings
