@@ -313,10 +313,11 @@ class Network:
         return serialization.save(self, path)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> Network:
+    def load(cls, path: str | os.PathLike, *, trust_missing_checksum: bool = False) -> Network:
         """Rebuild a network written by :meth:`save`; the file is verified first
-        (:func:`scratchnet.serialization.read`)."""
-        spec, state = serialization.read(path)
+        (:func:`scratchnet.serialization.read`; a file without a checksum only with
+        ``trust_missing_checksum=True``)."""
+        spec, state = serialization.read(path, trust_missing_checksum=trust_missing_checksum)
         return cls.from_spec(spec, state)
 
     def __iter__(self) -> Iterator[Dense]:
@@ -326,6 +327,6 @@ class Network:
         return f"Network({self.spec.describe()})"
 
 
-def load(path: str | os.PathLike) -> Network:
+def load(path: str | os.PathLike, *, trust_missing_checksum: bool = False) -> Network:
     """Rebuild the network saved at ``path`` (``scratchnet.load``): :meth:`Network.load`."""
-    return Network.load(path)
+    return Network.load(path, trust_missing_checksum=trust_missing_checksum)

@@ -237,13 +237,15 @@ def run_matrix(impl: Implementation, plan: RunPlan | None = None,
                not_implemented: list[tuple[Any, str]] | None = None,
                jobs: list[tuple[str, tuple]] | None = None,
                on_error: Callable[[tuple[str, tuple], Exception], list[Record]] | None = None,
+               run_one: Callable[..., tuple[list[Record], str | None]] | None = None,
                ) -> tuple[list[Record], list[str]]:
     """Run ``jobs`` (default: every job of ``plan``); returns the records and the refusal
     messages checked. Jobs the implementation does not implement — left out by the plan (when
     ``jobs`` is not given), or raising ``NotImplementedError`` — are appended to
     ``not_implemented`` as ``(job, reason)``
     (without that list they raise). With ``on_error``, any other exception of a job becomes the
-    records it returns and the run goes on; without it, the exception propagates."""
+    records it returns and the run goes on; without it, the exception propagates. ``run_one(impl, plan, job)``
+    runs one job (default :func:`run_job`; :class:`~.isolated_jobs.IsolatedJobs` runs it in a worker)."""
     plan = plan or RunPlan()
     records: list[Record] = []
     refusals: list[str] = []
@@ -251,7 +253,7 @@ def run_matrix(impl: Implementation, plan: RunPlan | None = None,
         not_implemented += plan.not_implemented()
     for job in progress(plan.jobs() if jobs is None else jobs):
         try:
-            job_records, refusal = run_job(impl, plan, job)
+            job_records, refusal = (run_one or run_job)(impl, plan, job)
             records += job_records
             if refusal is not None:
                 refusals.append(refusal)

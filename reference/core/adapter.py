@@ -404,6 +404,9 @@ def load_implementation(text: str | None, *, validate: bool = True) -> tuple[Any
     Returns ``(implementation, capabilities)``; raises :class:`AdapterError` with what is wrong."""
     from ..core.protocol import ScratchnetImplementation
 
+    if text is not None and not text.strip():
+        raise AdapterError("--impl", ["--impl is empty: give 'package.module:factory' or 'path/to/adapter.py:factory', "
+                                      "or leave it out to test scratchnet itself (an unset variable in CI?)"])
     if not text:
         impl = ScratchnetImplementation()
         return impl, Capabilities.everything()

@@ -22,6 +22,7 @@ import numpy as np
 from scratchnet import ModelSpec, registry
 
 from .mapping import FLAVOURS, TORCH_FUSED_OPS, fused_loss, to_tensor
+from .overflow import as_agreed, shared_overflow
 from .protocol import Implementation, initial_state
 from .records import Combination, Record, measure, vector_agreement, versions_string
 from .stable import STABLE_PAIRS, stable_loss_and_logit_grad
@@ -297,7 +298,13 @@ def _fd_verdict(fd: np.ndarray, actual: np.ndarray, expected: np.ndarray, dtype:
 
 def _record(combo: Combination, check: str, param: str, actual: Any, expected: Any, tol: Tolerance,
             broken: str, meta: dict[str, str], noise: Any = None, term_scale: float = 0.0, oracle: str = "torch",
-            conditioning: float = 0.0, **extra: Any) -> Record:
+            conditioning: float = 0.0, same_dtype: Any = None, **extra: Any) -> Record:
+    agreed = shared_overflow(actual, same_dtype, combo.dtype, expected) if same_dtype is not None else ""
+    if agreed:  # torch in this dtype overflows exactly as the implementation does (core.overflow)
+        expected, broken, noise, oracle, conditioning = same_dtype, "", None, "torch", 0.0
+        actual = as_agreed(actual, same_dtype)
+        if "expected_value" in extra:
+            extra["expected_value"] = float(np.asarray(same_dtype))
     actual, expected = np.asarray(actual), np.asarray(expected)
     if actual.shape != expected.shape:  # a wrongly shaped gradient is a failure, named, not a crash
         return Record(check=check, param=param, shape=str(tuple(expected.shape)), **combo.__dict__,
@@ -325,7 +332,7 @@ def _record(combo: Combination, check: str, param: str, actual: Any, expected: A
     status = "unverified" if broken else ("pass" if passed else "fail")
     return Record(check=check, param=param, shape=str(tuple(expected.shape)), **combo.__dict__,
                   atol=atol, rtol=tol.rtol, passed=status != "fail", status=status,
-                  note=broken, noise_floor=floor, oracle="" if broken else oracle,
+                  note=broken or agreed, noise_floor=floor, oracle="" if broken else oracle,
                   **stats, **meta, **extra)
 
 
@@ -552,15 +559,15 @@ def compare_model(impl: Implementation, spec: ModelSpec, x: Any, y: Any, *, devi
         records.append(_record(combo, "forward", "output", out_impl, out_ref.output,
                                tolerance(spec.dtype, "forward"), out_ref.broken, meta,
                                noise=(out_other.output, out_noise_scale), term_scale=out_ref.term_scales["output"],
-                               **out_judged))
+                               same_dtype=out_refs[0][flavour].output, **out_judged))
         records.append(_record(combo, "loss", "loss", loss_impl, ref.loss, tolerance(spec.dtype, "loss"),
-                               ref.broken, meta, noise=(other.loss, noise_scale),
+                               ref.broken, meta, noise=(other.loss, noise_scale), same_dtype=refs[flavour].loss,
                                actual_value=float(loss_impl), expected_value=ref.loss, **judged))
         for name, expected in ref.grads.items():
             actual = np.asarray(grads_impl[name])
             rec = _record(combo, "gradient", name, actual, expected, tolerance(spec.dtype, "gradient"),
                           ref.broken, meta, noise=(other.grads[name], noise_scale),
-                          term_scale=ref.term_scales.get(name, 0.0), **judged,
+                          term_scale=ref.term_scales.get(name, 0.0), same_dtype=refs[flavour].grads[name], **judged,
                           **vector_agreement(actual, expected))
             wanted = fd == "always" or (fd == "on_failure" and rec.status != "pass")
             if wanted and actual.shape == expected.shape:
