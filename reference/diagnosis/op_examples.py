@@ -37,6 +37,8 @@ class UserOps:
     assumptions: list[str] = field(default_factory=list)
     code: dict[str, str] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
+    #: the layer ops (batch norm, dropout, conv2d, max pooling: ``byo.layer_ops``) by op name
+    layers: dict[str, Callable[..., Any]] = field(default_factory=dict)
     #: ops whose function hung, exited or crashed while being validated: op -> the
     #: :class:`~scratchnet_reference.core.isolation.UserCodeFailure` (reported as that op's failure)
     failed: dict[str, Any] = field(default_factory=dict)
