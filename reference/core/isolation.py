@@ -136,8 +136,10 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def _serve(conn: Any, target: Any, stack_file: str) -> None:
+def _serve(conn: Any, target: Any, stack_file: str, parents_end: Any = None) -> None:
     """The worker's loop: receive ``(fn, args)``, reply ``("ok", result)`` or a failure tuple."""
+    if parents_end is not None:  # the fork's copy of the parent's end: closed, so that the parent's close is EOF here
+        parents_end.close()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent()
     dump = open(stack_file, "w")  # noqa: SIM115 - kept open for faulthandler for the worker's life
@@ -192,7 +194,7 @@ class Worker:
         parent, child = ctx.Pipe(duplex=True)
         fd, self._stack_file = tempfile.mkstemp(prefix="scratchnet-worker-", suffix=".stack")
         os.close(fd)
-        self._process = ctx.Process(target=_serve, args=(child, self.target, self._stack_file), daemon=True,
+        self._process = ctx.Process(target=_serve, args=(child, self.target, self._stack_file, parent), daemon=True,
                                     name=f"scratchnet-worker {self.name}")
         self._process.start()
         child.close()
