@@ -197,6 +197,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.quick:
         plan.case_filter, keep = _quick_plan(plan)
     jobs = [job for job in plan.jobs() if keep(job)]
+    if args.impl:  # what the user's models are built with, and how it was chosen
+        print(f"architecture: {caps.architecture.describe()}", flush=True)
     skipped = [(job, reason) for job, reason in plan.not_implemented() if keep(job)]
     progress = ProgressBar(len(jobs), enabled=not args.no_progress, unit="jobs")
     start = time.perf_counter()
@@ -213,7 +215,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         "wall_time_s": f"{wall:.1f}",
     }
     if args.impl:
-        metadata.update(impl=impl.name, impl_spec=args.impl, capabilities=caps.describe())
+        metadata.update(impl=impl.name, impl_spec=args.impl, capabilities=caps.describe(),
+                        architecture=caps.architecture.describe())
     if skipped:
         metadata["not_implemented"] = _not_implemented_summary(impl.name, skipped)
     out = Path(args.out)

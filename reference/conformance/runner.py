@@ -1,8 +1,10 @@
 """Running the matrix: the deterministic conformance run behind ``scratchnet-conformance run``
 and the matrix tests.
 
-Each case is checked on a seeded batch with a two-hidden-layer, non-square network
-(``5-7-6-4``: a transposed weight gradient cannot hide), its targets of the kind the loss
+Each case is checked with a two-hidden-layer, non-square network (``5-7-6-4``: a transposed
+weight gradient cannot hide), or the architecture the implementation declares or was found to
+build (:mod:`~scratchnet_reference.core.architecture`), on three batches — seeded random, exact
+kinks, large logits (:mod:`~scratchnet_reference.core.batches`) — its targets of the kind the loss
 takes. Training configurations run in lockstep for 20 steps on a fixed classification case.
 Undefined (output, loss) pairs are checked to be refused with a clear error. Everything is
 seeded, so two runs on the same machine give the same records — the baseline gate relies on it.
@@ -24,16 +26,18 @@ import numpy as np
 from scratchnet import ModelSpec
 
 from ..byo.adapter import Capabilities, capabilities_of
+from ..core.batches import problems as batch_problems
+from ..core.boundary import INPUTS_CHECK
 from ..core.compare import compare_model
 from ..core.fit_lockstep import fit_lockstep
 from ..core.lockstep import GD_MODES, lockstep
 from ..core.matrix import DTYPES, OPTIMIZER_CONFIGS, Case, cases, make_batch, refused_pairs, training_configs
-from ..core.protocol import Implementation, ScratchnetImplementation, initial_state
+from ..core.protocol import Implementation, ScratchnetImplementation
 from ..core.records import Record
 
 __all__ = ["RunPlan", "check_case", "check_training", "check_fit", "FIT_EPOCHS",
            "check_refusal", "run_job", "run_matrix", "target_kind",
-           "case_problem", "training_spec", "CASE_SIZES", "TRAINING_STEPS"]
+           "case_problem", "case_sizes", "training_spec", "CASE_SIZES", "TRAINING_STEPS"]
 
 CASE_SIZES = (5, 7, 6, 4)
 CASE_BATCH = 8
@@ -46,24 +50,50 @@ def target_kind(loss: str) -> str:
     return "labels" if loss in ("cross_entropy", "nll") else "dense"
 
 
-def case_problem(case: Case, seed: int = 0) -> tuple[ModelSpec, np.ndarray, np.ndarray]:
-    """The spec and seeded batch one matrix case is checked on."""
-    spec = case.spec(CASE_SIZES, seed=seed)
+def case_problem(case: Case, seed: int = 0,
+                 sizes: tuple[int, ...] = CASE_SIZES) -> tuple[ModelSpec, np.ndarray, np.ndarray]:
+    """The spec and seeded batch one matrix case is checked on (``sizes``: the implementation's
+    architecture, :meth:`Capabilities.architecture`)."""
+    spec = case.spec(tuple(sizes), seed=seed)
     x, y = make_batch(spec, CASE_BATCH, seed=seed, target=target_kind(case.loss))
     return spec, x, y
 
 
 def check_case(impl: Implementation, case: Case, device: str = "cpu", seed: int = 0,
-               fd: str = "on_failure", diagnose: bool = True) -> list[Record]:
-    """Forward, loss and gradient records for one matrix case (every torch flavour); failing
-    records carry a diagnosis (``diagnose=False``: not computed)."""
-    spec, x, y = case_problem(case, seed)
-    records = compare_model(impl, spec, x, y, device=device, fd=fd)
-    if diagnose and any(r.status == "fail" for r in records):
-        from ..byo.diagnosis import Problem, annotate
+               fd: str = "on_failure", diagnose: bool = True, sizes: tuple[int, ...] | None = None) -> list[Record]:
+    """Forward, loss, gradient and intact-inputs records for one matrix case (every torch flavour),
+    on each of its batches (:mod:`~scratchnet_reference.core.batches`: random, exact kinks, large
+    logits); failing records carry a diagnosis (``diagnose=False``: not computed). ``sizes``:
+    default the architecture the implementation declares, else :data:`CASE_SIZES`."""
+    sizes = sizes or case_sizes(impl)
+    spec, x, y = case_problem(case, seed, sizes)
+    records: list[Record] = []
+    first: dict[tuple[str, str, str], Record] = {}  # the random batch's failing records
+    for batch, spec_b, state, xb, yb in batch_problems(spec, x, y):
+        found = compare_model(impl, spec_b, xb, yb, device=device, fd=fd, state=state, batch=batch)
+        failed = [r for r in found if r.status == "fail" and r.check != INPUTS_CHECK]  # inputs: named in its note
+        if diagnose and failed:
+            if first and all((r.flavour, r.check, r.param) in first for r in failed):
+                # the same parameters already fail on the random batch: the same causes, not new ones
+                for r in failed:
+                    r.diagnosis = first[r.flavour, r.check, r.param].diagnosis
+            else:
+                from ..byo.diagnosis import Problem, annotate
 
-        annotate(records, impl, Problem(spec, initial_state(spec), x, y, device))
+                annotate([r for r in found if r.check != INPUTS_CHECK], impl, Problem(spec_b, state, xb, yb, device))
+        if batch == "random":
+            first = {(r.flavour, r.check, r.param): r for r in failed}
+        records += found
     return records
+
+
+def case_sizes(impl: Implementation) -> tuple[int, ...]:
+    """The sizes ``impl``'s models are built with: its declared architecture, else :data:`CASE_SIZES`
+    (one found by the adapter check travels in the capabilities a plan or the plugin holds)."""
+    try:
+        return capabilities_of(getattr(impl, "inner", impl)).architecture.case_sizes()
+    except Exception:  # noqa: BLE001 - a malformed declaration is the adapter check's to report
+        return CASE_SIZES
 
 
 def training_spec(dtype: str, capabilities: Capabilities | None = None) -> ModelSpec:
@@ -76,7 +106,8 @@ def training_spec(dtype: str, capabilities: Capabilities | None = None) -> Model
         raise NotImplementedError(capabilities.missing_for_training("sgd", dtype)
                                   or f"nothing to train in {dtype}")
     hidden, output, loss, reduction = model
-    return ModelSpec(CASE_SIZES, hidden=hidden, output=output, loss=loss, reduction=reduction, dtype=dtype, seed=1)
+    return ModelSpec(capabilities.architecture.case_sizes(), hidden=hidden, output=output, loss=loss,
+                     reduction=reduction, dtype=dtype, seed=1)
 
 
 def check_training(impl: Implementation, optimizer: str, gd_mode: str, dtype: str, device: str = "cpu",
@@ -172,6 +203,11 @@ class RunPlan:
         """``(job, what is missing)`` for every job left out because it is not implemented."""
         return [(job, reason) for job in self.all_jobs() if (reason := self.missing(job))]
 
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """The sizes every matrix case is built with (the implementation's architecture)."""
+        return CASE_SIZES if self.capabilities is None else self.capabilities.architecture.case_sizes()
+
     def training_spec(self, dtype: str) -> ModelSpec:
         """The model the training jobs train (see :func:`training_spec`)."""
         return training_spec(dtype, self.capabilities)
@@ -184,7 +220,7 @@ def run_job(impl: Implementation, plan: RunPlan, job: tuple[str, tuple]) -> tupl
         return [], check_refusal(*args)
     if kind == "case":
         case, device = args
-        return check_case(impl, case, device, fd=plan.fd), None
+        return check_case(impl, case, device, fd=plan.fd, sizes=plan.sizes), None
     if kind == "fit":
         return check_fit(impl, *args), None
     return check_training(impl, *args, spec=plan.training_spec(args[2])), None

@@ -20,6 +20,7 @@ import numpy as np
 
 from scratchnet import ModelSpec, registry
 
+from .boundary import call, intact_record, private
 from .mapping import FLAVOURS, TORCH_FUSED_OPS, fused_loss, to_tensor
 from .protocol import Implementation, initial_state
 from .records import Combination, Record, measure, vector_agreement, versions_string
@@ -28,7 +29,7 @@ from .tolerances import FD_TOLERANCES, NOISE_FACTOR, Tolerance, tolerance
 from .torch_import import device_name, torch_module, versions
 from .torch_model import build_torch_model, torch_loss
 
-__all__ = ["compare_model", "flavours_for", "prepare_batch", "combination", "fd_gradients",
+__all__ = ["compare_model", "flavours_for", "prepare_batch", "combination", "fd_gradients", "fd_entries", "FD_ENTRIES",
            "TorchResult", "torch_forward_backward"]
 
 
@@ -196,30 +197,52 @@ def stable_forward_backward(spec: ModelSpec, state: Mapping[str, np.ndarray], x:
                        term_scales, oracle="torch_stable_float64")
 
 
+#: Finite differences are taken on at most this many entries of a gradient (the worst disagreeing
+#: half, the rest spread evenly): 2 loss evaluations each, so a 784 × 30 weight stays quick.
+FD_ENTRIES = 48
+
+
+def fd_entries(actual: np.ndarray, expected: np.ndarray, limit: int = FD_ENTRIES) -> np.ndarray:
+    """Flat indices of the entries to difference: all of them when there are at most ``limit``, else
+    the ``limit // 2`` where ``|actual − expected|`` is largest and ``limit // 2`` evenly spread."""
+    size = int(np.asarray(expected).size)
+    if size <= limit:
+        return np.arange(size)
+    with np.errstate(invalid="ignore", over="ignore"):
+        diff = np.abs(np.asarray(actual, dtype=np.float64) - np.asarray(expected, dtype=np.float64)).reshape(-1)
+    worst = np.argsort(-np.nan_to_num(diff, nan=np.inf), kind="stable")[:limit // 2]
+    spread = np.linspace(0, size - 1, limit - limit // 2).astype(np.int64)
+    return np.unique(np.concatenate([worst, spread]))
+
+
 def fd_gradients(impl: Implementation, spec: ModelSpec, state: Mapping[str, np.ndarray], x: np.ndarray,
-                 target: np.ndarray, names: Sequence[str], eps: float = 1e-6) -> dict[str, np.ndarray]:
+                 target: np.ndarray, names: Sequence[str], eps: float = 1e-6,
+                 entries: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Central differences in float64 of the implementation's own loss, for ``names``:
-    ``(L(θ + h e_i) − L(θ − h e_i)) / 2h`` with ``h = eps·max(1, |θ_i|)``."""
+    ``(L(θ + h e_i) − L(θ − h e_i)) / 2h`` with ``h = eps·max(1, |θ_i|)`` — the whole gradient, or
+    the flat ``entries[name]`` only (then a 1-D array of those entries). Every call gets private
+    copies of the weights and the batch."""
     spec64 = spec.replace(dtype="float64")
     state64 = {k: np.asarray(v, dtype=np.float64).copy() for k, v in state.items()}
-    model = impl.build(spec64, state64)
+    model = impl.build(spec64, private(state64))
     x64 = np.asarray(x, dtype=np.float64)
     t64 = target.astype(np.float64) if target.dtype.kind == "f" else target
     out = {}
     for name in names:
         flat = state64[name].reshape(-1)
-        grad = np.zeros(flat.size)
-        for i in range(flat.size):
+        chosen = np.arange(flat.size) if entries is None or name not in entries else np.asarray(entries[name])
+        grad = np.zeros(chosen.size)
+        for j, i in enumerate(chosen):
             orig = flat[i]
             h = eps * max(1.0, abs(orig))
             values = []
             for delta in (h, -h):
                 flat[i] = orig + delta
-                model.load_state_dict(state64)
-                values.append(model.loss_and_grads(x64, t64)[0])
+                model.load_state_dict(private(state64))
+                values.append(model.loss_and_grads(x64.copy(), t64.copy())[0])
             flat[i] = orig
-            grad[i] = (values[0] - values[1]) / (2 * h)
-        out[name] = grad.reshape(state64[name].shape)
+            grad[j] = (values[0] - values[1]) / (2 * h)
+        out[name] = grad.reshape(state64[name].shape) if entries is None or name not in entries else grad
     return out
 
 
@@ -370,20 +393,27 @@ def _judge(candidates: Any) -> tuple[TorchResult, Any]:
 
 def compare_model(impl: Implementation, spec: ModelSpec, x: Any, y: Any, *, device: str = "cpu",
                   state: Mapping[str, np.ndarray] | None = None, flavours: Sequence[str] | None = None,
-                  fd: str = "on_failure") -> list[Record]:
+                  fd: str = "on_failure", batch: str = "") -> list[Record]:
     """Compare ``impl`` with torch on one batch: output, loss and every parameter gradient,
-    in each flavour (``modular``; ``fused`` where torch has a fused form).
+    in each flavour (``modular``; ``fused`` where torch has a fused form), and whether the
+    implementation's ``forward`` and ``loss_and_grads`` left their inputs unchanged (``check =
+    "inputs"``). ``batch`` labels the records (:data:`~scratchnet_reference.core.records.BATCHES`).
+
+    The implementation gets private copies of the weights, ``x`` and the targets, and what it returns
+    is copied out (:mod:`~scratchnet_reference.core.boundary`); torch's tensors are copies too.
 
     ``fd``: ``"never"``, ``"on_failure"`` (finite differences for the parameters whose gradient
-    disagrees, to say which side is wrong) or ``"always"``.
+    disagrees, to say which side is wrong; at most :data:`FD_ENTRIES` entries of each) or ``"always"``.
     """
     if fd not in ("never", "on_failure", "always"):
         raise ValueError(f"fd must be 'never', 'on_failure' or 'always', got {fd!r}")
     state = initial_state(spec) if state is None else state
     xs, target = prepare_batch(spec, x, y)
-    model = impl.build(spec, state)
-    out_impl = np.asarray(model.forward(xs))
-    loss_impl, grads_impl = model.loss_and_grads(xs, target)
+    model = impl.build(spec, private(dict(state)))
+    forward = call(model.forward, "forward(x)", ("x",), xs)
+    out_impl = np.asarray(forward.result)
+    backward = call(model.loss_and_grads, "loss_and_grads(x, y)", ("x", "y"), xs, target)
+    loss_impl, grads_impl = backward.result
 
     torch_model = build_torch_model(spec, state, device)
     xt = to_tensor(xs, device, torch_model.layers[0].weight.dtype)
@@ -405,10 +435,11 @@ def compare_model(impl: Implementation, spec: ModelSpec, x: Any, y: Any, *, devi
 
     for flavour in wanted_flavours:
         ref, (other, noise_scale) = _judge(_oracles(spec, flavour, refs, probes, probe.scale, stable))
-        combo = combination(spec, flavour, device, impl.name)
+        combo = combination(spec, flavour, device, impl.name, batch=batch)
         judged = dict(oracle=ref.oracle)
         if ref.oracle == "torch_stable_float64":
             judged["conditioning"] = _modular_conditioning(spec, refs[flavour].output)
+        records.append(intact_record(combo, (forward, backward), meta))
         records.append(_record(combo, "forward", "output", out_impl, ref.output,
                                tolerance(spec.dtype, "forward"), ref.broken, meta,
                                noise=(other.output, noise_scale), term_scale=ref.term_scales["output"], **judged))
@@ -417,14 +448,17 @@ def compare_model(impl: Implementation, spec: ModelSpec, x: Any, y: Any, *, devi
                                actual_value=float(loss_impl), expected_value=ref.loss, **judged))
         for name, expected in ref.grads.items():
             actual = np.asarray(grads_impl[name])
+            same_shape = actual.shape == expected.shape
             rec = _record(combo, "gradient", name, actual, expected, tolerance(spec.dtype, "gradient"),
                           ref.broken, meta, noise=(other.grads[name], noise_scale),
                           term_scale=ref.term_scales.get(name, 0.0), **judged,
-                          **vector_agreement(actual, expected))
+                          **(vector_agreement(actual, expected) if same_shape else {}))
             wanted = fd == "always" or (fd == "on_failure" and rec.status != "pass")
-            if wanted and actual.shape == expected.shape:
+            if wanted and same_shape:
+                entries = fd_entries(actual, expected)
                 if name not in fd_cache:
-                    fd_cache.update(fd_gradients(impl, spec, state, xs, target, [name]))
-                rec.fd_verdict = _fd_verdict(fd_cache[name], actual, expected, spec.dtype)
+                    fd_cache.update(fd_gradients(impl, spec, state, xs, target, [name], entries={name: entries}))
+                rec.fd_verdict = _fd_verdict(fd_cache[name], actual.reshape(-1)[entries],
+                                             expected.reshape(-1)[entries], spec.dtype)
             records.append(rec)
     return records

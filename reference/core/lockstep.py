@@ -13,6 +13,7 @@ import numpy as np
 
 from scratchnet import ModelSpec
 
+from .boundary import private
 from .compare import combination, flavours_for, prepare_batch, torch_forward_backward
 from .mapping import to_tensor, torch_optimizer
 from .protocol import Implementation, initial_state
@@ -73,7 +74,7 @@ def lockstep(impl: Implementation, spec: ModelSpec, x: Any, y: Any, optimizer: M
     if schedule is None:
         schedule = flat_schedule(n, GD_MODES[gd_mode](n), steps, shuffle=shuffle, seed=seed)
 
-    model = impl.build(spec, state)
+    model = impl.build(spec, private(dict(state)))  # the user's own copy: its updates reach nothing of ours
     model.configure_optimizer(dict(optimizer))
     torch_model = build_torch_model(spec, state, device)
     opt = torch_optimizer(optimizer, torch_model.parameters())

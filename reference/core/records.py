@@ -16,9 +16,16 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Record", "Combination", "measure", "tol_ratios", "CHECKS", "STATUSES", "ORACLES"]
+__all__ = ["Record", "Combination", "measure", "tol_ratios", "CHECKS", "BATCHES", "STATUSES", "ORACLES"]
 
-CHECKS = ("forward", "loss", "gradient", "training_step", "final_params", "fit_step", "fit_epoch")
+#: ``inputs``: whether the implementation's calls left the arrays they were handed unchanged
+#: (:mod:`~scratchnet_reference.core.boundary`).
+CHECKS = ("forward", "loss", "gradient", "inputs", "training_step", "final_params", "fit_step", "fit_epoch")
+#: The batches each matrix case is compared on (the ``batch`` field): a seeded random batch; the same
+#: with half its rows zero and the hidden biases zero, so hidden pre-activations sit exactly on the
+#: kink at 0 (``relu'(0)``); the same with the output layer scaled to logits of ±``LARGE_LOGIT``
+#: (overflowing ``exp``, ``log 0``). Training and fit records have ``batch = ""``.
+BATCHES = ("random", "kink", "large_logits")
 #: pass; fail; unverified — no oracle could judge this record: torch's own arithmetic broke down
 #: (NaN/±inf, a saturated probability under a log, BCE's clamps) and none of the second oracles
 #: (:data:`ORACLES`) applied. Neither a pass nor a failure; the gate treats it as a regression from pass.
@@ -54,6 +61,7 @@ class Combination:
     gd_mode: str = ""
     seed: int = 0
     impl: str = "scratchnet"
+    batch: str = ""
 
     @property
     def key(self) -> str:

@@ -69,7 +69,7 @@ MANIFEST_FORMAT = "scratchnet-report/1"
 COLUMN_TYPES: dict[str, str] = {
     **dict.fromkeys(("check", "param", "shape", "hidden", "output", "loss", "reduction", "flavour", "dtype",
                      "device", "sizes", "optimizer", "gd_mode", "impl", "status", "worst_index", "fd_verdict",
-                     "note", "device_name", "versions", "kind", "row", "diagnosis"), "str"),
+                     "note", "device_name", "versions", "kind", "row", "diagnosis", "batch"), "str"),
     **dict.fromkeys(("seed", "step", "first_break_step", "n_records", "n_failed", "n_unverified"), "int"),
     **dict.fromkeys(("max_abs_err", "max_rel_err", "tol_ratio", "atol", "rtol", "actual_value", "expected_value",
                      "param_distance", "cosine", "norm_ratio", "forward_ratio", "loss_ratio", "gradient_ratio",

@@ -3,7 +3,7 @@ and per training configuration, each skipped as not implemented where the implem
 capabilities leave it out. Failures carry the diagnosis of every wrong parameter."""
 
 import pytest
-from scratchnet_reference.conformance.runner import check_case, check_training
+from scratchnet_reference.conformance.runner import check_case, check_training, training_spec
 from scratchnet_reference.core.matrix import DTYPES, cases, training_configs
 
 CASES = list(cases())
@@ -11,14 +11,15 @@ TRAINING = [(opt, mode, dtype) for opt, mode in training_configs() for dtype in 
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_case_matches_torch(impl, case, device, conformance):
+def test_case_matches_torch(impl, case, device, conformance, capabilities):
     conformance.require_case(case)
-    conformance.check(check_case(impl, case, device), steer=False)
+    sizes = capabilities.architecture.case_sizes()  # declared, or found by the adapter check
+    conformance.check(check_case(impl, case, device, sizes=sizes), steer=False)
 
 
 @pytest.mark.parametrize("optimizer,gd_mode,dtype", TRAINING, ids=["-".join(t) for t in TRAINING])
-def test_training_in_lockstep(impl, optimizer, gd_mode, dtype, device, conformance):
+def test_training_in_lockstep(impl, optimizer, gd_mode, dtype, device, conformance, capabilities):
     conformance.require_training(optimizer, dtype)
-    records = check_training(impl, optimizer, gd_mode, dtype, device)
+    records = check_training(impl, optimizer, gd_mode, dtype, device, spec=training_spec(dtype, capabilities))
     assert sum(r.check == "training_step" for r in records) >= 20
     conformance.check(records, steer=False)
