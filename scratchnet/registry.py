@@ -26,7 +26,7 @@ from .initializers import INITIALIZERS
 __all__ = [
     "ACTIVATIONS", "LOSSES", "OPTIMIZERS", "INITIALIZERS", "FUSED_PAIRS", "Spec",
     "normalize", "make_activation", "make_loss", "make_optimizer", "check_pair", "check_params",
-    "outputs_for", "is_fused", "label",
+    "outputs_for", "is_fused", "label", "takes_class_indices", "CLASS_INDEX_LOSSES",
 ]
 
 Spec = str | Mapping[str, Any]
@@ -102,6 +102,18 @@ def label(spec: Spec) -> str:
     defaults = (make_activation(name).params if table is ACTIVATIONS else make_loss(name).params)
     changed = {k: v for k, v in params.items() if defaults.get(k) != v}
     return name if not changed else f"{name}({', '.join(f'{k}={v}' for k, v in changed.items())})"
+
+
+def takes_class_indices(loss: str) -> bool:
+    """Whether ``loss`` reads integer targets as class indices and its ``"mean"`` divides by the
+    batch size ``N`` (cross-entropy, NLL): :attr:`scratchnet.losses.Loss.per_sample`, the one place
+    this is stated. The other losses read integer labels as one-hot rows (a single output: the 0/1
+    column itself) and their ``"mean"`` divides by every element, ``N·C``."""
+    return LOSSES[check_choice(loss, "loss", LOSSES)].per_sample
+
+
+#: The losses of :func:`takes_class_indices`, in registry order.
+CLASS_INDEX_LOSSES: tuple[str, ...] = tuple(name for name, cls in LOSSES.items() if cls.per_sample)
 
 
 def outputs_for(loss: str) -> list[str]:

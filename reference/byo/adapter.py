@@ -436,7 +436,7 @@ def _check_model(owner: str, model: Any, spec: ModelSpec, state: Mapping[str, np
     missing = [sig for name, sig in REQUIRED_MODEL_METHODS.items() if not callable(getattr(model, name, None))]
     if missing:
         return [f"model returned by {owner}.build() ({kind}) has no {sig}" for sig in missing]
-    x, y = make_batch(spec, 6, seed=5, target="labels" if spec.loss["name"] in ("cross_entropy", "nll") else "dense")
+    x, y = make_batch(spec, 6, seed=5, target="labels" if registry.takes_class_indices(spec.loss["name"]) else "dense")
     xs, target = prepare_batch(spec, x, y)
     n, c = xs.shape[0], spec.sizes[-1]
     problems = []

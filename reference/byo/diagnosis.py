@@ -41,7 +41,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -641,10 +641,10 @@ def annotate(records: list[Record], impl: Any = None, problem: Problem | None = 
         causes = diagnose(records, impl, problem)
     except Exception as exc:  # noqa: BLE001 - a diagnosis must never turn a failure into a crash
         causes = [RootCause("other", "", f"(no diagnosis: {type(exc).__name__}: {exc})")]
-    for r in failing:
-        mine = [c for c in causes if _explains(c, r)] or causes
+    for i, r in enumerate(records):  # records are frozen: the list is updated in place
+        mine = ([c for c in causes if _explains(c, r)] or causes) if r.status == "fail" else []
         if mine:
-            r.diagnosis = encode(mine)
+            records[i] = replace(r, diagnosis=encode(mine))
     return records
 
 
@@ -653,6 +653,7 @@ def annotate_training(records: list[Record], gradients_ok: bool | None = None) -
     before the first broken step still agreed, and — ``gradients_ok``, from a gradient check of
     the trained model — whether the gradients or the update rule are to blame."""
     curves: dict[tuple, list[Record]] = {}
+    diagnosis: dict[int, str] = {}  # id(record) -> its diagnosis (records are frozen: replaced in the list)
     for r in records:
         if r.check in ("training_step", "final_params"):
             key = (r.hidden, r.output, r.loss, r.reduction, r.flavour, r.dtype, r.device, r.optimizer, r.gd_mode)
@@ -682,7 +683,9 @@ def annotate_training(records: list[Record], gradients_ok: bool | None = None) -
                 else "training_forward")
         cause = encode([RootCause(kind, f"training: {broken.optimizer} {broken.gd_mode}", text)])
         for r in (r for r in curve if r.status == "fail"):
-            r.diagnosis = cause if (r is broken or r.check == "final_params") else f"follows from step {broken.step}"
+            diagnosis[id(r)] = (cause if (r is broken or r.check == "final_params")
+                                else f"follows from step {broken.step}")
+    records[:] = [replace(r, diagnosis=diagnosis[id(r)]) if id(r) in diagnosis else r for r in records]
     return records
 
 

@@ -29,9 +29,12 @@ Fixtures
                      ``configure_optimizer`` skips the test as not implemented)
     ``capabilities`` its :class:`scratchnet_reference.byo.adapter.Capabilities`
     ``device``       parametrises a test that uses ``conformance`` over the selected devices
-    ``conformance``  the session's :class:`Recorder`: ``conformance.check(records)`` stores the
-                     records, steers hypothesis toward the worst ``tol_ratio`` and fails the test
-                     with a table of the failing tensors and their diagnosis;
+    ``conformance``  the session's :class:`Recorder`: ``conformance.check(records, job=...)`` stores
+                     the records — as the records of that job of the matrix
+                     (:class:`~scratchnet_reference.conformance.runner.RunPlan`), or without ``job``
+                     as drawn records (hypothesis) kept apart from the matrix —, steers hypothesis
+                     toward the worst ``tol_ratio`` and fails the test with a table of the failing
+                     tensors and their diagnosis;
                      ``conformance.require(...)`` / ``require_case`` / ``require_training`` skip
                      what the implementation does not implement ("not implemented by <impl>: …")
 
@@ -40,10 +43,13 @@ implementation given with ``--scratchnet-impl`` is recorded and counted in the s
 turned into a test error: a sigmoid that overflows harmlessly to 0.0 is correct. (scratchnet's own
 tests keep such warnings as errors: pyproject's ``filterwarnings``.)
 
-Every record of the run — from every xdist worker — is collected, written at session end with
-:func:`scratchnet_reference.reports.tables.write_reports` when a report folder is given, and
-summarised in the terminal, with the diagnosis of each failing parameter, the worst failing
-example hypothesis found, and the count of what was not implemented.
+Every record of the run — from every xdist worker — is collected into one
+:class:`~scratchnet_reference.conformance.session.ConformanceRun` (the object the ``run`` command
+uses too), written at session end when a report folder is given — the matrix's records in the
+plan's job order, so the folder holds the same tables ``scratchnet-conformance run`` writes for the
+same jobs, and CI gates it instead of running the matrix again — and summarised in the terminal,
+with the diagnosis of each failing parameter, the worst failing example hypothesis found, and the
+count of what was not implemented.
 
 The deterministic matrix is also packaged, so a project that depends on scratchnet runs it
 against its own network with
@@ -57,6 +63,7 @@ import json
 import os
 import tempfile
 import textwrap
+import time
 import warnings
 from collections import Counter
 from collections.abc import Iterator
@@ -67,6 +74,9 @@ from typing import Any
 import pytest
 
 from ..core.records import Record
+from .runner import RunPlan
+from .session import ConformanceRun, Job
+from .session import load_implementation as _load_implementation
 
 _RECORDS_KEY = "scratchnet_records"
 NO_CUDA_REASON = "CUDA not available: torch.cuda.is_available() is False on this machine"
@@ -77,11 +87,9 @@ class Recorder:
     one pytest process."""
 
     def __init__(self, impl_name: str = "scratchnet", capabilities: Any = None) -> None:
-        self.records: list[Record] = []
-        self.refusals: list[str] = []
-        self.impl_name = impl_name
+        #: what the session found: the matrix's records by job, the drawn ones, refusals, skips
+        self.run = ConformanceRun(RunPlan(), impl_name=impl_name, source="pytest")
         self.capabilities = capabilities
-        self.not_implemented: list[str] = []
         #: test id -> (description, problem, worst tol_ratio) of its worst failing example (hypothesis
         #: replays the smallest one last, which can hide how large the error is)
         self.examples: dict[str, tuple[str, Any, float]] = {}
@@ -91,10 +99,31 @@ class Recorder:
         #: floating-point warnings raised inside a user's implementation (``--scratchnet-impl``)
         self.user_warnings = UserWarnings()
 
+    @property
+    def impl_name(self) -> str:
+        return self.run.impl_name
+
+    @impl_name.setter
+    def impl_name(self, name: str) -> None:
+        self.run.impl_name = name
+
+    @property
+    def records(self) -> list[Record]:
+        """Every record of the session: the matrix's, in the plan's job order, then the drawn ones."""
+        return self.run.all_records
+
+    @property
+    def refusals(self) -> list[str]:
+        return self.run.refusals
+
+    @property
+    def not_implemented(self) -> list[tuple[str, str, str]]:
+        return self.run.not_implemented
+
     # -- not implemented ---------------------------------------------------------------------
     def skip_not_implemented(self, what: str) -> None:
         """Count ``what`` as not implemented and skip the test, saying so."""
-        self.not_implemented.append(what)
+        self.run.skipped("test", _current_test(), what)
         pytest.skip(f"not implemented by {self.impl_name}: {what}")
 
     def _caps(self) -> Any:
@@ -126,12 +155,14 @@ class Recorder:
         """``(spec, state, x, y, device)`` of the records the next :meth:`check` gets."""
         self._problem = problem
 
-    def check(self, records: list[Record], *, steer: bool = True, problem: Any = None) -> None:
-        """Store ``records``; fail with a readable table if any failed. ``problem`` —
-        ``(spec, state, x, y, device)`` of the records, or the one given to :meth:`remember` — is
-        kept for a full diagnosis at the end."""
+    def check(self, records: list[Record], *, steer: bool = True, problem: Any = None, job: Job | None = None
+              ) -> None:
+        """Store ``records`` — the records of ``job`` of the matrix, or drawn records without one
+        (see :class:`~scratchnet_reference.conformance.session.ConformanceRun`); fail with a readable
+        table if any failed. ``problem`` — ``(spec, state, x, y, device)`` of the records, or the one
+        given to :meth:`remember` — is kept for a full diagnosis at the end."""
         problem, self._problem = problem or self._problem, None
-        self.records.extend(records)
+        records = list(records)
         if steer and records:
             try:
                 from hypothesis import target
@@ -139,12 +170,13 @@ class Recorder:
                 target(max(finite, default=0.0), label="max tol_ratio")
             except Exception:  # noqa: BLE001 - outside a hypothesis test: nothing to steer
                 pass
-        failed = [r for r in records if r.status == "fail"]
-        if failed:
+        if any(r.status == "fail" for r in records) and not any(r.diagnosis for r in records):
             from ..byo.diagnosis import annotate
 
-            if not any(r.diagnosis for r in failed):
-                annotate(records)  # from the records alone: cheap, fine inside a hypothesis search
+            annotate(records)  # from the records alone: cheap, fine inside a hypothesis search
+        self.run.add(records, job)
+        failed = [r for r in records if r.status == "fail"]
+        if failed:
             lines = [f"{len(failed)} of {len(records)} comparisons failed:"]
             if problem is not None:
                 description = _describe(problem)
@@ -166,7 +198,7 @@ class Recorder:
             pytest.fail("\n".join(lines), pytrace=False)
 
     def refused(self, message: str) -> None:
-        self.refusals.append(message)
+        self.run.refused(message)
 
     def diagnose_examples(self, impl: Any) -> None:
         """The full diagnosis (re-running variants) of each test's last failing example."""
@@ -332,13 +364,7 @@ class GuardedImplementation:
 def load_implementation(spec: str | None) -> Any:
     """Resolve and validate ``module:factory`` (scratchnet when ``None``); a malformed adapter
     is a usage error naming what is missing."""
-    from ..byo.adapter import AdapterError
-    from ..byo.adapter import load_implementation as load
-
-    try:
-        return load(spec)[0]
-    except AdapterError as exc:
-        raise pytest.UsageError(str(exc)) from None
+    return _load_implementation(spec, pytest.UsageError)[0]
 
 
 #: Every option of the plugin starts with this prefix; the ini setting is ``scratchnet_report_dir``.
@@ -415,6 +441,7 @@ def check_report_dir(path: Path) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config._scratchnet_start = time.perf_counter()  # type: ignore[attr-defined]
     config._scratchnet_recorder = Recorder()  # type: ignore[attr-defined]
     config._scratchnet_worker_records = []  # type: ignore[attr-defined]
     config._scratchnet_impl = None  # type: ignore[attr-defined]
@@ -434,15 +461,10 @@ def pytest_configure(config: pytest.Config) -> None:
 def _load(config: pytest.Config) -> Any:
     """The implementation and its validated capabilities, loaded once per process."""
     if config._scratchnet_impl is None:  # type: ignore[attr-defined]
-        from ..byo.adapter import AdapterError
-        from ..byo.adapter import load_implementation as load
-
-        try:
-            inner, caps = load(config.getoption("scratchnet_impl"))
-        except AdapterError as exc:
-            raise pytest.UsageError(str(exc)) from None
+        inner, caps = _load_implementation(config.getoption("scratchnet_impl"), pytest.UsageError)
         recorder: Recorder = config._scratchnet_recorder  # type: ignore[attr-defined]
         recorder.impl_name, recorder.capabilities = inner.name, caps
+        recorder.run.impl_spec = config.getoption("scratchnet_impl")
         # a user's implementation: its floating-point warnings are counted, not test errors
         user_warnings = recorder.user_warnings if config.getoption("scratchnet_impl") else None
         config._scratchnet_impl = GuardedImplementation(inner, recorder, user_warnings)  # type: ignore[attr-defined]
@@ -497,17 +519,15 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         recorder.diagnose_examples(_load(config))
     if _is_worker(config):
         config.workeroutput[_RECORDS_KEY] = json.dumps(  # type: ignore[attr-defined]
-            {"records": [r.to_dict() for r in recorder.records], "refusals": recorder.refusals,
-             "not_implemented": recorder.not_implemented, "examples": recorder.example_lines,
+            {**recorder.run.payload(), "examples": recorder.example_lines,
              "user_warnings": recorder.user_warnings.as_rows()})
         return
     for payload in config._scratchnet_worker_records:  # type: ignore[attr-defined]
         data = json.loads(payload)
-        recorder.records.extend(Record(**r) for r in data["records"])
-        recorder.refusals.extend(data["refusals"])
-        recorder.not_implemented.extend(data.get("not_implemented", []))
+        recorder.run.merge(data)
         recorder.example_lines.update(data.get("examples", {}))
         recorder.user_warnings.add_rows(data.get("user_warnings", []))
+    recorder.run.wall_s = time.perf_counter() - config._scratchnet_start  # type: ignore[attr-defined]
     out = config._scratchnet_report_dir  # type: ignore[attr-defined]
     if recorder.records and out is not None:
         config._scratchnet_written = _write(config, recorder, out)  # type: ignore[attr-defined]
@@ -519,32 +539,30 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
         node.config._scratchnet_worker_records.append(payload)
 
 
-def _not_implemented_summary(recorder: Recorder, limit: int = 6) -> str:
-    counts = Counter(part.strip() for what in recorder.not_implemented for part in what.split(", "))
-    top = ", ".join(f"{what} ({n})" for what, n in counts.most_common(limit))
-    more = f", … {len(counts) - limit} more" if len(counts) > limit else ""
-    return f"{len(recorder.not_implemented)} tests skipped as not implemented by {recorder.impl_name}: {top}{more}"
+def _plan(records: list[Record], capabilities: Any) -> RunPlan:
+    """The plan the session's matrix tests ran: the devices they ran on (CPU first, as
+    ``run`` lists them), every dtype, training, finite differences on failure."""
+    devices = sorted({r.device for r in records}, key=lambda d: (d != "cpu", d)) or ["cpu"]
+    return RunPlan(devices=tuple(devices),
+                   capabilities=None if capabilities is None or capabilities.is_everything else capabilities)
 
 
 def _write(config: pytest.Config, recorder: Recorder, out: Path) -> Path | str:
     try:
         from hypothesis import settings
-
-        from ..core.torch_import import versions
-        from ..reports.tables import write_reports, write_tables
     except ImportError as exc:
         return f"not written ({exc})"
-    metadata = {"source": "pytest", "profile": getattr(settings, "_current_profile", ""),
-                "refused_pairs": len(recorder.refusals), **versions()}
-    if recorder.impl_name != "scratchnet" or recorder.not_implemented:
-        metadata["impl"] = recorder.impl_name
-    if recorder.not_implemented:
-        metadata["not_implemented"] = _not_implemented_summary(recorder)
-    # CSVs always (seconds); the HTML page and plots on request (they take ~40 s for a full run)
+    run = recorder.run
+    run.plan = _plan(run.records, recorder.capabilities)
+    run.capabilities = recorder.capabilities
+    run.profile = str(getattr(settings, "_current_profile", "") or "")
     if recorder.user_warnings.counts:
-        metadata["user_warnings"] = recorder.user_warnings.summary(recorder.impl_name)
-    (write_reports if config.getoption("scratchnet_report_html") else write_tables)(recorder.records, out, metadata)
-    return out
+        run.notes["user_warnings"] = recorder.user_warnings.summary(recorder.impl_name)
+    # CSVs always (seconds); the HTML page and plots on request (they take ~20-40 s for a full run)
+    try:
+        return run.write(out, render=config.getoption("scratchnet_report_html"))
+    except ImportError as exc:
+        return f"not written ({exc})"
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
@@ -562,7 +580,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     tr.write_line(f"{len(records)} comparisons{impl} over {len(combos)} combinations; "
                   f"{len(recorder.refusals)} undefined pairs refused as required")
     if recorder.not_implemented:
-        tr.write_line(_not_implemented_summary(recorder) + " (not failures)")
+        tr.write_line(recorder.run.not_implemented_summary() + " (not failures)")
     if recorder.user_warnings.counts:
         tr.write_line(recorder.user_warnings.summary(recorder.impl_name))
     worst: dict[tuple[str, str], Record] = {}

@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import time
-import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ..console import PROG, ProgressBar, StageLine, UsageError
 
-__all__ = ["add_run_parser", "cmd_run", "execute", "QUICK_HIDDEN", "QUICK_TRAINING", "DEFAULT_OUT"]
+__all__ = ["add_run_parser", "cmd_run", "QUICK_HIDDEN", "QUICK_TRAINING", "DEFAULT_OUT"]
 
 DEFAULT_OUT = Path("reports/latest")
 #: --quick: the matrix for these hidden activations (ReLU has the kink at 0) and these training runs.
@@ -51,76 +48,6 @@ def add_run_parser(sub: Any) -> argparse.ArgumentParser:
     return run
 
 
-def _job_label(job: tuple[str, tuple]) -> str:
-    kind, args = job
-    if kind == "case":
-        return f"{args[0].id} {args[1]}"
-    if kind in ("training", "fit"):
-        return f"{kind} " + " ".join(args)
-    return f"refusal {args[0]}+{args[1]}"
-
-
-def _error_records(impl_name: str, job: tuple[str, tuple], exc: BaseException) -> list:
-    """A job that raised becomes failing records (``tol_ratio = inf``, the exception in ``note``),
-    so one crash shows up as a failed row instead of ending the run."""
-    from ..core.compare import combination, flavours_for
-    from ..core.lockstep import optimizer_label
-    from ..core.matrix import OPTIMIZER_CONFIGS
-    from ..core.records import Combination, Record
-    from .runner import CASE_SIZES, training_spec
-
-    kind, args = job
-    note = f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:500]
-    combos: list[Combination] = []
-    try:
-        if kind == "case":
-            case, device = args
-            spec = case.spec(CASE_SIZES)
-            combos = [combination(spec, f, device, impl_name) for f in flavours_for(spec)]
-        else:
-            opt, mode, dtype, device = args
-            spec = training_spec(dtype)
-            combos = [combination(spec, "fused" if spec.fused else "modular", device, impl_name,
-                                  optimizer=optimizer_label(OPTIMIZER_CONFIGS[opt]), gd_mode=mode)]
-    except Exception:  # noqa: BLE001 - the spec itself is broken: name the row from the job
-        if kind == "case":
-            case, device = args
-            combos = [Combination(hidden=f"{case.hidden},{case.hidden}", output=case.output, loss=case.loss,
-                                  reduction=case.reduction, flavour="modular", dtype=case.dtype, device=device,
-                                  impl=impl_name)]
-        else:
-            opt, mode, dtype, device = args
-            combos = [Combination(hidden="tanh,tanh", output="softmax", loss="cross_entropy", reduction="mean",
-                                  flavour="fused", dtype=dtype, device=device, impl=impl_name,
-                                  optimizer=optimizer_label(OPTIMIZER_CONFIGS[opt]), gd_mode=mode)]
-    check = {"case": "forward", "fit": "fit_step"}.get(kind, "training_step")
-    inf = float("inf")
-    return [Record(check=check, param="error", shape="()", **c.__dict__, max_abs_err=inf, max_rel_err=inf,
-                   tol_ratio=inf, atol=math.nan, rtol=math.nan, passed=False, status="fail", worst_index="()",
-                   step=-1 if check == "forward" else 0, note=note) for c in combos]
-
-
-def execute(impl: Any, plan: Any, jobs: Sequence[tuple[str, tuple]],
-            progress: ProgressBar | None = None,
-            not_implemented: list[tuple[tuple[str, tuple], str]] | None = None) -> tuple[list, list[str], list[str]]:
-    """Run ``jobs`` (from ``plan.jobs()``): ``(records, refusal messages, errors)``. A job that
-    raises is recorded as failing records and reported in ``errors``; the run goes on. With a
-    ``not_implemented`` list, a job raising ``NotImplementedError`` is appended there instead."""
-    from .runner import run_matrix
-
-    errors: list[str] = []
-
-    def on_error(job: tuple[str, tuple], exc: Exception) -> list:
-        errors.append(f"{_job_label(job)}: {type(exc).__name__}: {' '.join(str(exc).split())}"[:300])
-        if os.environ.get("SCRATCHNET_CONFORMANCE_TRACEBACK"):
-            traceback.print_exc()
-        return [] if job[0] == "refusal" else _error_records(getattr(impl, "name", "impl"), job, exc)
-
-    wrap = (lambda items: progress.wrap(items, _job_label)) if progress else (lambda items: items)
-    records, refusals = run_matrix(impl, plan, wrap, not_implemented, jobs=list(jobs), on_error=on_error)
-    return records, refusals, errors
-
-
 def _devices(requested: list[str] | None) -> list[str]:
     from ..core.torch_import import available_devices
 
@@ -143,12 +70,9 @@ def _devices(requested: list[str] | None) -> list[str]:
 def _load_impl(text: str | None) -> tuple[Any, Any]:
     """``--impl`` loaded and validated (scratchnet when not given); a malformed adapter is a
     usage error listing what is missing."""
-    from ..byo.adapter import AdapterError, load_implementation
+    from .session import load_implementation
 
-    try:
-        return load_implementation(text)
-    except AdapterError as exc:
-        raise UsageError(f"{PROG} run: --impl: {exc}") from None
+    return load_implementation(text, lambda message: UsageError(f"{PROG} run: --impl: {message}"))
 
 
 def _every_job(job: tuple[str, tuple]) -> bool:
@@ -170,22 +94,12 @@ def _quick_plan(plan: Any) -> tuple[Any, Any]:
     return (lambda case: case.hidden in hidden), keep
 
 
-def _not_implemented_summary(impl_name: str, items: list[tuple[tuple[str, tuple], str]], limit: int = 6) -> str:
-    from collections import Counter
-
-    kinds = Counter(job[0] for job, _ in items)
-    reasons = Counter(part.strip() for _, reason in items for part in reason.split(", "))
-    what = ", ".join(f"{n} {'matrix cases' if kind == 'case' else 'training runs'}" for kind, n in kinds.items())
-    top = ", ".join(f"{r} ({n})" for r, n in reasons.most_common(limit))
-    more = f", … {len(reasons) - limit} more" if len(reasons) > limit else ""
-    return f"{what} not implemented by {impl_name}: {top}{more}"
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     from ..core.matrix import DTYPES
     from ..reports.commands import check_output_dir
-    from ..reports.tables import conformance_matrix, records_frame, summary_table, write_reports
+    from ..reports.summaries import summary_table
     from .runner import RunPlan
+    from .session import ConformanceRun, job_label
 
     check_output_dir(args.out, "run", "--out")  # before the run, not after it
     impl, caps = _load_impl(args.impl)
@@ -200,49 +114,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.impl:  # what the user's models are built with, and how it was chosen
         print(f"architecture: {caps.architecture.describe()}", flush=True)
     skipped = [(job, reason) for job, reason in plan.not_implemented() if keep(job)]
+    run = ConformanceRun(plan, impl_name=impl.name, impl_spec=args.impl, capabilities=caps, source="cli",
+                         profile=args.profile or ("quick" if args.quick else "full"), quick=args.quick)
     progress = ProgressBar(len(jobs), enabled=not args.no_progress, unit="jobs")
-    start = time.perf_counter()
-    records, refusals, errors = execute(impl, plan, jobs, progress, not_implemented=skipped)
-    wall = time.perf_counter() - start
-    profile = args.profile or ("quick" if args.quick else "full")
-    metadata = {
-        "profile": profile,
-        "plan": (f"devices={','.join(devices)} dtypes={','.join(dtypes)} training={'no' if args.no_training else 'yes'}"
-                 f" fd={args.fd} quick={'yes' if args.quick else 'no'}"),
-        "jobs": str(len(jobs)),
-        "refusals": f"{len(refusals)} undefined output/loss pairs refused",
-        "errors": "; ".join(errors)[:1000] if errors else "none",
-        "wall_time_s": f"{wall:.1f}",
-    }
-    if args.impl:
-        metadata.update(impl=impl.name, impl_spec=args.impl, capabilities=caps.describe(),
-                        architecture=caps.architecture.describe())
-    if skipped:
-        metadata["not_implemented"] = _not_implemented_summary(impl.name, skipped)
+    run.execute(impl, jobs, lambda items: progress.wrap(items, job_label), skipped=skipped)
     out = Path(args.out)
-    extra = {}
-    if skipped:
-        import pandas as pd
-
-        extra["not_implemented"] = pd.DataFrame([(kind, _job_label((kind, args)), reason)
-                                                 for (kind, args), reason in skipped],
-                                                columns=["kind", "job", "not_implemented"])
     writing = StageLine(f"writing reports into {out}/:", enabled=not args.no_progress)
-    write_reports(records, out, metadata, extra_tables=extra, announce=writing.stage)
+    run.write(out, announce=writing.stage)
     writing.done()
-    matrix = conformance_matrix(records_frame(records))
-    _print_run_summary(matrix, summary_table(matrix), errors, out, wall, records=records,
-                       not_implemented=metadata.get("not_implemented", ""))
-    _print_ending(matrix, jobs, out, wall, writing.seconds, impl=bool(args.impl), quick=args.quick)
-    n_fail = int((matrix["status"] == "fail").sum())
-    return 1 if n_fail or errors else 0
+    matrix = run.matrix()
+    _print_run_summary(matrix, summary_table(matrix), run.errors, out, run.wall_s, records=run.records,
+                       not_implemented=run.not_implemented_summary() if run.not_implemented else "")
+    _print_ending(matrix, jobs, out, run.wall_s, writing.seconds, impl=bool(args.impl), quick=args.quick)
+    return 1 if run.failed else 0
 
 
 def _print_run_summary(matrix, summary, errors: list[str], out: Path, wall: float, records: Sequence[Any] = (),
                        not_implemented: str = "") -> None:
     from tabulate import tabulate
 
-    from ..reports.tables import failures_table
+    from ..reports.summaries import failures_table
 
     def fmt(v: Any) -> str:
         return "—" if isinstance(v, float) and math.isnan(v) else (f"{v:.2e}" if isinstance(v, float) else str(v))

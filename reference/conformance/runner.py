@@ -18,12 +18,12 @@ records come back with a :mod:`~scratchnet_reference.byo.diagnosis` of what is w
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from scratchnet import ModelSpec
+from scratchnet import ModelSpec, registry
 
 from ..byo.adapter import Capabilities, capabilities_of
 from ..core.batches import problems as batch_problems
@@ -46,8 +46,9 @@ FIT_EPOCHS = 3
 
 
 def target_kind(loss: str) -> str:
-    """The natural target of a loss: class labels for cross-entropy/NLL, dense rows otherwise."""
-    return "labels" if loss in ("cross_entropy", "nll") else "dense"
+    """The natural target of a loss: class labels for one that takes class indices
+    (:func:`scratchnet.registry.takes_class_indices`), dense rows otherwise."""
+    return "labels" if registry.takes_class_indices(loss) else "dense"
 
 
 def case_problem(case: Case, seed: int = 0,
@@ -68,22 +69,23 @@ def check_case(impl: Implementation, case: Case, device: str = "cpu", seed: int 
     sizes = sizes or case_sizes(impl)
     spec, x, y = case_problem(case, seed, sizes)
     records: list[Record] = []
-    first: dict[tuple[str, str, str], Record] = {}  # the random batch's failing records
+    first: dict[tuple[str, str, str], str] = {}  # the random batch's failing records -> their diagnosis
     for batch, spec_b, state, xb, yb in batch_problems(spec, x, y):
         found = compare_model(impl, spec_b, xb, yb, device=device, fd=fd, state=state, batch=batch)
-        failed = [r for r in found if r.status == "fail" and r.check != INPUTS_CHECK]  # inputs: named in its note
+        compared = [r for r in found if r.check != INPUTS_CHECK]  # inputs: named in its note
+        failed = [(r.flavour, r.check, r.param) for r in compared if r.status == "fail"]
         if diagnose and failed:
-            if first and all((r.flavour, r.check, r.param) in first for r in failed):
+            if first and all(key in first for key in failed):
                 # the same parameters already fail on the random batch: the same causes, not new ones
-                for r in failed:
-                    r.diagnosis = first[r.flavour, r.check, r.param].diagnosis
+                compared = [replace(r, diagnosis=first[r.flavour, r.check, r.param]) if r.status == "fail" else r
+                            for r in compared]
             else:
                 from ..byo.diagnosis import Problem, annotate
 
-                annotate([r for r in found if r.check != INPUTS_CHECK], impl, Problem(spec_b, state, xb, yb, device))
+                annotate(compared, impl, Problem(spec_b, state, xb, yb, device))  # replaces in the list
         if batch == "random":
-            first = {(r.flavour, r.check, r.param): r for r in failed}
-        records += found
+            first = {(r.flavour, r.check, r.param): r.diagnosis for r in compared if r.status == "fail"}
+        records += compared + [r for r in found if r.check == INPUTS_CHECK]
     return records
 
 

@@ -14,6 +14,7 @@ expected side comes from the implementation's code: targets are prepared here fr
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -38,15 +39,12 @@ def flavours_for(spec: ModelSpec) -> tuple[str, ...]:
     return FLAVOURS if fused_loss(spec.output["name"], spec.loss) else ("modular",)
 
 
-#: Losses whose torch form takes class indices (``F.cross_entropy``, ``F.nll_loss``).
-CLASS_INDEX_LOSSES = ("cross_entropy", "nll")
-
-
 def prepare_batch(spec: ModelSpec, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
     """Inputs cast to the spec's dtype and the target in the form torch's losses take, decided by
     the loss's name alone (the implementation validates its own targets):
 
-    * integer labels ``(N,)`` for a class-index loss (:data:`CLASS_INDEX_LOSSES`): int64 indices;
+    * integer labels ``(N,)`` for a class-index loss (:func:`scratchnet.registry.takes_class_indices`;
+      torch's ``F.cross_entropy`` and ``F.nll_loss`` take them too): int64 indices;
     * integer labels for any other loss: one-hot rows ``(N, C)`` in the dtype — for a single output
       (``C = 1``) the labels 0/1 are that column itself;
     * dense rows ``(N, C)``: cast to the dtype.
@@ -57,7 +55,7 @@ def prepare_batch(spec: ModelSpec, x: Any, y: Any) -> tuple[np.ndarray, np.ndarr
     if arr.ndim != 1 or arr.dtype.kind not in "iu":
         return xs, np.ascontiguousarray(arr, dtype=dtype)
     labels = arr.astype(np.int64)
-    if spec.loss["name"] in CLASS_INDEX_LOSSES:
+    if registry.takes_class_indices(spec.loss["name"]):
         return xs, labels
     c = spec.sizes[-1]
     if c == 1:
@@ -458,7 +456,7 @@ def compare_model(impl: Implementation, spec: ModelSpec, x: Any, y: Any, *, devi
                 entries = fd_entries(actual, expected)
                 if name not in fd_cache:
                     fd_cache.update(fd_gradients(impl, spec, state, xs, target, [name], entries={name: entries}))
-                rec.fd_verdict = _fd_verdict(fd_cache[name], actual.reshape(-1)[entries],
-                                             expected.reshape(-1)[entries], spec.dtype)
+                rec = replace(rec, fd_verdict=_fd_verdict(fd_cache[name], actual.reshape(-1)[entries],
+                                                          expected.reshape(-1)[entries], spec.dtype))
             records.append(rec)
     return records

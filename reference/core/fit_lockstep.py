@@ -24,6 +24,7 @@ The first record that breaks its tolerance names the step (epoch, batch) where t
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -166,6 +167,4 @@ def fit_lockstep(spec: ModelSpec, x: Any, y: Any, optimizer: Mapping[str, Any], 
         add("fit_epoch", end - 1, ratio, loss_stats, tol.rtol, tol.atol, "; ".join(problems),
             actual_value=float(history.epoch_loss[epoch]), expected_value=expected_loss, param_distance=distance)
     first_break = min((r.step for r in records if r.status == "fail"), default=-1)
-    for r in records:
-        r.first_break_step = first_break
-    return records
+    return [replace(r, first_break_step=first_break) for r in records]

@@ -11,7 +11,7 @@ Ratios, not booleans, go into reports, so a drift shows long before a failure.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields, make_dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -69,46 +69,61 @@ class Combination:
         return "|".join((self.hidden, self.output, self.loss, self.reduction, self.flavour, self.dtype, self.device))
 
 
-#: What was measured, after the identifying fields: the statistics of one compared tensor.
-_MEASURED: tuple[tuple[str, str] | tuple[str, str, Any], ...] = (
-    ("max_abs_err", "float"), ("max_rel_err", "float"), ("tol_ratio", "float"), ("atol", "float"), ("rtol", "float"),
-    ("passed", "bool"), ("status", "str"), ("worst_index", "str"),
-    ("oracle", "str", field(default="torch")),
-    ("step", "int", field(default=-1)),
-    ("actual_value", "float", field(default=float("nan"))),
-    ("expected_value", "float", field(default=float("nan"))),
-    ("param_distance", "float", field(default=float("nan"))),
-    ("cosine", "float", field(default=float("nan"))),
-    ("norm_ratio", "float", field(default=float("nan"))),
-    ("noise_floor", "float", field(default=0.0)),
-    ("fd_verdict", "str", field(default="")),
-    ("first_break_step", "int", field(default=-1)),
-    ("note", "str", field(default="")),
-    ("device_name", "str", field(default="")),
-    ("versions", "str", field(default="")),
-    # which derivative is wrong and how, in words (byo.diagnosis); "" when it passed
-    ("diagnosis", "str", field(default="")),
-)
+@dataclass(frozen=True, kw_only=True)
+class Record:
+    """One compared tensor: what was compared (``check``, ``param``, ``shape`` and, flattened in, every
+    field of :class:`Combination`, all required, in its order: a tidy DataFrame row), then what was
+    measured. The field types are the CSV schema of every report table that carries the field
+    (:mod:`scratchnet_reference.reports.schema` reads them from here)."""
 
+    check: str
+    param: str
+    shape: str
+    # -- the Combination, flattened (same names, same order; test_record_flattens_combination) --
+    hidden: str
+    output: str
+    loss: str
+    reduction: str
+    flavour: str
+    dtype: str
+    device: str
+    sizes: str
+    optimizer: str
+    gd_mode: str
+    seed: int
+    impl: str
+    batch: str = ""  # (a default: a records.csv from before the field reads back)
+    # -- the measurement ------------------------------------------------------------------------
+    max_abs_err: float
+    max_rel_err: float
+    tol_ratio: float
+    atol: float
+    rtol: float
+    passed: bool
+    status: str
+    worst_index: str
+    oracle: str = "torch"
+    step: int = -1
+    actual_value: float = float("nan")
+    expected_value: float = float("nan")
+    param_distance: float = float("nan")
+    cosine: float = float("nan")
+    norm_ratio: float = float("nan")
+    noise_floor: float = 0.0
+    fd_verdict: str = ""
+    first_break_step: int = -1
+    note: str = ""
+    device_name: str = ""
+    versions: str = ""
+    #: which derivative is wrong and how (the diagnosis's root causes, encoded); "" when it passed
+    diagnosis: str = ""
 
-def _to_dict(self: Any) -> dict[str, Any]:
-    return asdict(self)
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
-
-def _columns(cls: type) -> list[str]:
-    return [f.name for f in fields(cls)]
-
-
-#: One compared tensor: ``check``, ``param``, ``shape``, then every field of :class:`Combination`
-#: flattened in (derived from it, in its order, all required, for a tidy DataFrame), then the measurement.
-Record = make_dataclass(
-    "Record",
-    [("check", "str"), ("param", "str"), ("shape", "str"),
-     *((f.name, f.type) for f in fields(Combination)),
-     *_MEASURED],
-    kw_only=True,
-    namespace={"to_dict": _to_dict, "columns": classmethod(_columns), "__module__": __name__},
-)
+    @classmethod
+    def columns(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
 
 
 def tol_ratios(actual: np.ndarray, expected: np.ndarray, rtol: float, atol: float | np.ndarray) -> np.ndarray:

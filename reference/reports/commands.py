@@ -78,7 +78,7 @@ def _existing_dir(path: Path, role: str, command: str) -> Path:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from .files import CorruptFileError
-    from .tables import render_reports
+    from .folder import render_reports
 
     directory = _existing_dir(Path(args.dir), "report", "report")
     try:

@@ -55,29 +55,17 @@ import pandas as pd
 
 from scratchnet.atomic import atomic_write, fsync_folder
 
+from .schema import COLUMN_TYPES, PANDAS_TYPES
+
 __all__ = ["CorruptFileError", "IncompleteFolderError", "Terminated", "ReportFolder", "Manifest", "atomic_write_bytes",
            "atomic_write_text", "csv_bytes", "write_csv", "read_csv", "read_metadata", "verify_folder",
            "replace_directory", "staging_debris", "output_dir_problem", "new_run_id", "terminate_as_exception",
-           "FLOAT_FORMAT", "COLUMN_TYPES", "MANIFEST", "METADATA", "MANIFEST_FORMAT"]
+           "FLOAT_FORMAT", "MANIFEST", "METADATA", "MANIFEST_FORMAT"]
 
 FLOAT_FORMAT = "%.17g"
 MANIFEST = "manifest.json"
 METADATA = "metadata.json"
 MANIFEST_FORMAT = "scratchnet-report/1"
-
-#: The type of every column any report table has; columns not listed are left to pandas.
-COLUMN_TYPES: dict[str, str] = {
-    **dict.fromkeys(("check", "param", "shape", "hidden", "output", "loss", "reduction", "flavour", "dtype",
-                     "device", "sizes", "optimizer", "gd_mode", "impl", "status", "worst_index", "fd_verdict",
-                     "note", "device_name", "versions", "kind", "row", "diagnosis", "batch"), "str"),
-    **dict.fromkeys(("seed", "step", "first_break_step", "n_records", "n_failed", "n_unverified"), "int"),
-    **dict.fromkeys(("max_abs_err", "max_rel_err", "tol_ratio", "atol", "rtol", "actual_value", "expected_value",
-                     "param_distance", "cosine", "norm_ratio", "forward_ratio", "loss_ratio", "gradient_ratio",
-                     "training_ratio", "worst_ratio", "loss_actual", "loss_expected", "abs_diff", "rel_diff"),
-                    "float"),
-    "passed": "bool",
-}
-
 
 class CorruptFileError(ValueError):
     """A report file that cannot be read back as what it claims to be (truncated, edited, garbage)."""
@@ -241,7 +229,7 @@ def _parse_csv(path: Path, raw: bytes, types: Mapping[str, str] | None) -> pd.Da
     columns = pd.read_csv(io.StringIO(text), nrows=0).columns
     known = {**COLUMN_TYPES, **(types or {})}
     types = {c: known[c] for c in columns if c in known}
-    dtype = {c: {"str": str, "int": "int64", "float": "float64", "bool": bool}[t] for c, t in types.items()}
+    dtype = {c: PANDAS_TYPES[t] for c, t in types.items()}
     na_values = {c: ["", "nan", "NaN"] for c, t in types.items() if t == "float"}
     # pandas 3 parses floats exactly by default; pandas 2 needs round_trip for every bit
     exact = {"float_precision": "round_trip"} if int(pd.__version__.split(".")[0]) < 3 else {}
@@ -259,7 +247,8 @@ def read_csv(path: str | os.PathLike[str], required: tuple[str, ...] = (),
     count (a truncated or edited copy, or a file left from another run, is refused). Raises
     ``FileNotFoundError`` when missing and :class:`CorruptFileError` when the file is not UTF-8
     text, does not parse, lacks a ``required`` column or has a value of the wrong type. ``types``
-    (``{column: "str"|"int"|"float"|"bool"}``) adds to :data:`COLUMN_TYPES`."""
+    (``{column: "str"|"int"|"float"|"bool"}``) adds to :data:`scratchnet_reference.reports.schema.COLUMN_TYPES`
+    (every report table's columns, the Record fields' types among them)."""
     path = Path(path)
     raw = path.read_bytes()
     manifest = _read_manifest(path.parent)

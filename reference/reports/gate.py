@@ -9,7 +9,7 @@ left empty though none of its records is unverified, or a missing column the gat
 (:data:`REQUIRED_COLUMNS`) makes the file corrupt (:class:`GateError`, the CLI exits 2, naming the
 row): a broken report or baseline never passes.
 
-Rows are matched by the conformance-matrix key (:data:`scratchnet_reference.reports.tables.KEY_COLUMNS`);
+Rows are matched by the conformance-matrix key (:data:`scratchnet_reference.reports.schema.KEY_COLUMNS`);
 row order and other columns are ignored. The gate fails, naming each offending row, when
 
 * ``pass → fail`` — a row that passed in the baseline fails now;
@@ -52,7 +52,8 @@ import numpy as np
 import pandas as pd
 
 from .files import CorruptFileError, read_csv, verify_folder
-from .tables import CSV_FILES, KEY_COLUMNS, RATIO_COLUMNS, conformance_matrix, read_records, row_label
+from .frames import conformance_matrix, read_records, row_label
+from .schema import CSV_FILES, KEY_COLUMNS, RATIO_COLUMNS
 
 __all__ = ["GateError", "GateResult", "DEFAULT_FACTOR", "DEFAULT_FLOORS", "FALLBACK_FLOOR", "UNVERIFIED_STATUSES",
            "UNVERIFIED_COUNT", "REQUIRED_COLUMNS", "EXPECTED_RATIOS", "load_matrix", "gate", "row_verdicts",

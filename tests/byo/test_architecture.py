@@ -15,7 +15,7 @@ from scratchnet_reference.core.mapping import to_tensor
 from scratchnet_reference.core.matrix import Case, make_batch
 from scratchnet_reference.core.protocol import initial_state
 from scratchnet_reference.core.torch_model import build_torch_model
-from scratchnet_reference.reports.tables import read_records
+from scratchnet_reference.reports.frames import read_records
 
 from scratchnet import ModelSpec
 

@@ -12,7 +12,7 @@ from scratchnet_reference.byo.diagnosis import Problem, annotate, summary_lines
 from scratchnet_reference.conformance.runner import check_training
 from scratchnet_reference.core.matrix import make_batch
 from scratchnet_reference.core.root_causes import decode, group
-from scratchnet_reference.reports.tables import gradient_report, records_frame
+from scratchnet_reference.reports.frames import gradient_report, records_frame
 
 from scratchnet import ModelSpec
 from scratchnet.activations import Sigmoid

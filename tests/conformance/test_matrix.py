@@ -35,7 +35,7 @@ def test_fit_in_lockstep(impl, optimizer, gd_mode, dtype, device, conformance):
     steps = [r for r in records if r.check == "fit_step"]
     assert len([r for r in records if r.check == "fit_epoch"]) == FIT_EPOCHS >= 2
     assert len(steps) == FIT_EPOCHS * {"full_batch": 1, "mini_batch": 3, "stochastic": 13}[gd_mode]
-    conformance.check(records, steer=False)
+    conformance.check(records, steer=False, job=("fit", (optimizer, gd_mode, dtype, device)))
 
 
 @pytest.mark.parametrize("output,loss", refused_pairs(), ids=[f"{o}-{l}" for o, l in refused_pairs()])

@@ -51,7 +51,7 @@ def spec_with_params(draw, name, kind, allowed=None):
 
 
 def target_kinds(loss):
-    if loss in ("cross_entropy", "nll"):
+    if scratchnet.registry.takes_class_indices(loss):
         return ["labels", "one_hot", "soft"]
     return ["dense", "labels"]
 

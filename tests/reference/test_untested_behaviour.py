@@ -70,7 +70,7 @@ def test_predicted_classes_rule():
 
 # -- distribution targets: every row must sum to 1 ----------------------------------------------------
 
-@pytest.mark.parametrize("loss", ["cross_entropy", "nll"])
+@pytest.mark.parametrize("loss", registry.CLASS_INDEX_LOSSES)
 @pytest.mark.parametrize("rows", [
     [[1.0, 0.0, 0.0], [0.25, 0.25, 0.0]],                   # a row of 0.5 after one of 1
     [[0.25, 0.25, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]],  # … before two of 1

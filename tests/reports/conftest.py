@@ -13,7 +13,7 @@ from scratchnet_reference import ScratchnetImplementation
 from scratchnet_reference.conformance.runner import RunPlan, check_training, run_matrix
 from scratchnet_reference.core.records import Record
 from scratchnet_reference.reports.files import MANIFEST, METADATA, ReportFolder, read_metadata
-from scratchnet_reference.reports.tables import write_reports, write_tables
+from scratchnet_reference.reports.folder import write_reports, write_tables
 
 #: The small matrix: tanh hidden layers into softmax/sigmoid, mean reduction, both dtypes.
 SMALL_OUTPUTS = ("softmax", "sigmoid")
@@ -32,10 +32,17 @@ def small_records() -> list[Record]:
     return records
 
 
+def replace_in(records: list[Record], target: Record, **changes: object) -> Record:
+    """``target`` with ``changes``, put in its place in ``records`` (records are frozen)."""
+    index = next(i for i, r in enumerate(records) if r is target)
+    records[index] = dataclasses.replace(target, **changes)
+    return records[index]
+
+
 @pytest.fixture
 def records(small_records) -> list[Record]:
-    """A fresh copy per test, free to mutate."""
-    return [dataclasses.replace(r) for r in small_records]
+    """A fresh list per test, free to change (the records themselves are frozen)."""
+    return list(small_records)
 
 
 @pytest.fixture

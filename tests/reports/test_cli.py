@@ -12,10 +12,12 @@ from pathlib import Path
 import pytest
 from scratchnet_reference import cli
 from scratchnet_reference.conformance import run as conformance_run
-from scratchnet_reference.conformance.run import execute
+from scratchnet_reference.conformance.session import ConformanceRun
 from scratchnet_reference.reports.commands import BASELINE_FILES
 from scratchnet_reference.reports.files import ReportFolder, read_csv
 from scratchnet_reference.reports.gate import gate
+
+from .conftest import replace_in
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -85,7 +87,7 @@ def test_gate_exit_codes_and_offender_table(capsys, records, baseline_dir, write
     assert code == 0
     assert out.splitlines()[-1].startswith("gate: ") and out.splitlines()[-1].endswith(" passed, 0 failed")
     target = next(r for r in records if r.check == "loss" and r.output == "softmax" and r.dtype == "float64")
-    target.tol_ratio, target.status, target.passed = 9.0, "fail", False
+    target = replace_in(records, target, tol_ratio=9.0, status="fail", passed=False)
     code, out, _ = _run(capsys, "gate", str(write(records, "bad")), str(baseline_dir))
     assert code == 1
     assert "pass → fail" in out and f"tanh,tanh → softmax + {target.loss}" in out
@@ -157,7 +159,7 @@ def test_baseline_never_promotes_onto_itself(capsys, baseline_dir):
 def test_a_job_that_raises_becomes_a_failing_row():
     from scratchnet_reference.conformance.runner import RunPlan
     from scratchnet_reference.core.matrix import Case
-    from scratchnet_reference.reports.tables import conformance_matrix, records_frame
+    from scratchnet_reference.reports.frames import conformance_matrix, records_frame
 
     class Broken:
         name = "broken"
@@ -167,9 +169,10 @@ def test_a_job_that_raises_becomes_a_failing_row():
 
     jobs = [("case", (Case("tanh", "softmax", "cross_entropy", "mean", "float64"), "cpu")),
             ("training", ("sgd", "full_batch", "float64", "cpu"))]
-    records, _, errors = execute(Broken(), RunPlan(), jobs)
-    assert len(errors) == 2 and "no network today" in errors[0]
-    matrix = conformance_matrix(records_frame(records))
+    run = ConformanceRun(RunPlan(), impl_name="broken")
+    run.execute(Broken(), jobs)
+    assert len(run.errors) == 2 and "no network today" in run.errors[0] and run.failed
+    matrix = conformance_matrix(records_frame(run.records))
     assert (matrix["status"] == "fail").all() and set(matrix["kind"]) == {"case", "training"}
     assert set(matrix[matrix["kind"] == "case"]["flavour"]) == {"modular", "fused"}
 
@@ -193,7 +196,7 @@ def _no_work(*args, **kwargs):
 def test_a_bad_output_folder_exits_2_before_the_work(capsys, tmp_path, monkeypatch, rendered_dir, command, where):
     from scratchnet_reference.study import command as study_command
 
-    monkeypatch.setattr(conformance_run, "execute", _no_work)
+    monkeypatch.setattr(ConformanceRun, "execute", _no_work)
     monkeypatch.setattr(study_command, "run_study", _no_work)
     blocker = tmp_path / "a-file.txt"
     blocker.write_text("not a folder\n")

@@ -12,7 +12,7 @@ import pytest
 from scratchnet_reference.reports.files import read_csv, write_csv
 from scratchnet_reference.reports.gate import DEFAULT_FLOORS, GateError, compare_matrices, format_offenders, gate
 
-from .conftest import SMALL_OUTPUTS, reseal
+from .conftest import SMALL_OUTPUTS, replace_in, reseal
 
 
 def _problems(result) -> list[tuple[str, str, str]]:
@@ -41,7 +41,7 @@ def test_row_order_and_extra_columns_are_ignored(baseline_dir, tmp_path):
 def test_pass_to_fail_names_the_row(records, baseline_dir, write):
     target = _first(records, check="gradient", output="softmax", loss="cross_entropy", flavour="fused",
                     dtype="float32", param="layers.1.weight")
-    target.tol_ratio, target.status, target.passed = 4.2, "fail", False
+    target = replace_in(records, target, tol_ratio=4.2, status="fail", passed=False)
     result = gate(write(records), baseline_dir)
     assert _problems(result) == [("pass → fail", "tanh,tanh → softmax + cross_entropy (mean, fused)", "float32")]
     assert "gradient_ratio 4.2" in result.offenders["detail"].iloc[0]
@@ -50,7 +50,7 @@ def test_pass_to_fail_names_the_row(records, baseline_dir, write):
 def test_pass_to_unverified_is_a_regression(records, baseline_dir, write):
     """A record no oracle could judge turns its row ``unverified``: a regression from ``pass``."""
     target = _first(records, check="loss", output="softmax", loss="cross_entropy", flavour="fused", dtype="float64")
-    target.status, target.oracle, target.note = "unverified", "", "torch produced NaN/inf"
+    target = replace_in(records, target, status="unverified", oracle="", note="torch produced NaN/inf")
     result = gate(write(records), baseline_dir)
     assert _problems(result) == [("pass → unverified", "tanh,tanh → softmax + cross_entropy (mean, fused)",
                                   "float64")]
@@ -81,7 +81,8 @@ def test_new_unbaselined_combination_fails(records, baseline_dir, write):
 def test_tol_ratio_growth_beyond_the_factor_fails(records, baseline_dir, write):
     target = _first(records, check="forward", output="sigmoid", loss="binary_cross_entropy", flavour="modular",
                     dtype="float64")
-    target.tol_ratio = 0.5  # still passing, but far above the baseline's ~1e-6 and the float64 floor
+    # still passing, but far above the baseline's ~1e-6 and the float64 floor
+    target = replace_in(records, target, tol_ratio=0.5)
     result = gate(write(records), baseline_dir)
     assert _problems(result) == [("tol_ratio grew", "tanh,tanh → sigmoid + binary_cross_entropy (mean, modular)",
                                   "float64")]
@@ -90,9 +91,9 @@ def test_tol_ratio_growth_beyond_the_factor_fails(records, baseline_dir, write):
 
 
 def test_growth_below_the_floor_is_noise(records, baseline_dir, write):
-    for r in records:
-        if r.check == "loss":  # 0 → a few rounding steps: far below each dtype's floor
-            r.tol_ratio = DEFAULT_FLOORS[r.dtype] / 2
+    # the loss ratios 0 → a few rounding steps: far below each dtype's floor
+    records = [dataclasses.replace(r, tol_ratio=DEFAULT_FLOORS[r.dtype] / 2) if r.check == "loss" else r
+               for r in records]
     assert gate(write(records), baseline_dir).passed
 
 
@@ -247,9 +248,7 @@ def test_every_ratio_set_to_nan_is_an_error(small_records, baseline_dir, write):
 def test_nan_in_the_baseline_and_x1000_in_the_run_is_an_error(records, small_records, baseline_dir, write):
     _plant(baseline_dir, lambda m: m.assign(forward_ratio=math.nan, worst_ratio=m[["loss_ratio", "gradient_ratio",
                                                                                     "training_ratio"]].max(axis=1)))
-    for r in records:
-        if r.check == "forward":
-            r.tol_ratio *= 1000
+    records = [dataclasses.replace(r, tol_ratio=r.tol_ratio * 1000) if r.check == "forward" else r for r in records]
     with pytest.raises(GateError, match="baseline file is corrupt: .*forward_ratio is empty"):
         gate(write(records), baseline_dir)
 
@@ -276,9 +275,8 @@ def test_worst_ratio_and_status_must_agree_with_their_row(small_records, baselin
 
 def test_a_row_whose_checks_all_turned_unverified_is_a_regression(records, baseline_dir, write):
     where = dict(output="softmax", loss="cross_entropy", flavour="fused", dtype="float64")
-    for r in records:
-        if all(getattr(r, k) == v for k, v in where.items()) and not r.optimizer:
-            r.status, r.tol_ratio = "unverified", math.inf  # torch's own arithmetic broke down
+    records = [dataclasses.replace(r, status="unverified", tol_ratio=math.inf)  # torch's own arithmetic broke down
+               if all(getattr(r, k) == v for k, v in where.items()) and not r.optimizer else r for r in records]
     result = gate(write(records), baseline_dir)
     assert _problems(result) == [("pass → unverified", "tanh,tanh → softmax + cross_entropy (mean, fused)",
                                   "float64")]
@@ -286,9 +284,9 @@ def test_a_row_whose_checks_all_turned_unverified_is_a_regression(records, basel
 
 
 def test_one_check_turned_unverified_is_a_regression(records, baseline_dir, write):
-    for r in records:
-        if r.check == "gradient" and r.output == "sigmoid" and r.loss == "mse" and r.dtype == "float32":
-            r.status, r.tol_ratio = "unverified", math.nan
+    records = [dataclasses.replace(r, status="unverified", tol_ratio=math.nan)
+               if r.check == "gradient" and r.output == "sigmoid" and r.loss == "mse" and r.dtype == "float32" else r
+               for r in records]
     result = gate(write(records), baseline_dir)
     assert _problems(result) == [("pass → unverified", "tanh,tanh → sigmoid + mse (mean, modular)", "float32")]
     assert result.offenders["detail"].iloc[0].startswith("gradient_ratio ") and "→ empty" in \

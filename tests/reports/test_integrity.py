@@ -27,8 +27,8 @@ from scratchnet_reference.reports.files import (
     staging_debris,
     verify_folder,
 )
+from scratchnet_reference.reports.folder import render_reports, write_tables
 from scratchnet_reference.reports.gate import GateError, gate
-from scratchnet_reference.reports.tables import render_reports, write_tables
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,7 +55,8 @@ SLOW_WRITER = textwrap.dedent("""
     os.replace, shutil.rmtree = slow_replace, slow_rmtree
     command = sys.argv[1]
     if command == "write":
-        from scratchnet_reference.reports.tables import read_records, write_reports, write_tables
+        from scratchnet_reference.reports.folder import write_reports, write_tables
+        from scratchnet_reference.reports.frames import read_records
         records = read_records(sys.argv[2]).to_dict("records")
         (write_reports if sys.argv[4] == "render" else write_tables)(records, sys.argv[3], {"profile": "killed"})
     else:

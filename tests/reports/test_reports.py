@@ -25,20 +25,18 @@ from scratchnet_reference.reports.files import (
     verify_folder,
     write_csv,
 )
-from scratchnet_reference.reports.tables import (
-    CSV_FILES,
-    KEY_COLUMNS,
-    MATRIX_COLUMNS,
+from scratchnet_reference.reports.folder import render_reports, write_reports, write_tables
+from scratchnet_reference.reports.frames import (
     conformance_matrix,
     gradient_report,
     read_records,
     records_frame,
     records_from_frame,
-    render_reports,
     training_report,
-    write_reports,
-    write_tables,
 )
+from scratchnet_reference.reports.schema import CSV_FILES, KEY_COLUMNS, MATRIX_COLUMNS
+
+from .conftest import replace_in
 
 PNGS = ("heatmap.png", "heatmap_hidden.png", "training_curves.png", "training_ratio.png", "gradient_errors.png")
 
@@ -80,7 +78,7 @@ def test_matrix_has_one_row_per_combination_and_training_rows_of_their_own(small
 
 def test_matrix_row_fails_when_any_record_fails_and_keeps_the_worst_ratio(records):
     target = next(r for r in records if r.check == "gradient")
-    target.tol_ratio, target.status, target.passed = 3.5, "fail", False
+    target = replace_in(records, target, tol_ratio=3.5, status="fail", passed=False)
     matrix = conformance_matrix(records_frame(records)).set_index(list(KEY_COLUMNS))
     row = matrix.loc[("case", target.impl, target.hidden, target.output, target.loss, target.reduction,
                       target.flavour, "", "", target.dtype, target.device)]
@@ -90,7 +88,7 @@ def test_matrix_row_fails_when_any_record_fails_and_keeps_the_worst_ratio(record
 
 def test_unverified_records_are_counted_but_not_worst(records):
     target = next(r for r in records if r.check == "loss")
-    target.tol_ratio, target.status, target.oracle = math.inf, "unverified", ""
+    target = replace_in(records, target, tol_ratio=math.inf, status="unverified", oracle="")
     matrix = conformance_matrix(records_frame(records))
     row = matrix[(matrix["n_unverified"] == 1)]
     assert len(row) == 1 and row["status"].iloc[0] == "unverified" and math.isfinite(row["worst_ratio"].iloc[0])
@@ -99,7 +97,7 @@ def test_unverified_records_are_counted_but_not_worst(records):
 
 
 def test_every_record_is_counted_under_its_oracle(records):
-    from scratchnet_reference.reports.tables import oracle_table
+    from scratchnet_reference.reports.frames import oracle_table
 
     frame = records_frame(records)
     table = oracle_table(frame)
@@ -119,8 +117,8 @@ def test_gradient_report_has_a_row_per_parameter(small_records):
 
 def test_training_report_has_both_losses_per_step_and_the_first_break(records):
     steps = [r for r in records if r.check == "training_step" and r.dtype == "float64"]
-    steps[3].status, steps[3].passed, steps[3].tol_ratio = "fail", False, 2.0
-    steps[4].status, steps[4].passed = "fail", False
+    steps[3] = replace_in(records, steps[3], status="fail", passed=False, tol_ratio=2.0)
+    steps[4] = replace_in(records, steps[4], status="fail", passed=False)
     report = training_report(records_frame(records))
     assert len(report) == 10  # 5 steps × 2 dtypes
     f64 = report[report["dtype"] == "float64"]

@@ -1,6 +1,8 @@
 """The deterministic matrix of :mod:`scratchnet_reference.conformance.runner` for ``--impl``: one test per matrix case
 and per training configuration, each skipped as not implemented where the implementation's
-capabilities leave it out. Failures carry the diagnosis of every wrong parameter."""
+capabilities leave it out. Failures carry the diagnosis of every wrong parameter. Each test hands its
+records to the run as those of its job, so a report folder (``--scratchnet-report-dir``) holds the
+tables ``scratchnet-conformance run`` writes."""
 
 import pytest
 from scratchnet_reference.conformance.runner import check_case, check_training, training_spec
@@ -14,7 +16,7 @@ TRAINING = [(opt, mode, dtype) for opt, mode in training_configs() for dtype in 
 def test_case_matches_torch(impl, case, device, conformance, capabilities):
     conformance.require_case(case)
     sizes = capabilities.architecture.case_sizes()  # declared, or found by the adapter check
-    conformance.check(check_case(impl, case, device, sizes=sizes), steer=False)
+    conformance.check(check_case(impl, case, device, sizes=sizes), steer=False, job=("case", (case, device)))
 
 
 @pytest.mark.parametrize("optimizer,gd_mode,dtype", TRAINING, ids=["-".join(t) for t in TRAINING])
@@ -22,4 +24,4 @@ def test_training_in_lockstep(impl, optimizer, gd_mode, dtype, device, conforman
     conformance.require_training(optimizer, dtype)
     records = check_training(impl, optimizer, gd_mode, dtype, device, spec=training_spec(dtype, capabilities))
     assert sum(r.check == "training_step" for r in records) >= 20
-    conformance.check(records, steer=False)
+    conformance.check(records, steer=False, job=("training", (optimizer, gd_mode, dtype, device)))
