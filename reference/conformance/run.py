@@ -133,7 +133,8 @@ def _print_run_summary(matrix, summary, errors: list[str], out: Path, wall: floa
                        not_implemented: str = "") -> None:
     from tabulate import tabulate
 
-    from ..reports.summaries import failures_table
+    from ..reports.frames import records_frame
+    from ..reports.summaries import failures_table, parameters_table
 
     def fmt(v: Any) -> str:
         return "—" if isinstance(v, float) and math.isnan(v) else (f"{v:.2e}" if isinstance(v, float) else str(v))
@@ -145,6 +146,12 @@ def _print_run_summary(matrix, summary, errors: list[str], out: Path, wall: floa
         print(f"root causes (reproducers: {out / 'root_causes.csv'}):")
         for line in summary_lines(diagnosed):
             print(f"  {line}")
+        print()
+    params = parameters_table(records_frame(records)) if records else None
+    if params is not None and len(params):
+        print("per tensor (pass on every batch; fail: on the batches named, or on all):")
+        print(tabulate(params.to_numpy().tolist(), headers=list(params.columns), tablefmt="simple",
+                       disable_numparse=True))
         print()
     print(tabulate(summary.map(fmt).to_numpy().tolist(), headers=list(summary.columns), tablefmt="simple",
                    disable_numparse=True))

@@ -160,3 +160,34 @@ def test_the_large_logit_batch_reaches_the_promised_logit():
     state, xs, _ = large_logit_problem(spec, initial_state(spec), x, y)
     z, _ = build_torch_model(spec, state)(to_tensor(xs, "cpu"))
     assert float(z.detach().abs().max()) == pytest.approx(LARGE_LOGIT, rel=1e-12)
+
+
+def test_the_first_screen_says_which_tensor_fails_on_which_batch():
+    from scratchnet_reference.reports.frames import records_frame
+    from scratchnet_reference.reports.summaries import parameters_table
+
+    impl = UserImplementation("scalar-bias")
+    impl.build = lambda spec, state: _ScalarBias(UserImplementation().build(spec, state).network, None, 1.0)
+    records = check_case(impl, Case("tanh", "softmax", "cross_entropy", "mean", "float64"), diagnose=False)
+    records += check_case(UserImplementation(), Case("tanh", "softmax", "mse", "mean", "float64"), diagnose=False)
+    table = parameters_table(records_frame(records))
+    assert list(table.columns) == ["row", "inputs", "output", "loss", "layers.0.weight", "layers.0.bias",
+                                   "layers.1.weight", "layers.1.bias", "layers.2.weight", "layers.2.bias"]
+    assert list(table["row"]) == ["tanh,tanh → softmax + cross_entropy (mean, modular)",
+                                  "tanh,tanh → softmax + cross_entropy (mean, fused)"]  # the passing case: no row
+    assert set(table["layers.0.bias"]) == {"fail"}
+    assert {v for c in table.columns[1:] if c != "layers.0.bias" for v in table[c]} == {"pass"}
+
+
+@pytest.mark.parametrize("bug, case, batch", [
+    ("SoftmaxWithoutMax", Case("tanh", "softmax", "mse", "mean", "float64"), "large_logits"),
+    ("ReLUPrimeOneAtZero", Case("relu", "identity", "mse", "mean", "float64"), "kink"),
+])
+def test_the_run_itself_reaches_overflow_and_kinks(bug, case, batch):
+    """Two bugs invisible on ordinary data (test_teeth.test_some_bugs_hide_on_ordinary_data) fail the
+    matrix case itself, in the batch made for them only."""
+    from ..conformance import test_teeth
+
+    impl = UserImplementation(bug, network_factory=test_teeth.every(getattr(test_teeth, bug)))
+    records = check_case(impl, case, diagnose=False)
+    assert {r.batch for r in records if r.status == "fail"} == {batch}
