@@ -701,4 +701,7 @@ def load_implementation(text: str | None, *, validate: bool = True) -> tuple[Any
             raise AdapterError("--impl", [f"--impl {text!r}: calling {attr}() raised "
                                           f"{type(exc).__name__}: {exc}"]) from exc
     caps = validate_implementation(obj) if validate else capabilities_of(obj)
+    from ..core.reproducer import remember_ref
+
+    remember_ref(obj, text)  # its reproducers load it the same way
     return obj, caps

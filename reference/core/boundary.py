@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Call", "call", "private", "copied_out", "intact_record", "INPUTS_CHECK"]
+__all__ = ["Call", "call", "private", "copied_out", "intact_record", "second_call_ratio", "INPUTS_CHECK"]
 
 #: The ``check`` of the records saying whether a user call left its inputs as it got them.
 INPUTS_CHECK = "inputs"
@@ -99,3 +99,20 @@ def intact_record(combo: Any, calls: Sequence[Call], meta: Mapping[str, str]) ->
                   max_abs_err=worst, max_rel_err=inf if broken else 0.0, tol_ratio=inf if broken else 0.0,
                   atol=0.0, rtol=0.0, passed=not broken, status="fail" if broken else "pass", worst_index="()",
                   note="; ".join(c.describe() for c in broken), oracle="", **meta)
+
+
+def second_call_ratio(impl: Any, spec: Any, state: Mapping[str, np.ndarray], x: np.ndarray,
+                      target: np.ndarray) -> float | None:
+    """Whether a fresh model's gradients depend on the calls before: ``loss_and_grads`` twice on the
+    same batch and weights. ``None`` when the second call gives back the first's gradients (to 1e-12
+    relative), else the least-squares ``k`` of ``second ≈ k × first`` — ``2`` when the gradients are
+    added to those of the last call (``+=``) instead of replacing them."""
+    model = impl.build(spec, private(dict(state)))
+    first = call(model.loss_and_grads, "loss_and_grads(x, y)", ("x", "y"), x, target).result[1]
+    second = call(model.loss_and_grads, "loss_and_grads(x, y)", ("x", "y"), x, target).result[1]
+    a = np.concatenate([np.ravel(np.asarray(first[k], dtype=np.float64)) for k in sorted(first)])
+    b = np.concatenate([np.ravel(np.asarray(second.get(k, np.nan), dtype=np.float64)) for k in sorted(first)])
+    if a.shape == b.shape and np.allclose(b, a, rtol=1e-12, atol=1e-300 + 1e-12 * float(np.abs(a).max(initial=0))):
+        return None
+    aa = float(a @ a)
+    return float(a @ b) / aa if aa > 0 and a.shape == b.shape and np.all(np.isfinite(b)) else float("nan")

@@ -26,7 +26,7 @@ from scratchnet import ModelSpec
 from .boundary import INPUTS_CHECK
 from .protocol import initial_state
 
-__all__ = ["reproducer", "torch_expected", "LITERAL", "LITERAL_EXPECTED"]
+__all__ = ["reproducer", "torch_expected", "remember_ref", "ref_of", "LITERAL", "LITERAL_EXPECTED"]
 
 #: Where ``load_implementation`` lives (what ``--impl`` resolves with).
 ADAPTER_MODULE = "scratchnet_reference.byo.adapter"
@@ -34,6 +34,24 @@ ADAPTER_MODULE = "scratchnet_reference.byo.adapter"
 LITERAL = 400
 #: Expected tensors with at most this many numbers are written out; larger ones are computed by torch.
 LITERAL_EXPECTED = 64
+
+
+#: id(implementation) -> (the implementation, the ``--impl`` text it was loaded from)
+_REFS: dict[int, tuple[Any, str]] = {}
+
+
+def remember_ref(impl: Any, text: str) -> None:
+    """Note that ``impl`` was loaded from ``text`` (``module:factory``), for its reproducers."""
+    _REFS[id(impl)] = (impl, text)
+
+
+def ref_of(impl: Any) -> str | None:
+    """The ``--impl`` text ``impl`` (or the implementation a guard wraps) was loaded from, if known."""
+    for obj in (impl, getattr(impl, "inner", None), getattr(impl, "unguarded", None)):
+        held = _REFS.get(id(obj)) if obj is not None else None
+        if held is not None and held[0] is obj:
+            return held[1]
+    return None
 
 
 def torch_expected(spec: ModelSpec, state: Mapping[str, np.ndarray], x: Any, y: Any, flavour: str = "modular",
