@@ -5,8 +5,8 @@ A user's ``forward`` or ``loss_and_grads`` that writes into its arguments (``x /
 the ``1/m`` into the input, ``y[:] = 0``) then changes nothing the harness or torch reads — the
 verdict cannot be corrupted — and the write itself is recorded: :func:`call` returns which
 arguments came back changed, and :func:`intact_record` turns that into a ``check = "inputs"``
-record (``tol_ratio`` 0 when every argument came back bit-identical, ``inf`` when one did not; no
-oracle: the expected values are the harness's own copies),
+record (``tol_ratio`` 0 when every argument came back bit-identical, ``inf`` when one did not; its
+oracle ``harness_copy``: the expected values are the harness's own copies),
 so a network that modifies its inputs fails by name instead of passing on corrupted expectations.
 """
 
@@ -98,7 +98,7 @@ def intact_record(combo: Any, calls: Sequence[Call], meta: Mapping[str, str]) ->
     return Record(check=INPUTS_CHECK, param=", ".join(c.what for c in calls), shape="()", **combo.__dict__,
                   max_abs_err=worst, max_rel_err=inf if broken else 0.0, tol_ratio=inf if broken else 0.0,
                   atol=0.0, rtol=0.0, passed=not broken, status="fail" if broken else "pass", worst_index="()",
-                  note="; ".join(c.describe() for c in broken), oracle="", **meta)
+                  note="; ".join(c.describe() for c in broken), oracle="harness_copy", **meta)
 
 
 def second_call_ratio(impl: Any, spec: Any, state: Mapping[str, np.ndarray], x: np.ndarray,

@@ -42,7 +42,8 @@ STATUSES = ("pass", "fail", "unverified")
 #: * ``torch_float64`` — for a float32 comparison: the same torch path in float64 on the same numbers;
 #: * ``torch_stable_float64`` — the loss and ``∂L/∂z`` written stably from the logits in float64
 #:   (:mod:`scratchnet_reference.core.stable`), the rest of the network by autograd.
-ORACLES = ("torch", "torch_fused", "torch_stable", "torch_float64", "torch_stable_float64")
+#: * ``harness_copy`` — for the ``inputs`` check: the arrays as the harness handed them to the user's code.
+ORACLES = ("torch", "torch_fused", "torch_stable", "torch_float64", "torch_stable_float64", "harness_copy")
 
 
 @dataclass(frozen=True)
