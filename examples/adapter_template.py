@@ -166,7 +166,7 @@ class MyImplementation:
     # Optional: the functions your network is made of, so that a failure is localised by swapping
     # each for torch's (diagnosis by substitution). Names and signatures: relu(z), relu_backward(z, a, g)
     # (g = dL/da, returns dL/dz), mse(p, y), mse_grad(p, y), softmax_cross_entropy_grad(z, y),
-    # dense_forward(x, W, b), dense_backward(x, W, b, g) — see scratchnet_reference.byo.reference_ops.
+    # dense_forward(x, W, b), dense_backward(x, W, b, g) — see scratchnet_reference.core.reference_ops.
     # ops = {"relu": relu, "relu_backward": relu_backward, "mse": mse, "mse_grad": mse_grad}
 
     def build(self, spec, state, ops=None):

@@ -5,7 +5,7 @@ dispatch to the product that does the work.
 
     scratchnet-conformance run                      # whole matrix, every device → reports/latest/
     scratchnet-conformance run --quick --dtype float64 --no-training --out /tmp/smoke
-    scratchnet-conformance run --impl mypkg.adapter:make_implementation   # your own network (byo/adapter.py)
+    scratchnet-conformance run --impl mypkg.adapter:make_implementation   # your own network (core/adapter.py)
     scratchnet-conformance ops --impl my_nn:OPS           # your own functions, op by op (byo/ops.py)
     scratchnet-conformance report [DIR]             # redraw report.md/html/png from DIR's CSVs
     scratchnet-conformance gate [DIR] [BASELINE]    # DIR (reports/latest) against BASELINE (reports/baseline)

@@ -1,5 +1,6 @@
-"""The packages import one way — cli → products (conformance, byo, reports, study) → harness core →
-scratchnet — and no module imports another that (directly or not) imports it back. Read from the
+"""The packages import one way — cli → products (conformance, byo, reports, study) → diagnosis →
+harness core → scratchnet — and no module imports another that (directly or not) imports it back;
+the conformance run does not import ``byo`` (bringing your own network is a product beside it). Read from the
 source with ``ast`` (function-level imports count too), so no module is executed."""
 
 from __future__ import annotations
@@ -7,15 +8,14 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 #: folder → the import name it has when installed
 PACKAGES = {"scratchnet": "scratchnet", "reference": "scratchnet_reference"}
 #: the harness's layers, lowest first: a module may import its own layer's and lower layers' modules
-LAYERS = {"core": 0, "console": 0, "conformance": 1, "byo": 1, "reports": 1, "study": 1, "cli": 2, "__main__": 3}
-#: products that use another product (one way only)
-PRODUCT_USES = {("conformance", "byo"), ("conformance", "reports"), ("study", "reports")}
+LAYERS = {"core": 0, "console": 0, "diagnosis": 1, "conformance": 2, "byo": 2, "reports": 2, "study": 2, "cli": 3,
+          "__main__": 4}
+#: products that use another product (one way only); conformance → byo is not one of them
+PRODUCT_USES = {("conformance", "reports"), ("study", "reports")}
 
 
 def module_names() -> dict[str, Path]:
@@ -100,15 +100,46 @@ def layer(module: str) -> str:
     return module.split(".")[1] if module.count(".") else ""
 
 
-@pytest.mark.parametrize("module", sorted(m for m in GRAPH if m.startswith("scratchnet_reference.")))
-def test_harness_imports_point_down(module):
-    here = layer(module)
-    for dep in GRAPH[module]:
-        if not dep.startswith("scratchnet_reference.") or dep == "scratchnet_reference":
-            continue
-        there = layer(dep)
-        ok = there == here or LAYERS[there] < LAYERS[here] or (here, there) in PRODUCT_USES
-        assert ok, f"{module} imports {dep}: {here or 'the package'} may not depend on {there}"
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    """Every import of a harness module that does not point down the layers, in words."""
+    found = []
+    for module in sorted(m for m in graph if m.startswith("scratchnet_reference.")):
+        here = layer(module)
+        for dep in sorted(graph[module]):
+            if not dep.startswith("scratchnet_reference.") or dep == "scratchnet_reference":
+                continue
+            there = layer(dep)
+            if not (there == here or LAYERS[there] < LAYERS[here] or (here, there) in PRODUCT_USES):
+                found.append(f"{module} imports {dep}: {here or 'the package'} may not depend on {there}")
+    return found
+
+
+def test_harness_imports_point_down():
+    assert upward_imports(GRAPH) == []
+
+
+def test_every_harness_package_has_a_layer():
+    assert {layer(m) for m in GRAPH if m.startswith("scratchnet_reference.")} <= set(LAYERS)
+
+
+def test_the_layer_check_finds_a_planted_upward_import():
+    """The conformance run importing byo, or the diagnosis importing a product, is caught."""
+    planted = {**GRAPH,
+               "scratchnet_reference.conformance.runner": GRAPH["scratchnet_reference.conformance.runner"]
+               | {"scratchnet_reference.core.adapter", "scratchnet_reference.byo.ops"},
+               "scratchnet_reference.diagnosis.network": GRAPH["scratchnet_reference.diagnosis.network"]
+               | {"scratchnet_reference.reports.frames"}}
+    assert upward_imports(planted) == [
+        "scratchnet_reference.conformance.runner imports scratchnet_reference.byo.ops: conformance may not depend "
+        "on byo",
+        "scratchnet_reference.diagnosis.network imports scratchnet_reference.reports.frames: diagnosis may not "
+        "depend on reports"]
+
+
+def test_conformance_imports_nothing_from_byo():
+    offenders = {m: sorted(d for d in deps if d.startswith("scratchnet_reference.byo"))
+                 for m, deps in GRAPH.items() if m.startswith("scratchnet_reference.conformance")}
+    assert {m: d for m, d in offenders.items() if d} == {}
 
 
 def test_scratchnet_knows_nothing_of_the_harness():

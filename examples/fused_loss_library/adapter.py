@@ -17,7 +17,7 @@ ACTIVATIONS = {"relu": layers.ReLU, "tanh": layers.Tanh, "gelu": layers.GELU, "s
                "identity": None}
 
 #: what the report must list, and nothing else: (kind, op) of each root cause
-EXPECTED_ROOT_CAUSES = {("wrong_form", "gelu"),     # the tanh approximation, not x·Φ(x)
+EXPECTED_ROOT_CAUSES = {("gelu_tanh", "gelu"),     # the tanh approximation, not x·Φ(x)
                         ("kink", "relu backward")}  # relu'(0) = 1: only where a pre-activation is exactly 0
 
 

@@ -37,7 +37,7 @@ Each op is called on hypothesis-drawn inputs inside its domain — non-square ba
 exact kinks (relu at 0, ``p = y`` for l1), extreme logits (±50, ±800), saturated sigmoids, every
 declared target form, both reductions, a drawn upstream gradient — with *torch's* inputs: a
 backward gets torch's ``a``, so a wrong forward cannot mask it. Every example is kept (nothing
-is shrunk away) and the worst one is diagnosed (:mod:`.ops_diagnosis`). A comparison passes when
+is shrunk away) and the worst one is diagnosed (:mod:`scratchnet_reference.diagnosis.ops`). A comparison passes when
 ``tol_ratio = max |a − b| / (atol + rtol·|b|) ≤ 1`` with the project's tolerances
 (:mod:`scratchnet_reference.core.tolerances`; ``atol`` scaled by ``max(1, max |b|, max |g|)``).
 NumPy ``RuntimeWarning``\\ s raised inside your functions are recorded and reported, never fatal.
@@ -63,9 +63,9 @@ import numpy as np
 from scratchnet import registry
 
 from ..core.records import tol_ratios
+from ..core.reference_ops import DENSE_LAYOUTS, OPS, Op, reference_op
 from ..core.tolerances import TOLERANCES
-from .op_examples import CLASSIFICATION_LOSSES, LARGE, Example, UserOps, call_user
-from .reference_ops import DENSE_LAYOUTS, OPS, Op, reference_op
+from ..diagnosis.op_examples import CLASSIFICATION_LOSSES, LARGE, Example, UserOps, call_user
 
 __all__ = ["check_ops", "load_ops", "UserOps", "OpsError", "OpsReport", "Example", "TARGET_FORMS",
            "CLASSIFICATION_LOSSES", "LARGE"]
@@ -96,7 +96,7 @@ class OpsError(ValueError):
 def _import(text: str) -> Any:
     """``module``, ``module:attr``, ``path/to/file.py`` or ``path/to/file.py:attr`` -> the object
     (the current directory is importable, as with ``python -m``)."""
-    from .adapter import _import_from_path
+    from ..core.adapter import _import_from_path
 
     module_name, sep, attr = text.partition(":") if text.count(":") == 1 else (text, "", "")
     cwd = os.getcwd()
@@ -478,7 +478,7 @@ class OpsReport:
         return not self.findings and all(r["failed"] == 0 for r in self.rows)
 
     def render(self, *, table: bool = True) -> str:
-        from .ops_diagnosis import render_findings
+        from ..diagnosis.causes import render_findings
 
         lines = []
         if self.findings:
@@ -513,7 +513,7 @@ def check_ops(source: Any, *, max_examples: int = 40, dtype: str = "float64", se
 
     ``max_examples`` hypothesis draws per (op, target form, reduction); derandomized unless a
     ``seed`` is given. Raises :class:`OpsError` for a registration that cannot be checked."""
-    from .ops_diagnosis import diagnose
+    from ..diagnosis.ops import diagnose
 
     if dtype not in ("float64", "float32"):
         raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")

@@ -10,7 +10,7 @@ Options
     ``--scratchnet-impl module:factory``   the implementation under test (default: scratchnet):
                                  ``package.module:factory`` or ``path/to/adapter.py:factory``;
                                  ``factory`` is an implementation object, a class or a function
-                                 returning one (see :mod:`scratchnet_reference.byo.adapter`). It is
+                                 returning one (see :mod:`scratchnet_reference.core.adapter`). It is
                                  validated at start-up: a malformed adapter stops the run with what
                                  is missing.
     ``--scratchnet-device {all,cpu,cuda}``  devices to compare on (``all``: CPU plus CUDA when
@@ -27,7 +27,7 @@ Options
 Fixtures
     ``impl``         the implementation under test (``NotImplementedError`` from its ``build`` or
                      ``configure_optimizer`` skips the test as not implemented)
-    ``capabilities`` its :class:`scratchnet_reference.byo.adapter.Capabilities`
+    ``capabilities`` its :class:`scratchnet_reference.core.adapter.Capabilities`
     ``device``       parametrises a test that uses ``conformance`` over the selected devices
     ``conformance``  the session's :class:`Recorder`: ``conformance.check(records, job=...)`` stores
                      the records — as the records of that job of the matrix
@@ -128,7 +128,7 @@ class Recorder:
 
     def _caps(self) -> Any:
         if self.capabilities is None:
-            from ..byo.adapter import Capabilities
+            from ..core.capabilities import Capabilities
 
             self.capabilities = Capabilities.everything()
         return self.capabilities
@@ -171,7 +171,7 @@ class Recorder:
             except Exception:  # noqa: BLE001 - outside a hypothesis test: nothing to steer
                 pass
         if any(r.status == "fail" for r in records) and not any(r.diagnosis for r in records):
-            from ..byo.diagnosis import annotate
+            from ..diagnosis.network import annotate
 
             annotate(records)  # from the records alone: cheap, fine inside a hypothesis search
         self.run.add(records, job)
@@ -192,7 +192,7 @@ class Recorder:
                              f"max_abs_err={r.max_abs_err:.3g} worst at {r.worst_index}{where} "
                              f"[{r.hidden}→{r.output}+{r.loss} {r.reduction} {r.flavour} {r.dtype} {r.device}]{fd}")
                 if r.diagnosis:
-                    from ..byo.diagnosis import diagnosis_text
+                    from ..diagnosis.causes import diagnosis_text
 
                     lines.append(f"      diagnosis: {diagnosis_text(r.diagnosis)}")
             pytest.fail("\n".join(lines), pytrace=False)
@@ -202,8 +202,8 @@ class Recorder:
 
     def diagnose_examples(self, impl: Any) -> None:
         """The full diagnosis (re-running variants) of each test's last failing example."""
-        from ..byo.diagnosis import Problem, annotate, summary_lines
         from ..core.compare import compare_model
+        from ..diagnosis import Problem, annotate, summary_lines
 
         recorded = impl._warnings.recorded if getattr(impl, "_warnings", None) is not None else nullcontext
         impl = getattr(impl, "unguarded", impl)
@@ -225,7 +225,7 @@ def _current_test() -> str:
 
 
 def _describe(problem: Any) -> str:
-    from ..byo.diagnosis import Problem
+    from ..diagnosis.network import Problem
 
     spec, state, x, y, device = problem
     try:
@@ -380,7 +380,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("scratchnet", "scratchnet conformance")
     group.addoption(OPT_IMPL, dest="scratchnet_impl", default=None, metavar="MODULE:FACTORY",
                     help="implementation under test as package.module:factory or path/to/adapter.py:factory "
-                         "(default scratchnet); see reference/byo/adapter.py")
+                         "(default scratchnet); see reference/core/adapter.py")
     group.addoption(OPT_DEVICE, dest="scratchnet_device", default="all", choices=("all", "cpu", "cuda"),
                     help="devices to compare on (default: all available)")
     group.addoption(OPT_MAX_EXAMPLES, dest="scratchnet_max_examples", default=None, metavar="N",
@@ -605,7 +605,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
                       f"[{r.hidden}→{r.output}+{r.loss} {r.reduction} {r.flavour} {r.dtype} {r.device}]"
                       + (f" fd sides with {r.fd_verdict}" if r.fd_verdict else ""))
     if any(r.status == "fail" and r.diagnosis for r in records):
-        from ..byo.diagnosis import summary_lines
+        from ..diagnosis.causes import summary_lines
 
         tr.write_line("root causes of the failing comparisons:")
         for line in summary_lines(records):

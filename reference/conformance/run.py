@@ -42,7 +42,7 @@ def add_run_parser(sub: Any) -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     run.add_argument("--impl", default=None, metavar="MODULE:FACTORY",
                      help="your own implementation: package.module:factory or path/to/adapter.py:factory "
-                          "(default scratchnet; see reference/byo/adapter.py and examples/adapter_template.py). "
+                          "(default scratchnet; see reference/core/adapter.py and examples/adapter_template.py). "
                           "The matrix narrows to its declared capabilities; the rest is reported as not implemented")
     run.set_defaults(func=cmd_run)
     return run
@@ -141,7 +141,7 @@ def _print_run_summary(matrix, summary, errors: list[str], out: Path, wall: floa
 
     diagnosed = [r for r in records if r.status == "fail" and r.diagnosis]
     if diagnosed:
-        from ..byo.diagnosis import summary_lines
+        from ..diagnosis.causes import summary_lines
 
         print(f"root causes (reproducers: {out / 'root_causes.csv'}):")
         for line in summary_lines(diagnosed):

@@ -9,10 +9,10 @@ takes. Training configurations run in lockstep for 20 steps on a fixed classific
 Undefined (output, loss) pairs are checked to be refused with a clear error. Everything is
 seeded, so two runs on the same machine give the same records — the baseline gate relies on it.
 
-An implementation that declares :class:`~scratchnet_reference.byo.adapter.Capabilities` narrows the plan:
+An implementation that declares :class:`~scratchnet_reference.core.adapter.Capabilities` narrows the plan:
 :meth:`RunPlan.jobs` keeps what it implements, :meth:`RunPlan.not_implemented` lists the rest
 with the reason, and the training checks train the closest model it implements. Failing
-records come back with a :mod:`~scratchnet_reference.byo.diagnosis` of what is wrong.
+records come back with a :mod:`~scratchnet_reference.diagnosis` of what is wrong.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ import numpy as np
 
 from scratchnet import ModelSpec, registry
 
-from ..byo.adapter import Capabilities, capabilities_of
 from ..core.batches import problems as batch_problems
 from ..core.boundary import INPUTS_CHECK
+from ..core.capabilities import Capabilities, capabilities_of
 from ..core.compare import compare_model
 from ..core.fit_lockstep import fit_lockstep
 from ..core.lockstep import GD_MODES, lockstep
@@ -80,7 +80,7 @@ def check_case(impl: Implementation, case: Case, device: str = "cpu", seed: int 
                 compared = [replace(r, diagnosis=first[r.flavour, r.check, r.param]) if r.status == "fail" else r
                             for r in compared]
             else:
-                from ..byo.diagnosis import Problem, annotate
+                from ..diagnosis.network import Problem, annotate
 
                 annotate(compared, impl, Problem(spec_b, state, xb, yb, device))  # replaces in the list
         if batch == "random":
@@ -122,7 +122,7 @@ def check_training(impl: Implementation, optimizer: str, gd_mode: str, dtype: st
     records = lockstep(impl, spec, x, y, OPTIMIZER_CONFIGS[optimizer], gd_mode=gd_mode, steps=steps,
                        device=device, seed=3)
     if any(r.status == "fail" for r in records):
-        from ..byo.diagnosis import annotate_training
+        from ..diagnosis.network import annotate_training
 
         try:  # are the gradients of the trained model right? (then the update is to blame)
             grads = compare_model(impl, spec, x, y, device=device, fd="never")

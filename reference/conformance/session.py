@@ -68,8 +68,8 @@ def job_label(job: Job) -> str:
 def load_implementation(spec: str | None, usage_error: Callable[[str], Exception]) -> tuple[Any, Any]:
     """``(implementation, capabilities)`` of ``module:factory`` (scratchnet when ``None``), loaded and
     validated; a malformed adapter raises ``usage_error(message)`` listing what is missing."""
-    from ..byo.adapter import AdapterError
-    from ..byo.adapter import load_implementation as load
+    from ..core.adapter import load_implementation as load
+    from ..core.capabilities import AdapterError
 
     try:
         return load(spec)

@@ -13,7 +13,7 @@ expected side comes from the implementation's code: targets are prepared here fr
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -30,7 +30,8 @@ from .tolerances import FD_TOLERANCES, NOISE_FACTOR, Tolerance, tolerance
 from .torch_import import device_name, torch_module, versions
 from .torch_model import build_torch_model, torch_loss
 
-__all__ = ["compare_model", "flavours_for", "prepare_batch", "combination", "fd_gradients", "fd_entries", "FD_ENTRIES",
+__all__ = ["compare_model", "flavours_for", "prepare_batch", "combination", "fd_gradients", "central_differences",
+           "fd_verdict", "fd_entries", "FD_ENTRIES",
            "TorchResult", "torch_forward_backward"]
 
 
@@ -225,34 +226,52 @@ def fd_gradients(impl: Implementation, spec: ModelSpec, state: Mapping[str, np.n
     model = impl.build(spec64, private(state64))
     x64 = np.asarray(x, dtype=np.float64)
     t64 = target.astype(np.float64) if target.dtype.kind == "f" else target
-    out = {}
-    for name in names:
-        flat = state64[name].reshape(-1)
-        chosen = np.arange(flat.size) if entries is None or name not in entries else np.asarray(entries[name])
-        grad = np.zeros(chosen.size)
-        for j, i in enumerate(chosen):
-            orig = flat[i]
-            h = eps * max(1.0, abs(orig))
-            values = []
-            for delta in (h, -h):
-                flat[i] = orig + delta
-                model.load_state_dict(private(state64))
-                values.append(model.loss_and_grads(x64.copy(), t64.copy())[0])
-            flat[i] = orig
-            grad[j] = (values[0] - values[1]) / (2 * h)
-        out[name] = grad.reshape(state64[name].shape) if entries is None or name not in entries else grad
-    return out
+
+    def loss_at(name: str) -> Callable[[np.ndarray], float]:
+        def loss(value: np.ndarray) -> float:
+            model.load_state_dict(private({**state64, name: value}))
+            return model.loss_and_grads(x64.copy(), t64.copy())[0]
+        return loss
+
+    return {name: central_differences(loss_at(name), state64[name], eps, (entries or {}).get(name))
+            for name in names}
+
+
+def central_differences(f: Callable[[np.ndarray], Any], x: np.ndarray, eps: float = 1e-6,
+                        entries: np.ndarray | None = None) -> np.ndarray:
+    """``(f(x + h e_i) − f(x − h e_i)) / 2h`` for every element ``i`` of ``x``, ``h = eps·max(1, |x_i|)``,
+    in float64: one perturbation per element, for ``f`` is a black box (a learner's loss). ``entries``:
+    only those flat indices (then a 1-D array of them, in that order)."""
+    x = np.array(x, dtype=np.float64, copy=True)
+    flat = x.reshape(-1)
+    chosen = np.arange(flat.size) if entries is None else np.asarray(entries)
+    grad = np.zeros(chosen.size)
+    for j, i in enumerate(chosen):
+        orig = flat[i]
+        h = eps * max(1.0, abs(orig))
+        values = []
+        for delta in (h, -h):
+            flat[i] = orig + delta
+            values.append(float(f(x.copy())))
+        flat[i] = orig
+        grad[j] = (values[0] - values[1]) / (2 * h)
+    return grad.reshape(x.shape) if entries is None else grad
+
+
+def fd_verdict(fd: np.ndarray, actual: np.ndarray, expected: np.ndarray, rtol: float, atol: float) -> str:
+    """Which side the finite differences ``fd`` agree with, to ``rtol``/``atol``: ``both``,
+    ``impl`` (``actual``), ``torch`` (``expected``) or ``neither``."""
+    if not np.all(np.isfinite(fd)):  # NaN differences vouch for nobody (NaN = NaN "agrees" in measure)
+        return "neither"
+    ok_impl = bool(np.all(np.isfinite(actual))) and measure(actual, fd, rtol, atol)["tol_ratio"] <= 1
+    ok_torch = measure(expected, fd, rtol, atol)["tol_ratio"] <= 1
+    return {(True, True): "both", (True, False): "impl", (False, True): "torch"}.get((ok_impl, ok_torch), "neither")
 
 
 def _fd_verdict(fd: np.ndarray, actual: np.ndarray, expected: np.ndarray, dtype: str) -> str:
-    """Which side the finite differences agree with: ``both``, ``impl``, ``torch`` or ``neither``."""
-    if not np.all(np.isfinite(fd)):  # NaN differences vouch for nobody (NaN = NaN "agrees" in measure)
-        return "neither"
+    """:func:`fd_verdict` to the finite-difference tolerance of ``dtype``."""
     tol = FD_TOLERANCES[dtype]
-    atol = tol.atol_for(float(np.abs(fd).max(initial=0.0)))
-    ok_impl = measure(actual, fd, tol.rtol, atol)["tol_ratio"] <= 1
-    ok_torch = measure(expected, fd, tol.rtol, atol)["tol_ratio"] <= 1
-    return {(True, True): "both", (True, False): "impl", (False, True): "torch"}.get((ok_impl, ok_torch), "neither")
+    return fd_verdict(fd, actual, expected, tol.rtol, tol.atol_for(float(np.abs(fd).max(initial=0.0))))
 
 
 def _record(combo: Combination, check: str, param: str, actual: Any, expected: Any, tol: Tolerance,

@@ -19,10 +19,10 @@ vector for cross-entropy/NLL with class labels, else a float ``(N, C)`` array. T
 of training comparisons always comes from :mod:`scratchnet_reference.core.schedule` (the written order
 ``fit`` promises).
 
-Outside implementations ("bring your own network"): :mod:`scratchnet_reference.byo.adapter` documents the
+Outside implementations ("bring your own network"): :mod:`scratchnet_reference.core.adapter` documents the
 smallest surface (``configure_optimizer``, ``step`` and ``state_dict`` are optional there: without
 them the training checks are not implemented), the ``capabilities`` an implementation declares,
-and :func:`~scratchnet_reference.byo.adapter.validate_implementation`, which ``--impl`` applies.
+and :func:`~scratchnet_reference.core.adapter.validate_implementation`, which ``--impl`` applies.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ from .protocol import initial_state
 __all__ = ["reproducer", "torch_expected", "remember_ref", "ref_of", "LITERAL", "LITERAL_EXPECTED"]
 
 #: Where ``load_implementation`` lives (what ``--impl`` resolves with).
-ADAPTER_MODULE = "scratchnet_reference.byo.adapter"
+ADAPTER_MODULE = "scratchnet_reference.core.adapter"
 #: Inputs with at most this many numbers are written out; larger ones are rebuilt by seeded calls.
 LITERAL = 400
 #: Expected tensors with at most this many numbers are written out; larger ones are computed by torch.

@@ -25,15 +25,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ..core.records import Record
-from ..core.root_causes import COLUMNS as ROOT_CAUSE_COLUMNS
-from ..core.root_causes import decode, group
+from ..diagnosis.causes import COLUMNS as ROOT_CAUSE_COLUMNS
+from ..diagnosis.causes import STRUCTURED_COLUMNS, cause_table_rows
+from ..diagnosis.causes import cause_numbers as _cause_numbers
 from .files import read_csv
 from .schema import (
     COLUMN_TYPES,
@@ -155,20 +155,19 @@ def gradient_report(records: pd.DataFrame) -> pd.DataFrame:
 
 
 def root_cause_table(records: pd.DataFrame) -> pd.DataFrame:
-    """The distinct root causes of the failing records (:func:`scratchnet_reference.core.root_causes.group`),
-    numbered from 1 in the order the reports list them: most failing rows first."""
-    rows = [{"cause": i, **asdict(c), "failing_rows": n, "combinations": m}
-            for i, (c, n, m) in enumerate(group(records.itertuples(index=False)), 1)]
-    return pd.DataFrame(rows, columns=["cause", *ROOT_CAUSE_COLUMNS]).astype({"cause": "int64", "failing_rows": "int64",
-                                                                   "combinations": "int64"})
+    """The distinct root causes of the failing records (:func:`scratchnet_reference.diagnosis.causes.group`),
+    numbered from 1 in the order the reports list them: most failing rows first; the rendered
+    columns, then the structured ones (:func:`~scratchnet_reference.diagnosis.causes.cause_table_rows`)."""
+    rows = cause_table_rows(records.itertuples(index=False))
+    return pd.DataFrame(rows, columns=["cause", *ROOT_CAUSE_COLUMNS, *STRUCTURED_COLUMNS]).astype(
+        {"cause": "int64", "failing_rows": "int64", "combinations": "int64"})
 
 
 def cause_numbers(gradients: pd.DataFrame, causes: pd.DataFrame) -> pd.Series:
     """A failing gradient's diagnosis as the numbers of its root causes (``"1, 2"``): each cause's
     words are shown once, in the root-cause list."""
-    number = {(r.kind, r.where, r.what): r.cause for r in causes.itertuples(index=False)}
-    return gradients["diagnosis"].map(lambda text: ", ".join(
-        str(number.get(c.key, "?")) for c in decode(text)) if text else "")
+    return pd.Series(_cause_numbers(gradients["diagnosis"], causes.to_dict("records")), index=gradients.index,
+                     dtype=object)
 
 
 def training_report(records: pd.DataFrame) -> pd.DataFrame:

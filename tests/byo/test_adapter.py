@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from scratchnet_reference import cli
-from scratchnet_reference.byo.adapter import AdapterError, Capabilities, load_implementation, validate_implementation
+from scratchnet_reference.core.adapter import AdapterError, Capabilities, load_implementation, validate_implementation
 
 from scratchnet import Network
 

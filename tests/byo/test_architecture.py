@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scratchnet_reference.byo.adapter import AdapterError, Capabilities, load_implementation, validate_implementation
 from scratchnet_reference.conformance.runner import CASE_SIZES, RunPlan, check_case, run_matrix
+from scratchnet_reference.core.adapter import AdapterError, Capabilities, load_implementation, validate_implementation
 from scratchnet_reference.core.architecture import Architecture
 from scratchnet_reference.core.batches import LARGE_LOGIT, kink_problem, large_logit_problem
 from scratchnet_reference.core.mapping import to_tensor

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 from scratchnet_reference import cli
-from scratchnet_reference.byo.adapter import Capabilities
 from scratchnet_reference.conformance.runner import RunPlan, check_training, run_matrix, training_spec
+from scratchnet_reference.core.capabilities import Capabilities
 from scratchnet_reference.core.matrix import cases, training_configs
 from scratchnet_reference.reports.files import read_csv
 

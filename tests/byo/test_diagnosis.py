@@ -8,10 +8,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scratchnet_reference import compare_model, initial_state
-from scratchnet_reference.byo.diagnosis import Problem, annotate, summary_lines
 from scratchnet_reference.conformance.runner import check_training
 from scratchnet_reference.core.matrix import make_batch
-from scratchnet_reference.core.root_causes import decode, group
+from scratchnet_reference.diagnosis import Problem, annotate, summary_lines
+from scratchnet_reference.diagnosis.causes import decode, group
 from scratchnet_reference.reports.frames import gradient_report, records_frame
 
 from scratchnet import ModelSpec

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 from scratchnet_reference import cli
-from scratchnet_reference.byo.adapter import AdapterError, load_implementation
 from scratchnet_reference.conformance.runner import RunPlan, run_matrix
-from scratchnet_reference.core.root_causes import decode
+from scratchnet_reference.core.adapter import AdapterError, load_implementation
+from scratchnet_reference.diagnosis.causes import decode
 from scratchnet_reference.reports.files import read_csv
 
 TEXTBOOK = "examples.textbook_net.adapter:make_implementation"
@@ -72,6 +72,10 @@ def test_cli_report_of_the_buggy_copy(capsys, tmp_path):
     report = (out / "report.md").read_text()
     assert report.index("## Root causes") < report.index("## Summary")  # root causes first, the matrix follows
     assert "1. **layers.2 (softmax backward): softmax's derivative taken elementwise" in report
+    # every failing row of the worst-gradients table points at its root cause by number
+    worst = report.split("## Worst gradients", 1)[1].split("\n## ", 1)[0]
+    failing_rows = [line for line in worst.splitlines() if "| fail " in line]
+    assert failing_rows and all(line.rstrip(" |").rsplit("|", 1)[1].strip() == "1" for line in failing_rows), worst
     causes, _ = read_csv(out / "root_causes.csv")
     assert list(zip(causes["kind"], causes["where"])) == [MISTAKE_AT("2")]
     assert causes["reproducer"].str.len().gt(0).all()

@@ -13,7 +13,7 @@ import pytest
 REFERENCE = Path(__file__).resolve().parents[2] / "reference"
 #: the modules that compute expected values (globs under reference/); add "core/*.py" once
 #: core/compare.py prepare_batch no longer builds targets with scratchnet's loss code
-ORACLE_MODULES = ["byo/diagnosis*.py", "byo/torch_net.py", "core/root_causes.py"]
+ORACLE_MODULES = ["diagnosis/*.py", "core/reference_ops.py"]
 NUMERICAL = ("scratchnet.activations", "scratchnet.losses", "scratchnet.fused", "scratchnet.layers")
 #: registry functions that build scratchnet's numerical objects
 REGISTRY_FACTORIES = ("make_activation", "make_loss", "make_optimizer", "fused_loss_and_grad")

@@ -1,11 +1,11 @@
-"""byo/reference_ops: torch's version of every op, with the learner's signature — checked against the
+"""core/reference_ops: torch's version of every op, with the learner's signature — checked against the
 closed forms, and every name in the table callable."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from scratchnet_reference.byo.reference_ops import OPS, reference_op
+from scratchnet_reference.core.reference_ops import OPS, reference_op
 
 RNG = np.random.default_rng(0)
 Z, G = RNG.normal(size=(3, 4)), RNG.normal(size=(3, 4))

@@ -5,8 +5,8 @@ an assertion — raises ``AssertionError`` on the network as written and passes 
 from __future__ import annotations
 
 import pytest
-from scratchnet_reference.byo.adapter import load_implementation
 from scratchnet_reference.conformance.runner import case_problem, check_case, target_kind
+from scratchnet_reference.core.adapter import load_implementation
 from scratchnet_reference.core.batches import problems
 from scratchnet_reference.core.matrix import Case
 from scratchnet_reference.core.reproducer import LITERAL, reproducer

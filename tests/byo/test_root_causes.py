@@ -7,9 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scratchnet_reference import compare_model, initial_state
-from scratchnet_reference.byo.diagnosis import Problem, annotate
 from scratchnet_reference.core.matrix import make_batch
-from scratchnet_reference.core.root_causes import decode, group
+from scratchnet_reference.diagnosis import Problem, annotate
+from scratchnet_reference.diagnosis.causes import decode, group
 
 from scratchnet import ModelSpec
 
@@ -76,7 +76,7 @@ def test_half_squared_error_summed_over_the_batch_is_n_c_over_2():
 def test_a_wrong_forward_in_a_hidden_layer_is_named_there(expose):
     impl = s.LayerNetAdapter(expose=expose, gelu=s.gelu_tanh, gelu_backward=s.gelu_tanh_backward)
     found, _ = causes(impl, sizes=(4, 6, 7, 5), hidden=("gelu", "tanh"), output="identity", loss="mse")
-    assert kinds(found) == {("wrong_form", "layers.0 (gelu)")}
+    assert kinds(found) == {("gelu_tanh", "layers.0 (gelu)")}
     swapped(found, expose, "gelu, gelu_backward")
     assert "tanh approximation" in found[0].what
     assert "replaced by identity (same weights) your output equals torch's" in found[0].evidence
@@ -95,7 +95,7 @@ def test_a_shrunk_tiny_input_failure_is_still_named_not_marginal(shrink, worst):
                             loss="mse")
     first = next(r for r in records if r.status == "fail")
     assert first.check == worst and (worst == "gradient" or first.tol_ratio < 10)
-    assert kinds(found) == {("wrong_form", "layers.0 (gelu)")}
+    assert kinds(found) == {("gelu_tanh", "layers.0 (gelu)")}
 
 
 def test_a_correct_network_has_no_root_cause():
@@ -149,14 +149,14 @@ def test_each_reproducer_pastes_into_a_test_and_shows_its_cause_on_a_few_rows():
     (1 / 6, 6, 5, "cross_entropy", "1/N"), (7.0, 6, 5, "mse", ""),
 ])
 def test_factors_are_named_over_n_c_and_2(k, n, c, loss, formula):
-    from scratchnet_reference.core.root_causes import name_factor
+    from scratchnet_reference.diagnosis.factors import name_factor
 
     named, _ = name_factor(k, n, c, loss, "mean")
     assert named.split(" (N = ")[0] == formula
 
 
 def test_a_factor_equal_to_one_is_not_a_factor():
-    from scratchnet_reference.core.root_causes import name_factor
+    from scratchnet_reference.diagnosis.factors import name_factor
 
     assert name_factor(1.0, 1, 1, "mse", "mean") == ("", "")  # N = C = 1: nothing to name
     assert name_factor(2.0, 1, 1, "mse", "mean")[0].startswith("2 (")
@@ -165,12 +165,13 @@ def test_a_factor_equal_to_one_is_not_a_factor():
 def test_one_mistake_at_different_layers_in_different_combinations_is_one_root_cause():
     from types import SimpleNamespace
 
-    from scratchnet_reference.core.root_causes import RootCause, encode
+    from scratchnet_reference.diagnosis.causes import RootCause, encode
 
     what = "softmax's derivative taken elementwise: δ = g ⊙ s(1 − s)"
-    wheres = ["layers.2 (softmax backward) [your softmax, softmax_backward]", "layers.0, 1 (softmax backward)"]
-    records = [SimpleNamespace(status="fail", diagnosis=encode([RootCause("softmax_s1s", where, what)]), hidden=h,
-                               output="softmax", loss="mse", reduction="mean", dtype="float64", optimizer="")
+    wheres = [dict(layers=(2,), swapped=("softmax", "softmax_backward")), dict(layers=(0, 1))]
+    records = [SimpleNamespace(status="fail", diagnosis=encode([RootCause("softmax_s1s", what, op="softmax",
+                                                                          part="backward", **where)]),
+                               hidden=h, output="softmax", loss="mse", reduction="mean", dtype="float64", optimizer="")
                for where, h in zip(wheres, ("tanh,tanh", "softmax,softmax"))]
     [(cause, rows, combos)] = group(records)
     assert (cause.where, rows, combos) == ("layers.0, 1, 2 (softmax backward) [your softmax, softmax_backward]", 2, 2)
@@ -179,7 +180,7 @@ def test_one_mistake_at_different_layers_in_different_combinations_is_one_root_c
 def _record(check, causes, hidden="tanh,tanh", optimizer="", gd_mode=""):
     from types import SimpleNamespace
 
-    from scratchnet_reference.core.root_causes import encode
+    from scratchnet_reference.diagnosis.causes import encode
 
     return SimpleNamespace(status="fail", diagnosis=encode(causes), check=check, hidden=hidden, output="softmax",
                            loss="mse", reduction="mean", dtype="float64", device="cpu", optimizer=optimizer,
@@ -187,12 +188,12 @@ def _record(check, causes, hidden="tanh,tanh", optimizer="", gd_mode=""):
 
 
 def test_a_training_run_broken_by_wrong_gradients_is_counted_under_their_root_cause():
-    from scratchnet_reference.core.root_causes import RootCause
+    from scratchnet_reference.diagnosis.causes import RootCause
 
-    factor = RootCause("factor", "loss gradient (every layer)", "off by a constant factor: yours = 2 × torch's")
-    broken = [RootCause("training_gradients", f"training: sgd(lr=0.1) {mode}", "breaks at the very first update")
+    factor = RootCause("factor", "off by a constant factor: yours = 2 × torch's", area="loss gradient (every layer)")
+    broken = [RootCause("training_gradients", "breaks at the very first update", area=f"training: sgd(lr=0.1) {mode}")
               for mode in ("full_batch", "stochastic")]
-    update = RootCause("update_rule", "training: adam full_batch", "the update rule is wrong")
+    update = RootCause("update_rule", "the update rule is wrong", area="training: adam full_batch")
     records = [_record("gradient", [factor]), _record("loss", [factor]),
                *[_record("training_step", [b], optimizer="sgd(lr=0.1)") for b in broken],
                _record("training_step", [update], optimizer="adam"),  # gradients right: its own cause
@@ -212,14 +213,14 @@ def test_a_training_run_broken_by_wrong_gradients_is_counted_under_their_root_ca
     (lambda swapped: False, None),  # the failure lies outside the exposed ops
 ])
 def test_culprits_leave_one_out_then_pairs(passes_with, expected):
-    from scratchnet_reference.byo.substitution import culprits
+    from scratchnet_reference.diagnosis.substitution import culprits
 
     groups = [("a",), ("b",), ("c",)]
     assert culprits(object(), lambda variant: not passes_with(set(variant.names)), groups) == expected
 
 
 def test_a_factor_is_worded_for_what_carries_it_the_gradient_or_the_loss_value():
-    from scratchnet_reference.core.root_causes import name_factor
+    from scratchnet_reference.diagnosis.factors import name_factor
 
     # N = 8, C = 4; torch's MSE mean divides by N·C = 32
     assert name_factor(4.0, 8, 4, "mse", "mean")[1] == (
@@ -233,7 +234,7 @@ def test_a_factor_is_worded_for_what_carries_it_the_gradient_or_the_loss_value()
 
 
 def test_a_missing_two_of_the_mse_derivative_is_the_gradients_own_when_the_loss_value_agrees():
-    from scratchnet_reference.core.root_causes import name_factor
+    from scratchnet_reference.diagnosis.factors import name_factor
 
     # yours = ½ × torch's: (a − y)/(N·C) where torch's d/da of mean((a − y)²) is 2(a − y)/(N·C)
     assert name_factor(0.5, 8, 4, "mse", "mean", value_agrees=True)[1] == (

@@ -4,7 +4,7 @@ Each op has a name (the table :data:`OPS`) and the signature the learner's own f
 :func:`reference_op` returns torch's version with *that same signature*, so a checker (or a
 network-level substitution) can call either one on the same arrays::
 
-    from scratchnet_reference.byo.reference_ops import reference_op
+    from scratchnet_reference.core.reference_ops import reference_op
     softmax_backward = reference_op("softmax_backward")
     dz = softmax_backward(z, a, g)                      # s ⊙ (g − ⟨g, s⟩), by torch's autograd
 
@@ -46,8 +46,8 @@ import numpy as np
 
 from scratchnet import registry
 
-from ..core.mapping import ACTIVATION_MODULES, FUSED_LOSSES, MODULAR_LOSSES
-from ..core.torch_import import torch_module
+from .mapping import ACTIVATION_MODULES, FUSED_LOSSES, MODULAR_LOSSES
+from .torch_import import torch_module
 
 __all__ = ["Op", "OPS", "reference_op", "op_names", "DENSE_LAYOUTS", "REDUCTIONS"]
 

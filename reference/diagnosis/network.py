@@ -3,9 +3,9 @@ which layer is wrong, how, and the right formula — in words a learner can act 
 
 :func:`annotate` fills :attr:`Record.diagnosis <scratchnet_reference.core.records.Record.diagnosis>` of
 the failing records of one compared problem (one model, one batch, every flavour) with the
-:class:`~scratchnet_reference.core.root_causes.RootCause` objects that explain them (JSON;
-:func:`~scratchnet_reference.core.root_causes.group` gathers a run's). Every expected value comes from
-torch (:mod:`.torch_net`, :mod:`.reference_ops`), never from scratchnet's numerics. How each root
+:class:`~.causes.RootCause` values that explain them (:func:`~.causes.encode`;
+:func:`~.causes.group` gathers a run's). Every expected value comes from torch
+(:mod:`.reference_net`), never from scratchnet's numerics. How each root
 cause is found, strongest evidence first:
 
 * **by substitution** — when the implementation exposes its ops (:mod:`.substitution`), the ops
@@ -22,9 +22,10 @@ cause is found, strongest evidence first:
   torch network carrying the mistakes found so far: a constant factor ``yours = k × torch's``
   (least squares over the layer, accepted when the residual is within 10× the tolerance; named
   over products of N, C, 2 and their inverses) is divided out, then the classic mistakes that
-  can enter at this layer are tried (:data:`.torch_net.MISTAKES`: softmax's ``s(1 − s)``, the output
-  derivative applied again on the fused ``p − y`` or left out, ``f'(a)`` for ``f'(z)``, ``f'``
-  left out, wrong only at a kink), then a factor on this layer's δ alone. A weight-only or
+  can enter at this layer are tried (the catalogue's entries for the layer's site,
+  :func:`.reference_net.candidate_mistakes`: softmax's ``s(1 − s)``, the output derivative
+  applied again on the fused ``p − y`` or left out, ``f'(a)`` for ``f'(z)``, ``f'`` left out,
+  wrong only at a kink, …), then a factor on this layer's δ alone. A weight-only or
   bias-only error (transposed, ``∂L/∂W``, ``∂L/∂b``) stays in its parameter — unless the kink
   explains it (at a kink made by a zero input row only the bias gradient sees the wrong
   derivative, so the kink is tried first). An error none of
@@ -39,7 +40,6 @@ Each cause carries a reproducer: the first 1, 2 or 4 rows of the batch that stil
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -49,13 +49,13 @@ import numpy as np
 from scratchnet import ModelSpec
 
 from ..core.records import Record, measure
-from ..core.root_causes import RootCause, decode, encode, group, headline, mean_divisor, name_factor
-from .torch_net import MISTAKES, WRONG_FORMS, candidate_mistakes, derivative_at_zero, kinked, reference_pass
+from .catalogue import Mistake, Site, derivative_at_zero, kinked, mistakes_at
+from .causes import RootCause, encode
+from .factors import LOOSE, fit_factor, least_squares, mean_divisor, name_factor
+from .reference_net import candidate_mistakes, reference_pass
 
-__all__ = ["Problem", "annotate", "annotate_training", "diagnose", "summary_lines", "LOOSE", "LARGE_LOGIT"]
+__all__ = ["Problem", "annotate", "annotate_training", "diagnose", "LARGE_LOGIT"]
 
-#: pattern matches use this many times the comparison's own tolerance
-LOOSE = 10.0
 #: logits beyond this are "large" (exp(20) ≈ 5e8: well inside float range, but a sign of trouble ahead)
 LARGE_LOGIT = 20.0
 #: the output layer is scaled to this largest |logit| in the small-logit variant
@@ -124,12 +124,10 @@ def _close(actual: Any, expected: Any, rec: Record, scale: float = 1.0, loose: f
     return measure(actual, expected, loose * rec.rtol, atol)["tol_ratio"] <= 1
 
 
-def _fit(actual: list[np.ndarray], expected: list[np.ndarray]) -> float:
-    """Least-squares ``k`` of ``actual ≈ k·expected`` over every element."""
-    a = np.concatenate([np.ravel(v) for v in actual]).astype(np.float64)
-    b = np.concatenate([np.ravel(v) for v in expected]).astype(np.float64)
-    bb = float(b @ b)
-    return float(a @ b) / bb if bb > 0 and np.all(np.isfinite(a)) else 0.0
+def _tensor(v: Any) -> Any:
+    from ..core.torch_import import torch_module
+
+    return torch_module().as_tensor(np.asarray(v, dtype=np.float64))
 
 
 def _layer(param: str) -> int:
@@ -141,10 +139,6 @@ def _layer(param: str) -> int:
 
 def _act(spec: ModelSpec, layer: int) -> str:
     return spec.activations[layer]["name"]
-
-
-def _where(spec: ModelSpec, layer: int, what: str = "") -> str:
-    return f"layers.{layer} ({_act(spec, layer)}{' ' + what if what else ''})"
 
 
 def _loss_formula(spec: ModelSpec) -> str:
@@ -197,9 +191,14 @@ class _Analysis:
     def ref(self, changes: Mapping[int, Any] | None = None, spec: ModelSpec | None = None, acts: Any = None):
         return reference_pass(spec or self.spec, self.problem.state, self.xs, self.target, changes, acts)
 
-    def cause(self, kind: str, where: str, what: str, evidence: str = "", right: str = "",
-              spec: ModelSpec | None = None) -> None:
-        self.causes.append(RootCause(kind, where, what, evidence, right))
+    def cause(self, kind: str, what: str, evidence: str = "", right: str = "", **where: Any) -> None:
+        """Record a root cause; ``where``: the :class:`~.causes.RootCause` fields that place it."""
+        self.causes.append(RootCause(kind, what, evidence, right, **where))
+
+    def at(self, spec: ModelSpec, layers: Iterable[int], part: str = "") -> dict[str, Any]:
+        """The place ``layers.L (act part)``."""
+        layers = tuple(layers)
+        return {"op": _act(spec, layers[0]), "part": part, "layers": layers}
 
     # -- the forward pass --------------------------------------------------------------------
 
@@ -242,17 +241,18 @@ class _Analysis:
     def _name_forward(self, layers: list[int], variant: ModelSpec) -> None:
         name = _act(self.spec, layers[0])
         out, _ = self.run(self.spec)
-        where = f"layers.{', '.join(map(str, layers))} ({name} forward)"
         stand_in = _act(variant, layers[0])
         evidence = (f"with {name} in layers {', '.join(map(str, layers))} replaced by {stand_in} (same weights) your "
                     f"output equals torch's; with it, it differs by up to "
                     f"{float(np.max(np.abs(out - self.ref().acts[-1]))):.3g}")
-        for wrong, words in WRONG_FORMS.get(name, []):
-            if _close(out, self.ref(acts={k: wrong for k in layers}).acts[-1], self.forward_tol, loose=1.0):
-                return self.cause("wrong_form", f"layers.{', '.join(map(str, layers))} ({name})", words,
-                                  evidence + "; that form reproduces your output", f"torch's default {name}")
-        self.cause("wrong_forward", where, f"{name}'s forward differs from torch's", evidence,
-                   f"torch.nn.functional.{name} (see torch.nn.modules.activation)")
+        for form in (m for m in mistakes_at("activation_forward", self.spec.activations[layers[0]], network=True)
+                     if m.form is not None):
+            if _close(out, self.ref(acts={k: form.form for k in layers}).acts[-1], self.forward_tol, loose=1.0):
+                return self.cause(form.key, form.what(name), evidence + "; that form reproduces your output",
+                                  form.right_for(name), **self.at(self.spec, layers))
+        self.cause("wrong_forward", f"{name}'s forward differs from torch's", evidence,
+                   f"torch.nn.functional.{name} (see torch.nn.modules.activation)",
+                   **self.at(self.spec, layers, "forward"))
 
     def large_logits(self, spec: ModelSpec) -> bool:
         zs = self.ref(spec=spec).zs
@@ -265,10 +265,10 @@ class _Analysis:
             state[f"layers.{last}.{p}"] = state[f"layers.{last}.{p}"] * (SMALL_LOGIT / m)
         if not _passes(self.impl, self.problem, spec, state):
             return False
-        self.cause("large_logits", _where(spec, last), f"wrong only when logits are large (max |logit| = {m:.3g})",
+        self.cause("large_logits", f"wrong only when logits are large (max |logit| = {m:.3g})",
                    f"with the output layer scaled down to |logit| ≤ {SMALL_LOGIT:g} every check passes",
                    "exp overflows or a probability rounds to 0 before a log: subtract each row's max before exp "
-                   "(log-sum-exp) and take ∂L/∂z = p − y from the logits", spec)
+                   "(log-sum-exp) and take ∂L/∂z = p − y from the logits", **self.at(spec, [last]))
         return True
 
     # -- the backward walk -------------------------------------------------------------------
@@ -278,7 +278,7 @@ class _Analysis:
         return tuple(_close(grads[n], k * ref[n], self.tols[n], k)
                      for n in (f"layers.{layer}.weight", f"layers.{layer}.bias"))
 
-    def _factor(self, k: float, where: str, spec: ModelSpec, layers: str) -> None:
+    def _factor(self, k: float, spec: ModelSpec, layers: str) -> None:
         loss = self._loss_record(spec)
         value_agrees = loss is not None and loss.status == "pass"
         formula, why = name_factor(k, self.n, self.c, spec.loss["name"], spec.reduction, value_agrees=value_agrees)
@@ -287,8 +287,9 @@ class _Analysis:
         if abs(k + 1) < 1e-3:
             what, why = "sign flipped: yours = −1 × torch's", "y − p where p − y is meant, or a minus sign lost"
         evidence = f"least squares over {layers}: every element equals {k:.6g} × torch's to 10× the tolerance"
-        self.cause("factor", where, what + (f" — {why}" if why else ""),
-                   "; ".join(filter(None, [evidence, _loss_value_words(loss, k)])), _loss_formula(spec), spec)
+        self.cause("factor", what + (f" — {why}" if why else ""),
+                   "; ".join(filter(None, [evidence, _loss_value_words(loss, k)])), _loss_formula(spec),
+                   area="loss gradient (every layer)", factor=k)
 
     def _loss_record(self, spec: ModelSpec) -> Record | None:
         """The problem's own loss check, when ``spec`` is the problem's (not a variant of it)."""
@@ -300,11 +301,11 @@ class _Analysis:
         for name, ref in self.ref(spec=spec).grads.items():
             got = grads.get(name)
             if got is None or np.shape(got) != ref.shape:
-                return self.cause("shape", name, f"gradient of shape {np.shape(got)}, torch's is {ref.shape}",
-                                  right="∂L/∂W has the weight's shape (out, in), like torch.nn.Linear", spec=spec)
+                return self.cause("shape", f"gradient of shape {np.shape(got)}, torch's is {ref.shape}",
+                                  right="∂L/∂W has the weight's shape (out, in), like torch.nn.Linear", parameter=name)
             if not np.all(np.isfinite(got)):
-                return self.cause("nonfinite", name, f"non-finite values in {int(np.sum(~np.isfinite(got)))} of "
-                                  f"{got.size} entries", spec=spec)
+                return self.cause("nonfinite", f"non-finite values in {int(np.sum(~np.isfinite(got)))} of "
+                                  f"{got.size} entries", parameter=name)
         changes: dict[int, Any] = {}
         k: float | None = None
         factor_named = False
@@ -312,14 +313,16 @@ class _Analysis:
         for layer in range(spec.n_layers - 1, -1, -1):
             names = [f"layers.{layer}.weight", f"layers.{layer}.bias"]
             if k is None:
-                k0 = _fit([grads[n] for n in names], [ref[n] for n in names])
+                k0 = least_squares([grads[n] for n in names], [ref[n] for n in names])
                 if all(self._fits(grads, ref, layer, 1.0)):
                     k = 1.0
                 elif k0 and all(self._fits(grads, ref, layer, k0)):
                     k = k0
                     if not factor_named:
-                        self._factor(k, "loss gradient (every layer)", spec, f"layers.{layer}")
+                        self._factor(k, spec, f"layers.{layer}")
                         factor_named = True
+                elif any(self._fits(grads, ref, layer, 1.0)):  # one parameter agrees: δ is right, the other's own
+                    k = 1.0
             if k is not None:
                 w_ok, b_ok = self._fits(grads, ref, layer, k)
                 if w_ok and b_ok:
@@ -336,14 +339,15 @@ class _Analysis:
                 factor_named = factor_named or self._k != 1.0
                 ref = self.ref(changes, spec).grads
                 continue
-            self.cause("unexplained", _where(spec, layer, "backward"),
+            self.cause("unexplained",
                        f"the step δ_{layer} = ∂L/∂z_{layer} is wrong in a way no known mistake explains — "
                        f"check {_act(spec, layer)}'s derivative" + (" and the loss's gradient"
                                                                     if layer == spec.n_layers - 1 else ""),
                        f"layers.{layer}'s weight and bias gradients differ from torch's"
                        + (f" (after dividing out ×{k:.4g})" if k not in (None, 1.0) else "")
                        + self._substituted(spec, layer, k if k is not None else 1.0),
-                       "δ_K = f'(z_K)ᵀ ∂L/∂a_K at the output; δ_k = (δ_{k+1} W_{k+1}) ⊙ f'(z_k) below", spec)
+                       "δ_K = f'(z_K)ᵀ ∂L/∂a_K at the output; δ_k = (δ_{k+1} W_{k+1}) ⊙ f'(z_k) below",
+                       **self.at(spec, [layer], "backward"))
             deltas = self._own_deltas(spec, layer)
             if deltas is None:
                 return None
@@ -353,60 +357,63 @@ class _Analysis:
         return None
 
     def _mistake(self, spec, layer, grads, changes, k, factor_named, only: tuple[str, ...] | None = None) -> bool:
-        """Whether one of the classic mistakes (or only those named ``only``) explains ``layer``'s
-        gradients; if so it is recorded as a cause and planted in ``changes``."""
+        """Whether one of the catalogue's mistakes for this layer (or only those named ``only``)
+        explains ``layer``'s gradients; if so it is recorded as a cause and planted in ``changes``."""
         for mistake in candidate_mistakes(spec, layer):
-            if only is not None and mistake not in only:
+            if only is not None and mistake.key not in only:
                 continue
-            planted = self.ref({**changes, layer: mistake}, spec).grads
+            planted = self.ref({**changes, layer: mistake.key}, spec).grads
             names = [f"layers.{layer}.weight", f"layers.{layer}.bias"]
-            km = k if k is not None else _fit([grads[n] for n in names], [planted[n] for n in names])
+            km = k if k is not None else fit_factor([grads[n] for n in names], [planted[n] for n in names])
             if not km or not all(self._fits(grads, planted, layer, km)):
                 continue
             new_factor = not factor_named and k is None and abs(km - 1) > 1e-6
             if new_factor and not all(self._fits(grads, planted, layer, 1.0)):
-                self._factor(km, "loss gradient (every layer)", spec, f"layers.{layer}")
+                self._factor(km, spec, f"layers.{layer}")
             self._k = km if k is None else k
-            changes[layer] = mistake[:2] if isinstance(mistake, tuple) else mistake
-            act = _act(spec, layer)
-            if isinstance(mistake, tuple):
-                self.cause("wrong_form", f"layers.{layer} ({act})", mistake[2],
-                           f"your gradients of layers.{layer} equal those of a torch network with that form",
-                           f"torch's default {act}", spec)
-                return True
-            what, right = MISTAKES[mistake]
-            at_zero = derivative_at_zero(spec.activations[layer])[1] if mistake == "kink" else 0.0
-            size = sum(np.size(grads[n]) for n in names)
-            zeros = int(np.sum(self.ref(spec=spec).zs[layer] == 0)) if mistake == "kink" else 0
-            evidence = (f"your gradients of layers.{layer} equal, on {size} of {size} elements, those of a torch "
-                        "network with this mistake"
-                        + (f" ({zeros} pre-activations are exactly 0 there)" if zeros else ""))
-            self.cause(mistake, _where(spec, layer, "backward"), what.format(act=act),
-                       evidence, right.format(act=act, at_zero=at_zero), spec)
+            changes[layer] = mistake.key
+            self._name_mistake(mistake, spec, layer, grads)
             return True
         return False
+
+    def _name_mistake(self, mistake: Mistake, spec: ModelSpec, layer: int, grads) -> None:
+        act = _act(spec, layer)
+        if mistake.form is not None:
+            return self.cause(mistake.key, mistake.what(act),
+                              f"your gradients of layers.{layer} equal those of a torch network with that form",
+                              mistake.right_for(act), **self.at(spec, [layer]))
+        names = [f"layers.{layer}.weight", f"layers.{layer}.bias"]
+        at_zero = derivative_at_zero(spec.activations[layer])[1] if mistake.key == "kink" else 0.0
+        size = sum(np.size(grads[n]) for n in names)
+        zeros = int(np.sum(self.ref(spec=spec).zs[layer] == 0)) if mistake.key == "kink" else 0
+        evidence = (f"your gradients of layers.{layer} equal, on {size} of {size} elements, those of a torch "
+                    "network with this mistake" + (f" ({zeros} pre-activations are exactly 0 there)" if zeros else ""))
+        self.cause(mistake.key, mistake.what(act), evidence, mistake.right_for(act, at_zero),
+                   **self.at(spec, [layer], "backward"))
 
     def _scaled(self, spec, layer, grads, changes, k) -> bool:
         if k is None:
             return False
         names = [f"layers.{layer}.weight", f"layers.{layer}.bias"]
         ref = self.ref(changes, spec).grads
-        kl = _fit([grads[n] for n in names], [k * ref[n] for n in names])
+        kl = least_squares([grads[n] for n in names], [k * ref[n] for n in names])
         if not kl or abs(kl - 1) < 1e-6 or not all(self._fits(grads, ref, layer, k * kl)):
             return False
         self._k = k
         changes[layer] = ("scaled", kl)
         formula, _ = name_factor(kl, self.n, self.c, spec.loss["name"], spec.reduction)
-        self.cause("scaled_delta", _where(spec, layer, "backward"),
+        self.cause("scaled_delta",
                    f"this layer's δ is {kl:.4g} × torch's" + (f" = {formula}" if formula else "")
                    + f" — a constant too many in {_act(spec, layer)}'s derivative or this layer's backward",
                    f"least squares over layers.{layer}: every element equals {kl:.6g} × torch's, the layers above "
-                   "agree", "δ_k = (δ_{k+1} W_{k+1}) ⊙ f'(z_k)", spec)
+                   "agree", "δ_k = (δ_{k+1} W_{k+1}) ⊙ f'(z_k)", factor=kl, **self.at(spec, [layer], "backward"))
         return True
 
     def _parameter(self, spec, layer, which, grads, ref, k) -> None:
         name = f"layers.{layer}.{which}"
         got, want = grads[name], k * ref[name]
+        if self._dense_mistake(spec, layer, which, got, k):
+            return
         square = got.ndim == 2 and got.shape[0] == got.shape[1]
         if which == "weight" and square and _close(got, want.T, self.tols[name]):
             what, right = "transposed: it equals torch's gradient transposed", "∂L/∂W = δᵀ·a_prev, shape (out, in)"
@@ -416,8 +423,29 @@ class _Analysis:
         else:
             what, right = ("only the bias gradient is wrong (the weight gradient, hence δ, is right)",
                            "∂L/∂b = Σ of δ over the batch rows (axis 0)")
-        self.cause("parameter", name, what, f"{name} differs from torch's; the other gradients of layers.{layer} "
-                   "agree", right, spec)
+        self.cause("parameter", what, f"{name} differs from torch's; the other gradients of layers.{layer} "
+                   "agree", right, parameter=name)
+
+    def _dense_mistake(self, spec: ModelSpec, layer: int, which: str, got: np.ndarray, k: float) -> bool:
+        """Whether a catalogue mistake of the dense layer's ``which`` gradient (sites ``dense_dW``,
+        ``dense_db``: planted on torch's δ and input of this layer) explains ``got``; if so it is
+        recorded as a cause of that parameter."""
+        site = {"weight": "dense_dW", "bias": "dense_db"}[which]
+        candidates = mistakes_at(site, network=True)
+        if not candidates:
+            return False
+        name = f"layers.{layer}.{which}"
+        torch_pass = self.ref(spec=spec)
+        x = self.xs if layer == 0 else torch_pass.acts[layer - 1]
+        where = Site(g=_tensor(torch_pass.deltas[layer]), x=_tensor(x), expected=_tensor(torch_pass.grads[name]))
+        for mistake in candidates:
+            model = mistake.plant(site, where)
+            if model is not None and _close(got, k * np.asarray(model), self.tols[name], k):
+                self.cause(mistake.key, mistake.what(), f"{name} equals, on every element, what a torch network "
+                           f"with this mistake computes; the other gradient of layers.{layer} agrees",
+                           mistake.right_for(), parameter=name)
+                return True
+        return False
 
     def _substituted(self, spec: ModelSpec, layer: int, k: float) -> str:
         """Evidence by substitution: does this layer agree once its activation is a stand-in?"""
@@ -468,31 +496,19 @@ def diagnose(records: list[Record], impl: Any = None, problem: Problem | None = 
     return [_reproduced(c, getattr(impl, "unguarded", impl), problem) for c in causes]
 
 
-def _layers_of(where: str) -> list[int]:
-    """``"layers.0, 1 (softmax backward)"`` → ``[0, 1]``."""
-    found = re.match(r"layers\.([\d, ]+)", where)
-    return [int(k) for k in found.group(1).replace(" ", "").split(",") if k] if found else []
-
-
 def _merged(causes: list[RootCause]) -> list[RootCause]:
     """One cause per mistake of one activation, whichever layers it enters at (the same function, twice)."""
-    from dataclasses import replace
-
-    out: dict[tuple[str, str], RootCause] = {}
+    out: dict[tuple, RootCause] = {}
     for c in causes:
-        layers, act = _layers_of(c.where), c.where.partition(" ")[2]
-        key = (c.kind, act) if layers and c.kind != "parameter" else (c.kind, c.where)
+        key = (c.kind, c.place, c.swapped) if c.layers and c.kind != "parameter" else (c.kind, c.where)
         if key in out:
-            both = sorted(set(_layers_of(out[key].where)) | set(layers))
-            c = replace(out[key], where=f"layers.{', '.join(map(str, both))} {act}",
-                        evidence=f"{out[key].evidence}; likewise at layers.{', '.join(map(str, layers))}")
+            c = replace(out[key], layers=tuple(sorted(set(out[key].layers) | set(c.layers))),
+                        evidence=f"{out[key].evidence}; likewise at layers.{', '.join(map(str, c.layers))}")
         out[key] = c
     return list(out.values())
 
 
 def _reproduced(cause: RootCause, impl: Any, problem: Problem) -> RootCause:
-    from dataclasses import replace
-
     from ..core.compare import compare_model
 
     for m in (1, 2, 4):
@@ -526,30 +542,32 @@ def _diagnose(records: list[Record], impl: Any, problem: Problem | None) -> list
             return analysis.causes
         spec = analysis.wrong_forward()
         if spec is None:
-            analysis.cause("wrong_forward", "forward pass", "the output differs from torch's and replacing no "
+            analysis.cause("wrong_forward", "the output differs from torch's and replacing no "
                            "activation makes it agree: check the dense layers (z = x Wᵀ + b) and the output "
-                           "activation", right="z_k = a_{k−1} W_kᵀ + b_k, a_k = f_k(z_k)")
+                           "activation", right="z_k = a_{k−1} W_kᵀ + b_k, a_k = f_k(z_k)", area="forward pass")
             return analysis.causes
     found = len(analysis.causes)
     try:
         _, grads = analysis.run(spec)
     except Exception as exc:  # noqa: BLE001 - the variant cannot be run: what was found stands
-        return analysis.causes or [RootCause("other", "", f"(no diagnosis: {type(exc).__name__}: {exc})")]
+        return analysis.causes or [RootCause("other", f"(no diagnosis: {type(exc).__name__}: {exc})")]
     analysis.walk(spec, grads)
     if len(analysis.causes) == found and spec is problem.spec:
         loss = next((r for r in failing if r.check == "loss"), None)
         if loss is not None:
             k = loss.actual_value / loss.expected_value if loss.expected_value else 0.0
             formula, why = name_factor(k, analysis.n, analysis.c, spec.loss["name"], spec.reduction, of="loss")
-            analysis.cause("loss_value", f"loss ({spec.loss['name']}, {spec.reduction})",
+            analysis.cause("loss_value",
                            f"the loss value is {k:.4g} × torch's" + (f" = {formula} — {why}" if formula else ""),
                            f"yours {loss.actual_value:.6g}, torch's {loss.expected_value:.6g}; the output agrees",
-                           f"torch.nn.functional: {spec.loss['name']}(reduction={spec.reduction!r})")
+                           f"torch.nn.functional: {spec.loss['name']}(reduction={spec.reduction!r})",
+                           area=f"loss ({spec.loss['name']}, {spec.reduction})", factor=k)
         elif all(math.isfinite(r.tol_ratio) and r.tol_ratio < LOOSE for r in failing):
             worst = max(r.tol_ratio for r in failing)
-            analysis.cause("marginal", "every failing tensor", f"just past the tolerance (worst tol_ratio "
+            analysis.cause("marginal", f"just past the tolerance (worst tol_ratio "
                            f"{worst:.3g}): a small drift (rounding, summation order, cancellation in float32) "
-                           "rather than a wrong formula", "no known mistake, factor or substitution explains it")
+                           "rather than a wrong formula", "no known mistake, factor or substitution explains it",
+                           area="every failing tensor")
     return analysis.causes
 
 
@@ -557,8 +575,6 @@ def _by_substitution(impl: Any, problem: Problem) -> list[RootCause] | None:
     """Root causes by swapping the ops the implementation exposes (:mod:`.substitution`), each
     named by the analysis of the network in which only it is yours; ``None`` when no op is exposed
     or no swap clears the failure."""
-    from dataclasses import replace
-
     from ..core.compare import compare_model
     from .substitution import Swapped, culprits, exposed_ops, op_groups
 
@@ -584,8 +600,8 @@ def _by_substitution(impl: Any, problem: Problem) -> list[RootCause] | None:
         names = ", ".join(mine)
         evidence = (f"with your {names} swapped for torch's" + (" (and the other culprits)" if others else "")
                     + " every check passes; with every other op swapped instead the failure remains")
-        for c in _diagnose(run(alone), alone, problem) or [RootCause("op", "", "differs from torch's")]:
-            out.append(replace(c, where=f"{c.where} [your {names}]".lstrip(),
+        for c in _diagnose(run(alone), alone, problem) or [RootCause("op", "differs from torch's")]:
+            out.append(replace(c, swapped=tuple(mine),
                                evidence=f"{evidence}; {c.evidence}" if c.evidence else evidence))
     return out or None
 
@@ -603,8 +619,9 @@ def _from_records(records: list[Record]) -> list[RootCause]:
         c = int(r.sizes.split("-")[-1]) if r.sizes else 1
         formula, why = name_factor(k, n, c, r.loss, r.reduction)
         what = f"yours = {k:.4g} × torch's" + (f" = {formula} — {why}" if formula else "")
-        cause = RootCause("factor", "gradients", ("sign flipped: " if k < 0 else "off by a constant factor: ") + what,
-                          f"cosine {r.cosine:.6g} with torch's, norm ratio {r.norm_ratio:.6g}")
+        cause = RootCause("factor", ("sign flipped: " if k < 0 else "off by a constant factor: ") + what,
+                          f"cosine {r.cosine:.6g} with torch's, norm ratio {r.norm_ratio:.6g}", area="gradients",
+                          factor=k)
         out.setdefault(cause.key, cause)
     return list(out.values())
 
@@ -625,9 +642,8 @@ def _explains(cause: RootCause, rec: Record) -> bool:
     if rec.check != "gradient":
         return cause.kind == "loss_value" and rec.check == "loss"
     if cause.kind in ("factor", "shape", "nonfinite", "parameter"):
-        return cause.kind == "factor" or cause.where == rec.param
-    layers = _layers_of(cause.where)
-    return not layers or _layer(rec.param) <= max(layers)
+        return cause.kind == "factor" or cause.parameter == rec.param
+    return not cause.layers or _layer(rec.param) <= max(cause.layers)
 
 
 def annotate(records: list[Record], impl: Any = None, problem: Problem | None = None,
@@ -640,7 +656,7 @@ def annotate(records: list[Record], impl: Any = None, problem: Problem | None = 
     try:
         causes = diagnose(records, impl, problem)
     except Exception as exc:  # noqa: BLE001 - a diagnosis must never turn a failure into a crash
-        causes = [RootCause("other", "", f"(no diagnosis: {type(exc).__name__}: {exc})")]
+        causes = [RootCause("other", f"(no diagnosis: {type(exc).__name__}: {exc})")]
     for i, r in enumerate(records):  # records are frozen: the list is updated in place
         mine = ([c for c in causes if _explains(c, r)] or causes) if r.status == "fail" else []
         if mine:
@@ -681,38 +697,9 @@ def annotate_training(records: list[Record], gradients_ok: bool | None = None) -
                     "is wrong (see the gradient checks of this model)")
         kind = ("training_gradients" if gradients_ok is False else "update_rule" if loss_ratio <= 1
                 else "training_forward")
-        cause = encode([RootCause(kind, f"training: {broken.optimizer} {broken.gd_mode}", text)])
+        cause = encode([RootCause(kind, text, area=f"training: {broken.optimizer} {broken.gd_mode}")])
         for r in (r for r in curve if r.status == "fail"):
             diagnosis[id(r)] = (cause if (r is broken or r.check == "final_params")
                                 else f"follows from step {broken.step}")
     records[:] = [replace(r, diagnosis=diagnosis[id(r)]) if id(r) in diagnosis else r for r in records]
     return records
-
-
-# --------------------------------------------------------------------------------------------
-# Summaries for the terminal
-# --------------------------------------------------------------------------------------------
-
-def diagnosis_text(text: str) -> str:
-    """A record's ``diagnosis`` in words (its root causes' headlines)."""
-    return " | ".join(headline(c) if c.where else c.what for c in decode(text))
-
-
-def summary_lines(records: Iterable[Record], limit: int = 8, width: int = 118) -> list[str]:
-    """The numbered root causes of a run's failing records: where, what, evidence, the right
-    formula, how many failing rows each explains — then a reproducer for the first."""
-    import textwrap
-
-    causes = group(list(records))
-    lines: list[str] = []
-    for i, (cause, rows, combos) in enumerate(causes[:limit], 1):
-        head = f"{i}. {cause.where}: " if cause.where else f"{i}. "
-        lines += textwrap.wrap(f"{head}{cause.what}  [{rows} failing rows, {combos} combination"
-                               f"{'s' if combos > 1 else ''}]", width=width, subsequent_indent="     ")
-        for label, text in (("evidence", cause.evidence), ("right", cause.right)):
-            if text:
-                lines += textwrap.wrap(f"{label}: {text}", width=width, initial_indent="     ",
-                                       subsequent_indent="       ")
-    if len(causes) > limit:
-        lines.append(f"… {len(causes) - limit} more root causes (see root_causes.csv)")
-    return lines

@@ -2,7 +2,7 @@
 swapped for torch's.
 
 An implementation that exposes the ops its network uses — ``impl.ops``, a dict in the op names of
-:mod:`.reference_ops` (``relu``/``relu_backward``, ``mse``/``mse_grad``,
+:mod:`~scratchnet_reference.core.reference_ops` (``relu``/``relu_backward``, ``mse``/``mse_grad``,
 ``softmax_cross_entropy_grad``, ``dense_forward``/``dense_backward``, …) — and rebuilds a model
 with some of them replaced, ``impl.build(spec, state, ops={name: function})``, is localised by
 substitution (see ``Diagnosis by isolation`` in DESIGN.md):
@@ -27,7 +27,7 @@ from typing import Any
 
 from scratchnet import ModelSpec
 
-from .reference_ops import OPS, reference_op
+from ..core.reference_ops import OPS, reference_op
 
 __all__ = ["exposed_ops", "op_groups", "reference_ops_for", "Swapped", "culprits"]
 

@@ -1,5 +1,5 @@
 """A learner's ops as the checker holds them, and one call of one op: what both
-:mod:`.ops` (drawing, checking) and :mod:`.ops_diagnosis` (naming what is wrong) work on."""
+:mod:`scratchnet_reference.byo.ops` (drawing, checking) and :mod:`.ops` (naming what is wrong) work on."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from .reference_ops import Op
+from ..core.reference_ops import Op
 
 __all__ = ["UserOps", "Example", "call_user", "CLASSIFICATION_LOSSES", "LARGE"]
 

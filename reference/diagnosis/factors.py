@@ -1,140 +1,122 @@
-"""Root causes: what the diagnosis found, one entry per independent mistake, and the grouping of a
-run's failing records into distinct root causes.
+"""Factors: ``yours = k × torch's`` — the least-squares ``k``, whether it holds to ``LOOSE`` × the
+tolerance, and its name as a product of the batch size ``N``, the number of outputs ``C``, 2 and
+their inverses, with the likely cause in words.
 
-A :class:`RootCause` says where (op / layer / parameter), what is wrong in words, the evidence, the
-right formula and a minimal reproducer. The diagnosis stores a problem's root causes in the
-``diagnosis`` field of each failing record they explain (:func:`encode`, JSON), so a run's
-tables carry them and :func:`group` can count, across the run, how many failing rows each explains.
+One search (:data:`EXPRESSIONS`, every ``±N^i·C^j·2^l`` with i, j, l ∈ {−1, 0, 1}, simplest first)
+serves both levels: the network's gradients (:func:`name_factor`: the factor of a whole network's
+gradients or loss value, read first as a different divisor than torch's reduction) and a single
+op's output (:func:`match_expression`, :func:`name_expression`, :func:`expression_words`: one
+expression that holds on every failing example, each with its own N and C).
 """
 
 from __future__ import annotations
 
-import json
-import re
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass, fields, replace
+from itertools import product
+from typing import Any
 
-__all__ = ["RootCause", "encode", "decode", "group", "headline", "name_factor", "mean_divisor",
-           "ELEMENTWISE_LOSSES", "COLUMNS"]
+import numpy as np
 
+__all__ = ["LOOSE", "least_squares", "fit_factor", "name_factor", "mean_divisor", "ELEMENTWISE_LOSSES",
+           "EXPRESSIONS", "expression_value", "name_expression", "expression_words"]
 
-@dataclass(frozen=True)
-class RootCause:
-    """One independent mistake. ``kind`` is a stable key (``factor``, ``softmax_s1s``, ``kink``,
-    ``wrong_forward``, …); ``where`` a layer, op or parameter (``layers.1 (softmax)``)."""
-
-    kind: str
-    where: str
-    what: str
-    evidence: str = ""
-    right: str = ""
-    reproducer: str = ""
-
-    @property
-    def key(self) -> tuple[str, str, str]:
-        """What makes two causes one: the layers a mistake enters at and the op named by substitution
-        differ between combinations (``layers.1 (softmax backward)`` and ``layers.0, 1 (softmax
-        backward) [your softmax, softmax_backward]`` are one mistake)."""
-        return self.kind, _LAYERS.sub("", self.where).split(" [your ")[0], self.what
+#: a pattern (a factor, a known mistake) must hold to this many times the comparison's own tolerance
+LOOSE = 10.0
 
 
-_LAYERS = re.compile(r"^layers\.[\d, ]+ (?=\()")
+def least_squares(actual: Any, model: Any) -> float | None:
+    """The least-squares ``k`` of ``actual ≈ k·model`` over every element, ``⟨a, m⟩ / ⟨m, m⟩``;
+    ``None`` when an element is not finite, the model is all zeros (no factor to fit) or ``|k|``
+    is below 1e-9 (an all-zero result is not "a factor of" anything)."""
+    a = np.concatenate([np.ravel(np.asarray(v, dtype=np.float64)) for v in _parts(actual)])
+    m = np.concatenate([np.ravel(np.asarray(v, dtype=np.float64)) for v in _parts(model)])
+    if a.shape != m.shape or not (np.all(np.isfinite(a)) and np.all(np.isfinite(m))):
+        return None
+    mm = float(m @ m)
+    k = float(a @ m) / mm if mm > 0 else 0.0
+    return k if abs(k) > 1e-9 else None  # yours ≈ 0 × the model is no factor: nothing of the model is in it
 
 
-def _joined(a: RootCause, b: RootCause) -> RootCause:
-    """``a`` (one key with ``b``) with the layers and the op named by ``b`` added to its ``where``."""
-    rest = _LAYERS.sub("", a.where).split(" [your ")[0]
-    ops = next((" [your " + c.where.split(" [your ", 1)[1] for c in (a, b) if " [your " in c.where), "")
-    found = [m.group(0) for m in (_LAYERS.match(a.where), _LAYERS.match(b.where)) if m]
-    layers = sorted({int(k) for m in found for k in re.findall(r"\d+", m)})
-    return replace(a, where=(f"layers.{', '.join(map(str, layers))} " if layers else "") + rest + ops)
+def fit_factor(actual: Any, model: Any) -> float | None:
+    """The ``k`` to test a known mistake's model with: :func:`least_squares`, or 1 when the model
+    is all zeros (a mistake whose result is zero has no factor to fit: the elements decide)."""
+    k = least_squares(actual, model)
+    if k is None and all(np.all(np.asarray(v) == 0) for v in _parts(model)):
+        return 1.0
+    return k
 
 
-COLUMNS = [f.name for f in fields(RootCause)] + ["failing_rows", "combinations"]
+def _parts(v: Any) -> list[Any]:
+    return list(v) if isinstance(v, list | tuple) else [v]
 
 
-def headline(cause: RootCause) -> str:
-    return f"{cause.where}: {cause.what}"
+#: every ``(sign, i, j, l)`` for ``±N^i·C^j·2^l``, simplest first (a plus sign before a minus)
+EXPRESSIONS: list[tuple[int, int, int, int]] = sorted(
+    [(s, i, j, l) for s in (1, -1) for i, j, l in product((0, 1, -1), repeat=3)],
+    key=lambda e: (abs(e[1]) + abs(e[2]) + abs(e[3]), e[0] < 0))
 
 
-def encode(causes: Iterable[RootCause]) -> str:
-    """The ``diagnosis`` field of a record: its root causes as JSON (readable in a CSV cell)."""
-    return json.dumps([asdict(c) for c in causes], ensure_ascii=False)
+def expression_value(expr: tuple[int, int, int, int], N: int, C: int) -> float:
+    s, i, j, l = expr
+    return s * float(N) ** i * float(C) ** j * 2.0 ** l
 
 
-def decode(text: str) -> list[RootCause]:
-    """The root causes in a ``diagnosis`` field; plain text (training diagnoses, older files) is one
-    cause of kind ``other``."""
-    if not text:
-        return []
-    try:
-        items = json.loads(text)
-        return [RootCause(**item) for item in items]
-    except (ValueError, TypeError):
-        return [RootCause("other", "", text)]
+def name_expression(expr: tuple[int, int, int, int]) -> str:
+    """``(1, 1, 1, -1)`` -> ``"N·C/2"``; ``(-1, 0, 0, 0)`` -> ``"−1"``."""
+    s, i, j, l = expr
+    up = [n for n, e in (("N", i), ("C", j), ("2", l)) if e == 1]
+    down = [n for n, e in (("N", i), ("C", j), ("2", l)) if e == -1]
+    text = "·".join(up) or "1"
+    if down:
+        text += "/" + ("·".join(down) if len(down) == 1 else f"({'·'.join(down)})")
+    return ("−" if s < 0 else "") + text
 
 
-#: the checks of a lockstep training run (:mod:`~scratchnet_reference.core.lockstep`)
-TRAINING_CHECKS = ("training_step", "final_params")
-
-
-def _model(r) -> tuple:
-    """The model a record belongs to, whatever was checked on it (training or not)."""
-    return r.hidden, r.output, r.loss, r.reduction, r.dtype, getattr(r, "device", "")
-
-
-def _is_training(r) -> bool:
-    return getattr(r, "check", "") in TRAINING_CHECKS
-
-
-def group(records: Iterable) -> list[tuple[RootCause, int, int]]:
-    """The distinct root causes of a run's failing records, most failing rows first:
-    ``(cause, failing rows it explains, combinations it occurs in)``. Training records whose
-    diagnosis only says they follow from an earlier step are not counted. A training run that
-    fails because its model's gradients are wrong (kind ``training_gradients``) is a consequence
-    of the root causes the same run found in that model's checks: its rows are counted under
-    those causes, whose evidence names the training runs, and it is listed on its own only
-    when the run found none (a wrong update rule, ``update_rule``, is always its own cause)."""
-    records = [r for r in records if r.status == "fail" and r.diagnosis
-               and not r.diagnosis.startswith("follows from step")]
-    of_model: dict[tuple, list[RootCause]] = {}
-    for r in records:
-        if not _is_training(r):
-            of_model.setdefault(_model(r), []).extend(decode(r.diagnosis))
-    rows: dict[tuple, list] = {}
-    combos: dict[tuple, set] = {}
-    consequences: dict[tuple, list[str]] = {}
-    for r in records:
-        combo = (r.hidden, r.output, r.loss, r.reduction, r.dtype, r.optimizer)
-        for cause in decode(r.diagnosis):
-            explained = of_model.get(_model(r)) if cause.kind == "training_gradients" else None
-            for c in {c.key: c for c in explained or [cause]}.values():
-                entry = rows.setdefault(c.key, [c, 0])
-                entry[0], entry[1] = _joined(entry[0], c), entry[1] + 1
-                combos.setdefault(c.key, set()).add(combo[:-1] + ("",) if explained else combo)
-                if explained and cause.where not in consequences.setdefault(c.key, []):
-                    consequences[c.key].append(cause.where)
-    out = []
-    for key, (cause, n) in rows.items():
-        if consequences.get(key):
-            runs = ", ".join(w.removeprefix("training: ") for w in consequences[key])
-            cause = replace(cause, evidence="; ".join(filter(None, [cause.evidence, f"as a consequence, lockstep "
-                                                                    f"training of this model breaks ({runs})"])))
-        out.append((cause, n, len(combos[key])))
-    return sorted(out, key=lambda t: (-t[1], t[0].where))
+def expression_words(expr: tuple[int, int, int, int], base: Any, reduction: str, N: int, C: int) -> str:
+    """Why ``yours = k × torch's``, in the right direction."""
+    s, i, j, l = expr
+    loss = base[1] if isinstance(base, tuple) else base
+    mean = reduction == "mean" and loss in (*ELEMENTWISE_LOSSES, "cross_entropy", "nll")
+    elementwise = loss in ELEMENTWISE_LOSSES or base == ("sigmoid", "binary_cross_entropy")
+    parts = []
+    if mean and i == 1 and j == 1 and elementwise:
+        parts.append(f"you sum over all N·C elements where torch's mean divides by N·C (= {N * C} here)")
+    elif mean and i == 1 and j != -1:
+        parts.append(f"yours is the sum over the batch: torch's mean divides by N (= {N} here)")
+    elif i == 1:
+        parts.append(f"yours is N times torch's (N = {N}, the batch size)")
+    elif i == -1 and j == -1:
+        parts.append(f"you divide by every element, N·C (= {N * C}), where torch does not")
+    elif i == -1:
+        parts.append(f"you divide by the batch size N (= {N}) where torch does not")
+    if mean and j == 1 and not (i == 1 and elementwise) and elementwise:
+        parts.append(f"you divide by N only, where torch's mean divides by every element, N·C (C = {C})")
+    elif j == 1 and not (mean and i == 1 and elementwise):
+        parts.append(f"yours is C times torch's (C = {C} columns)")
+    elif j == -1 and mean and not elementwise and i == 1:
+        parts[-1:] = [f"you divide by C (= {C}) where torch's mean divides by N (= {N}): yours = N/C × torch's"]
+    elif j == -1 and mean and not elementwise and i == 0:
+        parts.append(f"you divide by every element, N·C, where torch's mean for {loss} divides by N only (C = {C})")
+    elif j == -1 and i != -1:
+        parts.append(f"you divide by C (= {C} columns) where torch does not")
+    if l == 1:
+        parts.append("an extra factor 2")
+    elif l == -1:
+        parts.append("half of torch's: a ½ torch does not have (e.g. ½(p − y)² in the loss), or the 2 of "
+                     "d(p − y)²/dp = 2(p − y) left out")
+    if s < 0:
+        parts.append("and the sign is flipped")
+    return "; ".join(parts)
 
 
 def _factor_terms(n: int, c: int) -> list[tuple[int, float, tuple[int, int, int]]]:
     """Every ``N^a · C^b · 2^d`` with exponents in {−1, 0, 1}, except 1: ``(complexity, value, (a, b, d))``,
     simplest first."""
     out = []
-    for a in (0, 1, -1):
-        for b in (0, 1, -1):
-            for d in (0, 1, -1):
-                value = float(n) ** a * float(c) ** b * 2.0 ** d
-                if (a, b, d) != (0, 0, 0) and abs(value - 1) > 1e-9:
-                    out.append((abs(a) + abs(b) + abs(d), value, (a, b, d)))
-    return sorted(out, key=lambda t: t[0])
+    for s, a, b, d in EXPRESSIONS:
+        value = expression_value((s, a, b, d), n, c)
+        if s > 0 and (a, b, d) != (0, 0, 0) and abs(value - 1) > 1e-9:
+            out.append((abs(a) + abs(b) + abs(d), value, (a, b, d)))
+    return out
 
 
 #: Losses whose 'mean' divides by every element (N·C); the others (cross-entropy, NLL) by the batch size N.

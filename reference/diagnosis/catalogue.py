@@ -1,0 +1,312 @@
+"""The catalogue of known mistakes: one :class:`Mistake` per mistake a learner makes, and the one
+place that knows what it computes.
+
+An entry says where the mistake can enter (its **sites**, below), how to plant it on torch's own
+computation there (a function of a :class:`Site`: the tensors torch has at that point), its words
+and the right formula. The same plant serves both levels of the diagnosis:
+
+* **network level** — :func:`~scratchnet_reference.diagnosis.reference_net.reference_pass` builds
+  the torch network *with this mistake* at one layer, and the backward walk
+  (:mod:`~scratchnet_reference.diagnosis.network`) asks whether the learner's gradients equal
+  that network's (to ``LOOSE`` × the tolerance, after a factor);
+* **op level** — :mod:`~scratchnet_reference.diagnosis.ops` computes the same plant on the
+  inputs of a learner's single op as the *model of the error* and fits ``yours ≈ k × model``.
+
+Sites (where in the computation a mistake enters):
+
+============================  =====================================================  ==========
+site                          what the plant returns (torch, float64)                levels
+============================  =====================================================  ==========
+``activation_forward``        ``a`` from ``z``                                       op (+ form)
+``activation_backward``       ``∂L/∂z`` from ``z``, ``a`` and the upstream ``g``     both
+``output_backward``           the output layer's ``∂L/∂z`` from ``∂L/∂a`` (unfused)  network
+``fused_gradient``            ``∂L/∂z`` of a fused pair from torch's ``δ = p − y``   both
+``fused_value``               a fused pair's loss value                              op
+``loss_value``                a loss value from ``p`` and ``y``                      op
+``loss_gradient``             ``∂L/∂p``                                              op
+``dense_forward``             ``x Wᵀ + b``                                           op
+``dense_dx``                  a dense layer's input gradient from ``g`` and ``W``    op
+``dense_dW`` / ``dense_db``   its weight / bias gradient from its δ (``g``) and      both
+                              input ``x`` (``expected``: torch's gradient)
+============================  =====================================================  ==========
+
+At network level ``dense_dW`` / ``dense_db`` are tried when only that one parameter of a layer
+disagrees (the other, hence δ, is right); the walk falls back to "only the weight/bias gradient is
+wrong" when no entry explains it.
+
+An entry with a ``form`` (a torch activation spec, e.g. GELU's tanh approximation) is a wrong
+*form* of the activation: planted, the form replaces the activation in the forward pass too.
+
+Adding a mistake
+----------------
+Append one :class:`Mistake` to :data:`CATALOGUE` — its key, its plants by site, the activations
+(or losses) it applies to, its words and the right formula — and one row to
+``tests/diagnosis/test_catalogue.py`` (the learner's wrong function that makes it). Both levels of
+the diagnosis pick it up from here; nothing else changes. A site no entry has yet (a dense
+layer's bias gradient, an optimizer step, an input the learner modified in place) is a new name
+in the table above, a field of :class:`Site` the plant reads, and the one place in
+``reference_net.py``, ``network.py`` or ``ops.py`` that offers that site.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..core.mapping import torch_activation
+from ..core.reference_ops import reference_op
+from ..core.torch_import import torch_module
+
+__all__ = ["Site", "Mistake", "CATALOGUE", "BY_KEY", "mistakes_at", "vjp", "SITES", "kinked", "derivative_at_zero"]
+
+SITES = ("activation_forward", "activation_backward", "output_backward", "fused_gradient", "fused_value",
+         "loss_value", "loss_gradient", "dense_forward", "dense_dx", "dense_dW", "dense_db")
+
+
+@dataclass
+class Site:
+    """What torch has where a mistake enters, as float64 tensors (``y``: dense target rows).
+
+    ``act``: the activation's spec (the layer's; a fused pair's output activation); ``z``, ``a``:
+    its input and output; ``g``: the upstream ``∂L/∂a``; ``delta``: torch's fused ``∂L/∂z``;
+    ``p``: a loss's input; ``n``: what the reduction divides by (1 for ``sum``); ``loss``: the
+    loss spec, ``reduction`` its reduction; for the dense layer ``x``, ``W`` (``(out, in)``), ``b``,
+    ``g`` and torch's ``expected`` result."""
+
+    act: Mapping[str, Any] = field(default_factory=dict)
+    z: Any = None
+    a: Any = None
+    g: Any = None
+    delta: Any = None
+    p: Any = None
+    y: Any = None
+    n: float = 1.0
+    loss: Mapping[str, Any] = field(default_factory=dict)
+    reduction: str = "mean"
+    x: Any = None
+    W: Any = None
+    b: Any = None
+    expected: Any = None
+
+
+def vjp(act: Mapping[str, Any], z: Any, g: Any) -> Any:
+    """``f'(z)ᵀ g`` by torch's autograd."""
+    torch = torch_module()
+    zz = z.detach().clone().requires_grad_(True)
+    return torch.autograd.grad(torch_activation(act)(zz), zz, g)[0]
+
+
+def _np(t: Any) -> np.ndarray:
+    return t.detach().numpy() if hasattr(t, "detach") else np.asarray(t)
+
+
+@dataclass(frozen=True)
+class Mistake:
+    """One known mistake.
+
+    ``key``: its stable name (the ``kind`` of its root causes); ``plants``: ``{site: plant}``,
+    each ``plant(site) -> what a network or op with this mistake computes there``; ``acts``: the
+    activations it can enter at — ``"elementwise"`` (every one but the identity, softmax and
+    log_softmax), ``"kinked"`` (those whose one-sided derivatives differ at 0), a set of names,
+    or ``None`` (every one); ``losses``: the losses (or fused ``output_loss`` pairs)
+    for the loss sites (``None``: any); ``layers``: at network level ``any``, ``hidden`` or
+    ``output``; ``form``: the torch activation spec of a wrong form (replaces the forward too);
+    ``words``: what is wrong (``{act}`` the activation); ``right``: the right formula
+    (``{act}``, ``{at_zero}`` torch's derivative at 0); ``model``: how op-level evidence calls
+    the wrong result (``"s(1 − s)·g"``); ``network``: whether the network walk tries it."""
+
+    key: str
+    words: str
+    right: str
+    model: str
+    plants: Mapping[str, Callable[[Site], Any]]
+    acts: frozenset[str] | str | None = "elementwise"
+    losses: frozenset[Any] | None = None
+    layers: str = "any"
+    form: Mapping[str, Any] | None = None
+    network: bool = True
+
+    def applies(self, site: str, act: Mapping[str, Any] | None = None, loss: Any = None) -> bool:
+        """Whether this mistake can enter at ``site`` for the activation spec ``act`` / the loss
+        (or ``(output, loss)`` pair) ``loss``."""
+        if site not in self.plants:
+            return False
+        if act is not None and site in ("activation_forward", "activation_backward", "output_backward",
+                                        "fused_gradient"):
+            name = act["name"]
+            if self.form is not None:
+                return name == self.form["name"] and act.get("approximate", "none") != self.form.get("approximate")
+            if self.acts == "elementwise" and name in ("identity", "softmax", "log_softmax"):
+                return False
+            if self.acts == "kinked" and not kinked(act):
+                return False
+            if isinstance(self.acts, frozenset) and name not in self.acts:
+                return False
+        return self.losses is None or loss is None or loss in self.losses
+
+    def plant(self, site: str, where: Site) -> Any:
+        return self.plants[site](where)
+
+    def what(self, act: str = "") -> str:
+        """The words, for activation ``act``."""
+        return self.words.format(act=act)
+
+    def right_for(self, act: str = "", at_zero: float = 0.0) -> str:
+        """The right formula, for activation ``act`` (``at_zero``: torch's derivative at 0)."""
+        return self.right.format(act=act, at_zero=at_zero)
+
+
+def derivative_at_zero(act: Mapping[str, Any]) -> tuple[float, float, float]:
+    """torch's ``(f'(0⁻), f'(0), f'(0⁺))`` of an elementwise activation."""
+    torch = torch_module()
+    z = torch.tensor([[-1e-9, 0.0, 1e-9]], dtype=torch.float64)
+    return tuple(float(v) for v in vjp(act, z, torch.ones_like(z))[0])
+
+
+def kinked(act: Mapping[str, Any]) -> bool:
+    """Whether the activation's left and right derivatives differ at 0 (ReLU, leaky ReLU, ELU α ≠ 1)."""
+    if act["name"] in ("softmax", "log_softmax"):
+        return False
+    left, _, right = derivative_at_zero(act)
+    return abs(left - right) > 1e-6
+
+
+def _kink(s: Site) -> Any:
+    """The right-hand slope at z = 0: the derivative evaluated just right of the kink."""
+    return vjp(s.act, s.z.masked_fill(s.z == 0, 1e-300), s.g)
+
+
+def _form(spec: Mapping[str, Any]) -> Mapping[str, Callable[[Site], Any]]:
+    return {"activation_forward": lambda s: torch_activation(spec)(s.z),
+            "activation_backward": lambda s: vjp(spec, s.z, s.g), "output_backward": lambda s: vjp(spec, s.z, s.g)}
+
+
+def _ref(name: str, **params: Any) -> Callable[..., Any]:
+    return reference_op(name, **params)
+
+
+#: every known mistake, in the order the diagnosis tries them
+CATALOGUE: tuple[Mistake, ...] = (
+    Mistake("gelu_tanh",
+            "the tanh approximation 0.5·z·(1 + tanh(√(2/π)(z + 0.044715 z³))) is used instead of the exact "
+            "GELU z·Φ(z) (torch.nn.GELU(approximate='tanh') reproduces yours)",
+            "f(z) = z·Φ(z) with Φ(z) = ½(1 + erf(z/√2)); or declare PARAMS = {{'gelu': {{'approximate': 'tanh'}}}}",
+            "the tanh-approximate GELU", _form({"name": "gelu", "approximate": "tanh"}),
+            form={"name": "gelu", "approximate": "tanh"}),
+    Mistake("again_on_fused",
+            "{act}'s derivative applied again on top of the fused δ = p − y",
+            "for {act} + the loss the two derivatives cancel: p − y (÷ the reduction's n) is already ∂L/∂z",
+            "f'(z)·(p − y)/n", {"fused_gradient": lambda s: vjp(s.act, s.z, s.delta)},
+            acts=None, layers="output"),
+    Mistake("output_left_out",
+            "∂L/∂a used as ∂L/∂z: {act}'s derivative left out at the output",
+            "δ_K = f'(z_K)ᵀ ∂L/∂a_K; only the fused pairs (softmax + cross_entropy, sigmoid + binary_cross_entropy, "
+            "log_softmax + nll) cancel it",
+            "g", {"output_backward": lambda s: s.g}, layers="output", acts=None),
+    Mistake("softmax_s1s",
+            "softmax's derivative taken elementwise: δ = g ⊙ s(1 − s)",
+            "the softmax Jacobian is diag(s) − s sᵀ: δ = s ⊙ (g − ⟨g, s⟩) (with cross-entropy: p − y)",
+            "s(1 − s)·g", {"activation_backward": lambda s: s.g * s.a * (1 - s.a),
+                           "output_backward": lambda s: s.g * s.a * (1 - s.a),
+                           "fused_gradient": lambda s: s.delta * s.a * (1 - s.a)},
+            acts=frozenset({"softmax"})),
+    Mistake("at_activation",
+            "{act}'s derivative evaluated at the activation a instead of the pre-activation z",
+            "use f'(z): e.g. σ'(z) = σ(z)(1 − σ(z)) = a(1 − a), not σ'(a)",
+            "f'(a)·g", {"activation_backward": lambda s: vjp(s.act, s.a, s.g),
+                        "output_backward": lambda s: vjp(s.act, s.a, s.g)}),
+    Mistake("left_out",
+            "{act}'s derivative f'(z) left out: δ_k = δ_{{k+1}} W_{{k+1}}",
+            "δ_k = (δ_{{k+1}} W_{{k+1}}) ⊙ f'(z_k)",
+            "g", {"activation_backward": lambda s: s.g}, layers="hidden"),
+    Mistake("kink",
+            "{act}'s derivative wrong only at its kink z = 0 (the right-hand slope used there)",
+            "torch's subgradient at 0: {act}'(0) = {at_zero:g} (ReLU: z > 0, not z >= 0)",
+            "the right-hand slope at 0", {"activation_backward": _kink, "output_backward": _kink},
+            acts="kinked"),
+    Mistake("log_softmax_diagonal",
+            "log_softmax's derivative taken elementwise as 1 − s — the diagonal only",
+            "dL/dz = g − s·Σ_j g_j (s = exp(a)); with nll: (s − y)/n",
+            "(1 − s)·g", {"activation_backward": lambda s: (1 - s.a.exp()) * s.g,
+                          "output_backward": lambda s: (1 - s.a.exp()) * s.g,
+                          "fused_gradient": lambda s: (1 - s.a.exp()) * s.delta},
+            acts=frozenset({"log_softmax"})),
+    Mistake("derivative_twice",
+            "{act}'s derivative applied twice",
+            "dL/dz = f'(z)·g, once",
+            "f'(z)²·g", {"activation_backward": lambda s: vjp(s.act, s.z, vjp(s.act, s.z, s.g))}),
+    Mistake("upstream_ignored",
+            "the upstream gradient g is ignored: returns f'(z), not the vector–Jacobian product",
+            "dL/dz = f'(z)·g (elementwise; for softmax s ⊙ (g − ⟨g, s⟩))",
+            "f'(z)·1", {"activation_backward": lambda s: vjp(s.act, s.z, s.g * 0 + 1)}),
+    Mistake("softmax_rows_summed",
+            "softmax's Jacobian summed over its rows: every element of your dL/dz is 0 (Σ_i ∂s_i/∂z_j = 0)",
+            "dL/dz = Jᵀ g = s ⊙ (g − ⟨g, s⟩): weight each row of the Jacobian by the upstream gradient g",
+            "0", {"activation_backward": lambda s: s.g * 0, "output_backward": lambda s: s.g * 0},
+            acts=frozenset({"softmax"})),
+    # -- op level only: the forward of an activation, losses, the dense layer -------------------
+    Mistake("softmax_axis0",
+            "normalised over the batch (columns, axis 0) instead of over each row's classes",
+            "s_ij = exp(z_ij − max_j z_ij) / Σ_j exp(z_ij − max_j z_ij), over axis 1 (keepdims)",
+            "the same op over axis 0", {"activation_forward": lambda s: torch_activation(s.act)(s.z.T).T},
+            acts=frozenset({"softmax", "log_softmax"}), network=False),
+    Mistake("bce_as_categorical",
+            "binary cross-entropy used where categorical cross-entropy is meant: "
+            "−Σ [y log p + (1 − y) log(1 − p)] also penalises every wrong class",
+            "categorical: L = −Σ_ij y_ij log p_ij / N", "binary cross-entropy's",
+            {"loss_value": lambda s: _ref("binary_cross_entropy")(_np(s.p), _np(s.y), reduction=s.reduction),
+             "loss_gradient": lambda s: _ref("binary_cross_entropy_grad")(_np(s.p), _np(s.y), reduction=s.reduction),
+             "fused_value": lambda s: _ref("binary_cross_entropy")(_ref("softmax")(_np(s.z)), _np(s.y),
+                                                                   reduction=s.reduction),
+             "fused_gradient": lambda s: _ref("sigmoid_binary_cross_entropy_grad")(_np(s.z), _np(s.y),
+                                                                                   reduction=s.reduction)},
+            losses=frozenset({"cross_entropy", ("softmax", "cross_entropy")}), acts=frozenset({"softmax"}),
+            network=False),
+    Mistake("categorical_as_bce",
+            "categorical cross-entropy used where binary cross-entropy is meant: the (1 − y)·log(1 − p) term is "
+            "missing",
+            "L = −Σ [y log p + (1 − y) log(1 − p)] / (N·C); ∂L/∂p = (p − y)/(p(1 − p)) / (N·C)",
+            "categorical cross-entropy's",
+            {"loss_value": lambda s: _ref("cross_entropy")(_np(s.p), _np(s.y), reduction=s.reduction),
+             "loss_gradient": lambda s: _ref("cross_entropy_grad")(_np(s.p), _np(s.y), reduction=s.reduction),
+             "fused_gradient": lambda s: _ref("softmax_cross_entropy_grad")(_np(s.z), _np(s.y),
+                                                                            reduction=s.reduction)},
+            losses=frozenset({"binary_cross_entropy", ("sigmoid", "binary_cross_entropy")}),
+            acts=frozenset({"sigmoid"}), network=False),
+    Mistake("fused_delta_as_loss_grad",
+            "the fused ∂L/∂z = p − y returned as the loss gradient ∂L/∂p",
+            "∂L/∂p = −y/p / N for cross-entropy on probabilities; p − y is the gradient with respect to the logits, "
+            "after softmax's backward (use softmax_cross_entropy_grad)",
+            "(p − y)/N", {"loss_gradient": lambda s: (_np(s.p) - _np(s.y)) / s.n},
+            losses=frozenset({"cross_entropy"}), network=False),
+    Mistake("ce_grad_through_s1s",
+            "the cross-entropy gradient −y/p is right, but it is pushed through softmax's diagonal s(1 − s) "
+            "instead of softmax's backward",
+            "∂L/∂z = s ⊙ (g − ⟨g, s⟩) with g = −y/s/N, which simplifies to (s − y)/N",
+            "s(1 − s)·(−y/s)/N", {"fused_gradient": lambda s: -s.y * (1 - s.a) / s.n},
+            losses=frozenset({("softmax", "cross_entropy")}), acts=frozenset({"softmax"}), network=False),
+    Mistake("loss_grad_as_logit_grad",
+            "∂L/∂p = −y/p returned as the gradient with respect to the logits: softmax's backward is left out",
+            "∂L/∂z = (s − y)/N", "−y/s / N", {"fused_gradient": lambda s: -s.y / s.a / s.n},
+            losses=frozenset({("softmax", "cross_entropy")}), acts=frozenset({"softmax"}), network=False),
+)
+
+#: key -> entry
+BY_KEY: dict[str, Mistake] = {m.key: m for m in CATALOGUE}
+assert len(BY_KEY) == len(CATALOGUE), "two catalogue entries share a key"
+
+
+def mistakes_at(site: str, act: Mapping[str, Any] | None = None, loss: Any = None, *,
+                network: bool = False, layer: str = "any") -> list[Mistake]:
+    """The entries that can enter at ``site`` (see :meth:`Mistake.applies`); ``network``: only
+    those the network walk tries, at a ``layer`` that is ``hidden`` or ``output``."""
+    out = []
+    for m in CATALOGUE:
+        if network and (not m.network or m.layers not in ("any", layer)):
+            continue
+        if m.applies(site, act, loss):
+            out.append(m)
+    return out
