@@ -26,13 +26,13 @@ import numpy as np
 from scratchnet import ModelSpec, registry
 
 from ..core.batches import problems as batch_problems
-from ..core.boundary import INPUTS_CHECK
+from ..core.boundary import INPUTS_CHECK, second_call_ratio
 from ..core.capabilities import Capabilities, capabilities_of
-from ..core.compare import compare_model
+from ..core.compare import compare_model, prepare_batch
 from ..core.fit_lockstep import fit_lockstep
 from ..core.lockstep import GD_MODES, lockstep
 from ..core.matrix import DTYPES, OPTIMIZER_CONFIGS, Case, cases, make_batch, refused_pairs, training_configs
-from ..core.protocol import Implementation, ScratchnetImplementation
+from ..core.protocol import Implementation, ScratchnetImplementation, initial_state
 from ..core.records import Record
 
 __all__ = ["RunPlan", "check_case", "check_training", "check_fit", "FIT_EPOCHS",
@@ -85,7 +85,12 @@ def check_case(impl: Implementation, case: Case, device: str = "cpu", seed: int 
                 annotate(compared, impl, Problem(spec_b, state, xb, yb, device))  # replaces in the list
         if batch == "random":
             first = {(r.flavour, r.check, r.param): r.diagnosis for r in compared if r.status == "fail"}
-        records += compared + [r for r in found if r.check == INPUTS_CHECK]
+        intact = [r for r in found if r.check == INPUTS_CHECK]
+        if diagnose:
+            from ..diagnosis.network import annotate
+
+            annotate(intact)  # a call that wrote into its inputs is named from its record
+        records += compared + intact
     return records
 
 
@@ -126,10 +131,15 @@ def check_training(impl: Implementation, optimizer: str, gd_mode: str, dtype: st
 
         try:  # are the gradients of the trained model right? (then the update is to blame)
             grads = compare_model(impl, spec, x, y, device=device, fd="never")
-            gradients_ok = not any(r.status == "fail" for r in grads)
+            gradients_ok = not any(r.status == "fail" and r.check != INPUTS_CHECK for r in grads)
         except Exception:  # noqa: BLE001 - the training records already say what failed
             gradients_ok = None
-        annotate_training(records, gradients_ok)
+        try:  # or do its gradients depend on the calls before (+= instead of =)?
+            xs, target = prepare_batch(spec, x, y)
+            repeat = second_call_ratio(impl, spec, initial_state(spec), xs, target)
+        except Exception:  # noqa: BLE001 - as above
+            repeat = None
+        annotate_training(records, gradients_ok, repeat)
     return records
 
 

@@ -115,7 +115,7 @@ def reproducer(record: Any, spec: ModelSpec, state: Mapping[str, np.ndarray], x:
     """The snippet for ``record`` (one tensor of one comparison) on the problem ``(spec, state, x, y)``.
 
     ``impl``: how to load the implementation (``module:factory`` or ``path.py:factory``, as ``--impl``
-    takes it); without it the snippet starts from ``impl = ...`` for the reader to fill in.
+    takes it); without it the snippet uses a name ``impl`` the reader defines (a comment says how).
     ``seed``/``target``: how the matrix made the batch (tried before writing the data out)."""
     xs = np.asarray(x)
     imports = ["import numpy as np", "from scratchnet import ModelSpec",
@@ -145,7 +145,7 @@ def reproducer(record: Any, spec: ModelSpec, state: Mapping[str, np.ndarray], x:
             body.append("state = {" + ", ".join(f"{k!r}: {_array(v)}" for k, v in state.items()) + "}")
         body += [f"x = {_array(x)}", f"y = {_array(y)}"]
     body.append(f"impl, _ = load_implementation({impl!r})" if impl else
-                "impl = ...  # your implementation: load_implementation('mynet.adapter:make_implementation')[0]")
+                "# impl: your implementation, e.g. impl, _ = load_implementation('mynet.adapter:make_implementation')")
     body.append("model = impl.build(spec, {k: v.copy() for k, v in state.items()})")
     body.append("xs, target = prepare_batch(spec, x, y)   # y in the form torch's loss takes")
     where = f"{record.check} {record.param}".strip()
