@@ -9,6 +9,8 @@ from scratchnet_reference.byo import styles
 
 from . import network, network_fixed
 
+EXPECTED_ROOT_CAUSES = {("bias_summed_all", "layers.0.bias, layers.1.bias"),  # (kind, where)
+                        ("log_epsilon", "loss (cross_entropy, mean)")}
 CAPABILITIES = {"architectures": [(784, 30, 10)], "hidden": ["relu"], "outputs": ["softmax"],
                 "losses": ["cross_entropy"], "reductions": ["mean"], "dtypes": ["float64"], "optimizers": ["sgd"],
                 "optimizer_options": [], "hyperparameters": []}

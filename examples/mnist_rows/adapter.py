@@ -10,6 +10,8 @@ from scratchnet_reference.byo import styles
 
 from . import network, network_fixed
 
+EXPECTED_ROOT_CAUSES = {("input_modified", "your forward / loss_and_grads (its arguments)"),  # (kind, where)
+                        ("accumulated", "your loss_and_grads (between calls)")}
 CAPABILITIES = {"architectures": [1], "hidden": ["sigmoid"], "outputs": ["softmax"], "losses": ["cross_entropy"],
                 "reductions": ["mean"], "dtypes": ["float64"], "optimizers": ["sgd"], "optimizer_options": [],
                 "hyperparameters": []}

@@ -191,3 +191,33 @@ def test_the_run_itself_reaches_overflow_and_kinks(bug, case, batch):
     impl = UserImplementation(bug, network_factory=test_teeth.every(getattr(test_teeth, bug)))
     records = check_case(impl, case, diagnose=False)
     assert {r.batch for r in records if r.status == "fail"} == {batch}
+
+
+@pytest.mark.parametrize("example", ["mnist_columns", "mnist_rows"])
+def test_the_worked_examples_report_exactly_their_planted_causes(example):
+    import importlib
+
+    from scratchnet_reference.diagnosis.causes import group
+
+    impl, caps = load_implementation(f"examples.{example}.adapter:make_implementation")
+    records, _ = run_matrix(impl, RunPlan(capabilities=caps), not_implemented=[])
+    listed = {(c.kind, ", ".join(sorted(c.where.split(", ")))) for c, _, _ in group(records)}
+    expected = importlib.import_module(f"examples.{example}.adapter").EXPECTED_ROOT_CAUSES
+    assert listed == {(k, ", ".join(sorted(w.split(", ")))) for k, w in expected}
+    assert all(r.diagnosis for r in records if r.status == "fail"), "a failing record without its cause"
+
+
+def test_a_network_that_zeroes_its_labels_fails_with_the_in_place_cause():
+    from scratchnet_reference.diagnosis.causes import decode
+
+    from .test_boundary import _implementation
+
+    records = check_case(_implementation("y"), Case("relu", "softmax", "cross_entropy", "mean", "float64"))
+    causes = {(c.kind, c.what) for r in records if r.status == "fail" for c in decode(r.diagnosis)}
+    assert causes == {("input_modified", "your loss_and_grads(x, y) modified y in place")}
+
+
+def test_torchs_minus_zero_reads_zero():
+    from scratchnet_reference.diagnosis.catalogue import BY_KEY
+
+    assert "relu'(0) = 0 " in BY_KEY["kink"].right_for("relu", -0.0)
