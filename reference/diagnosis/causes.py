@@ -170,10 +170,13 @@ def group(records: Iterable[Any]) -> list[tuple[RootCause, int, int]]:
                     consequences[c.key].append((cause.where, cause.kind))
     out = []
     for key, (cause, n) in rows.items():
-        for kind, words in (("training_gradients", "as a consequence, lockstep training of this model breaks"),
-                            ("training_loss_only", "lockstep training logs this loss too (its weights stay with "
-                                                   "torch's)")):
-            runs = ", ".join(w.removeprefix("training: ") for w, k in consequences.get(key, []) if k == kind)
+        loss_only = cause.kind in ("loss_value", "log_epsilon")  # a loss value moves no weight
+        logged = ("training_gradients", "training_loss_only") if loss_only else ("training_loss_only",)
+        for kinds, words in ((() if loss_only else ("training_gradients",),
+                              "as a consequence, lockstep training of this model breaks"),
+                             (logged, "lockstep training logs this loss too")):
+            runs = ", ".join(dict.fromkeys(w.removeprefix("training: ") for w, k in consequences.get(key, [])
+                                           if k in kinds))
             if runs:
                 cause = replace(cause, evidence="; ".join(filter(None, [cause.evidence, f"{words} ({runs})"])))
         out.append((cause, n, len(combos[key])))
