@@ -11,6 +11,7 @@ dispatch to the product that does the work.
     scratchnet-conformance gate [DIR] [BASELINE]    # DIR (reports/latest) against BASELINE (reports/baseline)
     scratchnet-conformance baseline [DIR]           # promote DIR to reports/baseline/ (explicitly, atomically)
     scratchnet-conformance study                    # the multi-class study → reports/study/
+    scratchnet-conformance grade subs/*/ --course course.toml   # grade a class (grade/command.py)
 
 Exit codes: 0 success; 1 a comparison failed (``run``) or the gate found regressions (``gate``);
 2 bad arguments or a missing/corrupt file, with a one-line message; 130 interrupted.
@@ -25,6 +26,7 @@ from collections.abc import Sequence
 from .byo.ops_command import add_ops_parser
 from .conformance.run import add_run_parser
 from .console import PROG, Parser, UsageError
+from .grade.command import add_grade_parser
 from .reports.commands import add_report_parsers
 from .study.command import add_study_parser
 
@@ -33,12 +35,14 @@ __all__ = ["main", "build_parser"]
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog=PROG, description="scratchnet vs torch: conformance runs, reports and the regression gate.")
-    sub = parser.add_subparsers(dest="command", metavar="{run,ops,report,gate,baseline,study}", parser_class=Parser)
+    sub = parser.add_subparsers(dest="command", metavar="{run,ops,report,gate,baseline,study,grade}",
+                                parser_class=Parser)
     sub.required = True
     add_run_parser(sub)
     add_ops_parser(sub)
     add_report_parsers(sub)
     add_study_parser(sub)
+    add_grade_parser(sub)
     return parser
 
 

@@ -1,4 +1,4 @@
-"""The packages import one way — cli → products (conformance, byo, reports, study) → diagnosis →
+"""The packages import one way — cli → products (conformance, byo, reports, study, grade) → diagnosis →
 harness core → scratchnet — and no module imports another that (directly or not) imports it back;
 the conformance run does not import ``byo`` (bringing your own network is a product beside it). Read from the
 source with ``ast`` (function-level imports count too), so no module is executed."""
@@ -12,10 +12,11 @@ ROOT = Path(__file__).resolve().parents[1]
 #: folder → the import name it has when installed
 PACKAGES = {"scratchnet": "scratchnet", "reference": "scratchnet_reference"}
 #: the harness's layers, lowest first: a module may import its own layer's and lower layers' modules
-LAYERS = {"core": 0, "console": 0, "diagnosis": 1, "conformance": 2, "byo": 2, "reports": 2, "study": 2, "cli": 3,
-          "__main__": 4}
-#: products that use another product (one way only); conformance → byo is not one of them
-PRODUCT_USES = {("conformance", "reports"), ("study", "reports")}
+LAYERS = {"core": 0, "console": 0, "diagnosis": 1, "conformance": 2, "byo": 2, "reports": 2, "study": 2, "grade": 2,
+          "cli": 3, "__main__": 4}
+#: products that use another product (one way only); conformance → byo is not one of them; grading calls the op
+#: check (byo) and the conformance runner
+PRODUCT_USES = {("conformance", "reports"), ("study", "reports"), ("grade", "byo"), ("grade", "conformance")}
 
 
 def module_names() -> dict[str, Path]:
