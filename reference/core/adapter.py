@@ -101,7 +101,7 @@ from typing import Any
 import numpy as np
 
 from scratchnet import ModelSpec, registry
-from scratchnet.losses import REDUCTIONS
+from scratchnet.spec import REDUCTIONS
 
 from .architecture import ANY, DEFAULT_DEPTH, Architecture
 from .capabilities import (

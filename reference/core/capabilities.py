@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scratchnet import ModelSpec, registry
-from scratchnet.losses import REDUCTIONS
+from scratchnet.spec import REDUCTIONS
 
 from .architecture import ANY, Architecture, parse_architectures
 from .matrix import DTYPES, OPTIMIZER_CONFIGS, Case
