@@ -10,6 +10,7 @@ its own clock reading. The table quotes medians and IQRs over all timed steps.
 
     python -m benchmarks.step            # full matrix -> reports/bench/step.{csv,md}
     python -m benchmarks.step --quick    # a few seconds: CI smoke -> reports/bench/step_quick.*
+    python -m benchmarks.step --layers   # batch norm + dropout against the dense-only step (stdout)
 
 Columns (times in µs per step):
 
@@ -359,7 +360,7 @@ class OtherProcesses:
 
 
 def interleaved(engines: Sequence[Callable[[], Any]], blocks: int, per_block: int, discard: int,
-                settle: float = SETTLE_S) -> list[np.ndarray]:
+                settle: float = SETTLE_S, clock: Callable[[], int] = time.perf_counter_ns) -> list[np.ndarray]:
     """Seconds of every timed step of each engine, each shaped ``(blocks, per_block)``.
 
     The engines take turns block by block, the order rotated by one every block (ABBA… for two
@@ -369,11 +370,11 @@ def interleaved(engines: Sequence[Callable[[], Any]], blocks: int, per_block: in
     keep spinning ~0.1 s after a BLAS call and torch's OpenMP workers a few ms, and on a 2-core
     machine a spinning pool of one engine starves the workers of the other (see
     ``benchmarks/README.md``). The discarded steps absorb the wake-up of the engine's own pool.
-    Garbage collection is paused while timing."""
+    Garbage collection is paused while timing. ``clock``: nanoseconds, wall by default
+    (``time.thread_time_ns``: this thread's CPU time, for single-threaded runs on a busy machine)."""
     times = [np.empty((blocks, per_block)) for _ in engines]
     pairs = list(zip(engines, times))
     n = len(pairs)
-    clock = time.perf_counter_ns
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -652,6 +653,56 @@ def run(cases: Sequence[Case], out_dir: Path, stem: str, *, quick: bool = False,
     return df
 
 
+#: What ``--layers`` places after every hidden layer (issue 24: the step with both within 20 % of
+#: the dense-only step at batch 128).
+LAYERS_AFTER = ["batch_norm", {"name": "dropout", "p": 0.5}]
+LAYERS_TARGET = 1.2
+
+
+def make_layered(case: Case, after: Any) -> Callable[[], float]:
+    """``make_scratchnet``'s step for ``case`` with ``after`` placed after every hidden layer."""
+    output, loss = case.head.split("+")
+    net = Network(ModelSpec(case.sizes, hidden=case.hidden, output=output, loss=loss, dtype=case.dtype, seed=0,
+                            after_hidden=[after] * (len(case.sizes) - 2) if after else ()))
+    x, labels = _data(case)
+    target = net.loss_fn.prepare_target(labels, case.sizes[-1], net.dtype)
+    opt = make_optimizer(OPTIMIZERS[case.optimizer], net.parameters())
+    return lambda: net.train_step(x, target, opt)[0]
+
+
+def layers_overhead(case: Case, blocks: int = 40, per_block: int = 25, discard: int = 3,
+                    cpu_clock: bool = False) -> dict[str, Any]:
+    """The step of ``case`` with :data:`LAYERS_AFTER` after every hidden layer against the same
+    step without them, interleaved block by block (:func:`interleaved`): both medians, IQRs, their
+    ratio and whether it is within :data:`LAYERS_TARGET`, and the CPU time other processes used.
+
+    ``cpu_clock``: time each step by this thread's CPU time instead of the wall clock — on a
+    machine whose other processes keep the cores busy, wall time mostly measures the waits for a
+    core; with one BLAS thread (``case.threads == 1``) the thread's CPU time is the whole step."""
+    if cpu_clock and case.threads != 1:
+        raise ValueError(f"cpu_clock needs case.threads == 1 (other BLAS threads' CPU time is not this thread's), "
+                         f"got threads={case.threads}")
+    dense, layered = make_layered(case, None), make_layered(case, LAYERS_AFTER)
+    limit = threads_set(case.threads) if case.threads else contextlib.nullcontext()
+    with limit:
+        for f in (dense, layered):
+            _steady_seconds(f, 0.3)
+        with OtherProcesses() as others:
+            t_dense, t_layered = interleaved([dense, layered], blocks, per_block, discard,
+                                             clock=time.thread_time_ns if cpu_clock else time.perf_counter_ns)
+    row: dict[str, Any] = {"case": case.name, "after": json.dumps(LAYERS_AFTER), "steps": blocks * per_block,
+                           "clock": "thread CPU time" if cpu_clock else "wall"}
+    for name, t in (("dense", t_dense), ("layered", t_layered)):
+        row[f"{name}_us"], row[f"{name}_iqr_us"] = _quartiles(t.ravel() * 1e6)
+    # each block's medians, paired: the ratio within a block sees the same machine state
+    per_block_ratio = np.median(t_layered, axis=1) / np.median(t_dense, axis=1)
+    row["ratio"] = row["layered_us"] / row["dense_us"]
+    row["block_ratio_median"] = float(np.median(per_block_ratio))
+    row["others_cpu"] = others.cpus
+    row["met"] = "yes" if row["ratio"] <= LAYERS_TARGET else "NO"
+    return row
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.step", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a tiny subset in a few seconds (CI smoke)")
@@ -659,7 +710,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--budget", type=float, default=None,
                         help="seconds of timed steps per row and engine (default 1.5; 0.1 with --quick)")
     parser.add_argument("--match", default=None, help="only the rows whose case name contains this text")
+    parser.add_argument("--layers", action="store_true",
+                        help="only the core batch-128 float32 step with batch norm + dropout against it without "
+                             "(printed, nothing written)")
+    parser.add_argument("--threads", type=int, default=None, help="with --layers: BLAS threads (default numpy's)")
+    parser.add_argument("--blocks", type=int, default=40, help="with --layers: interleaved blocks of 25 steps")
+    parser.add_argument("--cpu-clock", action="store_true",
+                        help="with --layers --threads 1: time by the thread's CPU time (a busy machine)")
     args = parser.parse_args(argv)
+    if args.layers:
+        row = layers_overhead(Case(batch=128, dtype="float32", threads=args.threads), blocks=args.blocks,
+                              cpu_clock=args.cpu_clock)
+        print("\n".join(f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}" for k, v in row.items()))
+        return 0
     cases = quick_matrix() if args.quick else full_matrix()
     if args.match:
         cases = [c for c in cases if args.match in c.name]

@@ -45,7 +45,8 @@ def bounded(cast: type, low: float) -> Any:
 
 class ProgressBar:
     """A small progress bar on ``stream`` (stderr): redrawn in place on a terminal, one line per
-    10 % otherwise (CI logs)."""
+    10 % otherwise (CI logs). :meth:`wrap` names the item that is *running* (on a terminal at once;
+    in a log on each 10 % line), so a job that takes long is named while it does."""
 
     def __init__(self, total: int, stream: TextIO | None = None, enabled: bool = True, width: int = 30,
                  unit: str = ""):
@@ -55,7 +56,8 @@ class ProgressBar:
         self.start = time.perf_counter()
         self._last_decile = -1
 
-    def update(self, done: int, label: str = "") -> None:
+    def update(self, done: int, label: str = "", running: bool = False) -> None:
+        """Show ``done`` of the total; ``label`` (``running``: the item now running, also named on a log's lines)."""
         if not self.enabled or self.total == 0:
             return
         elapsed = time.perf_counter() - self.start
@@ -65,7 +67,7 @@ class ProgressBar:
         if self.tty:
             filled = int(self.width * frac)
             bar = "#" * filled + "." * (self.width - filled)
-            text = f"\r[{bar}] {done}/{self.total}{self.unit} {elapsed:5.1f}s {eta_text} {label[:40]:<40}"
+            text = f"\r[{bar}] {done}/{self.total}{self.unit} {elapsed:5.1f}s {eta_text} {label[:56]:<56}"
             self.stream.write(text)
             if done == self.total:
                 self.stream.write("\n")
@@ -74,14 +76,19 @@ class ProgressBar:
             decile = int(frac * 10)
             if decile != self._last_decile:
                 self._last_decile = decile
-                self.stream.write(f"progress: {100 * frac:3.0f}% ({done}/{self.total}{self.unit}) {elapsed:.1f}s\n")
+                suffix = f"; running {label}" if running and label and done < self.total else ""
+                self.stream.write(f"progress: {100 * frac:3.0f}% ({done}/{self.total}{self.unit}) {elapsed:.1f}s"
+                                  f"{suffix}\n")
                 self.stream.flush()
 
     def wrap(self, items: Sequence[Any], label=lambda item: "") -> Iterator[Any]:
-        self.update(0)
-        for i, item in enumerate(items, 1):
+        """Yield ``items``, showing before each one ``running <label(item)>``."""
+        done = 0
+        for item in items:
+            self.update(done, f"running {label(item)}" if self.tty else label(item), running=True)
             yield item
-            self.update(i, label(item))
+            done += 1
+        self.update(done)
 
 
 class StageLine:

@@ -1,6 +1,7 @@
 """scratchnet — a from-scratch NumPy neural network with hand-written backpropagation.
 
-Dense layers, every common activation and loss (with the stable fused softmax/cross-entropy,
+Dense layers (optionally followed by batch normalisation and dropout), every common
+activation and loss (with the stable fused softmax/cross-entropy,
 log-softmax/NLL and sigmoid/BCE pairs), torch-equivalent optimizers and full-batch,
 mini-batch and stochastic training. ``import scratchnet`` needs NumPy only.
 
@@ -13,10 +14,12 @@ mini-batch and stochastic training. ``import scratchnet`` needs NumPy only.
 """
 
 from . import activations, atomic, fused, gradcheck, initializers, losses, optimizers, registry
+from .dropout import Dropout
 from .errors import DivergenceWarning, ModelFileError, NonFiniteWarning
 from .network import Network, load
+from .normalization import BatchNorm1d
 from .optimizers import SGD, Adam, AdamW, Optimizer, Parameter
-from .registry import ACTIVATIONS, INITIALIZERS, LOSSES, OPTIMIZERS
+from .registry import ACTIVATIONS, INITIALIZERS, LAYERS, LOSSES, OPTIMIZERS
 from .serialization import save
 from .spec import ModelSpec
 from .training import History, batch_schedule, fit
@@ -24,7 +27,8 @@ from .training import History, batch_schedule, fit
 __version__ = "0.1.0"
 
 __all__ = [
-    "ACTIVATIONS", "INITIALIZERS", "LOSSES", "OPTIMIZERS", "Adam", "AdamW", "DivergenceWarning",
+    "ACTIVATIONS", "INITIALIZERS", "LAYERS", "LOSSES", "OPTIMIZERS", "Adam", "AdamW", "BatchNorm1d",
+    "DivergenceWarning", "Dropout",
     "History", "ModelFileError", "ModelSpec", "Network", "NonFiniteWarning", "Optimizer", "Parameter",
     "SGD", "activations", "atomic", "batch_schedule", "fit", "fused", "gradcheck", "initializers", "load",
     "losses", "optimizers", "registry", "save", "__version__",

@@ -110,7 +110,8 @@ def numerical_vjp(f: Callable[[np.ndarray], np.ndarray], z: np.ndarray, g: np.nd
 
 def network_numerical_gradients(network: Network, x: object, y: object,
                                 eps: float = 1e-6) -> dict[str, np.ndarray]:
-    """``{name: central-difference ∂L/∂param}`` in float64 for every parameter."""
+    """``{name: central-difference ∂L/∂param}`` in float64 for every parameter, in the network's
+    mode; in training mode with dropout, with the masks of its last forward pass."""
     eps = _check_eps(eps)
     return _network_differences(network, x, y, eps)[0]
 
@@ -122,6 +123,15 @@ def _network_differences(network: Network, x: object, y: object,
     property of the loss there, common to every perturbed element, so the pool is a far steadier
     estimate than any one element's."""
     net = Network.from_spec(network.spec.replace(dtype="float64"), network.state_dict())
+    net.train(network.training)
+    if network.training and network.dropout_layers():
+        # the function differentiated is the one with the masks of the network's last pass
+        masks = network.dropout_masks()
+        if len(masks) != len(network.dropout_layers()):
+            raise ValueError("finite differences through dropout in training mode differentiate the function of "
+                             "fixed masks: run network.loss_and_grads(x, y) first (its masks are replayed), "
+                             "or call network.eval()")
+        net.replay_dropout_masks(masks)
     xs = net._inputs(x)
     target = net._targets(y, xs.shape[0])
     grads, noise = {}, 0.0

@@ -15,6 +15,16 @@ layer::
 Parameter names follow ``torch.nn``: ``layers.{k}.weight`` ``(out, in)`` and
 ``layers.{k}.bias`` ``(out,)``, ``k`` counting dense layers from 0.
 
+Layers after a hidden dense layer (``spec.after_hidden``: :class:`~scratchnet.normalization.BatchNorm1d`,
+:class:`~scratchnet.dropout.Dropout`) sit between ``aₖ`` and the next layer's input, in order;
+backward runs them in reverse between ``δₖ₊₁Wₖ₊₁`` and ``fₖ'ᵀ``. They are named like the
+modules of a torch model holding ``ModuleDict``s ``batch_norms`` and ``dropouts`` keyed by ``k``:
+``batch_norms.{k}.weight``/``bias`` (parameters) and ``batch_norms.{k}.running_mean``/``running_var``
+(buffers: in :meth:`Network.state_dict`, not in :meth:`Network.parameters`). Like a torch module,
+the network is in training mode (:meth:`Network.train`, the default) or evaluation mode
+(:meth:`Network.eval`); only those layers tell the difference. Dropout masks come from
+``numpy.random.default_rng(spec.seed)`` — the generator that drew the weights, continued.
+
 ``Network`` is the top of the core's import order: it composes :mod:`scratchnet.training`
 (``fit`` on any object with the network's training interface) and
 :mod:`scratchnet.serialization` (files from a spec and a state dict), neither of which imports
@@ -33,6 +43,7 @@ import numpy as np
 
 from . import registry, serialization, training
 from ._checks import as_array, as_float_array, as_matrix
+from .dropout import Dropout
 from .errors import NonFiniteWarning
 from .fused import fused_loss_and_grad
 from .layers import Dense
@@ -95,10 +106,21 @@ class Network:
                 self.layers.append(Dense(w, b, registry.make_activation(act), input_grad=k > 0))
         except MemoryError:
             raise MemoryError(f"out of memory building the network: {what}") from None
+        #: the layers after each dense layer (empty lists for the output layer and dense-only specs)
+        self.after: list[list[Any]] = [
+            [registry.make_layer(e, spec.sizes[k + 1], self.dtype, rng=rng) for e in extras]
+            for k, extras in enumerate(spec.after_hidden or ())]
+        self.after += [[] for _ in range(len(self.layers) - len(self.after))]
+        self.training = True
         self.loss_fn = registry.make_loss(spec.loss, spec.reduction)
         self._fused = spec.fused
         self._params = [Parameter(f"layers.{k}.{kind}", getattr(layer, kind), getattr(layer, "grad_" + kind))
                         for k, layer in enumerate(self.layers) for kind in ("weight", "bias")]
+        self._params += [Parameter(f"{e.container}.{k}.{kind}", getattr(e, kind), getattr(e, "grad_" + kind))
+                         for k, extras in enumerate(self.after) for e in extras if e.buffers
+                         for kind in ("weight", "bias")]
+        self._buffers = {f"{e.container}.{k}.{b}": getattr(e, b)
+                         for k, extras in enumerate(self.after) for e in extras for b in e.buffers}
 
     @classmethod
     def from_spec(cls, spec: ModelSpec | Mapping[str, Any] | str,
@@ -127,35 +149,86 @@ class Network:
         return self._params
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        """Ordered ``{name: copy of array}``: ``layers.0.weight``, ``layers.0.bias``, …"""
-        return {p.name: p.value.copy() for p in self._params}
+        """Ordered ``{name: copy of array}``: ``layers.0.weight``, ``layers.0.bias``, …, then any
+        batch norm's ``weight``, ``bias`` and its buffers ``running_mean``, ``running_var``."""
+        return {**{p.name: p.value.copy() for p in self._params},
+                **{name: b.copy() for name, b in self._buffers.items()}}
 
     def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
-        """Copy arrays into the parameters (cast to the model dtype); names and shapes must match
-        exactly."""
+        """Copy arrays into the parameters and buffers (cast to the model dtype); names and shapes
+        must match exactly; a running variance must not be negative."""
         if not isinstance(state, Mapping):
             raise TypeError(f"state must be a mapping {{name: array}}, got {type(state).__name__}")
-        expected = [p.name for p in self._params]
-        missing, unexpected = set(expected) - set(state), set(state) - set(expected)
+        targets = {**{p.name: p.value for p in self._params}, **self._buffers}
+        missing, unexpected = set(targets) - set(state), set(state) - set(targets)
         if missing or unexpected:
             raise KeyError(f"state dict mismatch: missing {sorted(missing)}, unexpected {sorted(unexpected)}")
         arrays = {}
-        for p in self._params:           # check every array before changing any parameter
-            name = f"state[{p.name!r}]"
-            arr = as_array(state[p.name], name)
-            if arr.shape != p.value.shape:
-                raise ValueError(f"{name} has shape {arr.shape}, expected {p.value.shape}")
+        for key, value in targets.items():           # check every array before changing any
+            name = f"state[{key!r}]"
+            arr = as_array(state[key], name)
+            if arr.shape != value.shape:
+                raise ValueError(f"{name} has shape {arr.shape}, expected {value.shape}")
             if arr.dtype.kind not in "fiu":
                 raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
-            arrays[p] = as_float_array(arr, name, self.dtype)   # finite, within the dtype's range
-        for p, arr in arrays.items():
-            p.value[...] = arr
+            arrays[key] = as_float_array(arr, name, self.dtype)   # finite, within the dtype's range
+            if key.endswith(".running_var") and np.any(arrays[key] < 0):
+                raise ValueError(f"{name} must be >= 0 (a variance), got a minimum of {arrays[key].min()!r}")
+        for key, arr in arrays.items():
+            targets[key][...] = arr
+
+    # -- modes and dropout masks ---------------------------------------------------------
+    def train(self, mode: bool = True) -> Network:
+        """Training mode (``mode=True``, the default state): batch norm normalises with the batch's
+        statistics and updates its running ones, dropout drops. Returns the network, as torch does."""
+        if not isinstance(mode, (bool, np.bool_)):
+            raise TypeError(f"mode must be True or False, got {mode!r}")
+        self.training = bool(mode)
+        return self
+
+    def eval(self) -> Network:
+        """Evaluation mode: batch norm uses its running statistics, dropout is the identity."""
+        return self.train(False)
+
+    def dropout_layers(self) -> dict[str, Dropout]:
+        """``{"dropouts.{k}": layer}`` of every dropout, in order."""
+        return {f"dropouts.{k}": e for k, extras in enumerate(self.after) for e in extras if isinstance(e, Dropout)}
+
+    def dropout_masks(self) -> dict[str, np.ndarray]:
+        """``{"dropouts.{k}": bool mask (N, width)}`` of the last training-mode forward pass (copies;
+        ``True`` = kept). Empty when the spec has no dropout; a layer not yet run in training mode
+        is left out."""
+        return {name: d.mask.copy() for name, d in self.dropout_layers().items() if d.mask is not None}
+
+    def replay_dropout_masks(self, masks: Mapping[str, np.ndarray] | None) -> None:
+        """Make every following training-mode pass use ``masks`` (as :meth:`dropout_masks` gives
+        them, one per dropout) instead of drawing; ``None`` draws again. For checks that evaluate
+        the same function many times (finite differences)."""
+        layers = self.dropout_layers()
+        if masks is None:
+            for d in layers.values():
+                d.replay(None)
+            return
+        if not isinstance(masks, Mapping) or set(masks) != set(layers):
+            raise ValueError(f"masks must be a mapping with exactly the keys {sorted(layers)}, got "
+                             f"{sorted(masks) if isinstance(masks, Mapping) else type(masks).__name__}")
+        for name, d in layers.items():
+            d.replay(masks[name])
 
     # -- forward / loss / backward -------------------------------------------------------
     def _forward(self, x: np.ndarray) -> np.ndarray:
-        for layer in self.layers:
+        for layer, after in zip(self.layers, self.after):
             x = layer.forward(x)
+            for extra in after:
+                x = extra.forward(x, self.training)
         return x
+
+    def _backward_after(self, k: int, grad: np.ndarray) -> np.ndarray:
+        """∂L/∂aₖ from ∂L/∂(input of layer k + 1), back through the layers after layer ``k``.
+        ``grad`` is a work array nobody reads afterwards: each layer writes its result into it."""
+        for extra in reversed(self.after[k]):
+            grad = extra.backward(grad, overwrite_dy=True)
+        return grad
 
     def _backward(self, target: np.ndarray) -> float:
         """Loss of the last forward pass and every parameter gradient, into the buffers."""
@@ -167,7 +240,10 @@ class Network:
             delta = out.activation.backward(out.z, out.a, self.loss_fn.gradient(out.a, target))
         grad = out.backward_from_z(delta, need_input_grad=len(self.layers) > 1)
         for k in range(len(self.layers) - 2, -1, -1):
-            # grad is layer k+1's ∂L/∂x work array, read by nobody else: the VJP may overwrite it.
+            if self.after[k]:
+                grad = self._backward_after(k, grad)
+            # grad is layer k+1's ∂L/∂x work array (or a layer's after it), read by nobody else:
+            # the VJP may overwrite it.
             grad = self.layers[k].backward(grad, need_input_grad=k > 0, overwrite_grad_a=True)
         return float(value)
 
@@ -237,10 +313,11 @@ class Network:
         return serialization.save(self, path)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> Network:
+    def load(cls, path: str | os.PathLike, *, trust_missing_checksum: bool = False) -> Network:
         """Rebuild a network written by :meth:`save`; the file is verified first
-        (:func:`scratchnet.serialization.read`)."""
-        spec, state = serialization.read(path)
+        (:func:`scratchnet.serialization.read`; a file without a checksum only with
+        ``trust_missing_checksum=True``)."""
+        spec, state = serialization.read(path, trust_missing_checksum=trust_missing_checksum)
         return cls.from_spec(spec, state)
 
     def __iter__(self) -> Iterator[Dense]:
@@ -250,6 +327,6 @@ class Network:
         return f"Network({self.spec.describe()})"
 
 
-def load(path: str | os.PathLike) -> Network:
+def load(path: str | os.PathLike, *, trust_missing_checksum: bool = False) -> Network:
     """Rebuild the network saved at ``path`` (``scratchnet.load``): :meth:`Network.load`."""
-    return Network.load(path)
+    return Network.load(path, trust_missing_checksum=trust_missing_checksum)

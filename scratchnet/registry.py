@@ -20,12 +20,14 @@ from . import activations as A
 from . import losses as L
 from . import optimizers as O
 from ._checks import check_choice
+from .dropout import Dropout
 from .fused import FUSED_PAIRS
 from .initializers import INITIALIZERS
+from .normalization import BatchNorm1d
 
 __all__ = [
-    "ACTIVATIONS", "LOSSES", "OPTIMIZERS", "INITIALIZERS", "FUSED_PAIRS", "Spec",
-    "normalize", "make_activation", "make_loss", "make_optimizer", "check_pair", "check_params",
+    "ACTIVATIONS", "LOSSES", "OPTIMIZERS", "INITIALIZERS", "LAYERS", "FUSED_PAIRS", "Spec",
+    "normalize", "make_activation", "make_loss", "make_optimizer", "make_layer", "check_pair", "check_params",
     "outputs_for", "is_fused", "label", "takes_class_indices", "CLASS_INDEX_LOSSES",
 ]
 
@@ -39,6 +41,10 @@ LOSSES: dict[str, type[L.Loss]] = {cls.name: cls for cls in (
     L.MSELoss, L.L1Loss, L.HuberLoss, L.SmoothL1Loss, L.CrossEntropyLoss, L.NLLLoss, L.BCELoss)}
 
 OPTIMIZERS: dict[str, type[O.Optimizer]] = {cls.name: cls for cls in (O.SGD, O.Adam, O.AdamW)}
+
+#: Layers a spec may place after a hidden dense layer (``ModelSpec.after_hidden``); each is built
+#: as ``cls(features, dtype, **params)`` (dropout also gets the network's generator, ``rng=``).
+LAYERS: dict[str, type] = {cls.name: cls for cls in (BatchNorm1d, Dropout)}
 
 
 def _split(spec: Spec, kind: str) -> tuple[str, dict[str, Any]]:
@@ -83,23 +89,43 @@ def make_optimizer(spec: Spec, params: list[O.Parameter]) -> O.Optimizer:
     return _build(OPTIMIZERS, spec, "optimizer", params)
 
 
+def make_layer(spec: Spec, features: int, dtype: Any, **extra: Any) -> Any:
+    """Build a layer of :data:`LAYERS` from ``"batch_norm"`` or ``{"name": "dropout", "p": 0.2}``
+    for ``features`` inputs in ``dtype`` (``extra``: ``rng=`` for dropout)."""
+    name, params = _split(spec, "layer")
+    cls = LAYERS[check_choice(name, "layer", LAYERS)]
+    if "rng" in params:
+        raise ValueError(f"layer {name!r} must not set 'rng' (the network hands it its generator), got {spec!r}")
+    check_params(cls, params, "layer", name, features, dtype)
+    if name == "dropout":
+        params.update(extra)
+    return cls(features, dtype, **params)
+
+
 def normalize(spec: Spec, kind: str) -> dict[str, Any]:
-    """The full spec ``{"name": ..., every parameter}`` of an activation or a loss."""
+    """The full spec ``{"name": ..., every parameter}`` of an activation, a loss or a layer."""
+    if kind == "layer":
+        obj = make_layer(spec, 1, "float64")
+        return {"name": obj.name, **obj.params}
     if kind == "activation":
         obj = make_activation(spec)
         return {"name": obj.name, **obj.params}
     if kind == "loss":
         obj = make_loss(spec)
         return {"name": obj.name, **obj.params}
-    raise ValueError(f"kind must be 'activation' or 'loss', got {kind!r}")
+    raise ValueError(f"kind must be 'activation', 'loss' or 'layer', got {kind!r}")
 
 
 def label(spec: Spec) -> str:
     """Short display name: ``"relu"``, or ``"leaky_relu(negative_slope=0.1)"`` when a parameter
     differs from its default."""
     name, params = _split(spec, "spec")
-    table = ACTIVATIONS if name in ACTIVATIONS else LOSSES
-    defaults = (make_activation(name).params if table is ACTIVATIONS else make_loss(name).params)
+    if name in LAYERS:
+        defaults = make_layer(name, 1, "float64").params
+    elif name in ACTIVATIONS:
+        defaults = make_activation(name).params
+    else:
+        defaults = make_loss(name).params
     changed = {k: v for k, v in params.items() if defaults.get(k) != v}
     return name if not changed else f"{name}({', '.join(f'{k}={v}' for k, v in changed.items())})"
 

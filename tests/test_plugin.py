@@ -65,6 +65,33 @@ def test_a_project_with_its_own_device_option_runs_unchanged(project):
     assert files_under(project) == {"conftest.py", "test_mine.py"}  # and wrote nothing
 
 
+def test_a_project_runs_its_pytest_where_xdist_is_not_installed(project):
+    """``-p no:xdist`` leaves xdist's hook specifications out, as an environment without it does: the
+    plugin's xdist hook (``pytest_testnodedown``) must then not be registered (it was: every pytest
+    run stopped with "unknown hook"). ``scripts/check-installs`` does the same in a fresh venv."""
+    code, out = pytest_in(project, "-q", "-p", "no:xdist")
+    assert code == 0 and "1 passed" in out, out
+
+
+def test_records_of_xdist_workers_are_still_collected(tmp_path):
+    """The xdist hook now lives in a plugin object registered only with xdist: with ``-n 2`` the
+    workers' comparisons must still reach the summary and the report folder."""
+    pytest.importorskip("xdist", reason="pytest-xdist: pip install -c constraints.txt 'scratchnet[test]'")
+    out_dir = tmp_path / "reports"
+    code, out = pytest_in(tmp_path, "-q", "-n", "2", "--pyargs", "scratchnet_reference.conformance.tests", "-k",
+                          "test_case_matches_torch and relu-softmax-cross_entropy-mean and float64",
+                          "--scratchnet-report-dir", str(out_dir), timeout=400)
+    assert code == 0 and " comparisons over " in out, out  # no summary: the workers' records were lost
+    compared = int(out.split(" comparisons over ")[0].rsplit("\n", 1)[-1])
+    assert compared > 0 and (out_dir / "records.csv").is_file(), out
+
+
+@pytest.mark.parametrize("value", ["", "  "])
+def test_a_blank_impl_is_refused_not_read_as_scratchnet(project, value):
+    code, out = pytest_in(project, "-q", f"--scratchnet-impl={value}")
+    assert code == 4 and "--scratchnet-impl is empty" in out, out
+
+
 def test_plugin_options_are_namespaced(project):
     code, out = pytest_in(project, "--help")
     assert code == 0, out

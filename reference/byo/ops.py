@@ -12,7 +12,11 @@ only what you have::
                    "cross_entropy": my_nn.ce, "cross_entropy_grad": my_nn.ce_grad}).assert_ok()
 
 or from the command line ``scratchnet-conformance ops --impl my_nn:OPS`` (a module, ``module:attr``
-or ``path/to/file.py[:attr]``; a module contributes its functions whose names are op names).
+or ``path/to/file.py[:attr]``). A module's functions named as learners name them are read as the ops
+they claim — ``sigmoid_prime(z)``, ``softmax_derivative(s)`` (elementwise or a Jacobian),
+``relu_backward(dout, cache)``, ``affine_forward(x, w, b) -> (out, cache)``, ``softmax_loss(x, y) ->
+(loss, dx)`` (:mod:`.learner_names`, :mod:`.conventions`) — and how each was read is stated first;
+a name that claims an op the suite lacks is refused (``SKIP = [...]`` leaves it out, said so).
 
 The signatures (``reference_ops`` has the full table): ``NAME(z) -> a`` and
 ``NAME_backward(z, a, g) -> dL/dz`` for an activation (``g = dL/da``, the vector–Jacobian product);
@@ -32,6 +36,8 @@ Declarations (optional entries beside the functions):
 * ``WEIGHT_LAYOUT`` — ``"out_in"`` (``W`` is ``(out, in)``, ``x Wᵀ + b``, like torch; the default)
   or ``"in_out"`` (``x W + b``, like most tutorials).
 * ``PARAMS`` — registry parameters your ops use, e.g. ``{"leaky_relu": {"negative_slope": 0.2}}``.
+* ``DERIVATIVE_OF`` — ``"z"`` or ``"a"`` (or ``{name: ...}``): what your elementwise derivatives take,
+  instead of probing; ``SKIP`` — names to leave out (listed as not checked).
 
 Each op is called on hypothesis-drawn inputs inside its domain — non-square batches (N ≠ C),
 exact kinks (relu at 0, ``p = y`` for l1), extreme logits (±50, ±800), saturated sigmoids, every
@@ -49,12 +55,14 @@ import difflib
 import importlib
 import inspect
 import os
+import re
 import sys
 import time
 import types
 from collections import Counter
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -71,11 +79,13 @@ __all__ = ["check_ops", "load_ops", "UserOps", "OpsError", "OpsReport", "Example
            "CLASSIFICATION_LOSSES", "LARGE"]
 
 TARGET_FORMS = ("index", "one_hot", "soft")
-DECLARATIONS = ("TARGETS", "WEIGHT_LAYOUT", "PARAMS")
+DECLARATIONS = ("TARGETS", "WEIGHT_LAYOUT", "PARAMS", "DERIVATIVE_OF", "SKIP")
 #: what TARGETS may name: the classification losses and the fused pairs built on them
 _TARGETED = (*CLASSIFICATION_LOSSES, *("_".join(op.base) for op in OPS.values()
                                         if op.family == "fused" and op.base[1] in CLASSIFICATION_LOSSES))
 _EXTREMES = (50.0, -50.0, 800.0, -800.0)
+#: where an imported function is nobody's op (``from numpy import tanh`` is still one: it is an op name)
+_LIBRARIES = {"numpy", "scipy", "torch", "math", "builtins", "functools", "jax", "sklearn", "typing"}
 
 
 class OpsError(ValueError):
@@ -139,8 +149,15 @@ def _entries(source: Any) -> tuple[str, dict[str, Any], bool]:
     names = [n for n in dir(source) if not n.startswith("_")]
     entries = {n: getattr(source, n) for n in names}
     if isinstance(source, types.ModuleType):
+        from .learner_names import read_name
+
+        def own(v: Any) -> bool:  # defined in it, or imported from the learner's code (``from layers import *``)
+            module = getattr(v, "__module__", None) or ""
+            return module == source.__name__ or (module.split(".")[0] not in _LIBRARIES and not isinstance(v, type))
+
         entries = {n: v for n, v in entries.items() if n in OPS or n in DECLARATIONS
-                   or (callable(v) and getattr(v, "__module__", None) == source.__name__)}
+                   or (callable(v) and getattr(v, "__module__", None) == source.__name__)
+                   or (callable(v) and own(v) and read_name(n) is not None)}
     return label, entries, False
 
 
@@ -155,42 +172,95 @@ def _not_an_op(key: str) -> str:
         if base + right in OPS and OPS[base + right].family != "dense":
             return f"{key!r} is not an op name: a{'n' if family == 'activation' else ''} {family}'s derivative is " \
                    f"{OPS[base + right].signature}"
-    close = _misspelt(key)
+    from .learner_names import closest_names
+
+    close = list(dict.fromkeys(_misspelt(key) + closest_names(key)))[:4]
     hint = f"did you mean {', '.join(close)}?" if close else \
         f"op names are activations {', '.join(registry.ACTIVATIONS)} (+ _backward), losses " \
         f"{', '.join(registry.LOSSES)} (+ _grad), fused pairs, dense_forward/dense_backward"
-    return f"{key!r} is not an op name: {hint}"
+    from .learner_names import claimed_base
+
+    base = claimed_base(key)
+    claim = f" (it reads as {base[1]} {base[0]!r}, which the suite does not have)" if base else ""
+    return f"{key!r} is not an op name{claim}: {hint} (or leave it out: SKIP = [{key!r}])"
 
 
 def load_ops(source: Any) -> UserOps:
     """The learner's ops from a dict, a module, an object with methods, or a ``--impl`` string;
-    validated (:func:`validate_ops`). Raises :class:`OpsError` listing every problem."""
+    each function read as the op its name claims (:mod:`.learner_names`: ``sigmoid_prime`` is
+    ``sigmoid_backward``) with its own signature lined up (:mod:`.conventions`: ``(dout, cache)``,
+    a Jacobian, ``(y, p)``), what was assumed kept in ``UserOps.assumptions``; validated
+    (:func:`validate_ops`). Raises :class:`OpsError` listing every problem — a name that claims
+    an op the suite cannot read is one (``SKIP = ["svm_loss"]`` leaves it out, said so)."""
+    from .conventions import Probe, adapt
+    from .learner_names import claims_op, read_name
+
     if isinstance(source, str):
+        if not source.strip():
+            raise OpsError("--impl", ["--impl is empty: give a module, module:attr or path/to/file.py[:attr] "
+                                      "(an unset variable in CI?)"])
         label = source
         source = _import(source)
     else:
         label = None
     name, entries, strict = _entries(source)
-    problems: list[str] = []
-    functions: dict[str, Callable[..., Any]] = {}
-    ignored: list[str] = []  # a module's helpers whose names are not op names
+    ops = UserOps(label or name, {})
+    problems = _declarations(ops, entries)
+    skip = entries.get("SKIP") or ()
+    skip = (skip,) if isinstance(skip, str) else tuple(skip)
+    ops.skipped = [str(k) for k in skip]
+    readings = {}
     for key, value in entries.items():
-        if key in DECLARATIONS:
+        if key in DECLARATIONS or key in skip:
             continue
-        if key in OPS:
-            if callable(value):
-                functions[key] = value
-            else:
-                problems.append(f"{key} must be a function {OPS[key].signature}, got {type(value).__name__}")
-        elif strict or _misspelt(key, cutoff=0.9):
-            problems.append(_not_an_op(key))
-        elif callable(value):
-            ignored.append(key)
-    ops = UserOps(label or name, functions, ignored=ignored)
-    problems += _declarations(ops, entries)
-    if not functions and not problems:
+        reading = read_name(key)
+        if reading is None:
+            if strict or claims_op(key):
+                problems.append(_not_an_op(key))
+            elif callable(value):
+                ops.ignored.append(key)
+        elif not callable(value):
+            problems.append(f"{key} must be a function {OPS[reading.op].signature}, got {type(value).__name__}")
+        else:
+            own = getattr(value, "__name__", "")
+            if strict and own.isidentifier() and own != key:  # {"softmax_backward": softmax_derivative}
+                reading = replace(reading, name=own)  # stated with the learner's own name
+            readings[key] = (reading, value)
+    probe = Probe(ops.params, entries.get("DERIVATIVE_OF"), ops.targets if "TARGETS" in entries else None,
+                  entries.get("WEIGHT_LAYOUT"))
+    layouts: dict[str, str] = {}
+    for key, (reading, fn) in readings.items():
+        try:
+            adapted = adapt(reading, fn, probe, readings)
+        except ValueError as exc:
+            problems.append(str(exc))
+            continue
+        for one in adapted:
+            if one.op in ops.functions:
+                problems.append(f"{key} and {ops.sources[one.op]} are both read as {one.op}: keep one, or name the "
+                                f"other in SKIP")
+                continue
+            unchanged = one.fn is fn and key == one.op  # the op's own name, used as it is: nothing assumed
+            if unchanged:
+                one.assumed = one.code = ""
+            ops.functions[one.op], ops.sources[one.op] = one.fn, key if unchanged else reading.name
+            if one.assumed:
+                ops.assumptions.append(one.assumed)
+            if one.code:
+                ops.code[one.op] = one.code
+            if one.targets and "TARGETS" not in entries:
+                op = OPS[one.op]
+                ops.targets.setdefault("_".join(op.base) if op.family == "fused" else op.base, one.targets)
+            if one.layout:
+                layouts[key] = one.layout
+    if "WEIGHT_LAYOUT" not in entries and layouts:
+        if len(set(layouts.values())) > 1:
+            problems.append(f"your dense functions disagree on the weight layout ({layouts}): declare WEIGHT_LAYOUT")
+        ops.layout = next(iter(layouts.values()))
+    if not ops.functions and not problems:
         problems.append(f"no ops found in {ops.label}: name your functions (or dict keys) after the ops, e.g. "
-                        "softmax, softmax_backward, cross_entropy, cross_entropy_grad")
+                        "softmax, softmax_backward, cross_entropy, cross_entropy_grad (or as learners do: "
+                        "sigmoid_prime, softmax_derivative, relu_backward(dout, cache), affine_forward)")
     problems += _validation_problems(ops)
     if problems:
         raise OpsError(ops.label, problems)
@@ -217,6 +287,11 @@ def _declarations(ops: UserOps, entries: Mapping[str, Any]) -> list[str]:
         problems.append(f"WEIGHT_LAYOUT must be one of {DENSE_LAYOUTS} ('out_in': W is (out, in) like torch, "
                         f"x Wᵀ + b; 'in_out': x W + b), got {layout!r}")
     ops.layout = layout if layout in DENSE_LAYOUTS else "out_in"
+    of = entries.get("DERIVATIVE_OF")
+    values = list(of.values()) if isinstance(of, Mapping) else [] if of is None else [of]
+    if any(v not in ("z", "a") for v in values):
+        problems.append(f"DERIVATIVE_OF must be 'z' or 'a' (what your elementwise derivatives take), or "
+                        f"{{function name: 'z' | 'a'}}, got {of!r}")
     params = entries.get("PARAMS") or {}
     if not isinstance(params, Mapping):
         problems.append(f"PARAMS must be {{op: {{parameter: value}}}}, got {type(params).__name__}")
@@ -460,10 +535,14 @@ def _explore(name: str, ops: UserOps, form: str, reduction: str | None, dtype: s
 # The report
 # --------------------------------------------------------------------------------------------
 
-@dataclass
+@dataclass(repr=False)  # the repr is the report: an IPython terminal shows it
 class OpsReport:
     """The outcome of :func:`check_ops`: ``findings`` (root causes, numbered first when printed),
-    ``rows`` (op × check: examples, failures, worst tol_ratio), ``warnings`` per op."""
+    ``rows`` (op × check: examples, failures, worst tol_ratio), ``warnings`` per op, and how the
+    learner's functions were read (``assumptions``; ``sources`` maps each op to their name).
+
+    ``print(report)`` (or ``str``) is the terminal report; as a notebook cell's last value it
+    renders as HTML (``_repr_html_``): the root causes first, then the table."""
 
     label: str
     dtype: str
@@ -472,40 +551,123 @@ class OpsReport:
     warnings: dict[str, Counter]
     seconds: float = 0.0
     ignored: tuple[str, ...] = ()
+    assumptions: tuple[str, ...] = ()
+    sources: dict[str, str] = field(default_factory=dict)
+    skipped: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
-        return not self.findings and all(r["failed"] == 0 for r in self.rows)
+        return bool(self.rows) and not self.findings and all(r["failed"] == 0 for r in self.rows)
 
-    def render(self, *, table: bool = True) -> str:
+    def _title(self) -> str:
+        if self.findings:
+            return f"{len(self.findings)} root cause{'s' if len(self.findings) > 1 else ''} in {self.label} " \
+                   f"({self.dtype}):"
+        return f"{self.label}: every op agrees with torch ({self.dtype})."
+
+    def _op_label(self, op: str) -> str:
+        source = self.sources.get(op, op)
+        return op if source == op else f"{op} ← {source}"
+
+    def _notes(self) -> list[str]:
+        notes = [f"{name} raised {message} on {n} example{'s' if n > 1 else ''} (recorded, not fatal; the "
+                 "comparison above decides)" for name, counts in self.warnings.items() for message, n in counts.items()]
+        if self.ignored:
+            notes.append(f"not checked (not op names): {', '.join(self.ignored)}")
+        if self.skipped:
+            notes.append(f"not checked (in SKIP): {', '.join(self.skipped)}")
+        notes.append(f"{sum(r['examples'] for r in self.rows)} examples in {self.seconds:.1f} s")
+        return notes
+
+    def render(self, *, table: bool = True, assumptions: bool = True) -> str:
         from ..diagnosis.causes import render_findings
 
         lines = []
-        if self.findings:
-            lines += [f"{len(self.findings)} root cause{'s' if len(self.findings) > 1 else ''} in {self.label} "
-                      f"({self.dtype}):", "", render_findings(self.findings), ""]
-        else:
-            lines += [f"{self.label}: every op agrees with torch ({self.dtype}).", ""]
+        if assumptions and self.assumptions:
+            lines += [read_as_text(self.assumptions), ""]
+        lines.append(self._title())
+        lines += ["", render_findings(self.findings), ""] if self.findings else [""]
         if table:
-            width = max([len(r["op"]) for r in self.rows] + [2])
+            labels = [self._op_label(r["op"]) for r in self.rows]
+            width = max([len(label) for label in labels] + [2])
             cwidth = max([len(r["check"]) for r in self.rows] + [5])
             lines.append(f"{'op':<{width}}  {'check':<{cwidth}}  examples  failed  tol_ratio  status")
-            for r in self.rows:
-                lines.append(f"{r['op']:<{width}}  {r['check']:<{cwidth}}  {r['examples']:>8}  {r['failed']:>6}  "
+            for label, r in zip(labels, self.rows):
+                lines.append(f"{label:<{width}}  {r['check']:<{cwidth}}  {r['examples']:>8}  {r['failed']:>6}  "
                              f"{r['tol_ratio']:>9.3g}  {'FAIL' if r['failed'] else 'pass'}")
-        for name, counts in self.warnings.items():
-            for message, n in counts.items():
-                lines.append(f"note: {name} raised {message} on {n} example{'s' if n > 1 else ''} "
-                             "(recorded, not fatal; the comparison above decides)")
-        if self.ignored:
-            lines.append(f"note: not checked (not op names): {', '.join(self.ignored)}")
-        lines.append(f"{sum(r['examples'] for r in self.rows)} examples in {self.seconds:.1f} s")
+        notes = self._notes()
+        lines += [f"note: {n}" for n in notes[:-1]] + notes[-1:]
         return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.render()
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        from ..diagnosis.display import Cause, html_report
+
+        causes = [Cause(f.where, f.what, (("fails in", ", ".join(dict.fromkeys(f.checks))), ("evidence", f.evidence),
+                                       ("right", f.right)), f.reproducer) for f in self.findings]
+        rows = [(self._op_label(r["op"]), r["check"], r["examples"], r["failed"], float(r["tol_ratio"]),
+                 "FAIL" if r["failed"] else "pass") for r in self.rows]
+        return html_report(title=self._title(), ok=self.ok, causes=causes,
+                           columns=("op", "check", "examples", "failed", "tol_ratio", "status"), rows=rows,
+                           status_column=5, read_as=self.assumptions, notes=self._notes())
 
     def assert_ok(self) -> None:
         """Raise ``AssertionError`` with the findings (for a learner's own pytest)."""
         if not self.ok:
             raise AssertionError("\n" + self.render())
+
+
+def read_as_text(assumptions: Sequence[str], width: int = 118) -> str:
+    """How the learner's functions were read, one wrapped item each (printed before the results)."""
+    import textwrap
+
+    lines = ["how your functions were read (scratchnet_reference.byo.conventions):"]
+    for line in assumptions:
+        lines += textwrap.wrap(line, width=width, initial_indent="  - ", subsequent_indent="    ")
+    return "\n".join(lines)
+
+
+def _with_reading(finding: Any, code: Mapping[str, str]) -> Any:
+    """``finding`` whose reproducer opens with how the learner's function was read as its op (where
+    it was adapted), so that it pastes and runs against their own function."""
+    op_name = finding.op.split(" ")[0]  # "dense_backward (db)"
+    if op_name not in code or not finding.reproducer:
+        return finding
+    return replace(finding, reproducer="\n".join(["# how your function was read:",
+                                                   *_defining(op_name, code[op_name]), finding.reproducer]))
+
+
+def _defining(op_name: str, code: str) -> list[str]:
+    """``code`` (``op = lambda …: yours(…)``) as lines to paste; where your function has the op's own
+    name (``relu_backward(dout, cache)``), it is kept as ``your_relu_backward`` first, so the
+    definition does not call itself."""
+    target, _, body = code.partition(" = ")
+    if f"{op_name}(" not in body:
+        return [code]
+    return [f"your_{op_name} = {op_name}  # yours, as you wrote it", f"{target} = " +
+            re.sub(rf"(?<![\w.]){re.escape(op_name)}\(", f"your_{op_name}(", body)]
+
+
+@contextmanager
+def _hypothesis_home() -> Iterator[None]:
+    """Hypothesis keeps a cache of constants in ``./.hypothesis``: point it at a temporary folder
+    while the checks run (nothing is written into the learner's working folder), then back."""
+    import tempfile
+
+    from hypothesis import configuration
+
+    key = "__hypothesis_home_directory"
+    before = configuration.__dict__.get(key)
+    with tempfile.TemporaryDirectory(prefix="scratchnet-hypothesis-") as tmp:
+        configuration.set_hypothesis_home_dir(tmp)
+        try:
+            yield
+        finally:
+            configuration.__dict__[key] = before
 
 
 def check_ops(source: Any, *, max_examples: int = 40, dtype: str = "float64", seed: int | None = None) -> OpsReport:
@@ -520,13 +682,14 @@ def check_ops(source: Any, *, max_examples: int = 40, dtype: str = "float64", se
     start = time.perf_counter()
     ops = source if isinstance(source, UserOps) else load_ops(source)
     examples: dict[str, list[Example]] = {}
-    for name in ops.functions:
-        op = OPS[name]
-        reductions = ("mean", "sum") if name in ops.with_reduction else (None,)
-        for form in _forms(ops, op):
-            for reduction in reductions:
-                examples.setdefault(name, []).extend(
-                    _explore(name, ops, form, reduction, dtype, max_examples, seed))
+    with _hypothesis_home():
+        for name in ops.functions:
+            op = OPS[name]
+            reductions = ("mean", "sum") if name in ops.with_reduction else (None,)
+            for form in _forms(ops, op):
+                for reduction in reductions:
+                    examples.setdefault(name, []).extend(
+                        _explore(name, ops, form, reduction, dtype, max_examples, seed))
     rows, warned = [], {}
     for name, exs in examples.items():
         for check in dict.fromkeys(e.check for e in exs):
@@ -537,4 +700,6 @@ def check_ops(source: Any, *, max_examples: int = 40, dtype: str = "float64", se
         if counts:
             warned[name] = counts
     findings = diagnose(ops, examples)
-    return OpsReport(ops.label, dtype, rows, findings, warned, time.perf_counter() - start, tuple(ops.ignored))
+    findings = [_with_reading(f, ops.code) for f in findings]
+    return OpsReport(ops.label, dtype, rows, findings, warned, time.perf_counter() - start, tuple(ops.ignored),
+                     tuple(ops.assumptions), dict(ops.sources), tuple(ops.skipped))

@@ -32,10 +32,13 @@ def add_ops_parser(sub: Any) -> argparse.ArgumentParser:
 
 
 def cmd_ops(args: argparse.Namespace) -> int:
-    from .ops import OpsError, check_ops
+    from .ops import OpsError, check_ops, load_ops, read_as_text
 
     try:
-        report = check_ops(args.impl, max_examples=args.max_examples, dtype=args.dtype, seed=args.seed)
+        ops = load_ops(args.impl)
+        if ops.assumptions:  # before the checks run: what was assumed is read first
+            print(read_as_text(ops.assumptions) + "\n", flush=True)
+        report = check_ops(ops, max_examples=args.max_examples, dtype=args.dtype, seed=args.seed)
     except OpsError as exc:
         raise UsageError(f"{PROG} ops: --impl: {exc}") from None
     except ModuleNotFoundError as exc:
@@ -43,5 +46,5 @@ def cmd_ops(args: argparse.Namespace) -> int:
             raise
         raise UsageError(f"{PROG} ops draws its inputs with hypothesis: pip install -c constraints.txt "
                          "'scratchnet[reference,test]'") from None
-    print(report.render())
+    print(report.render(assumptions=False))
     return 0 if report.ok else 1

@@ -441,6 +441,12 @@ def check_report_dir(path: Path) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(XdistHooks(), "scratchnet_conformance_xdist")
+    blank = config.getoption("scratchnet_impl")
+    if blank is not None and not blank.strip():
+        raise pytest.UsageError(f"{OPT_IMPL} is empty: give package.module:factory or path/to/adapter.py:factory, "
+                                "or leave the option out to test scratchnet itself (an unset variable in CI?)")
     config._scratchnet_start = time.perf_counter()  # type: ignore[attr-defined]
     config._scratchnet_recorder = Recorder()  # type: ignore[attr-defined]
     config._scratchnet_worker_records = []  # type: ignore[attr-defined]
@@ -533,10 +539,16 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         config._scratchnet_written = _write(config, recorder, out)  # type: ignore[attr-defined]
 
 
-def pytest_testnodedown(node: Any, error: Any) -> None:
-    payload = getattr(node, "workeroutput", {}).get(_RECORDS_KEY)
-    if payload:
-        node.config._scratchnet_worker_records.append(payload)
+class XdistHooks:
+    """The hooks that exist only with pytest-xdist, registered only where it is installed
+    (:func:`pytest_configure`): a plugin module defining an unknown hook breaks every pytest run
+    of an environment without xdist."""
+
+    @staticmethod
+    def pytest_testnodedown(node: Any, error: Any) -> None:
+        payload = getattr(node, "workeroutput", {}).get(_RECORDS_KEY)
+        if payload:
+            node.config._scratchnet_worker_records.append(payload)
 
 
 def _plan(records: list[Record], capabilities: Any) -> RunPlan:

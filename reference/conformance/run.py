@@ -2,17 +2,25 @@
 requested device with a progress bar, a crashed job recorded as failing rows, the reports written,
 the summary (failing rows, their diagnosis, what is not implemented) printed.
 
-Exit code: 0 all passed, 1 a comparison failed or a job raised."""
+User code (``--impl``) runs job by job in a killable worker (:mod:`.isolated_jobs`): a job that hangs
+past ``--timeout``, exits or raises anything is that job's named failure and the run goes on. Each
+finished job's records go to the journal at once (:mod:`~scratchnet_reference.reports.journal`); a run
+interrupted by Ctrl-C or SIGTERM writes an explicitly partial report (the gate refuses it).
+
+Exit code: 0 all passed, 1 a comparison failed or a job raised, 2 bad arguments or an output folder
+that is refused, in use or full, 130 Ctrl-C, 143 SIGTERM (both after writing the partial report)."""
 
 from __future__ import annotations
 
 import argparse
 import math
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..console import PROG, ProgressBar, StageLine, UsageError
+from ..console import PROG, ProgressBar, StageLine, UsageError, bounded
+from ..core.isolation import DEFAULT_TIMEOUT_S
 
 __all__ = ["add_run_parser", "cmd_run", "QUICK_HIDDEN", "QUICK_TRAINING", "DEFAULT_OUT"]
 
@@ -40,6 +48,12 @@ def add_run_parser(sub: Any) -> argparse.ArgumentParser:
                           f"{len(QUICK_TRAINING)} training runs per dtype")
     run.add_argument("--profile", default=None, help="a name recorded in the metadata (default full or quick)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    run.add_argument("--timeout", type=bounded(float, 0.01), default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
+                     help=f"the time one job of --impl may take before it is stopped and failed, naming the job "
+                          f"(default {DEFAULT_TIMEOUT_S:g}; a correct network's jobs take well under 10 s)")
+    run.add_argument("--force", action="store_true",
+                     help="write into a baseline folder or a folder holding files no run wrote (files the run did "
+                          "not write are never deleted)")
     run.add_argument("--impl", default=None, metavar="MODULE:FACTORY",
                      help="your own implementation: package.module:factory or path/to/adapter.py:factory "
                           "(default scratchnet; see reference/core/adapter.py and examples/adapter_template.py). "
@@ -95,13 +109,61 @@ def _quick_plan(plan: Any) -> tuple[Any, Any]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from ..core.matrix import DTYPES
+    """Claim ``--out`` (new, or this tool's own report folder; never a baseline or a stranger's folder
+    unless ``--force``; never while another run holds it), then run and write into it."""
     from ..reports.commands import check_output_dir
+    from ..reports.files import DiskFullError, terminate_as_exception
+    from ..reports.ownership import FolderInUseError, FolderRefusedError, claim
+
+    check_output_dir(args.out, "run", "--out")  # before the run, not after it
+    try:  # SIGTERM is an exception throughout, so the claim is released (exit 143)
+        with terminate_as_exception(), claim(args.out, force=getattr(args, "force", False)) as claimed:
+            if claimed.took_over:
+                print(f"{PROG} run: {args.out}: {claimed.took_over}")
+            return _run_claimed(args)
+    except (FolderRefusedError, FolderInUseError) as exc:
+        raise UsageError(f"{PROG} run: --out {exc}") from None
+    except DiskFullError as exc:
+        from ..reports.journal import JOURNAL
+
+        kept = Path(args.out) / JOURNAL
+        more = f"; the records as computed are in {kept}" if kept.is_file() and kept.stat().st_size else ""
+        raise UsageError(f"{PROG} run: {exc.strerror}{more}") from None
+
+
+def _write_partial(run: Any, out: Path, journal: Any, total: int, exc: BaseException, tty: bool) -> int:
+    """An interrupted run: an explicitly partial report of the jobs that finished (``metadata.json``
+    says ``partial``; the gate refuses it), the journal kept beside it; then the exit of the cause
+    (130 Ctrl-C, 143 SIGTERM) or, for a fault of the harness, the exception itself."""
+    from ..reports.files import DiskFullError, Terminated
+
+    why = {KeyboardInterrupt: "interrupted (Ctrl-C)", Terminated: "terminated (SIGTERM)"}.get(type(exc)) or (
+        f"stopped: {exc.strerror}" if isinstance(exc, DiskFullError) else
+        f"stopped by {type(exc).__name__}: {' '.join(str(exc).split())[:200]}")
+    if tty:
+        print(file=sys.stderr)  # end the progress bar's line
+    journal.close()
+    run.notes["partial"] = f"yes: {run.finished} of {total} jobs, {why}"
+    try:
+        run.write(out)
+    except DiskFullError as full:
+        raise UsageError(f"{PROG} run: {why}; the partial report could not be written either ({full.strerror}); "
+                         f"the records of the {run.finished} finished jobs are in {journal.path}") from None
+    print(f"{PROG} run: {why} after {run.finished} of {total} jobs: partial report written into {out}/ "
+          f"(the gate refuses it; the records as computed: {journal.path.name})", file=sys.stderr)
+    if isinstance(exc, KeyboardInterrupt):
+        return 130
+    raise exc
+
+
+def _run_claimed(args: argparse.Namespace) -> int:
+    from ..core.matrix import DTYPES
+    from ..reports.journal import RecordJournal
     from ..reports.summaries import summary_table
+    from .isolated_jobs import IsolatedJobs
     from .runner import RunPlan
     from .session import ConformanceRun, job_label
 
-    check_output_dir(args.out, "run", "--out")  # before the run, not after it
     impl, caps = _load_impl(args.impl)
     devices = _devices(args.device)
     dtypes = tuple(dict.fromkeys(args.dtype)) if args.dtype else DTYPES
@@ -117,11 +179,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     run = ConformanceRun(plan, impl_name=impl.name, impl_spec=args.impl, capabilities=caps, source="cli",
                          profile=args.profile or ("quick" if args.quick else "full"), quick=args.quick)
     progress = ProgressBar(len(jobs), enabled=not args.no_progress, unit="jobs")
-    run.execute(impl, jobs, lambda items: progress.wrap(items, job_label), skipped=skipped)
     out = Path(args.out)
+    journal = RecordJournal(out)
+    # user code (--impl) runs job by job in a killable worker; scratchnet itself in this process
+    isolated = IsolatedJobs(impl, plan, timeout=args.timeout, label=job_label) if args.impl else None
+    try:
+        run.execute(impl, jobs, lambda items: progress.wrap(items, job_label), skipped=skipped,
+                    run_one=isolated.run_one if isolated else None, journal=journal)
+    except BaseException as exc:  # Ctrl-C, SIGTERM, or a fault of the harness itself: keep what was computed
+        return _write_partial(run, out, journal, len(jobs), exc, progress.tty and not args.no_progress)
+    finally:
+        if isolated is not None:
+            isolated.close()
     writing = StageLine(f"writing reports into {out}/:", enabled=not args.no_progress)
     run.write(out, announce=writing.stage)
     writing.done()
+    journal.close(delete=True)  # its records are in records.csv now
     matrix = run.matrix()
     _print_run_summary(matrix, summary_table(matrix), run.errors, out, run.wall_s, records=run.records,
                        not_implemented=run.not_implemented_summary() if run.not_implemented else "")

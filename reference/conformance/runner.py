@@ -31,13 +31,25 @@ from ..core.capabilities import Capabilities, capabilities_of
 from ..core.compare import compare_model, prepare_batch
 from ..core.fit_lockstep import fit_lockstep
 from ..core.lockstep import GD_MODES, lockstep
-from ..core.matrix import DTYPES, OPTIMIZER_CONFIGS, Case, cases, make_batch, refused_pairs, training_configs
+from ..core.matrix import (
+    AFTER,
+    DTYPES,
+    OPTIMIZER_CONFIGS,
+    TRAINING_AFTER,
+    Case,
+    cases,
+    layered_training_configs,
+    make_batch,
+    refused_pairs,
+    training_configs,
+)
 from ..core.protocol import Implementation, ScratchnetImplementation, initial_state
 from ..core.records import Record
 
 __all__ = ["RunPlan", "check_case", "check_training", "check_fit", "FIT_EPOCHS",
            "check_refusal", "run_job", "run_matrix", "target_kind",
-           "case_problem", "case_sizes", "training_spec", "CASE_SIZES", "TRAINING_STEPS"]
+           "case_problem", "case_sizes", "case_state", "training_spec", "layered_training_spec", "CASE_SIZES",
+           "TRAINING_STEPS"]
 
 CASE_SIZES = (5, 7, 6, 4)
 CASE_BATCH = 8
@@ -60,9 +72,25 @@ def case_problem(case: Case, seed: int = 0,
     return spec, x, y
 
 
+def case_state(spec: ModelSpec, seed: int = 0) -> dict[str, np.ndarray]:
+    """The weights a case starts from: the spec's initial ones, with batch norm's γ, β and running
+    statistics drawn away from their initial 1, 0, 0, 1 (γ ~ U(0.5, 1.5), β ~ N(0, 0.1²), running
+    mean ~ N(0, 0.5²), running variance ~ U(0.5, 2)), so that a γ/β swapped, a missing scale, or an
+    evaluation that ignores the running statistics shows."""
+    state = initial_state(spec)
+    rng = np.random.default_rng([seed, 24])
+    draw = {"weight": lambda n: rng.uniform(0.5, 1.5, n), "bias": lambda n: rng.normal(0.0, 0.1, n),
+            "running_mean": lambda n: rng.normal(0.0, 0.5, n), "running_var": lambda n: rng.uniform(0.5, 2.0, n)}
+    for name in state:
+        if name.startswith("batch_norms."):
+            state[name] = draw[name.rsplit(".", 1)[1]](state[name].shape).astype(spec.dtype)
+    return state
+
+
 def check_case(impl: Implementation, case: Case, device: str = "cpu", seed: int = 0,
                fd: str = "on_failure", diagnose: bool = True, sizes: tuple[int, ...] | None = None) -> list[Record]:
-    """Forward, loss, gradient and intact-inputs records for one matrix case (every torch flavour),
+    """Forward, loss, gradient and intact-inputs records for one matrix case (every torch flavour, in
+    the case's mode),
     on each of its batches (:mod:`~scratchnet_reference.core.batches`: random, exact kinks, large
     logits); failing records carry a diagnosis (``diagnose=False``: not computed). ``sizes``:
     default the architecture the implementation declares, else :data:`CASE_SIZES`."""
@@ -70,11 +98,12 @@ def check_case(impl: Implementation, case: Case, device: str = "cpu", seed: int 
     spec, x, y = case_problem(case, seed, sizes)
     records: list[Record] = []
     first: dict[tuple[str, str, str], str] = {}  # the random batch's failing records -> their diagnosis
-    for batch, spec_b, state, xb, yb in batch_problems(spec, x, y):
-        found = compare_model(impl, spec_b, xb, yb, device=device, fd=fd, state=state, batch=batch)
+    for batch, spec_b, state, xb, yb in batch_problems(spec, x, y, case_state(spec, seed)):
+        found = compare_model(impl, spec_b, xb, yb, device=device, fd=fd, state=state, batch=batch,
+                              mode=case.mode)
         compared = [r for r in found if r.check != INPUTS_CHECK]  # inputs: named in its note
         failed = [(r.flavour, r.check, r.param) for r in compared if r.status == "fail"]
-        if diagnose and failed:
+        if diagnose and failed and not case.after:  # batch norm / dropout: the op-level checks isolate
             if first and all(key in first for key in failed):
                 # the same parameters already fail on the random batch: the same causes, not new ones
                 compared = [replace(r, diagnosis=first[r.flavour, r.check, r.param]) if r.status == "fail" else r
@@ -101,6 +130,13 @@ def case_sizes(impl: Implementation) -> tuple[int, ...]:
         return capabilities_of(getattr(impl, "inner", impl)).architecture.case_sizes()
     except Exception:  # noqa: BLE001 - a malformed declaration is the adapter check's to report
         return CASE_SIZES
+
+
+def layered_training_spec(dtype: str) -> ModelSpec:
+    """The model the layered training configurations train: :func:`training_spec`'s, with every
+    layer of :data:`~scratchnet_reference.core.matrix.TRAINING_AFTER` after each hidden layer."""
+    return ModelSpec(CASE_SIZES, hidden="tanh", output="softmax", loss="cross_entropy", dtype=dtype, seed=1,
+                     after_hidden=list(AFTER[TRAINING_AFTER]))
 
 
 def training_spec(dtype: str, capabilities: Capabilities | None = None) -> ModelSpec:
@@ -190,6 +226,9 @@ class RunPlan:
             if self.training:
                 work += [("training", (opt, mode, dtype, device))
                          for opt, mode in training_configs() for dtype in self.dtypes]
+                # with batch norm and dropout: a fifth argument names the layers
+                work += [("training", (opt, mode, dtype, device, "layered"))
+                         for opt, mode in layered_training_configs() for dtype in self.dtypes]
                 if self.capabilities is None:  # Network.fit: scratchnet's own API (see check_fit)
                     work += [("fit", (opt, mode, dtype, device))
                              for opt, mode in training_configs() for dtype in self.dtypes]
@@ -204,7 +243,8 @@ class RunPlan:
         if kind == "case":
             return caps.missing_for_case(args[0])
         if kind == "training":
-            return caps.missing_for_training(args[0], args[2])
+            layered = caps.missing_layers(TRAINING_AFTER) if len(args) > 4 else ""
+            return ", ".join(p for p in (caps.missing_for_training(args[0], args[2]), layered) if p)
         return ""
 
     def jobs(self) -> list[tuple[str, tuple]]:
@@ -235,6 +275,8 @@ def run_job(impl: Implementation, plan: RunPlan, job: tuple[str, tuple]) -> tupl
         return check_case(impl, case, device, fd=plan.fd, sizes=plan.sizes), None
     if kind == "fit":
         return check_fit(impl, *args), None
+    if len(args) > 4:  # ("training", (opt, mode, dtype, device, "layered"))
+        return check_training(impl, *args[:4], spec=layered_training_spec(args[2])), None
     return check_training(impl, *args, spec=plan.training_spec(args[2])), None
 
 
@@ -243,13 +285,15 @@ def run_matrix(impl: Implementation, plan: RunPlan | None = None,
                not_implemented: list[tuple[Any, str]] | None = None,
                jobs: list[tuple[str, tuple]] | None = None,
                on_error: Callable[[tuple[str, tuple], Exception], list[Record]] | None = None,
+               run_one: Callable[..., tuple[list[Record], str | None]] | None = None,
                ) -> tuple[list[Record], list[str]]:
     """Run ``jobs`` (default: every job of ``plan``); returns the records and the refusal
     messages checked. Jobs the implementation does not implement — left out by the plan (when
     ``jobs`` is not given), or raising ``NotImplementedError`` — are appended to
     ``not_implemented`` as ``(job, reason)``
     (without that list they raise). With ``on_error``, any other exception of a job becomes the
-    records it returns and the run goes on; without it, the exception propagates."""
+    records it returns and the run goes on; without it, the exception propagates. ``run_one(impl, plan, job)``
+    runs one job (default :func:`run_job`; :class:`~.isolated_jobs.IsolatedJobs` runs it in a worker)."""
     plan = plan or RunPlan()
     records: list[Record] = []
     refusals: list[str] = []
@@ -257,7 +301,7 @@ def run_matrix(impl: Implementation, plan: RunPlan | None = None,
         not_implemented += plan.not_implemented()
     for job in progress(plan.jobs() if jobs is None else jobs):
         try:
-            job_records, refusal = run_job(impl, plan, job)
+            job_records, refusal = (run_one or run_job)(impl, plan, job)
             records += job_records
             if refusal is not None:
                 refusals.append(refusal)

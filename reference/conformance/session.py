@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 import traceback
 from collections import Counter
@@ -84,7 +85,7 @@ def _error_records(impl_name: str, job: Job, exc: BaseException) -> list[Record]
     from ..core.lockstep import optimizer_label
     from ..core.matrix import OPTIMIZER_CONFIGS
     from ..core.records import Combination
-    from .runner import CASE_SIZES, training_spec
+    from .runner import CASE_SIZES, layered_training_spec, training_spec
 
     kind, args = job
     note = f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:500]
@@ -93,10 +94,10 @@ def _error_records(impl_name: str, job: Job, exc: BaseException) -> list[Record]
         if kind == "case":
             case, device = args
             spec = case.spec(CASE_SIZES)
-            combos = [combination(spec, f, device, impl_name) for f in flavours_for(spec)]
+            combos = [combination(spec, f, device, impl_name, case.mode) for f in flavours_for(spec)]
         else:
-            opt, mode, dtype, device = args
-            spec = training_spec(dtype)
+            opt, mode, dtype, device = args[:4]
+            spec = layered_training_spec(dtype) if len(args) > 4 else training_spec(dtype)
             combos = [combination(spec, "fused" if spec.fused else "modular", device, impl_name,
                                   optimizer=optimizer_label(OPTIMIZER_CONFIGS[opt]), gd_mode=mode)]
     except Exception:  # noqa: BLE001 - the spec itself is broken: name the row from the job
@@ -106,7 +107,7 @@ def _error_records(impl_name: str, job: Job, exc: BaseException) -> list[Record]
                                   reduction=case.reduction, flavour="modular", dtype=case.dtype, device=device,
                                   impl=impl_name)]
         else:
-            opt, mode, dtype, device = args
+            opt, mode, dtype, device = args[:4]
             combos = [Combination(hidden="tanh,tanh", output="softmax", loss="cross_entropy", reduction="mean",
                                   flavour="fused", dtype=dtype, device=device, impl=impl_name,
                                   optimizer=optimizer_label(OPTIMIZER_CONFIGS[opt]), gd_mode=mode)]
@@ -142,6 +143,8 @@ class ConformanceRun:
     not_implemented: list[tuple[str, str, str]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     wall_s: float = 0.0
+    #: jobs :meth:`execute` finished (all of them unless it was interrupted)
+    finished: int = 0
     #: lines added to the metadata by the entry point (e.g. the user's floating-point warnings)
     notes: dict[str, str] = field(default_factory=dict)
 
@@ -162,10 +165,15 @@ class ConformanceRun:
         self.not_implemented.append((kind, what, reason))
 
     def execute(self, impl: Any, jobs: Sequence[Job], wrap: Callable[[Iterable], Iterable] = lambda jobs: jobs,
-                skipped: Sequence[tuple[Job, str]] = ()) -> None:
+                skipped: Sequence[tuple[Job, str]] = (), run_one: Callable[..., Any] | None = None,
+                journal: Any = None) -> None:
         """Run ``jobs`` (from :meth:`RunPlan.jobs`) and collect what they give. A job that raises is
         recorded as failing records and named in :attr:`errors`; one raising ``NotImplementedError``
-        joins ``skipped`` (the jobs the plan already left out) in :attr:`not_implemented`."""
+        joins ``skipped`` (the jobs the plan already left out) in :attr:`not_implemented`.
+        ``run_one`` runs a job (default :func:`~.runner.run_job`; an
+        :class:`~.isolated_jobs.IsolatedJobs` runs user code in a killable worker); each finished job's
+        records go to ``journal`` (:class:`~scratchnet_reference.reports.journal.RecordJournal`) at once
+        and :attr:`finished` counts the jobs, so an interrupted run knows what it has."""
         from .runner import run_matrix
 
         for job, reason in skipped:
@@ -175,19 +183,26 @@ class ConformanceRun:
             self.errors.append(f"{job_label(job)}: {type(exc).__name__}: {' '.join(str(exc).split())}"[:300])
             if os.environ.get("SCRATCHNET_CONFORMANCE_TRACEBACK"):
                 traceback.print_exc()
+                print(getattr(exc, "user_stack", ""), file=sys.stderr)  # a worker's failure: the user's stack
             return [] if job[0] == "refusal" else _error_records(self.impl_name, job, exc)
 
         start = time.perf_counter()
-        for job in wrap(list(jobs)):
-            left_out: list[tuple[Job, str]] = []
-            records, refusals = run_matrix(impl, self.plan, jobs=[job], not_implemented=left_out, on_error=on_error)
-            for _, reason in left_out:
-                self.skipped(job[0], job_label(job), reason)
-            if not left_out:
-                self.add(records, job)
-            for message in refusals:
-                self.refused(message)
-        self.wall_s += time.perf_counter() - start
+        try:
+            for job in wrap(list(jobs)):
+                left_out: list[tuple[Job, str]] = []
+                records, refusals = run_matrix(impl, self.plan, jobs=[job], not_implemented=left_out,
+                                               on_error=on_error, run_one=run_one)
+                for _, reason in left_out:
+                    self.skipped(job[0], job_label(job), reason)
+                if not left_out:
+                    self.add(records, job)
+                    if journal is not None:
+                        journal.append(job_label(job), records)
+                for message in refusals:
+                    self.refused(message)
+                self.finished += 1
+        finally:
+            self.wall_s += time.perf_counter() - start
 
     # -- across pytest-xdist workers ---------------------------------------------------------------
     def payload(self) -> dict[str, Any]:

@@ -73,6 +73,11 @@ registry has":
                        layers ``1``, or ``"any"``; the first is what every check builds
                        (:mod:`~scratchnet_reference.core.architecture`). Left out: the adapter
                        check tries the default two hidden layers, then one, and says which
+``layers``             layers after hidden layers (``"batch_norm"``, ``"dropout"``; the model then
+                       needs ``train()``, ``eval()`` and ``dropout_masks()``, see
+                       :mod:`~scratchnet_reference.core.protocol`). Unlike the other keys, left out
+                       means **none** (they came after adapters were written); an implementation
+                       that declares nothing at all is asked for them and skips them at run time
 =====================  ========================================================================
 
 The matrix narrows to what is declared; the rest is reported as *not implemented* — counted
@@ -101,7 +106,7 @@ from typing import Any
 import numpy as np
 
 from scratchnet import ModelSpec, registry
-from scratchnet.spec import REDUCTIONS
+from scratchnet.spec import REDUCTIONS  # the names a spec accepts (not the loss code)
 
 from .architecture import ANY, DEFAULT_DEPTH, Architecture
 from .capabilities import (
@@ -435,6 +440,9 @@ def load_implementation(text: str | None, *, validate: bool = True) -> tuple[Any
     Returns ``(implementation, capabilities)``; raises :class:`AdapterError` with what is wrong."""
     from ..core.protocol import ScratchnetImplementation
 
+    if text is not None and not text.strip():
+        raise AdapterError("--impl", ["--impl is empty: give 'package.module:factory' or 'path/to/adapter.py:factory', "
+                                      "or leave it out to test scratchnet itself (an unset variable in CI?)"])
     if not text:
         impl = ScratchnetImplementation()
         return impl, Capabilities.everything()

@@ -13,16 +13,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scratchnet import ModelSpec, registry
-from scratchnet.spec import REDUCTIONS
+from scratchnet.spec import REDUCTIONS  # the names a spec accepts (not the loss code)
 
 from .architecture import ANY, Architecture, parse_architectures
-from .matrix import DTYPES, OPTIMIZER_CONFIGS, Case
+from .matrix import AFTER, DTYPES, OPTIMIZER_CONFIGS, Case
 
 __all__ = ["AdapterError", "Capabilities", "CAPABILITY_KEYS", "capabilities_of", "describe_capabilities",
            "owner_of", "HIDDEN_PREFERENCE", "PAIR_PREFERENCE"]
 
 CAPABILITY_KEYS = ("activations", "hidden", "outputs", "losses", "reductions", "dtypes", "optimizers",
-                   "optimizer_options", "hyperparameters", "architectures")
+                   "optimizer_options", "hyperparameters", "layers", "architectures")
 
 #: Preferred models: the first supported one is what the training checks train, and what
 #: validation builds first.
@@ -74,7 +74,7 @@ def _known(key: str) -> frozenset[str]:
         "outputs": frozenset(registry.ACTIVATIONS), "losses": frozenset(registry.LOSSES),
         "reductions": frozenset(REDUCTIONS), "dtypes": frozenset(DTYPES),
         "optimizers": frozenset(registry.OPTIMIZERS), "optimizer_options": _optimizer_options(),
-        "hyperparameters": _hyperparameters(),
+        "hyperparameters": _hyperparameters(), "layers": frozenset(registry.LAYERS),
     }[key]
 
 
@@ -93,6 +93,7 @@ class Capabilities:
     hyperparameters: frozenset[str]
     training: str = ""
     declared: tuple[str, ...] = field(default=(), compare=False)
+    layers: frozenset[str] = frozenset()
     #: what ``build`` accepts (:mod:`~scratchnet_reference.core.architecture`): declared, or found by
     #: :func:`~scratchnet_reference.core.adapter.validate_implementation`; ``()``: any (the default)
     architectures: tuple[Architecture, ...] = ()
@@ -106,7 +107,8 @@ class Capabilities:
     def everything(cls) -> Capabilities:
         return cls(hidden=_known("hidden"), outputs=_known("outputs"), losses=_known("losses"),
                    reductions=_known("reductions"), dtypes=_known("dtypes"), optimizers=_known("optimizers"),
-                   optimizer_options=_known("optimizer_options"), hyperparameters=_known("hyperparameters"))
+                   optimizer_options=_known("optimizer_options"), hyperparameters=_known("hyperparameters"),
+                   layers=_known("layers"))
 
     @classmethod
     def from_declaration(cls, declared: Any, owner: str = "implementation") -> Capabilities:
@@ -153,6 +155,7 @@ class Capabilities:
                    optimizers=values.get("optimizers", _known("optimizers")),
                    optimizer_options=values.get("optimizer_options", _known("optimizer_options")),
                    hyperparameters=values.get("hyperparameters", _known("hyperparameters")),
+                   layers=values.get("layers", frozenset()),
                    declared=tuple(k for k in CAPABILITY_KEYS if k in values or (k == "architectures" and
                                                                                architectures)),
                    architectures=architectures)
@@ -187,8 +190,15 @@ class Capabilities:
         return ", ".join(p for p in parts if p)
 
     def missing_for_case(self, case: Case) -> str:
-        return self.missing(hidden=[case.hidden], output=case.output, loss=case.loss, reduction=case.reduction,
-                            dtype=case.dtype)
+        missing = self.missing(hidden=[case.hidden], output=case.output, loss=case.loss, reduction=case.reduction,
+                               dtype=case.dtype)
+        return ", ".join(p for p in (missing, self.missing_layers(case.after)) if p)
+
+    def missing_layers(self, after: str) -> str:
+        """What of the :data:`~scratchnet_reference.core.matrix.AFTER` arrangement ``after`` is not
+        implemented (``""`` for a dense-only case)."""
+        names = [layer if isinstance(layer, str) else layer["name"] for layer in AFTER.get(after, ())]
+        return ", ".join(f"layer {name}" for name in names if name not in self.layers)
 
     def missing_for_optimizer(self, config: str | Mapping[str, Any]) -> str:
         spec = OPTIMIZER_CONFIGS[config] if isinstance(config, str) else config
@@ -229,7 +239,7 @@ class Capabilities:
         full = Capabilities.everything()
         parts = []
         for key in ("hidden", "outputs", "losses", "reductions", "dtypes", "optimizers", "optimizer_options",
-                    "hyperparameters"):
+                    "hyperparameters", "layers"):
             mine = getattr(self, key)
             parts.append(f"{key}={'all' if mine == getattr(full, key) else ','.join(sorted(mine)) or 'none'}")
         if self.training:

@@ -23,16 +23,17 @@ from scratchnet import ModelSpec, registry
 
 from .boundary import call, intact_record, private
 from .mapping import FLAVOURS, TORCH_FUSED_OPS, fused_loss, to_tensor
+from .overflow import as_agreed, shared_overflow
 from .protocol import Implementation, initial_state
 from .records import Combination, Record, measure, vector_agreement, versions_string
 from .stable import STABLE_PAIRS, stable_loss_and_logit_grad
 from .tolerances import FD_TOLERANCES, NOISE_FACTOR, Tolerance, tolerance
 from .torch_import import device_name, torch_module, versions
-from .torch_model import build_torch_model, torch_loss
+from .torch_model import MODES, build_torch_model, set_dropout_masks, torch_loss, torch_state_to_numpy
 
-__all__ = ["compare_model", "flavours_for", "prepare_batch", "combination", "fd_gradients", "central_differences",
-           "fd_verdict", "fd_entries", "FD_ENTRIES",
-           "TorchResult", "torch_forward_backward"]
+__all__ = ["compare_model", "flavours_for", "prepare_batch", "combination", "hidden_label", "fd_gradients",
+           "central_differences", "fd_verdict", "fd_entries", "FD_ENTRIES", "TorchResult", "torch_forward_backward",
+           "set_mode", "model_dropout_masks"]
 
 
 def flavours_for(spec: ModelSpec) -> tuple[str, ...]:
@@ -64,9 +65,19 @@ def prepare_batch(spec: ModelSpec, x: Any, y: Any) -> tuple[np.ndarray, np.ndarr
     return xs, (labels[:, None] == np.arange(c)).astype(dtype)
 
 
-def combination(spec: ModelSpec, flavour: str, device: str, impl: str, **training: Any) -> Combination:
+def hidden_label(spec: ModelSpec, mode: str = "train") -> str:
+    """The ``hidden`` column of a record: one label per hidden layer, its activation and the layers
+    after it (``"relu+batch_norm+dropout(p=0.25)"``), and for a network whose modes differ the mode
+    compared (``"… [eval]"``). A dense-only network's label is its activations alone, as before
+    these layers existed, so its rows keep their keys."""
+    labels = ",".join(spec.hidden_labels()) or "-"
+    return f"{labels} [{mode}]" if spec.has_modes else labels
+
+
+def combination(spec: ModelSpec, flavour: str, device: str, impl: str, mode: str = "train",
+                **training: Any) -> Combination:
     return Combination(
-        hidden=",".join(registry.label(h) for h in spec.hidden) or "-",
+        hidden=hidden_label(spec, mode),
         output=registry.label(spec.output), loss=registry.label(spec.loss),
         reduction=spec.reduction, flavour=flavour, dtype=spec.dtype, device=device,
         sizes="-".join(map(str, spec.sizes)), seed=spec.seed, impl=impl, **training)
@@ -137,7 +148,10 @@ def _gradient_term_scales(model: Any, upstream: Sequence[Any]) -> dict[str, floa
             g = upstream[k]
             g = torch.zeros_like(model.trace[k][1]) if g is None else torch.nan_to_num(g.abs(), 0, 0, 0)
             if e is not None:
-                g = g + e @ torch.nan_to_num(model.layers[k + 1].weight.abs(), 0, 0, 0)
+                back = e @ torch.nan_to_num(model.layers[k + 1].weight.abs(), 0, 0, 0)
+                for module, inp in reversed(model.after_trace[k]):
+                    back = _abs_backward(module, inp, back, scales, f"batch_norms.{k}")
+                g = g + back
             e = g
             x = torch.nan_to_num(model.trace[k][0].abs(), 0, 0, 0)
             scales[f"layers.{k}.weight"] = float((e.T @ x).max())
@@ -148,6 +162,30 @@ def _gradient_term_scales(model: Any, upstream: Sequence[Any]) -> dict[str, floa
         x = torch.nan_to_num(model.trace[-1][0].abs(), 0, 0, 0)
         scales["output"] = float((x @ last.weight.abs().T + last.bias.abs()).max())
     return scales
+
+
+def _abs_backward(module: Any, inp: Any, e: Any, scales: dict[str, float], name: str) -> Any:
+    """The term-scale recursion of :func:`_gradient_term_scales` through a layer after a dense one,
+    given ``e`` at its output: dropout ``e·m/(1 − p)``; batch norm (training mode) the absolute terms of
+    its compact backward, ``|γ|/σ·(|e| + mean|e| + |x̂|·mean(|e||x̂|))``, in evaluation mode
+    ``|γ|/√(running_var + ε)·|e|``; and the term sums of its ``γ`` (``Σ|e||x̂|``) and ``β`` (``Σ|e|``)."""
+    torch = torch_module()
+    if not hasattr(module, "running_mean"):  # ReplayDropout
+        if not module.training or module.p == 0:
+            return e
+        return e * module.mask.to(e.dtype) / (1.0 - module.p)
+    if module.training:
+        mean, var = inp.mean(dim=0), inp.var(dim=0, unbiased=False)
+    else:
+        mean, var = module.running_mean, module.running_var
+    inv_std = 1.0 / torch.sqrt(var + module.eps)
+    xhat = torch.nan_to_num(((inp - mean) * inv_std).abs(), 0, 0, 0)
+    gamma = module.weight.abs()
+    scales[f"{name}.weight"] = float((e * xhat).sum(dim=0).max())
+    scales[f"{name}.bias"] = float(e.sum(dim=0).max())
+    if not module.training:
+        return e * gamma * inv_std
+    return gamma * inv_std * (e + e.mean(dim=0) + xhat * (e * xhat).mean(dim=0))
 
 
 def torch_forward_backward(model: Any, spec: ModelSpec, flavour: str, x: Any, target: Any,
@@ -174,13 +212,15 @@ def torch_forward_backward(model: Any, spec: ModelSpec, flavour: str, x: Any, ta
 
 
 def stable_forward_backward(spec: ModelSpec, state: Mapping[str, np.ndarray], x: np.ndarray, target: np.ndarray,
-                            device: str) -> TorchResult:
+                            device: str, mode: str = "train",
+                            masks: Mapping[str, np.ndarray] | None = None) -> TorchResult:
     """The ``torch_stable_float64`` oracle: the network in float64 torch on the same numbers, the
     loss and ``∂L/∂z`` from :func:`~scratchnet_reference.core.stable.stable_loss_and_logit_grad`,
     every parameter gradient by autograd from there."""
     torch = torch_module()
     spec64 = spec.replace(dtype="float64")
-    model = build_torch_model(spec64, {k: np.asarray(v, dtype=np.float64) for k, v in state.items()}, device)
+    model = build_torch_model(spec64, {k: np.asarray(v, dtype=np.float64) for k, v in state.items()}, device,
+                              mode, masks)
     xt = to_tensor(np.asarray(x, dtype=np.float64), device, torch.float64)
     tt = to_tensor(target.astype(np.float64) if target.dtype.kind == "f" else target, device, torch.float64)
     z, a = model(xt)
@@ -215,15 +255,23 @@ def fd_entries(actual: np.ndarray, expected: np.ndarray, limit: int = FD_ENTRIES
 
 
 def fd_gradients(impl: Implementation, spec: ModelSpec, state: Mapping[str, np.ndarray], x: np.ndarray,
-                 target: np.ndarray, names: Sequence[str], eps: float = 1e-6,
+                 target: np.ndarray, names: Sequence[str], eps: float = 1e-6, mode: str = "train",
+                 masks: Mapping[str, np.ndarray] | None = None,
                  entries: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Central differences in float64 of the implementation's own loss, for ``names``:
     ``(L(θ + h e_i) − L(θ − h e_i)) / 2h`` with ``h = eps·max(1, |θ_i|)`` — the whole gradient, or
     the flat ``entries[name]`` only (then a 1-D array of those entries). Every call gets private
-    copies of the weights and the batch."""
+    copies of the weights and the batch. In training mode with dropout every evaluation must use
+    the same ``masks``: the model must offer ``replay_dropout_masks(masks)`` (``NotImplementedError``
+    otherwise)."""
     spec64 = spec.replace(dtype="float64")
     state64 = {k: np.asarray(v, dtype=np.float64).copy() for k, v in state.items()}
     model = impl.build(spec64, private(state64))
+    set_mode(model, spec, mode)
+    if masks:
+        if not callable(getattr(model, "replay_dropout_masks", None)):
+            raise NotImplementedError("finite differences through dropout need the model's replay_dropout_masks()")
+        model.replay_dropout_masks(masks)
     x64 = np.asarray(x, dtype=np.float64)
     t64 = target.astype(np.float64) if target.dtype.kind == "f" else target
 
@@ -276,7 +324,13 @@ def _fd_verdict(fd: np.ndarray, actual: np.ndarray, expected: np.ndarray, dtype:
 
 def _record(combo: Combination, check: str, param: str, actual: Any, expected: Any, tol: Tolerance,
             broken: str, meta: dict[str, str], noise: Any = None, term_scale: float = 0.0, oracle: str = "torch",
-            conditioning: float = 0.0, **extra: Any) -> Record:
+            conditioning: float = 0.0, same_dtype: Any = None, **extra: Any) -> Record:
+    agreed = shared_overflow(actual, same_dtype, combo.dtype, expected) if same_dtype is not None else ""
+    if agreed:  # torch in this dtype overflows exactly as the implementation does (core.overflow)
+        expected, broken, noise, oracle, conditioning = same_dtype, "", None, "torch", 0.0
+        actual = as_agreed(actual, same_dtype)
+        if "expected_value" in extra:
+            extra["expected_value"] = float(np.asarray(same_dtype))
     actual, expected = np.asarray(actual), np.asarray(expected)
     if actual.shape != expected.shape:  # a wrongly shaped gradient is a failure, named, not a crash
         return Record(check=check, param=param, shape=str(tuple(expected.shape)), **combo.__dict__,
@@ -304,7 +358,7 @@ def _record(combo: Combination, check: str, param: str, actual: Any, expected: A
     status = "unverified" if broken else ("pass" if passed else "fail")
     return Record(check=check, param=param, shape=str(tuple(expected.shape)), **combo.__dict__,
                   atol=atol, rtol=tol.rtol, passed=status != "fail", status=status,
-                  note=broken, noise_floor=floor, oracle="" if broken else oracle,
+                  note=broken or agreed, noise_floor=floor, oracle="" if broken else oracle,
                   **stats, **meta, **extra)
 
 
@@ -323,13 +377,13 @@ class _Probe:
     """
 
     def __init__(self, spec: ModelSpec, state: Mapping[str, np.ndarray], xs: np.ndarray, target: np.ndarray,
-                 device: str):
+                 device: str, mode: str = "train", masks: Mapping[str, np.ndarray] | None = None):
         self.judged_dtype = spec.dtype
         other = "float64" if spec.dtype == "float32" else "float32"
         self.spec = spec.replace(dtype=other)
         self.scale = 1.0 if other == "float64" else float(np.finfo(np.float64).eps / np.finfo(np.float32).eps)
         rounded = {k: np.asarray(v, dtype=np.float32).astype(other) for k, v in state.items()}
-        self.model = build_torch_model(self.spec, rounded, device)
+        self.model = build_torch_model(self.spec, rounded, device, mode, masks)
         self.x = to_tensor(xs.astype(np.float32).astype(other), device)
         self.target = to_tensor(target.astype(np.float32).astype(other) if target.dtype.kind == "f" else target,
                                 device)
@@ -408,9 +462,62 @@ def _judge(candidates: Any) -> tuple[TorchResult, Any]:
     return first
 
 
+def set_mode(model: Any, spec: ModelSpec, mode: str) -> None:
+    """Put an implementation's model in ``mode`` (``"train"``/``"eval"``) when its spec has layers
+    whose modes differ; such a model must offer ``train()`` and ``eval()`` (``NotImplementedError``)."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be 'train' or 'eval', got {mode!r}")
+    if not spec.has_modes:
+        return
+    switch = getattr(model, mode, None)
+    if not callable(switch):
+        raise NotImplementedError(f"batch norm and dropout need the model's train() and eval(); it has no {mode}()")
+    switch()
+
+
+def model_dropout_masks(model: Any, spec: ModelSpec, mode: str) -> dict[str, np.ndarray] | None:
+    """The masks of the model's last forward pass (``dropout_masks()``), when the spec has dropout
+    and runs in training mode; else ``None``."""
+    if mode != "train" or not spec.layer_positions("dropout"):
+        return None
+    get = getattr(model, "dropout_masks", None)
+    if not callable(get):
+        raise NotImplementedError("dropout in training mode needs the model's dropout_masks() (the masks of its "
+                                  "last forward pass, {'dropouts.{k}': bool array}) for torch to replay")
+    return {k: np.asarray(v).copy() for k, v in dict(get()).items()}
+
+
+def _buffer_records(impl_state: Mapping[str, np.ndarray], spec: ModelSpec, state: Mapping[str, np.ndarray],
+                    xs: np.ndarray, passes: Sequence[dict[str, np.ndarray] | None], device: str, mode: str,
+                    combo: Combination, meta: dict[str, str]) -> list[Record]:
+    """The running statistics after the implementation's forward passes against a fresh torch twin
+    that made the same passes (same inputs, same masks): one ``forward`` record per buffer, held to
+    the forward tolerance."""
+    torch = torch_module()
+    buffers = spec.buffer_shapes()
+    if not buffers:
+        return []
+    twin = build_torch_model(spec, state, device, mode)
+    xt = to_tensor(xs, device, twin.layers[0].weight.dtype)
+    with torch.no_grad():
+        for masks in passes:
+            if masks is not None:
+                set_dropout_masks(twin, masks)
+            twin(xt)
+    expected = torch_state_to_numpy(twin)
+    records = []
+    for name in buffers:
+        if name not in impl_state:
+            raise NotImplementedError(f"the model's state_dict() has no {name!r} (batch norm's running statistics)")
+        records.append(_record(combo, "forward", name, np.asarray(impl_state[name]), expected[name],
+                               tolerance(spec.dtype, "forward"), "", meta,
+                               term_scale=float(np.abs(expected[name]).max(initial=0.0))))
+    return records
+
+
 def compare_model(impl: Implementation, spec: ModelSpec, x: Any, y: Any, *, device: str = "cpu",
                   state: Mapping[str, np.ndarray] | None = None, flavours: Sequence[str] | None = None,
-                  fd: str = "on_failure", batch: str = "") -> list[Record]:
+                  fd: str = "on_failure", mode: str = "train", batch: str = "") -> list[Record]:
     """Compare ``impl`` with torch on one batch: output, loss and every parameter gradient,
     in each flavour (``modular``; ``fused`` where torch has a fused form), and whether the
     implementation's ``forward`` and ``loss_and_grads`` left their inputs unchanged (``check =
@@ -421,61 +528,92 @@ def compare_model(impl: Implementation, spec: ModelSpec, x: Any, y: Any, *, devi
 
     ``fd``: ``"never"``, ``"on_failure"`` (finite differences for the parameters whose gradient
     disagrees, to say which side is wrong; at most :data:`FD_ENTRIES` entries of each) or ``"always"``.
+
+    ``mode``: for a spec with batch norm or dropout, the mode both sides run in. The output comes
+    from the implementation's ``forward`` and the loss and gradients from its ``loss_and_grads``:
+    in training mode two passes, each with its own dropout masks (read after each, replayed by torch)
+    and each updating the running statistics, which are then compared with a torch twin that made
+    the same two passes (``forward`` records named ``batch_norms.{k}.running_*``).
     """
     if fd not in ("never", "on_failure", "always"):
         raise ValueError(f"fd must be 'never', 'on_failure' or 'always', got {fd!r}")
     state = initial_state(spec) if state is None else state
     xs, target = prepare_batch(spec, x, y)
     model = impl.build(spec, private(dict(state)))
+    set_mode(model, spec, mode)
     forward = call(model.forward, "forward(x)", ("x",), xs)
     out_impl = np.asarray(forward.result)
+    masks_out = model_dropout_masks(model, spec, mode)
     backward = call(model.loss_and_grads, "loss_and_grads(x, y)", ("x", "y"), xs, target)
     loss_impl, grads_impl = backward.result
+    masks = model_dropout_masks(model, spec, mode)
+    impl_state = model.state_dict() if spec.buffer_shapes() else {}
 
-    torch_model = build_torch_model(spec, state, device)
-    xt = to_tensor(xs, device, torch_model.layers[0].weight.dtype)
-    tt = to_tensor(target, device, xt.dtype)
-    probe = _Probe(spec, state, xs, target, device)
     meta = {"device_name": device_name(device), "versions": versions_string(versions())}
+    all_flavours = flavours_for(spec)  # the fused form judges a fused pair's modular records too
+
+    def references(pass_masks: dict[str, np.ndarray] | None) -> tuple[dict, dict, Any, Any]:
+        torch_model = build_torch_model(spec, state, device, mode, pass_masks)
+        xt = to_tensor(xs, device, torch_model.layers[0].weight.dtype)
+        tt = to_tensor(target, device, xt.dtype)
+        probe = _Probe(spec, state, xs, target, device, mode, pass_masks)
+        refs = {f: torch_forward_backward(torch_model, spec, f, xt, tt) for f in all_flavours}
+        probes = {f: probe.run(f) for f in all_flavours}
+        stable_cache: list[TorchResult] = []
+
+        def stable() -> TorchResult:
+            if not stable_cache:
+                stable_cache.append(stable_forward_backward(spec, state, xs, target, device, mode, pass_masks))
+            return stable_cache[0]
+
+        return refs, probes, probe.scale, stable
+
+    refs, probes, probe_scale, stable = references(masks)
+    # a training pass with dropout: the output's own pass had other masks
+    same_pass = masks_out is None or all(np.array_equal(masks_out[k], masks[k]) for k in masks)
+    out_refs = (refs, probes, probe_scale, stable) if same_pass else references(masks_out)
     records: list[Record] = []
     fd_cache: dict[str, np.ndarray] = {}
-    wanted_flavours = tuple(flavours or flavours_for(spec))
-    all_flavours = flavours_for(spec)  # the fused form judges a fused pair's modular records too
-    refs = {f: torch_forward_backward(torch_model, spec, f, xt, tt) for f in all_flavours}
-    probes = {f: probe.run(f) for f in all_flavours}
-    stable_cache: list[TorchResult] = []
-
-    def stable() -> TorchResult:
-        if not stable_cache:
-            stable_cache.append(stable_forward_backward(spec, state, xs, target, device))
-        return stable_cache[0]
-
+    wanted_flavours = tuple(flavours or all_flavours)
     for flavour in wanted_flavours:
-        ref, (other, noise_scale) = _judge(_oracles(spec, flavour, refs, probes, probe.scale, stable))
-        combo = combination(spec, flavour, device, impl.name, batch=batch)
+        ref, (other, noise_scale) = _judge(_oracles(spec, flavour, refs, probes, probe_scale, stable))
+        out_ref, (out_other, out_noise_scale) = _judge(_oracles(spec, flavour, *out_refs))
+        combo = combination(spec, flavour, device, impl.name, mode, batch=batch)
         judged = dict(oracle=ref.oracle)
         if ref.oracle == "torch_stable_float64":
             judged["conditioning"] = _modular_conditioning(spec, refs[flavour].output)
+        out_judged = dict(oracle=out_ref.oracle)
+        if out_ref.oracle == "torch_stable_float64":
+            out_judged["conditioning"] = _modular_conditioning(spec, out_refs[0][flavour].output)
         records.append(intact_record(combo, (forward, backward), meta))
-        records.append(_record(combo, "forward", "output", out_impl, ref.output,
-                               tolerance(spec.dtype, "forward"), ref.broken, meta,
-                               noise=(other.output, noise_scale), term_scale=ref.term_scales["output"], **judged))
+        records.append(_record(combo, "forward", "output", out_impl, out_ref.output,
+                               tolerance(spec.dtype, "forward"), out_ref.broken, meta,
+                               noise=(out_other.output, out_noise_scale), term_scale=out_ref.term_scales["output"],
+                               same_dtype=out_refs[0][flavour].output, **out_judged))
         records.append(_record(combo, "loss", "loss", loss_impl, ref.loss, tolerance(spec.dtype, "loss"),
-                               ref.broken, meta, noise=(other.loss, noise_scale),
+                               ref.broken, meta, noise=(other.loss, noise_scale), same_dtype=refs[flavour].loss,
                                actual_value=float(loss_impl), expected_value=ref.loss, **judged))
         for name, expected in ref.grads.items():
             actual = np.asarray(grads_impl[name])
             same_shape = actual.shape == expected.shape
             rec = _record(combo, "gradient", name, actual, expected, tolerance(spec.dtype, "gradient"),
                           ref.broken, meta, noise=(other.grads[name], noise_scale),
-                          term_scale=ref.term_scales.get(name, 0.0), **judged,
+                          term_scale=ref.term_scales.get(name, 0.0), same_dtype=refs[flavour].grads[name], **judged,
                           **(vector_agreement(actual, expected) if same_shape else {}))
             wanted = fd == "always" or (fd == "on_failure" and rec.status != "pass")
             if wanted and same_shape:
                 entries = fd_entries(actual, expected)
                 if name not in fd_cache:
-                    fd_cache.update(fd_gradients(impl, spec, state, xs, target, [name], entries={name: entries}))
-                rec = replace(rec, fd_verdict=_fd_verdict(fd_cache[name], actual.reshape(-1)[entries],
-                                                          expected.reshape(-1)[entries], spec.dtype))
+                    try:
+                        fd_cache.update(fd_gradients(impl, spec, state, xs, target, [name], mode=mode, masks=masks,
+                                                     entries={name: entries}))
+                    except NotImplementedError:
+                        fd_cache[name] = None
+                if fd_cache[name] is not None:
+                    rec = replace(rec, fd_verdict=_fd_verdict(fd_cache[name], actual.reshape(-1)[entries],
+                                                              expected.reshape(-1)[entries], spec.dtype))
             records.append(rec)
+        if flavour == wanted_flavours[0]:
+            passes = [masks_out, masks] if mode == "train" else [None, None]
+            records += _buffer_records(impl_state, spec, state, xs, passes, device, mode, combo, meta)
     return records

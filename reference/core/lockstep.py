@@ -14,14 +14,14 @@ import numpy as np
 from scratchnet import ModelSpec
 
 from .boundary import private
-from .compare import combination, flavours_for, prepare_batch, torch_forward_backward
+from .compare import combination, flavours_for, model_dropout_masks, prepare_batch, set_mode, torch_forward_backward
 from .mapping import to_tensor, torch_optimizer
 from .protocol import Implementation, initial_state
 from .records import Record, measure, versions_string
 from .schedule import flat_schedule
 from .tolerances import training_tolerance
 from .torch_import import device_name, versions
-from .torch_model import build_torch_model, torch_state_to_numpy
+from .torch_model import build_torch_model, set_dropout_masks, torch_state_to_numpy
 
 __all__ = ["GD_MODES", "lockstep", "optimizer_label"]
 
@@ -64,6 +64,10 @@ def lockstep(impl: Implementation, spec: ModelSpec, x: Any, y: Any, optimizer: M
     ``expected_value``; ``max_abs_err``, ``max_rel_err`` and ``atol`` are the loss's) and every
     parameter after it (``param_distance`` = the largest parameter difference); its
     ``tol_ratio`` is the worst of the two.
+
+    Batch norm and dropout train in training mode: after each step the implementation's dropout
+    masks are replayed by torch, and the running statistics are compared with the parameters
+    (``param_distance``; the ``final_params`` records name them).
     """
     if gd_mode not in GD_MODES:
         raise ValueError(f"gd_mode must be one of {sorted(GD_MODES)}, got {gd_mode!r}")
@@ -75,23 +79,28 @@ def lockstep(impl: Implementation, spec: ModelSpec, x: Any, y: Any, optimizer: M
         schedule = flat_schedule(n, GD_MODES[gd_mode](n), steps, shuffle=shuffle, seed=seed)
 
     model = impl.build(spec, private(dict(state)))  # the user's own copy: its updates reach nothing of ours
+    set_mode(model, spec, "train")
     model.configure_optimizer(dict(optimizer))
     torch_model = build_torch_model(spec, state, device)
     opt = torch_optimizer(optimizer, torch_model.parameters())
     dtype = torch_model.layers[0].weight.dtype
     xt, tt = to_tensor(xs, device, dtype), to_tensor(target, device, dtype)
 
-    combo = combination(spec, flavour, device, impl.name, optimizer=optimizer_label(optimizer), gd_mode=gd_mode)
+    combo = combination(spec, flavour, device, impl.name, "train", optimizer=optimizer_label(optimizer),
+                        gd_mode=gd_mode)
     meta = {"device_name": device_name(device), "versions": versions_string(versions())}
     records: list[Record] = []
     first_break = -1
     for step, idx in enumerate(schedule):
         loss_impl, _ = model.loss_and_grads(xs[idx], target[idx])
+        masks = model_dropout_masks(model, spec, "train")
         model.step()
         opt.zero_grad(set_to_none=False)
+        if masks is not None:
+            set_dropout_masks(torch_model, masks)
         idx_t = to_tensor(idx, device)
         ref = torch_forward_backward(torch_model, spec, flavour, xt[idx_t], tt[idx_t])
-        for p, g in zip(torch_model.parameters(), ref.grads.values()):
+        for p, g in zip(torch_model.parameters(), ref.grads.values(), strict=True):
             p.grad = to_tensor(g, device, dtype)
         opt.step()
 

@@ -50,7 +50,11 @@ def torch_activation(spec: Mapping[str, Any]) -> Any:
 
 
 def torch_param_name(name: str) -> str:
-    """scratchnet ``layers.{k}.weight`` -> the torch module's parameter name (identical)."""
+    """scratchnet name -> the torch twin's parameter or buffer name (identical): ``layers.{k}.weight``
+    of an ``nn.Linear`` in the ``ModuleList`` ``layers``; ``batch_norms.{k}.weight``/``bias``/
+    ``running_mean``/``running_var`` of the ``nn.BatchNorm1d`` after hidden layer ``k`` in the
+    ``ModuleDict`` ``batch_norms`` (keys are the layer numbers, as ``nn.Sequential`` numbers its
+    children). torch's ``num_batches_tracked`` has no scratchnet counterpart (it only counts)."""
     return name
 
 

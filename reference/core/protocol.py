@@ -14,6 +14,13 @@ The harness never reaches past this surface, so any from-scratch network can be 
     ``configure_optimizer(spec)`` with ``spec = {"name": "sgd"|"adam"|"adamw", **torch kwargs}``;
     ``step()`` — one update from the gradients of the last ``loss_and_grads``.
 
+    For a spec with batch norm or dropout (``spec.after_hidden``) also: ``train()`` / ``eval()``
+    (the mode); ``dropout_masks() -> {"dropouts.{k}": bool (N, width)}``, the masks of the last
+    training-mode forward pass, which torch replays; optionally ``replay_dropout_masks(masks)``
+    (every following pass uses them: the finite-difference check); and the running statistics
+    ``batch_norms.{k}.running_mean``/``running_var`` in ``state_dict``/``load_state_dict``.
+    A model without them is "not implemented" for those cases.
+
 Targets ``y`` are what :func:`scratchnet_reference.core.compare.prepare_batch` returns: an int index
 vector for cross-entropy/NLL with class labels, else a float ``(N, C)`` array. The batch order
 of training comparisons always comes from :mod:`scratchnet_reference.core.schedule` (the written order
@@ -81,6 +88,18 @@ class _ScratchnetModel:
 
     def configure_optimizer(self, spec):
         self.optimizer = scratchnet.registry.make_optimizer(dict(spec), self.network.parameters())
+
+    def train(self):
+        self.network.train()
+
+    def eval(self):
+        self.network.eval()
+
+    def dropout_masks(self):
+        return self.network.dropout_masks()
+
+    def replay_dropout_masks(self, masks):
+        self.network.replay_dropout_masks(masks)
 
     def step(self):
         if self.optimizer is None:

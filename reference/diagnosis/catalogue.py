@@ -28,6 +28,10 @@ site                          what the plant returns (torch, float64)           
 ``dense_dx``                  a dense layer's input gradient from ``g`` and ``W``    op
 ``dense_dW`` / ``dense_db``   its weight / bias gradient from its δ (``g``) and      both
                               input ``x`` (``expected``: torch's gradient)
+``batchnorm_forward`` …       a layer op of :data:`LAYER_SITES` (the course's        op
+                              ``(out, cache)`` functions): ``{output: array}`` of
+                              the outputs the mistake changes, from the op's
+                              inputs ``layer`` and upstream ``dout`` (NumPy)
 ============================  =====================================================  ==========
 
 At network level ``dense_dW`` / ``dense_db`` are tried when only that one parameter of a layer
@@ -56,15 +60,27 @@ from typing import Any
 
 import numpy as np
 
+from ..core.layer_reference import (
+    LAYER_OPS,
+    as_numpy,
+    batch_norm,
+    bn_backward_eps_outside,
+    bn_dx_without_statistics,
+    conv_with,
+    pool_windows,
+    reference_backward,
+)
 from ..core.mapping import torch_activation
 from ..core.reference_ops import reference_op
 from ..core.torch_import import torch_module
 
-__all__ = ["Site", "Mistake", "CATALOGUE", "BY_KEY", "mistakes_at", "vjp", "SITES", "kinked", "derivative_at_zero",
-           "EPSILONS"]
+__all__ = ["Site", "Mistake", "CATALOGUE", "BY_KEY", "mistakes_at", "vjp", "SITES", "LAYER_SITES", "kinked",
+           "derivative_at_zero", "EPSILONS"]
 
+#: the layer ops of :mod:`scratchnet_reference.byo.layer_ops` (batch norm, dropout, conv, max pooling)
+LAYER_SITES = tuple(LAYER_OPS)
 SITES = ("activation_forward", "activation_backward", "output_backward", "fused_gradient", "fused_value",
-         "loss_value", "loss_gradient", "dense_forward", "dense_dx", "dense_dW", "dense_db")
+         "loss_value", "loss_gradient", "dense_forward", "dense_dx", "dense_dW", "dense_db", *LAYER_SITES)
 
 
 @dataclass
@@ -75,7 +91,8 @@ class Site:
     its input and output; ``g``: the upstream ``∂L/∂a``; ``delta``: torch's fused ``∂L/∂z``;
     ``p``: a loss's input; ``n``: what the reduction divides by (1 for ``sum``); ``loss``: the
     loss spec, ``reduction`` its reduction; for the dense layer ``x``, ``W`` (``(out, in)``), ``b``,
-    ``g`` and torch's ``expected`` result."""
+    ``g`` and torch's ``expected`` result; for a layer op (:data:`LAYER_SITES`) its inputs ``layer``
+    (``x, gamma, beta, bn_param`` …, NumPy, dropout's with the mask ``kept``) and the upstream ``dout``."""
 
     act: Mapping[str, Any] = field(default_factory=dict)
     z: Any = None
@@ -93,6 +110,8 @@ class Site:
     expected: Any = None
     #: a loss convention's ε (``log(p + ε)``, ``clip(p, ε, 1 − ε)``), tried over :data:`EPSILONS`
     eps: float = 0.0
+    layer: Mapping[str, Any] = field(default_factory=dict)
+    dout: Any = None
 
 
 def vjp(act: Mapping[str, Any], z: Any, g: Any) -> Any:
@@ -343,6 +362,104 @@ CATALOGUE: tuple[Mistake, ...] = (
             "∂L/∂p = −y/p returned as the gradient with respect to the logits: softmax's backward is left out",
             "∂L/∂z = (s − y)/N", "−y/s / N", {"fused_gradient": lambda s: -s.y / s.a / s.n},
             losses=frozenset({("softmax", "cross_entropy")}), acts=frozenset({"softmax"}), network=False),
+    # -- layer ops (op level, the course's (out, cache) functions; byo.layer_ops checks them) -----
+    Mistake("bn_backward_ignores_statistics",
+            "dx = dout·γ/σ: the backward ignores that the batch mean and variance depend on x",
+            "dx = (γ/σ)/N · (N·dout − Σ_i dout_i − x̂·Σ_i dout_i·x̂_i), σ = √(σ²_B + ε)", "dout·γ/σ",
+            {"batchnorm_backward": lambda s: {"dx": bn_dx_without_statistics(s.layer, s.dout)}},
+            acts=None, network=False),
+    Mistake("bn_unbiased_normalisation",
+            "the batch is normalised with the unbiased variance (÷ (N − 1))",
+            "x̂ = (x − μ_B)/√(σ²_B + ε) with the biased σ²_B = Σ(x − μ_B)²/N; only the running variance is unbiased",
+            "x̂ with σ²_B·N/(N − 1)",
+            {"batchnorm_forward": lambda s: {"out": as_numpy(batch_norm(s.layer, unbiased_norm=True)["out"])}},
+            acts=None, network=False),
+    Mistake("bn_biased_running_var",
+            "the running variance is updated with the biased batch variance (÷ N)",
+            "running_var ← (1 − m)·running_var + m·σ²_B·N/(N − 1): torch keeps the unbiased variance",
+            "(1 − m)·running_var + m·σ²_B",
+            {"batchnorm_forward": lambda s: {"running_var": (1 - s.layer["bn_param"]["momentum"])
+                                             * s.layer["bn_param"]["running_var"]
+                                             + s.layer["bn_param"]["momentum"] * s.layer["x"].var(axis=0)}},
+            acts=None, network=False),
+    Mistake("bn_eps_outside_sqrt",
+            "ε added outside the square root: x̂ = (x − μ)/(σ_B + ε)",
+            "x̂ = (x − μ)/√(σ²_B + ε), in the forward and in the backward's σ", "σ_B + ε for √(σ²_B + ε)",
+            {"batchnorm_forward": lambda s: {"out": as_numpy(batch_norm(s.layer, eps_outside=True)["out"])},
+             "batchnorm_backward": lambda s: {"dx": bn_backward_eps_outside("dx")(s.layer, s.dout),
+                                              "dgamma": bn_backward_eps_outside("dgamma")(s.layer, s.dout)}},
+            acts=None, network=False),
+    Mistake("bn_other_momentum",
+            "the running statistics use the other momentum convention: running ← m·running + (1 − m)·batch",
+            "torch's momentum weighs the new batch: running ← (1 − m)·running + m·batch (m = 0.1)",
+            "m·running + (1 − m)·batch",
+            {"batchnorm_forward": lambda s: {
+                k: as_numpy(v) for k, v in batch_norm(s.layer, momentum=1 - s.layer["bn_param"]["momentum"]).items()
+                if k in ("running_mean", "running_var")}},
+            acts=None, network=False),
+    Mistake("bn_batch_stats_at_test",
+            "test mode normalises with the batch's statistics instead of the running ones",
+            "in test mode x̂ = (x − running_mean)/√(running_var + ε)", "the training-mode output",
+            {"batchnorm_forward": lambda s: {"out": as_numpy(batch_norm(
+                {**s.layer, "bn_param": {**s.layer["bn_param"], "mode": "train"}})["out"])}},
+            acts=None, network=False),
+    Mistake("dropout_not_scaled",
+            "the kept activations are not scaled by 1/(1 − p)",
+            "inverted dropout: out = x ⊙ m/(1 − p) in training, out = x at test", "x ⊙ m",
+            {"dropout_forward": lambda s: {"out": s.layer["x"] * s.layer["kept"]}}, acts=None, network=False),
+    Mistake("dropout_p_as_keep",
+            "p used as the keep probability: the kept activations are scaled by 1/p (and a fraction p kept)",
+            "p is the probability of dropping (torch's): keep with probability 1 − p, scale by 1/(1 − p)",
+            "x ⊙ m/p",
+            {"dropout_forward": lambda s: {"out": s.layer["x"] * s.layer["kept"] / s.layer["dropout_param"]["p"]}},
+            acts=None, network=False),
+    Mistake("dropout_scaled_at_test",
+            "scaled at evaluation: out = x·(1 − p) in test mode",
+            "with inverted dropout the training pass already scaled by 1/(1 − p): at test out = x", "x·(1 − p)",
+            {"dropout_forward": lambda s: {"out": s.layer["x"] * (1 - s.layer["dropout_param"]["p"])}},
+            acts=None, network=False),
+    Mistake("dropout_backward_not_scaled",
+            "the backward is not scaled by 1/(1 − p): dx = dout ⊙ m",
+            "dx = dout ⊙ m/(1 − p), the same mask and scale as the forward", "dout ⊙ m",
+            {"dropout_backward": lambda s: {"dx": s.dout * s.layer["kept"]}}, acts=None, network=False),
+    Mistake("conv_flipped_kernel",
+            "true convolution: the kernel is flipped, where torch (and every CNN layer) cross-correlates",
+            "out[n, f, i, j] = b_f + Σ_c,k,l x_pad[n, c, i·s + k, j·s + l]·w[f, c, k, l] (no flip)",
+            "the convolution with w[:, :, ::-1, ::-1]",
+            {"conv2d_forward": lambda s: {"out": conv_with(s.layer, flip=True)}}, acts=None, network=False),
+    Mistake("conv_stride_plus_one", "the stride is off by one (stride + 1 used)",
+            "H' = 1 + (H + 2·pad − HH)/stride, windows start at i·stride", "stride + 1",
+            {"conv2d_forward": lambda s: {"out": conv_with(s.layer, stride=s.layer["conv_param"]["stride"] + 1)}},
+            acts=None, network=False),
+    Mistake("conv_stride_minus_one", "the stride is off by one (stride − 1 used)",
+            "H' = 1 + (H + 2·pad − HH)/stride, windows start at i·stride", "stride − 1",
+            {"conv2d_forward": lambda s: {"out": conv_with(s.layer, stride=s.layer["conv_param"]["stride"] - 1)}},
+            acts=None, network=False),
+    Mistake("conv_pad_plus_one", "the padding is off by one (pad + 1 zeros per side)",
+            "pad zeros on each side: H' = 1 + (H + 2·pad − HH)/stride", "pad + 1",
+            {"conv2d_forward": lambda s: {"out": conv_with(s.layer, pad=s.layer["conv_param"]["pad"] + 1)}},
+            acts=None, network=False),
+    Mistake("conv_pad_minus_one", "the padding is off by one (pad − 1 zeros per side)",
+            "pad zeros on each side: H' = 1 + (H + 2·pad − HH)/stride", "pad − 1",
+            {"conv2d_forward": lambda s: {"out": conv_with(s.layer, pad=s.layer["conv_param"]["pad"] - 1)}},
+            acts=None, network=False),
+    Mistake("conv_dw_transposed",
+            "the weight gradient is transposed: dw[f, c, l, k] where dw[f, c, k, l] belongs",
+            "dw[f, c, k, l] = Σ_n,i,j dout[n, f, i, j]·x_pad[n, c, i·s + k, j·s + l]", "dw.swapaxes(2, 3)",
+            {"conv2d_backward": lambda s: {"dw": reference_backward("conv2d_forward", s.layer, s.dout)["dw"]
+                                           .swapaxes(2, 3)}},
+            acts=None, network=False),
+    Mistake("maxpool_grad_whole_window",
+            "the gradient is sent to every element of the pooling window",
+            "only the window's maximum gets dout (the first one, where several are equal)", "dout on every element",
+            {"maxpool2d_backward": lambda s: {"dx": pool_windows(s.layer, s.dout, ties=False)}},
+            acts=None, network=False),
+    Mistake("maxpool_grad_every_tie",
+            "the gradient is sent to every tied maximum of a window",
+            "one maximum per window gets dout: torch (and np.argmax) take the first in row-major order",
+            "dout on every tied maximum",
+            {"maxpool2d_backward": lambda s: {"dx": pool_windows(s.layer, s.dout, ties=True)}},
+            acts=None, network=False),
 )
 
 #: key -> entry

@@ -31,6 +31,12 @@ class UserOps:
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
     with_reduction: set[str] = field(default_factory=set)
     ignored: list[str] = field(default_factory=list)
+    #: how the learner's functions were read (:mod:`.conventions`): the learner's name of each op,
+    #: the assumptions stated before any result, the code defining each adapted op, names in SKIP
+    sources: dict[str, str] = field(default_factory=dict)
+    assumptions: list[str] = field(default_factory=list)
+    code: dict[str, str] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
 
     def target_forms(self, op: Op) -> tuple[str, ...]:
         """The target forms to draw for a loss or fused op: declared under its own name (e.g.

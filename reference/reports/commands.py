@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from ..console import PROG, UsageError, bounded
-from .files import output_dir_problem
 
 __all__ = ["add_report_parsers", "cmd_report", "cmd_gate", "cmd_baseline", "check_output_dir", "BASELINE_FILES",
            "DEFAULT_BASELINE"]
@@ -25,6 +24,8 @@ BASELINE_FILES = ("matrix.csv", "training.csv", "report.md")
 def check_output_dir(path: str | Path, command: str, option: str) -> Path:
     """``path`` as an output folder, or a :class:`UsageError` naming the option — checked before any
     work starts (a file, a path under a file, a folder that cannot be written)."""
+    from .files import output_dir_problem  # here, not at the top: `ops` needs no pandas to start
+
     problem = output_dir_problem(path)
     if problem:
         raise UsageError(f"{PROG} {command}: {option} {path}: {problem}")
@@ -40,7 +41,12 @@ def _factor(text: str) -> float:
 
 def add_report_parsers(sub: Any) -> None:
     """Add the ``report``, ``gate`` and ``baseline`` subcommands to the CLI's subparsers."""
-    from .gate import DEFAULT_FACTOR, DEFAULT_FLOORS
+    try:
+        from .gate import DEFAULT_FACTOR, DEFAULT_FLOORS
+    except ModuleNotFoundError as exc:  # no pandas: `ops` must still start; `gate` itself names the install
+        if exc.name != "pandas":
+            raise
+        DEFAULT_FACTOR, DEFAULT_FLOORS = float("nan"), {}
 
     report = sub.add_parser("report", help="re-render report.md/html/png from a report folder's CSVs")
     report.add_argument("dir", nargs="?", default=str(DEFAULT_OUT), help=f"report folder (default {DEFAULT_OUT})")
@@ -58,6 +64,9 @@ def add_report_parsers(sub: Any) -> None:
                       help=f"a tol_ratio that grew by this or more fails (> 1, default {DEFAULT_FACTOR:g})")
     gate.add_argument("--floor", type=bounded(float, 0), default=None,
                       help=f"ratios below this count as this, for every dtype (default per dtype: {floors})")
+    gate.add_argument("--allow-differences", action="store_true",
+                      help="compare even when the metadata differ in what changes a comparison's meaning (another "
+                           "torch release, plan, implementation, a run whose jobs raised): listed as warnings")
     gate.set_defaults(func=cmd_gate)
 
     baseline = sub.add_parser("baseline", help="promote a report folder to the baseline (explicitly, atomically)")
@@ -95,9 +104,12 @@ def cmd_gate(args: argparse.Namespace) -> int:
     from .gate import GateError, format_offenders, gate
 
     try:
-        result = gate(Path(args.dir), Path(args.baseline), factor=args.factor, floors=args.floor)
+        result = gate(Path(args.dir), Path(args.baseline), factor=args.factor, floors=args.floor,
+                      allow_differences=args.allow_differences)
     except GateError as exc:
         raise UsageError(f"{PROG} gate: {exc}") from None
+    for difference in result.differences:
+        print(f"gate: warning: {difference}")
     skipped = f"; not compared (only one side has them): {', '.join(result.skipped_devices)}" \
         if result.skipped_devices else ""
     print(f"gate: {args.dir} against {args.baseline}: {result.compared} rows compared "
@@ -118,11 +130,16 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     removed by the next one and never read (hidden name)."""
     from .files import ReportFolder, read_metadata, replace_directory, terminate_as_exception, verify_folder
     from .gate import GateError, load_matrix
+    from .ownership import is_baseline, mark_baseline, ownership_problem
 
     source = _existing_dir(Path(args.dir), "report", "baseline")
     target = check_output_dir(args.to, "baseline", "--to")
     if source.resolve() == target.resolve():
         raise UsageError(f"{PROG} baseline: the report folder and the baseline are the same folder ({target})")
+    if target.is_dir() and not is_baseline(target):
+        problem = ownership_problem(target)  # a report folder, an empty one or a stranger's
+        if problem:
+            raise UsageError(f"{PROG} baseline: --to {problem.replace('--force', 'another --to')}")
     try:
         matrix = load_matrix(source, "report")
         listed = verify_folder(source).files
@@ -143,6 +160,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
             with ReportFolder(staging, read_metadata(source)) as folder:
                 for name in names:
                     folder.write_bytes(name, (source / name).read_bytes(), rows=listed[name].get("rows"))
+            mark_baseline(staging)  # `run --out` refuses it from now on (outside the manifest)
             replace_directory(staging, target)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)

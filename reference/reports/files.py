@@ -17,7 +17,8 @@ and its ``run_id``) and ``manifest.json``, written LAST::
      "files": {"matrix.csv": {"bytes": 812345, "rows": 2374, "sha256": "..."}, "metadata.json": {...}, ...}}
 
 Writing a folder (1) deletes ``manifest.json`` first — from then on the folder is refused —, (2)
-deletes the files the old manifest listed and the ``.*.tmp`` debris of an earlier killed write, (3)
+deletes the files the old manifest listed that are still byte for byte what it lists (a file
+someone put there or edited since is left alone) and the ``.*.tmp`` debris of an earlier killed write, (3)
 writes each file atomically, (4) writes ``metadata.json`` and then ``manifest.json``. A run killed at
 any moment before the manifest's rename leaves a folder without a manifest, which
 :func:`verify_folder` (called by ``gate``, ``report`` and ``baseline`` before they read anything)
@@ -36,12 +37,15 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import datetime as _dt
+import errno
 import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import signal
+import stat
 import tempfile
 import threading
 import uuid
@@ -55,12 +59,14 @@ import pandas as pd
 
 from scratchnet.atomic import atomic_write, fsync_folder
 
+from .escape import neutralise_frame, restore_frame
 from .schema import COLUMN_TYPES, PANDAS_TYPES
 
-__all__ = ["CorruptFileError", "IncompleteFolderError", "Terminated", "ReportFolder", "Manifest", "atomic_write_bytes",
-           "atomic_write_text", "csv_bytes", "write_csv", "read_csv", "read_metadata", "verify_folder",
-           "replace_directory", "staging_debris", "output_dir_problem", "new_run_id", "terminate_as_exception",
-           "FLOAT_FORMAT", "MANIFEST", "METADATA", "MANIFEST_FORMAT"]
+__all__ = ["DiskFullError", "CorruptFileError", "IncompleteFolderError", "Terminated", "ReportFolder", "Manifest",
+           "atomic_write_bytes", "atomic_write_text", "csv_bytes", "write_csv", "read_csv", "read_metadata",
+           "verify_folder", "replace_directory", "staging_debris", "output_dir_problem", "new_run_id",
+           "terminate_as_exception", "read_report_file", "MAX_FILE_BYTES", "FLOAT_FORMAT", "MANIFEST", "METADATA",
+           "MANIFEST_FORMAT"]
 
 FLOAT_FORMAT = "%.17g"
 MANIFEST = "manifest.json"
@@ -73,6 +79,13 @@ class CorruptFileError(ValueError):
 
 class IncompleteFolderError(CorruptFileError):
     """A report folder that is not a finished run: no manifest, or files missing or not matching it."""
+
+
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+class DiskFullError(OSError):
+    """The disk (or quota) filled up while a report file was written; the message names the folder."""
 
 
 class Terminated(SystemExit):
@@ -93,8 +106,15 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     if not isinstance(data, bytes | bytearray | memoryview):
         raise TypeError(f"data must be bytes, got {type(data).__name__}")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return atomic_write(path, bytes(data))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return atomic_write(path, bytes(data))
+    except OSError as exc:
+        if exc.errno in _DISK_FULL:
+            raise DiskFullError(exc.errno, f"no space left to write {path.name} into {path.parent}/ "
+                                f"({os.strerror(exc.errno)}): free some space or write the report elsewhere; "
+                                "no file there was replaced by a half-written one", str(path.parent)) from None
+        raise
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
@@ -102,8 +122,16 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
 
 
 def csv_bytes(frame: pd.DataFrame) -> bytes:
-    """``frame`` as a plain CSV (header line, no index, floats ``%.17g``, ``\\n`` line ends)."""
-    return frame.to_csv(index=False, float_format=FLOAT_FORMAT, lineterminator="\n").encode("utf-8")
+    """``frame`` as a plain CSV (header line, no index, floats ``%.17g``, ``\\n`` line ends); text cells
+    that a spreadsheet would run as a formula are neutralised (:mod:`.escape`; :func:`read_csv` restores them)."""
+    # Written with "\r\n" so that the csv module quotes a cell holding a carriage return (with "\n" it
+    # would not, and the reader would split the row there); then each row end goes back to "\n" —
+    # a "\r\n" inside a quoted cell is the cell's own and stays.
+    text = neutralise_frame(frame).to_csv(index=False, float_format=FLOAT_FORMAT, lineterminator="\r\n")
+    return _ROW_END.sub(lambda m: m.group(1) or "\n", text).encode("utf-8")
+
+
+_ROW_END = re.compile(r'("(?:[^"]|"")*")|\r\n')
 
 
 def _one_line(value: Any) -> str:
@@ -130,6 +158,43 @@ def write_csv(frame: pd.DataFrame, path: str | os.PathLike[str], metadata: Mappi
 # Reading and verifying
 # --------------------------------------------------------------------------------------------
 
+#: The largest report file read (bytes). ``records.csv`` is the largest file: 323 KB for the 848 records
+#: of a ``--quick --dtype float64 --no-training`` run (~380 bytes a record), so ~10–15 MB for a full
+#: run's ~30,000 (estimated, not measured); a cap ~40× above that still refuses a file that is not a
+#: report long before memory runs out.
+MAX_FILE_BYTES = 512 * 2**20
+
+
+def read_report_file(path: str | os.PathLike[str], max_bytes: int | None = None) -> bytes:
+    """The bytes of a file of a report folder, read only when it is a regular file inside its folder.
+
+    Refused (:class:`CorruptFileError`): a path that resolves outside its folder (a symlink to
+    elsewhere), anything but a regular file (a FIFO would block for ever, ``/dev/zero`` never ends),
+    a file over ``max_bytes`` (default :data:`MAX_FILE_BYTES`). The file is opened non-blocking and
+    checked on its descriptor, so it cannot be swapped between the check and the read.
+    ``FileNotFoundError`` when there is none."""
+    path = Path(path)
+    limit = MAX_FILE_BYTES if max_bytes is None else max_bytes
+    folder = path.parent.resolve()
+    target = path.resolve()
+    if target.parent != folder:
+        raise CorruptFileError(f"{path} resolves to {target}, outside its folder {folder}: refused")
+    fd = os.open(target, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise CorruptFileError(f"{path} is not a regular file (a FIFO, device or socket): refused")
+        if info.st_size > limit:
+            raise CorruptFileError(f"{path} is {info.st_size:,} bytes, over the {limit:,}-byte limit of a report file")
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            raw = fh.read(limit + 1)
+    finally:
+        os.close(fd)
+    if len(raw) > limit:
+        raise CorruptFileError(f"{path} grew past the {limit:,}-byte limit of a report file while it was read")
+    return raw
+
+
 @dataclass(frozen=True)
 class Manifest:
     """A parsed ``manifest.json``: the run id and, per file name, ``{"bytes", "sha256"[, "rows"]}``."""
@@ -143,7 +208,7 @@ def _read_manifest(directory: Path) -> Manifest | None:
     """The folder's manifest, ``None`` when it has none; :class:`CorruptFileError` when unreadable."""
     path = directory / MANIFEST
     try:
-        raw = path.read_bytes()
+        raw = read_report_file(path)
     except FileNotFoundError:
         return None
     try:
@@ -173,7 +238,7 @@ def read_metadata(directory: str | os.PathLike[str]) -> dict[str, str]:
     """``metadata.json`` of a folder as a dict of strings (``{}`` when the folder has none)."""
     path = Path(directory) / METADATA
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_report_file(path).decode("utf-8"))
     except FileNotFoundError:
         return {}
     except (UnicodeDecodeError, ValueError):
@@ -203,7 +268,7 @@ def verify_folder(directory: str | os.PathLike[str], may_be_missing: Callable[[s
         if Path(name).name != name:
             raise IncompleteFolderError(f"{directory / MANIFEST}: {name!r} is not a file name of this folder")
         try:
-            raw = path.read_bytes()
+            raw = read_report_file(path)
         except FileNotFoundError:
             if may_be_missing(name):
                 continue
@@ -234,9 +299,10 @@ def _parse_csv(path: Path, raw: bytes, types: Mapping[str, str] | None) -> pd.Da
     # pandas 3 parses floats exactly by default; pandas 2 needs round_trip for every bit
     exact = {"float_precision": "round_trip"} if int(pd.__version__.split(".")[0]) < 3 else {}
     try:
-        return pd.read_csv(io.StringIO(text), dtype=dtype, keep_default_na=False, na_values=na_values, **exact)
+        frame = pd.read_csv(io.StringIO(text), dtype=dtype, keep_default_na=False, na_values=na_values, **exact)
     except (ValueError, TypeError, pd.errors.ParserError) as exc:
         raise CorruptFileError(f"{path}: does not parse as a report table: {_one_line(exc)[:200]}") from None
+    return restore_frame(frame)
 
 
 def read_csv(path: str | os.PathLike[str], required: tuple[str, ...] = (),
@@ -250,7 +316,7 @@ def read_csv(path: str | os.PathLike[str], required: tuple[str, ...] = (),
     (``{column: "str"|"int"|"float"|"bool"}``) adds to :data:`scratchnet_reference.reports.schema.COLUMN_TYPES`
     (every report table's columns, the Record fields' types among them)."""
     path = Path(path)
-    raw = path.read_bytes()
+    raw = read_report_file(path)
     manifest = _read_manifest(path.parent)
     entry = None
     if manifest is not None:
@@ -301,6 +367,18 @@ def terminate_as_exception() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def _unlink_if_written(path: Path, entry: Mapping[str, Any]) -> None:
+    """Delete ``path`` only if it is still exactly what the old manifest says a run wrote (size and
+    SHA-256): a file someone put there or edited since — a ``README.md`` — is never deleted."""
+    try:
+        if path.is_symlink() or not path.is_file() or path.stat().st_size != entry.get("bytes"):
+            return
+        if hashlib.sha256(path.read_bytes()).hexdigest() == entry.get("sha256"):
+            path.unlink(missing_ok=True)
+    except OSError:
+        return
+
+
 class ReportFolder:
     """Write a report folder that is complete or refused (see the module docstring)::
 
@@ -335,7 +413,7 @@ class ReportFolder:
             if old is not None:
                 self.entries.update({n: old.files[n] for n in self.keep if n in old.files})
                 for name in set(old.files) - set(self.keep):
-                    (self.directory / Path(name).name).unlink(missing_ok=True)
+                    _unlink_if_written(self.directory / Path(name).name, old.files[name])
             (self.directory / METADATA).unlink(missing_ok=True)
             for path in self.directory.iterdir():
                 if _is_debris(path):

@@ -37,7 +37,14 @@ row order and other columns are ignored. The gate fails, naming each offending r
 
 Rows on a device other than CPU (CUDA) are compared only when both sides have rows on that
 device: a CPU-only CI machine does not "lose" the baseline's CUDA rows, and a GPU run does not
-need CUDA rows in a CPU baseline.
+need CUDA rows in a CPU baseline. Sides that share no device at all (an all-CUDA run against the
+CPU baseline) are refused, saying so.
+
+Before any row: the two folders must be two folders (not one path twice, nor a symlink to the
+other), every file is read only when it is a regular file inside its folder and under a size cap
+(:func:`~scratchnet_reference.reports.files.read_report_file`), and the metadata must agree on what
+changes a comparison's meaning (:mod:`~scratchnet_reference.reports.comparability`: torch, NumPy and
+Python versions, plan, implementation, errors, partial runs) — refused, or listed as warnings.
 """
 
 from __future__ import annotations
@@ -51,7 +58,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .files import CorruptFileError, read_csv, verify_folder
+from .comparability import Difference, format_differences, metadata_differences
+from .files import CorruptFileError, read_csv, read_metadata, verify_folder
 from .frames import conformance_matrix, read_records, row_label
 from .schema import CSV_FILES, KEY_COLUMNS, RATIO_COLUMNS
 
@@ -91,6 +99,8 @@ class GateResult:
     baseline_rows: int
     run_rows: int
     skipped_devices: list[str] = field(default_factory=list)
+    #: metadata differences (:mod:`.comparability`): warnings, and refusals when allowed
+    differences: list[Difference] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -191,6 +201,8 @@ def _floor(dtype: str, floors: Mapping[str, float] | float | None) -> float:
 
 
 def _key(frame: pd.DataFrame) -> pd.Series:
+    if frame.empty:  # agg on no rows gives a DataFrame, not a Series
+        return pd.Series([], index=frame.index, dtype=object)
     return frame[list(KEY_COLUMNS)].astype(str).agg("|".join, axis=1)
 
 
@@ -205,6 +217,10 @@ def compare_matrices(run: pd.DataFrame, baseline: pd.DataFrame, factor: float = 
             raise ValueError(f"the {role} matrix lacks the column(s) {missing} the gate reads")
     skipped = []
     devices_run, devices_base = set(run["device"]), set(baseline["device"])
+    if devices_run and devices_base and not devices_run & devices_base:
+        raise GateError(f"the run and the baseline share no device (run: {', '.join(sorted(devices_run))}; baseline: "
+                        f"{', '.join(sorted(devices_base))}): nothing can be compared — gate a run on the baseline's "
+                        "device, or promote a baseline for this one")
     for device in sorted((devices_run ^ devices_base) - {"cpu"}):
         skipped.append(device)
     run = run[~run["device"].isin(skipped)].assign(_key=_key)
@@ -261,14 +277,32 @@ def compare_matrices(run: pd.DataFrame, baseline: pd.DataFrame, factor: float = 
 
 
 def gate(report_dir: str | os.PathLike[str], baseline_dir: str | os.PathLike[str], factor: float = DEFAULT_FACTOR,
-         floors: Mapping[str, float] | float | None = None) -> GateResult:
+         floors: Mapping[str, float] | float | None = None, allow_differences: bool = False) -> GateResult:
     """Compare the report in ``report_dir`` with the baseline in ``baseline_dir``.
 
     Raises :class:`GateError` when either side cannot be read (missing, unfinished, mixed,
-    truncated, corrupt values)."""
+    truncated, corrupt values), when both are one folder, when they share no device, and when their
+    metadata differ in a way that changes what the comparison means
+    (:func:`~scratchnet_reference.reports.comparability.metadata_differences`; ``allow_differences``
+    turns those refusals into listed warnings). Every difference is in ``result.differences``."""
+    report_dir, baseline_dir = Path(report_dir), Path(baseline_dir)
     run = load_matrix(report_dir, "report")
     baseline = load_matrix(baseline_dir, "baseline")
-    return compare_matrices(run, baseline, factor, floors)
+    if report_dir.resolve() == baseline_dir.resolve():
+        raise GateError(f"the report folder {report_dir} and the baseline {baseline_dir} are the same folder"
+                        f" ({report_dir.resolve()}): a folder gated against itself always passes")
+    try:
+        differences = metadata_differences(read_metadata(report_dir), read_metadata(baseline_dir))
+    except CorruptFileError as exc:
+        raise GateError(f"metadata cannot be read: {exc}") from None
+    refused = [d for d in differences if d.severity == "refuse"]
+    if refused and not allow_differences:
+        raise GateError(f"{report_dir} cannot be compared with {baseline_dir}; {len(refused)} difference(s) change "
+                        f"what the comparison means (--allow-differences compares anyway):\n"
+                        + format_differences(refused))
+    result = compare_matrices(run, baseline, factor, floors)
+    result.differences = differences
+    return result
 
 
 def format_offenders(result: GateResult, limit: int = 60) -> str:

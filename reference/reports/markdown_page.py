@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 
 import pandas as pd
 
+from .escape import md_fence, md_text
 from .frames import oracle_counts, root_cause_table
 from .summaries import (
     cause_items,
@@ -30,22 +31,24 @@ def _display(frame: pd.DataFrame) -> pd.DataFrame:
 def _md_causes(causes: pd.DataFrame) -> list[str]:
     parts = ["## Root causes", ""]
     for number, head, details, reproducer in cause_items(causes):
-        parts.append(f"{number}. **{head}**")
-        parts += [f"   - {label}: {text}" for label, text in details]
+        parts.append(f"{number}. **{md_text(head)}**")
+        parts += [f"   - {md_text(label)}: {md_text(text)}" for label, text in details]
         if reproducer:
-            parts += ["   - reproducer:", "", "     ```python", *("     " + line for line in reproducer.split("\n")),
-                      "     ```"]
+            fence = md_fence(reproducer)
+            parts += ["   - reproducer:", "", f"     {fence}python",
+                      *("     " + line for line in reproducer.split("\n")), f"     {fence}"]
     return [*parts, ""]
 
 
 def _md_table(frame: pd.DataFrame) -> str:
     if frame.empty:
         return "_none_"
-    return _display(frame).to_markdown(index=False, disable_numparse=True)
+    shown = _display(frame).map(md_text).rename(columns=md_text)  # user text is inert (.escape)
+    return shown.to_markdown(index=False, disable_numparse=True)
 
 
 def _md_metadata(metadata: Mapping[str, str]) -> str:
-    return "\n".join(f"- **{k}**: {v}" for k, v in metadata.items() if str(v) != "")
+    return "\n".join(f"- **{md_text(k)}**: {md_text(v)}" for k, v in metadata.items() if str(v) != "")
 
 
 def render_markdown(matrix: pd.DataFrame, gradients: pd.DataFrame, training: pd.DataFrame,
@@ -54,6 +57,8 @@ def render_markdown(matrix: pd.DataFrame, gradients: pd.DataFrame, training: pd.
     causes = root_cause_table(gradients) if causes is None else causes
     n_fail = int((matrix["status"] == "fail").sum())
     verdict = "**FAIL**" if n_fail else "**PASS**"
+    if metadata.get("partial"):  # an interrupted run (conformance.run): say so before anything else
+        verdict = f"**PARTIAL** ({md_text(metadata['partial'])}), so far {verdict}"
     parts = [
         "# scratchnet vs torch: conformance report", "",
         f"{verdict}: {len(matrix) - n_fail} of {len(matrix)} matrix rows pass, {n_fail} fail. "

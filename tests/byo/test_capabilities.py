@@ -116,3 +116,17 @@ def test_a_refused_diagnosis_variant_never_turns_a_failure_into_a_skip():
     assert recorder.not_implemented == []
     with pytest.raises(Skipped, match="not implemented by wrong-and-picky: cross_entropy is next week"):
         check_case(guarded, Case("tanh", "softmax", "cross_entropy", "mean", "float64"))
+
+
+def test_layers_are_not_asked_of_an_implementation_that_does_not_declare_them():
+    from scratchnet_reference.core.matrix import layered_cases
+
+    case = next(layered_cases())
+    assert "layer batch_norm" in Capabilities.from_declaration({"hidden": [case.hidden]}).missing_for_case(case)
+    declared = Capabilities.from_declaration({"layers": ["batch_norm", "dropout"]})
+    assert declared.missing_for_case(case) == "" and Capabilities.everything().missing_for_case(case) == ""
+    assert Capabilities.from_declaration({"layers": ["dropout"]}).missing_layers("batch_norm+dropout") == \
+        "layer batch_norm"
+    plan = RunPlan(capabilities=Capabilities.from_declaration({"hidden": ["relu"]}))
+    assert not [job for job in plan.jobs() if job[0] == "case" and job[1][0].after]
+    assert not [job for job in plan.jobs() if job[0] == "training" and len(job[1]) > 4]

@@ -205,7 +205,8 @@ def test_bad_registrations_are_refused_with_everything_wrong():
                    "dense_backward": lambda x, W, b, g: (g @ W, x.T @ g, g.sum(0)),
                    "TARGETS": ("index", "hot"), "WEIGHT_LAYOUT": "rows"})
     message = str(info.value)
-    for part in ("'sofmax_backward' is not an op name: did you mean softmax_backward",
+    for part in ("'sofmax_backward' is not an op name (it reads as the derivative of 'sofmax', which the suite "
+                 "does not have): did you mean softmax_backward",
                  "softmax must take (z)", "cross_entropy_grad returned shape (3,)",
                  "mse must return the loss as one number", "TARGETS must be some of", "WEIGHT_LAYOUT must be one of",
                  "dW has shape (4, 5), expected (5, 4) (transposed"):
@@ -224,22 +225,25 @@ def test_cli_names_the_planted_mistakes_of_the_example(capsys, monkeypatch):
     assert main(["ops", "--impl", "examples/ops/nowhere.py"]) == 2
 
 
-def test_a_module_file_contributes_its_op_named_functions(tmp_path):
+def test_a_module_file_with_learner_names_is_read_not_skipped(tmp_path):
+    """The false pass of issue 22: softmax_derivative was 'not checked (not op names)', exit 0."""
     path = tmp_path / "my_nn.py"
     path.write_text("import numpy as np\n\n"
                     "def softmax(z):\n    e = np.exp(z - z.max(axis=1, keepdims=True))\n"
                     "    return e / e.sum(axis=1, keepdims=True)\n\n"
-                    "def softmax_derivative(s):\n    return s * (1 - s)\n")
+                    "def softmax_derivative(s):\n    return s * (1 - s)\n\n"
+                    "def one_hot(labels, n):\n    return np.eye(n)[labels]\n")
     report = check_ops(str(path), max_examples=N_EXAMPLES)
-    assert report.ok and [r["op"] for r in report.rows] == ["softmax"]
-    assert report.ignored == ("softmax_derivative",) and "not checked (not op names): softmax_derivative" in \
-        report.render()
+    assert not report.ok and [r["op"] for r in report.rows] == ["softmax", "softmax_backward"]
+    assert [f.kind for f in report.findings] == ["softmax_s1s"], report.render()
+    assert report.ignored == ("one_hot",) and "not checked (not op names): one_hot" in report.render()
 
 
-def test_swapped_suffixes_get_the_right_name():
-    with pytest.raises(OpsError, match=r"'relu_grad' is not an op name: an activation's derivative is "
-                                       r"relu_backward\(z, a, g\)"):
-        check_ops({"relu_grad": lambda z, a, g: g})
+def test_swapped_suffixes_are_read_as_the_op():
+    report = check_ops({"relu_grad": lambda z, a, g: g * (z > 0), "mse_backward": lambda p, y: 2 * (p - y) / p.size},
+                       max_examples=N_EXAMPLES)
+    assert report.ok and report.sources == {"relu_backward": "relu_grad", "mse_grad": "mse_backward"}, report.render()
+    assert "relu_grad(z, a, g) read as relu_backward(z, a, g)" in report.render()
 
 
 def test_each_reduction_is_diagnosed_on_its_own():

@@ -16,6 +16,7 @@ from scratchnet_reference.conformance.runner import FIT_EPOCHS, check_fit, check
 from scratchnet_reference.conformance.tests.test_conformance import (  # noqa: F401 - collected by pytest
     CASES,
     test_case_matches_torch,
+    test_layered_training_in_lockstep,
     test_training_in_lockstep,
 )
 from scratchnet_reference.core.lockstep import GD_MODES
@@ -51,7 +52,15 @@ def test_matrix_covers_the_registry():
 
     pairs = output_loss_pairs()
     assert len(pairs) + len(refused_pairs()) == len(scratchnet.ACTIVATIONS) * len(scratchnet.LOSSES)
-    assert len({c.id for c in CASES}) == len(CASES) == len(scratchnet.ACTIVATIONS) * len(pairs) * 2 * 2
+    from scratchnet_reference.core.matrix import AFTER, LAYERED_MODELS, MODES
+
+    dense = [c for c in CASES if not c.after]
+    assert len({c.id for c in CASES}) == len(CASES)
+    assert len(dense) == len(scratchnet.ACTIVATIONS) * len(pairs) * 2 * 2
+    # batch norm and dropout along one axis: each alone and both, both modes, both dtypes
+    assert len(CASES) - len(dense) == len(LAYERED_MODELS) * len(AFTER) * len(MODES) * 2 == 6 * 3 * 2 * 2
+    assert {tuple(layer if isinstance(layer, str) else layer["name"] for layer in AFTER[a]) for a in AFTER} == {
+        ("batch_norm",), ("dropout",), ("batch_norm", "dropout")}
     assert ("softmax", "cross_entropy") in pairs and ("sigmoid", "mse") in pairs
     assert ("identity", "cross_entropy") in refused_pairs() and ("softmax", "nll") in refused_pairs()
     # every optimizer of the registry has a lockstep training configuration

@@ -188,12 +188,99 @@ def test_every_corruption_is_refused_naming_the_file(corruption, tmp_path):
         Network.load(path)
 
 
-def test_files_without_a_checksum_load_with_a_warning(tmp_path):
+def test_a_file_without_a_checksum_is_refused_unless_trusted_explicitly(tmp_path):
     net, path = saved(tmp_path)
-    rewrite(path, drop=("__checksum__",))
-    with pytest.warns(UserWarning, match=r"m\.npz' has no '__checksum__' \(saved by an older scratchnet\)"):
-        again = scratchnet.load(path)
-    assert again.spec == net.spec
+    rewrite(path, drop=("__checksum__",), __spec__=edited_spec(path, '"relu"', '"tanh"'))  # edited, sum removed
+    with pytest.raises(scratchnet.ModelFileError, match=r"m\.npz' has no '__checksum__': its integrity cannot be "
+                                                        r"checked .* trust_missing_checksum=True"):
+        scratchnet.load(path)
+    with pytest.raises(scratchnet.ModelFileError, match="has no '__checksum__'"):
+        Network.load(path)
+    with pytest.warns(UserWarning, match=r"m\.npz' has no '__checksum__' .*trust_missing_checksum=True"):
+        again = scratchnet.load(path, trust_missing_checksum=True)
+    assert again.spec.hidden[0]["name"] == "tanh"
+
+
+def _deflated_model(path, spec_json, arrays, chunk=1 << 20):
+    """An .npz written member by member with deflate, arrays streamed as zeros: a crafted file whose
+    declared arrays are far larger than the file (never allocated while writing)."""
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        buf = io.BytesIO()
+        np.lib.format.write_array(buf, np.array(spec_json), allow_pickle=False)
+        archive.writestr("__spec__.npy", buf.getvalue())
+        for name, (shape, dtype) in arrays.items():
+            header = io.BytesIO()
+            np.lib.format.write_array_header_1_0(header, {"descr": np.dtype(dtype).str, "fortran_order": False,
+                                                          "shape": shape})
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as fh:
+                fh.write(header.getvalue())
+                left = int(np.prod(shape)) * np.dtype(dtype).itemsize
+                zeros = bytes(min(chunk, left))
+                while left > 0:
+                    fh.write(zeros[:left])
+                    left -= len(zeros)
+    return path
+
+
+def test_headers_and_sizes_are_checked_before_any_array_is_read(tmp_path):
+    import time
+    import tracemalloc
+
+    spec = ModelSpec((4096, 4096, 2), hidden="relu", dtype="float32")
+    arrays = {name: (shape, "float32") for name, shape in spec.parameter_shapes().items()}
+    path = _deflated_model(tmp_path / "bomb.npz", spec.to_json(), arrays)
+    assert path.stat().st_size < 1 << 20 and 4096 * 4096 * 4 == 64 << 20  # a small file, 64 MiB declared
+    tracemalloc.start()
+    start = time.perf_counter()
+    with pytest.raises(scratchnet.ModelFileError, match=r"bomb\.npz' declares 67,\d{3},\d{3} bytes of arrays in a "
+                                                        r"[\d,]+-byte file .*refused unread"):
+        scratchnet.load(path)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 8 << 20, f"{peak / 2**20:.0f} MiB allocated while refusing"
+    # a header that disagrees with the spec is refused from the header, before reading
+    small = ModelSpec((3, 2), dtype="float32")
+    wrong = {"layers.0.weight": ((200_000, 3), "float32"), "layers.0.bias": ((2,), "float32")}
+    path = _deflated_model(tmp_path / "wrong.npz", small.to_json(), wrong)
+    tracemalloc.start()
+    with pytest.raises(scratchnet.ModelFileError, match=r"array 'layers\.0\.weight' has shape \(200000, 3\), but the "
+                                                        r"spec .* needs \(2, 3\)"):
+        scratchnet.load(path)
+    assert tracemalloc.get_traced_memory()[1] < 1 << 20
+    tracemalloc.stop()
+    assert time.perf_counter() - start < 30
+
+
+def test_a_member_that_does_not_hold_what_its_header_declares_is_refused(tmp_path):
+    import zipfile
+
+    net, path = saved(tmp_path)
+    with zipfile.ZipFile(path) as archive:
+        members = {i.filename: archive.read(i) for i in archive.infolist()}
+    members["layers.0.bias.npy"] = members["layers.0.bias.npy"][:-4]  # one float32 short, CRCs recomputed
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    with pytest.raises(scratchnet.ModelFileError, match=r"array 'layers\.0\.bias' declares \(7,\) float32 but its "
+                                                        r"member holds \d+ bytes: truncated or padded"):
+        scratchnet.load(path)
+
+
+def test_a_bare_npy_file_is_named_as_not_a_model_file(tmp_path):
+    np.save(tmp_path / "single.npy", np.ones(3))
+    with pytest.raises(scratchnet.ModelFileError, match=r"'.*single\.npy' is not a model file: model files are "
+                                                        r"\.npz archives written by Network\.save"):
+        scratchnet.load(tmp_path / "single.npy")
+
+
+@pytest.mark.parametrize("thing", [None, "net", {"spec": 1}])
+def test_saving_something_that_is_not_a_network_is_a_type_error(tmp_path, thing):
+    with pytest.raises(TypeError, match=rf"network must be a scratchnet Network .*got {type(thing).__name__}"):
+        scratchnet.save(thing, tmp_path / "m")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_suffix_rule_is_shared_and_case_insensitive(tmp_path):

@@ -3,7 +3,7 @@
 Rule, checked on the source of every module under ``reference/core/`` (AST, so no import runs):
 
 * no import of scratchnet's numerical modules — :data:`NUMERICAL` (activations, losses, fused pairs,
-  layers, special functions, optimizers, finite differences, and the training loop whose batch
+  layers, batch norm and dropout, special functions, optimizers, finite differences, and the training loop whose batch
   order the reference derives itself) — neither ``import scratchnet.losses`` nor
   ``from scratchnet.losses import …`` nor ``from scratchnet import losses`` nor ``scratchnet.losses.…``;
 * no call of the registry's builders (``registry.make_activation``/``make_loss``/``make_optimizer``:
@@ -28,8 +28,9 @@ import pytest
 import scratchnet_reference
 
 CORE = Path(scratchnet_reference.__file__).parent / "core"
-NUMERICAL = {"activations", "losses", "fused", "layers", "special", "optimizers", "gradcheck", "training"}
-BUILDERS = {"make_activation", "make_loss", "make_optimizer"}
+NUMERICAL = {"activations", "losses", "fused", "layers", "normalization", "dropout", "special", "optimizers",
+             "gradcheck", "training"}
+BUILDERS = {"make_activation", "make_loss", "make_optimizer", "make_layer"}
 LOSS_INTERNALS = {"loss_fn", "prepare_target", "_loss_value", "_targets"}
 EXEMPT = {"protocol.py": "ScratchnetImplementation is the implementation under test (the actual side)"}
 

@@ -115,14 +115,19 @@ def test_run_quick_writes_reports_then_gate_and_baseline(capsys, tmp_path, monke
     assert lines[-3].startswith(f"  (the progress bar counted {jobs:,} jobs: ")
     assert f"→ {matrix_rows:,} rows (one per torch flavour compared)" in lines[-3]  # no training: all rows are cases
     matrix, meta = read_csv(out_dir / "matrix.csv")
-    assert set(matrix["hidden"]) == {"relu,relu"} and set(matrix["dtype"]) == {"float64"}
+    # QUICK_HIDDEN alone: dense relu layers, with and without the batch-norm / dropout variants after them
+    hidden = set(matrix["hidden"])
+    layers = [layer for h in hidden for layer in h.split(" [")[0].split(",")]
+    assert "relu,relu" in hidden and {layer.split("+")[0] for layer in layers} == {"relu"}, hidden
+    assert set(matrix["dtype"]) == {"float64"}
     assert meta["profile"] == "smoke" and "quick=yes" in meta["plan"] and float(meta["wall_time_s"]) > 0
     assert (out_dir / "report.html").exists() and (out_dir / "heatmap.png").exists()
 
     baseline = tmp_path / "baseline"
     code, out, _ = _run(capsys, "baseline", str(out_dir), "--to", str(baseline))
     assert code == 0 and "promoted" in out
-    assert sorted(p.name for p in baseline.iterdir()) == sorted([*BASELINE_FILES, "manifest.json", "metadata.json"])
+    assert sorted(p.name for p in baseline.iterdir()) == sorted([*BASELINE_FILES, "manifest.json", "metadata.json",
+                                                                  ".scratchnet-baseline"])  # marked as a baseline
     assert gate(out_dir, baseline).passed
     # promoting again replaces the folder whole and leaves nothing behind
     (baseline / "stale.txt").write_text("from an older baseline")
