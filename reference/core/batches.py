@@ -51,6 +51,7 @@ def large_logit_problem(spec: ModelSpec, state: Mapping[str, np.ndarray], x: np.
     from .torch_model import build_torch_model
 
     model = build_torch_model(spec, state)
+    model.eval()  # the logits' size only: dropout off, batch norm on its running statistics
     z, _ = model(to_tensor(np.asarray(x), "cpu", model.layers[0].weight.dtype))
     largest = float(z.detach().abs().max())
     scaled = {k: np.array(v, copy=True) for k, v in state.items()}
