@@ -116,11 +116,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ..reports.ownership import FolderInUseError, FolderRefusedError, claim
 
     check_output_dir(args.out, "run", "--out")  # before the run, not after it
+    loaded = _load_impl(args.impl)  # a refused --impl leaves --out untouched
     try:  # SIGTERM is an exception throughout, so the claim is released (exit 143)
         with terminate_as_exception(), claim(args.out, force=getattr(args, "force", False)) as claimed:
             if claimed.took_over:
                 print(f"{PROG} run: {args.out}: {claimed.took_over}")
-            return _run_claimed(args)
+            return _run_claimed(args, *loaded)
     except (FolderRefusedError, FolderInUseError) as exc:
         raise UsageError(f"{PROG} run: --out {exc}") from None
     except DiskFullError as exc:
@@ -156,7 +157,7 @@ def _write_partial(run: Any, out: Path, journal: Any, total: int, exc: BaseExcep
     raise exc
 
 
-def _run_claimed(args: argparse.Namespace) -> int:
+def _run_claimed(args: argparse.Namespace, impl: Any, caps: Any) -> int:
     from ..core.matrix import DTYPES
     from ..reports.journal import RecordJournal
     from ..reports.summaries import summary_table
@@ -164,7 +165,6 @@ def _run_claimed(args: argparse.Namespace) -> int:
     from .runner import RunPlan
     from .session import ConformanceRun, job_label
 
-    impl, caps = _load_impl(args.impl)
     devices = _devices(args.device)
     dtypes = tuple(dict.fromkeys(args.dtype)) if args.dtype else DTYPES
     plan = RunPlan(devices=tuple(devices), dtypes=dtypes, training=not args.no_training, fd=args.fd,
