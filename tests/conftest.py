@@ -2,6 +2,8 @@
 
 * ``ci`` — derandomized, bounded examples, no deadline; chosen automatically when ``CI`` is set.
 * ``dev`` — the default locally: random, moderate example counts (40 per test).
+* ``mutation`` — ``ci`` with 8 examples per test: the mutation runs (``scripts/mutation``), where every
+  mutant re-runs the tests that call its function.
 * ``thorough`` — many random examples (``HYPOTHESIS_PROFILE=thorough`` or
   ``--hypothesis-profile=thorough``).
 
@@ -19,6 +21,7 @@ from hypothesis import HealthCheck, settings
 _common = dict(parent=settings.get_profile("default"), deadline=None, print_blob=True,
                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 settings.register_profile("ci", derandomize=True, max_examples=25, **_common)
+settings.register_profile("mutation", derandomize=True, max_examples=8, **_common)
 settings.register_profile("dev", derandomize=False, max_examples=40, **_common)
 settings.register_profile("thorough", derandomize=False, max_examples=1000, **_common)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev"))

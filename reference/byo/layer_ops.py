@@ -7,7 +7,10 @@ against torch's, in the conventions of the course assignment that has learners w
 
     check_layer_ops(layers).assert_ok()                 # or print(check_layer_ops(layers))
 
-The functions (a module or a dict; the names in brackets are accepted too):
+The functions (a module or a dict; the names in brackets are accepted too, as are ``_naive``/``_fast``
+and camelCase: :func:`~.learner_names.read_layer_name`). ``scratchnet-conformance ops --impl layers.py``
+checks them with the dense ops the same module defines (``affine_forward``, ``relu_backward``, …), one
+report:
 
 ================================================  ================================================
 ``batchnorm_forward(x, gamma, beta, bn_param)``   ``-> (out, cache)``; ``bn_param``: ``mode``
@@ -59,20 +62,12 @@ from ..core.records import tol_ratios
 from ..core.tolerances import TOLERANCES
 from ..diagnosis.catalogue import BY_KEY, Mistake, Site, mistakes_at
 
-__all__ = ["LAYER_OPS", "ALIASES", "LayerExample", "LayerReport", "check_layer_ops", "load_layer_ops",
+__all__ = ["LAYER_OPS", "signature", "LayerExample", "LayerReport", "check_layer_ops", "load_layer_ops",
            "layer_mistakes"]
 
-#: the course's names for the same ops
-ALIASES: dict[str, str] = {
-    "conv_forward": "conv2d_forward", "conv_forward_naive": "conv2d_forward", "conv_forward_fast": "conv2d_forward",
-    "conv_backward": "conv2d_backward", "conv_backward_naive": "conv2d_backward",
-    "conv_backward_fast": "conv2d_backward",
-    "max_pool_forward": "maxpool2d_forward", "max_pool_forward_naive": "maxpool2d_forward",
-    "max_pool_forward_fast": "maxpool2d_forward", "maxpool_forward": "maxpool2d_forward",
-    "max_pool_backward": "maxpool2d_backward", "max_pool_backward_naive": "maxpool2d_backward",
-    "max_pool_backward_fast": "maxpool2d_backward", "maxpool_backward": "maxpool2d_backward",
-    "batchnorm_backward_alt": "batchnorm_backward",
-}
+#: each forward's arguments, in order
+_FORWARD_ARGS = {"batchnorm_forward": "x, gamma, beta, bn_param", "dropout_forward": "x, dropout_param",
+                 "conv2d_forward": "x, w, b, conv_param", "maxpool2d_forward": "x, pool_param"}
 #: max |your output − torch's| / (atol + rtol·|torch's|): float64, the project's gradient tolerance
 TOL = TOLERANCES[("float64", "gradient")]
 #: how far a mistake's model may be from yours, in tolerances, to name it
@@ -83,20 +78,32 @@ LOOSE = 100.0
 # Loading and calling the learner's functions
 # --------------------------------------------------------------------------------------------
 
+def signature(op: str) -> str:
+    """``conv2d_forward(x, w, b, conv_param) -> (out, cache)``, ``conv2d_backward(dout, cache) -> (dx, dw, db)``."""
+    forward, is_backward = LAYER_OPS[op]
+    if not is_backward:
+        return f"{op}({_FORWARD_ARGS[forward]}) -> (out, cache)"
+    outputs = OUTPUTS[op]
+    return f"{op}(dout, cache) -> {outputs[0] if len(outputs) == 1 else '(' + ', '.join(outputs) + ')'}"
+
+
 def load_layer_ops(source: Any) -> dict[str, Callable[..., Any]]:
     """``{op: function}`` from a module or a mapping: functions named after :data:`LAYER_OPS` or
-    :data:`ALIASES` (an op's own name wins over an alias)."""
+    as the course names them (:func:`~.learner_names.read_layer_name`; an op's own name wins over
+    another)."""
+    from .learner_names import LAYER_ALIASES, read_layer_name
+
     entries = dict(source) if isinstance(source, Mapping) else {k: getattr(source, k) for k in dir(source)}
     found: dict[str, Callable[..., Any]] = {}
     for name, fn in entries.items():
-        op = name if name in LAYER_OPS else ALIASES.get(name)
+        op = read_layer_name(name)
         if op is None or not callable(fn):
             continue
         if name == op or op not in found:
             found[op] = fn
     if not found:
         raise ValueError(f"no layer functions found in {source!r}: expected names such as "
-                         f"{', '.join(LAYER_OPS)} (or the course's {', '.join(sorted(ALIASES)[:4])}, …)")
+                         f"{', '.join(LAYER_OPS)} (or the course's {', '.join(sorted(LAYER_ALIASES)[:4])}, …)")
     return found
 
 
@@ -264,22 +271,15 @@ def _draw_inputs(op: str, data: Any) -> tuple[dict[str, Any], np.ndarray | None]
 def explore(fns: Mapping[str, Callable[..., Any]], op: str, max_examples: int = 30,
             seed: int | None = None) -> list[LayerExample]:
     """Every example hypothesis draws for ``op``, kept (the checker never raises inside ``@given``)."""
-    from hypothesis import HealthCheck, Phase, given, settings
-    from hypothesis import seed as hypothesis_seed
-    from hypothesis import strategies as st
+    from .drawing import draw_examples
 
     collected: list[LayerExample] = []
 
-    @settings(max_examples=max_examples, derandomize=seed is None, database=None, deadline=None,
-              phases=[Phase.generate], suppress_health_check=list(HealthCheck))
-    @given(st.data())
     def draw(data: Any) -> None:
         inputs, dout = _draw_inputs(op, data)
         collected.append(run_layer_example(fns, op, inputs, dout))
 
-    if seed is not None:
-        draw = hypothesis_seed(seed)(draw)
-    draw()
+    draw_examples(draw, max_examples=max_examples, seed=seed)
     return collected
 
 

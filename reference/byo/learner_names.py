@@ -12,9 +12,14 @@ after camelCase is split (``sigmoidGradient`` → ``sigmoid_gradient``), with ``
 (an activation, a loss, a fused pair, ``dense``) or one of the aliases learners use
 (:data:`ALIASES`: ``sigma``, ``logistic``, ``affine``, ``linear``, ``fc``, ``mean_squared_error``,
 ``categorical_cross_entropy``, ``ce``, ``bce``, ``softmax_loss`` …). A name with such an affix whose
-base is none of these (``svm_loss``, ``batchnorm_forward``) *claims* to be an op the suite does not
+base is none of these (``svm_loss``, ``batchnorm_fwd``) *claims* to be an op the suite does not
 have: :func:`claims_op` says so, and the loader refuses it with the closest names instead of
 silently leaving it unchecked.
+
+The layer ops (:data:`~scratchnet_reference.core.layer_reference.LAYER_OPS`: batch norm, dropout,
+conv2d, max pooling, forward and backward with a cache) are read by :func:`read_layer_name`: their
+own names, or the course's (:data:`LAYER_ALIASES`: ``conv_forward_naive``, ``max_pool_backward``,
+``batchnorm_backward_alt`` …), with ``_naive``/``_fast`` and camelCase as for the others.
 """
 
 from __future__ import annotations
@@ -23,9 +28,11 @@ import difflib
 import re
 from dataclasses import dataclass
 
+from ..core.layer_reference import LAYER_OPS
 from ..core.reference_ops import OPS
 
-__all__ = ["Reading", "read_name", "claims_op", "claimed_base", "closest_names", "ALIASES", "DERIVATIVE_SUFFIXES"]
+__all__ = ["Reading", "read_name", "read_layer_name", "claims_op", "claimed_base", "closest_names", "ALIASES",
+           "LAYER_ALIASES", "DERIVATIVE_SUFFIXES"]
 
 #: suffixes (and prefixes) that make a name a derivative, in the order they are tried
 DERIVATIVE_SUFFIXES = ("_derivative", "_deriv", "_prime", "_gradient", "_grad", "_delta", "_backward", "_bwd",
@@ -51,6 +58,13 @@ ALIASES: dict[str, str] = {
     # a loss named after the output it fuses (CS231n's softmax_loss(x, y) -> (loss, dx))
     "softmax_crossentropy": "softmax_cross_entropy", "softmax_ce": "softmax_cross_entropy",
     "sigmoid_bce": "sigmoid_binary_cross_entropy",
+}
+#: the course's names for the layer ops (``conv_forward_naive`` once ``_naive`` is stripped)
+LAYER_ALIASES: dict[str, str] = {
+    "conv_forward": "conv2d_forward", "conv_backward": "conv2d_backward",
+    "max_pool_forward": "maxpool2d_forward", "maxpool_forward": "maxpool2d_forward",
+    "max_pool_backward": "maxpool2d_backward", "maxpool_backward": "maxpool2d_backward",
+    "batchnorm_backward_alt": "batchnorm_backward",
 }
 _FUSED_BY_OUTPUT = {"softmax": "softmax_cross_entropy", "sigmoid": "sigmoid_binary_cross_entropy",
                     "log_softmax": "log_softmax_nll"}
@@ -125,6 +139,15 @@ def read_name(name: str) -> Reading | None:
     return None
 
 
+def read_layer_name(name: str) -> str | None:
+    """The layer op ``name`` is (its own name, or the course's: ``conv_forward_naive`` →
+    ``conv2d_forward``), or None."""
+    if name in LAYER_OPS:
+        return name
+    snake = _strip(_snake(name))
+    return snake if snake in LAYER_OPS else LAYER_ALIASES.get(snake)
+
+
 def claims_op(name: str) -> bool:
     """Whether ``name`` has a derivative or forward affix (or is close to an op name) without
     being readable: ``svm_loss``, ``batchnorm_backward``, ``sigmoid_prme``."""
@@ -137,7 +160,8 @@ def claims_op(name: str) -> bool:
 def closest_names(name: str, n: int = 3) -> list[str]:
     """The op names and learner names closest to ``name`` (for a refusal)."""
     snake = _snake(name)
-    known = list(OPS) + [f"{alias}{suffix}" for alias in ALIASES for suffix in ("", "_prime", "_derivative")]
+    known = list(OPS) + list(LAYER_OPS) + list(LAYER_ALIASES) + \
+        [f"{alias}{suffix}" for alias in ALIASES for suffix in ("", "_prime", "_derivative")]
     close = difflib.get_close_matches(snake, known, n=n, cutoff=0.6)
     return [c for c in dict.fromkeys(close)]
 

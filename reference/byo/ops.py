@@ -60,8 +60,7 @@ import sys
 import time
 import types
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -149,7 +148,7 @@ def _entries(source: Any) -> tuple[str, dict[str, Any], bool]:
     names = [n for n in dir(source) if not n.startswith("_")]
     entries = {n: getattr(source, n) for n in names}
     if isinstance(source, types.ModuleType):
-        from .learner_names import read_name
+        from .learner_names import read_layer_name, read_name
 
         def own(v: Any) -> bool:  # defined in it, or imported from the learner's code (``from layers import *``)
             module = getattr(v, "__module__", None) or ""
@@ -157,7 +156,7 @@ def _entries(source: Any) -> tuple[str, dict[str, Any], bool]:
 
         entries = {n: v for n, v in entries.items() if n in OPS or n in DECLARATIONS
                    or (callable(v) and getattr(v, "__module__", None) == source.__name__)
-                   or (callable(v) and own(v) and read_name(n) is not None)}
+                   or (callable(v) and own(v) and (read_name(n) is not None or read_layer_name(n) is not None))}
     return label, entries, False
 
 
@@ -193,7 +192,7 @@ def load_ops(source: Any) -> UserOps:
     (:func:`validate_ops`). Raises :class:`OpsError` listing every problem — a name that claims
     an op the suite cannot read is one (``SKIP = ["svm_loss"]`` leaves it out, said so)."""
     from .conventions import Probe, adapt
-    from .learner_names import claims_op, read_name
+    from .learner_names import claims_op, read_layer_name, read_name
 
     if isinstance(source, str):
         if not source.strip():
@@ -212,6 +211,9 @@ def load_ops(source: Any) -> UserOps:
     readings = {}
     for key, value in entries.items():
         if key in DECLARATIONS or key in skip:
+            continue
+        if (layer := read_layer_name(key)) is not None:
+            problems += _layer_op(ops, key, layer, value)
             continue
         reading = read_name(key)
         if reading is None:
@@ -257,7 +259,8 @@ def load_ops(source: Any) -> UserOps:
         if len(set(layouts.values())) > 1:
             problems.append(f"your dense functions disagree on the weight layout ({layouts}): declare WEIGHT_LAYOUT")
         ops.layout = next(iter(layouts.values()))
-    if not ops.functions and not problems:
+    problems += _layer_caches(ops)
+    if not ops.functions and not ops.layers and not problems:
         problems.append(f"no ops found in {ops.label}: name your functions (or dict keys) after the ops, e.g. "
                         "softmax, softmax_backward, cross_entropy, cross_entropy_grad (or as learners do: "
                         "sigmoid_prime, softmax_derivative, relu_backward(dout, cache), affine_forward)")
@@ -265,6 +268,39 @@ def load_ops(source: Any) -> UserOps:
     if problems:
         raise OpsError(ops.label, problems)
     return ops
+
+
+def _layer_op(ops: UserOps, key: str, op: str, fn: Any) -> list[str]:
+    """``key`` (``conv_forward_naive``) as the layer op ``op`` (``conv2d_forward``) in ``ops.layers``:
+    the op's own name wins over the course's (``batchnorm_backward`` over ``batchnorm_backward_alt``,
+    which is then said not to be checked); two other names for one op are a problem."""
+    if not callable(fn):
+        return [f"{key} must be a function (the layer op {op}), got {type(fn).__name__}"]
+    held = ops.sources.get(op)
+    if held is not None and op not in (key, held):
+        return [f"{key} and {held} are both read as {op}: keep one, or name the other in SKIP"]
+    if held is not None:  # the op's own name and another: the own name is checked
+        alias = held if key == op else key
+        ops.assumptions[:] = [a for a in ops.assumptions if not a.startswith(f"{alias} read as")]
+        ops.assumptions.append(f"{alias} would be read as the layer op {op} too: your {op} is checked, {alias} "
+                               "is not")
+        ops.layers[op], ops.sources[op] = ops.layers[op] if key != op else fn, op
+        return []
+    ops.layers[op], ops.sources[op] = fn, key
+    if key != op:
+        from .layer_ops import signature
+
+        ops.assumptions.append(f"{key} read as the layer op {signature(op)} (byo.layer_ops)")
+    return []
+
+
+def _layer_caches(ops: UserOps) -> list[str]:
+    """A layer backward is called with the cache of the learner's own forward: it needs that forward."""
+    from ..core.layer_reference import LAYER_OPS
+
+    return [f"{ops.sources[op]} ({op}) is called with the cache of your {LAYER_OPS[op][0]}, which is not "
+            f"there: define it too, or leave {ops.sources[op]} out: SKIP = [{ops.sources[op]!r}]"
+            for op in ops.layers if LAYER_OPS[op][0] not in ops.layers]
 
 
 def _declarations(ops: UserOps, entries: Mapping[str, Any]) -> list[str]:
@@ -471,10 +507,10 @@ def _explore(name: str, ops: UserOps, form: str, reduction: str | None, dtype: s
              seed: int | None) -> list[Example]:
     """Every example hypothesis draws for one (op, target form, reduction), kept in full: the
     checker never raises inside ``@given``, so nothing is shrunk and the worst one can be diagnosed."""
-    from hypothesis import HealthCheck, Phase, given, settings
-    from hypothesis import seed as hypothesis_seed
     from hypothesis import strategies as st
     from hypothesis.extra import numpy as hnp
+
+    from .drawing import draw_examples
 
     op = OPS[name]
     fn = ops.functions[name]
@@ -490,9 +526,6 @@ def _explore(name: str, ops: UserOps, form: str, reduction: str | None, dtype: s
     # nonzero: a zero upstream gradient makes any backward look right where it multiplies
     upstream = st.one_of(st.floats(0.0625, 3, width=32), st.floats(-3, -0.0625, width=32))
 
-    @settings(max_examples=max_examples, derandomize=seed is None, database=None, deadline=None,
-              phases=[Phase.generate], suppress_health_check=list(HealthCheck))
-    @given(st.data())
     def draw(data: Any) -> None:
         N = data.draw(st.integers(1, 6), label="N")
         C = data.draw(st.integers(2, 6), label="C")
@@ -525,9 +558,7 @@ def _explore(name: str, ops: UserOps, form: str, reduction: str | None, dtype: s
         large = bool(np.max(np.abs(inputs[next(iter(inputs))]), initial=0) > LARGE)
         collected.extend(run_example(name, fn, ops, inputs, kwargs, check, dtype, large, kinks))
 
-    if seed is not None:
-        draw = hypothesis_seed(seed)(draw)
-    draw()
+    draw_examples(draw, max_examples=max_examples, seed=seed)
     return collected
 
 
@@ -652,24 +683,6 @@ def _defining(op_name: str, code: str) -> list[str]:
             re.sub(rf"(?<![\w.]){re.escape(op_name)}\(", f"your_{op_name}(", body)]
 
 
-@contextmanager
-def _hypothesis_home() -> Iterator[None]:
-    """Hypothesis keeps a cache of constants in ``./.hypothesis``: point it at a temporary folder
-    while the checks run (nothing is written into the learner's working folder), then back."""
-    import tempfile
-
-    from hypothesis import configuration
-
-    key = "__hypothesis_home_directory"
-    before = configuration.__dict__.get(key)
-    with tempfile.TemporaryDirectory(prefix="scratchnet-hypothesis-") as tmp:
-        configuration.set_hypothesis_home_dir(tmp)
-        try:
-            yield
-        finally:
-            configuration.__dict__[key] = before
-
-
 def check_ops(source: Any, *, max_examples: int = 40, dtype: str = "float64", seed: int | None = None) -> OpsReport:
     """Check every op in ``source`` (a dict, module, object or ``--impl`` string) against torch.
 
@@ -682,14 +695,12 @@ def check_ops(source: Any, *, max_examples: int = 40, dtype: str = "float64", se
     start = time.perf_counter()
     ops = source if isinstance(source, UserOps) else load_ops(source)
     examples: dict[str, list[Example]] = {}
-    with _hypothesis_home():
-        for name in ops.functions:
-            op = OPS[name]
-            reductions = ("mean", "sum") if name in ops.with_reduction else (None,)
-            for form in _forms(ops, op):
-                for reduction in reductions:
-                    examples.setdefault(name, []).extend(
-                        _explore(name, ops, form, reduction, dtype, max_examples, seed))
+    for name in ops.functions:
+        op = OPS[name]
+        reductions = ("mean", "sum") if name in ops.with_reduction else (None,)
+        for form in _forms(ops, op):
+            for reduction in reductions:
+                examples.setdefault(name, []).extend(_explore(name, ops, form, reduction, dtype, max_examples, seed))
     rows, warned = [], {}
     for name, exs in examples.items():
         for check in dict.fromkeys(e.check for e in exs):
@@ -701,5 +712,32 @@ def check_ops(source: Any, *, max_examples: int = 40, dtype: str = "float64", se
             warned[name] = counts
     findings = diagnose(ops, examples)
     findings = [_with_reading(f, ops.code) for f in findings]
+    assumptions = list(ops.assumptions)
+    if ops.layers:
+        layer_rows, layer_findings = _layer_results(ops, max_examples, seed)
+        rows += layer_rows
+        findings += layer_findings
+        if dtype != "float64":
+            assumptions.append(f"the layer ops ({', '.join(ops.layers)}) are checked in float64, not {dtype}")
     return OpsReport(ops.label, dtype, rows, findings, warned, time.perf_counter() - start, tuple(ops.ignored),
-                     tuple(ops.assumptions), dict(ops.sources), tuple(ops.skipped))
+                     tuple(assumptions), dict(ops.sources), tuple(ops.skipped))
+
+
+def _layer_results(ops: UserOps, max_examples: int, seed: int | None) -> tuple[list[dict[str, Any]], list[Any]]:
+    """The layer ops checked (:func:`.layer_ops.check_layer_ops`, float64), as this report's rows
+    (check ``forward``/``backward``) and root causes (``kind`` the catalogue key or pattern, ``op``
+    the op and the wrong outputs: ``batchnorm_backward (dgamma, dbeta)``)."""
+    from ..core.layer_reference import LAYER_OPS
+    from ..diagnosis.causes import RootCause
+    from .layer_ops import check_layer_ops
+
+    report = check_layer_ops(ops.layers, max_examples=max_examples, seed=seed)
+    rows = [dict(op=r["op"], check="backward" if LAYER_OPS[r["op"]][1] else "forward", examples=r["examples"],
+                 failed=r["failed"], tol_ratio=r["worst"]) for r in report.rows]
+    findings = [RootCause(kind=f.key, what=f.words, right=f.right,
+                          op=f.op if f.output == "-" else f"{f.op} ({f.output})",
+                          checks=("backward" if LAYER_OPS[f.op][1] else "forward",),
+                          evidence=f"{f.examples} example(s); worst tol_ratio "
+                                   f"{f.worst.tol_ratio if f.worst else float('nan'):.3g}")
+                for f in report.findings]
+    return rows, findings

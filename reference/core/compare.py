@@ -118,9 +118,9 @@ def _modular_precision_loss(spec: ModelSpec, p: np.ndarray, judged_dtype: str | 
     if np.any((p <= tiny) | (1 - p <= 4 * eps)):
         return "torch's modular path saturated: a probability within 4 ulp of 0 or 1 went into a log"
     if loss == "binary_cross_entropy":
-        with np.errstate(divide="ignore"):
-            clamped = (np.log(p) < -100) | (np.log1p(-p) < -100) | (p * (1 - p) < 1e-12)
-        if np.any(clamped):
+        # torch's log clamp needs p or 1 − p below e^−100 ≈ 3.7e-44, where p(1 − p) < 1e-12 already holds
+        # (or, in float32, where p is subnormal or 1: saturated above); the product test covers both clamps
+        if np.any(p * (1 - p) < 1e-12):
             return "torch's BCE clamps are active (log at −100, p(1 − p) at 1e-12): not the true loss/derivative"
         digits_needed = tolerance(judged_dtype or spec.dtype, "gradient").rtol
         if np.any(1 - p < eps / digits_needed):
@@ -534,6 +534,10 @@ def compare_model(impl: Implementation, spec: ModelSpec, x: Any, y: Any, *, devi
     in training mode two passes, each with its own dropout masks (read after each, replayed by torch)
     and each updating the running statistics, which are then compared with a torch twin that made
     the same two passes (``forward`` records named ``batch_norms.{k}.running_*``).
+
+    The upstream gradient of every check is the loss's own gradient at the batch's targets (drawn by
+    :func:`~scratchnet_reference.core.matrix.make_batch`), never uniform: no ``.sum()`` loss, so a
+    row-wise VJP right only for constant upstreams fails (``tests/reference/test_drawn_upstream.py``).
     """
     if fd not in ("never", "on_failure", "always"):
         raise ValueError(f"fd must be 'never', 'on_failure' or 'always', got {fd!r}")

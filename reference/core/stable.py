@@ -93,12 +93,16 @@ def _cross_entropy(output: str, z: Any, target: Any, smoothing: float, reduction
 def stable_loss_and_logit_grad(output: str, loss: Mapping[str, Any], reduction: str, z: Any,
                                target: Any) -> tuple[Any, Any]:
     """``(L, ∂L/∂z)`` for ``(output, loss)`` in :data:`STABLE_PAIRS`, from the logits ``z``
-    (float64 recommended) and the prepared target (labels or dense rows)."""
+    (float64 recommended) and the target as :func:`~scratchnet_reference.core.compare.prepare_batch`
+    prepares it: labels or dense rows for cross-entropy, dense float rows ``(N, C)`` for binary
+    cross-entropy (never labels: BCE is not a class-index loss)."""
     pair = (output, loss["name"])
     if pair not in STABLE_PAIRS:
         raise ValueError(f"no stable form of {output} + {loss['name']}; known: {sorted(STABLE_PAIRS)}")
     z = z.detach()
     if loss["name"] == "binary_cross_entropy":
-        y = target if target.is_floating_point() else dense_target(target, z.shape[1], z.dtype, 0.0)
-        return _bce(output, z, y.to(z.dtype), reduction)
+        if not target.is_floating_point() or tuple(target.shape) != tuple(z.shape):
+            raise ValueError(f"binary cross-entropy's target must be float rows of the logits' shape "
+                             f"{tuple(z.shape)}, got {target.dtype} of shape {tuple(target.shape)}")
+        return _bce(output, z, target.to(z.dtype), reduction)
     return _cross_entropy(output, z, target, loss.get("label_smoothing", 0.0), reduction)

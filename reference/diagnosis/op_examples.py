@@ -37,6 +37,8 @@ class UserOps:
     assumptions: list[str] = field(default_factory=list)
     code: dict[str, str] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
+    #: the layer ops (batch norm, dropout, conv2d, max pooling: ``byo.layer_ops``) by op name
+    layers: dict[str, Callable[..., Any]] = field(default_factory=dict)
 
     def target_forms(self, op: Op) -> tuple[str, ...]:
         """The target forms to draw for a loss or fused op: declared under its own name (e.g.

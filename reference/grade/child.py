@@ -28,7 +28,7 @@ from typing import Any
 
 __all__ = ["main", "build_functions", "StudentExit"]
 
-DECLARATIONS = ("TARGETS", "WEIGHT_LAYOUT", "PARAMS")
+DECLARATIONS = ("TARGETS", "WEIGHT_LAYOUT", "PARAMS", "DERIVATIVE_OF")
 
 
 class StudentExit(RuntimeError):
@@ -54,7 +54,15 @@ def _guarded(fn: Callable[..., Any], label: str) -> Callable[..., Any]:
         call.__signature__ = inspect.signature(fn)  # type: ignore[attr-defined]
     except (TypeError, ValueError):
         pass
+    call.__name__ = call.__qualname__ = label.split("(")[0].split("[")[0]  # read under the learner's name
     return call
+
+
+def guarded_functions(namespace: Mapping[str, Any]) -> dict[str, Callable[..., Any]]:
+    """The submission's functions (not its classes), each raising :class:`StudentExit` for a
+    ``sys.exit`` — what :func:`~.harness.read_functions` reads by name."""
+    return {name: _guarded(fn, name) for name, fn in namespace.items()
+            if callable(fn) and not isinstance(fn, type) and name not in DECLARATIONS}
 
 
 def _takes(fn: Callable[..., Any], n: int) -> bool:
@@ -135,8 +143,9 @@ def with_methods(namespace: Mapping[str, Any], classes: Mapping[str, list[Any]])
 def build_functions(namespace: Mapping[str, Any], names: Mapping[str, list[Mapping[str, Any]]],
                     op_args: Mapping[str, tuple[str, ...]]) -> dict[str, Callable[..., Any]]:
     """{suite op name: function}: the course's aliases first (first one present wins), else the entry of
-    an ``OPS`` dict the submission declares ({suite name: function}), else a function of the
-    submission named after the op (called with the suite's own signature)."""
+    an ``OPS`` dict the submission declares ({suite name: function}) — the explicit mappings. The
+    submission's other functions (named after the op, or as learners name them: ``sigmoid_prime``,
+    ``relu_backward(dout, cache)``) are read by :func:`~.harness.read_functions`, conventions probed."""
     found: dict[str, Callable[..., Any]] = {}
     ops_dict = namespace.get("OPS") if isinstance(namespace.get("OPS"), Mapping) else {}
     for op, args in op_args.items():
@@ -149,9 +158,6 @@ def build_functions(namespace: Mapping[str, Any], names: Mapping[str, list[Mappi
             if callable(ops_dict.get(op)):
                 found[op] = _guarded(ops_dict[op], f"OPS[{op!r}]")
                 found[op].called_as = f"OPS[{op!r}]({', '.join(args)})"
-            elif callable(namespace.get(op)):
-                found[op] = _guarded(namespace[op], op)
-                found[op].called_as = f"{op}({', '.join(args)})"
     return found
 
 
@@ -197,7 +203,7 @@ def grade(task: Mapping[str, Any], root: Path) -> dict[str, Any]:
     import numpy as np
 
     from .course import Course
-    from .harness import NotGradable, check_network, check_op_functions, op_arguments, op_names
+    from .harness import NotGradable, check_network, check_op_functions, op_arguments, op_names, read_functions
     from .results import CheckResult, SubmissionResult
 
     course = Course.from_json(task["course"])
@@ -221,9 +227,11 @@ def grade(task: Mapping[str, Any], root: Path) -> dict[str, Any]:
     with_instances = with_methods(namespace, task["course"].get("classes", {}))
     functions = build_functions(with_instances, names, {op: op_arguments(op) for op in op_names()})
     declarations = {k: namespace[k] for k in DECLARATIONS if k in namespace}
+    read, declarations, unread = read_functions(guarded_functions(with_instances), declarations, taken=functions)
+    functions.update(read)
     adapter = course.adapter or (f"{root / where['make_implementation']}:make_implementation"
                                  if callable(namespace.get("make_implementation")) else "")
-    wanted = list(course.required) or list(functions)
+    wanted = list(course.required) or list(functions) + [c.check for c in unread]
     checks: list[CheckResult] = []
     problems: list[str] = []
     random.seed(seed)
@@ -244,8 +252,9 @@ def grade(task: Mapping[str, Any], root: Path) -> dict[str, Any]:
     for check in checks:
         if check.check in chosen:
             check.called_as = getattr(chosen[check.check], "called_as", "")
-    checks += [CheckResult(op, "missing", float("inf"), detail="no function for it in the submission")
-               for op in wanted if op not in functions]
+    unreadable = {c.check: c for c in unread}  # a function named as the op whose conventions cannot be read
+    checks += [unreadable.get(op) or CheckResult(op, "missing", float("inf"), detail="no function for it in the "
+                                                 "submission") for op in wanted if op not in functions]
     if not checks:
         found = sorted(n for n, v in namespace.items() if callable(v))[:20]
         problems.append("no op functions and no network adapter found (functions found: "

@@ -2,6 +2,10 @@
 
 Three things come from elsewhere in the harness:
 
+* :func:`read_functions` — a submission's functions read as the ops their names claim, with their own
+  conventions probed, as ``scratchnet-conformance ops`` reads them (``byo.learner_names``,
+  ``byo.conventions``: ``sigmoid_prime(z)``, ``softmax_derivative(s)``, ``relu_backward(dout, cache)``),
+  for the ops the course's own mapping leaves unfilled;
 * :func:`check_op_functions` — the op check (``byo.ops.check_ops``): each of a learner's functions
   against torch on hypothesis-drawn inputs, its root causes (``diagnosis.RootCause``) turned into
   :class:`~.results.Cause` values by their structured fields (``kind``, ``factor``, ``op``), never
@@ -18,14 +22,13 @@ A registration that cannot be checked at all raises :class:`NotGradable` with ev
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from .results import Cause, CheckResult
 
 __all__ = ["NotGradable", "check_op_functions", "check_network", "catalogue", "op_names", "op_arguments", "warm_up",
-           "NETWORK_CASES"]
+           "read_functions", "NETWORK_CASES"]
 
 #: the network check's cases, in order of preference: (hidden, output, loss); the first
 #: ``max_cases`` the adapter implements are run (mean reduction, float64)
@@ -55,34 +58,6 @@ def warm_up() -> None:
     from ..diagnosis import ops as op_diagnosis  # noqa: F401
 
     torch_module()
-
-
-@contextlib.contextmanager
-def _examples_from_the_strategies_alone() -> Iterator[None]:
-    """Hypothesis (6.170 here) mixes into its draws "local constants": the literals of every module
-    in ``sys.modules`` outside site-packages — the student's files and whichever of the harness's
-    modules happen to be loaded. Then two students with the same functions get different inputs,
-    and one student's grade depends on the process grading it (measured: a pool worker that had the
-    CLI's modules loaded drew other examples than a fresh interpreter; bob_okafor's softmax_backward
-    tol_ratio came out 3.47e10 vs 1.56e10). While the op check draws, that pool is empty: the
-    examples come from the strategies and the derandomized seed only. (An internal of Hypothesis:
-    where it is missing, nothing is changed.)"""
-    try:
-        from hypothesis.internal.conjecture import providers
-    except ImportError:  # pragma: no cover - hypothesis is required by the op check anyway
-        yield
-        return
-    original = getattr(providers, "_get_local_constants", None)
-    constants = getattr(providers, "Constants", None)
-    if original is None or constants is None:
-        yield
-        return
-    empty = constants()
-    providers._get_local_constants = lambda: empty
-    try:
-        yield
-    finally:
-        providers._get_local_constants = original
 
 
 def op_names() -> tuple[str, ...]:
@@ -159,8 +134,7 @@ def check_op_functions(functions: Mapping[str, Callable[..., Any]], declarations
     if not functions:
         raise NotGradable(["no op functions found"])
     try:
-        with _examples_from_the_strategies_alone():
-            report = check_ops({**functions, **declarations}, max_examples=max_examples, seed=seed)
+        report = check_ops({**functions, **declarations}, max_examples=max_examples, seed=seed)
         return _report_checks(report)
     except OpsError as exc:
         if len(functions) == 1:
@@ -170,6 +144,103 @@ def check_op_functions(functions: Mapping[str, Callable[..., Any]], declarations
     for name, fn in functions.items():
         checks += check_op_functions({name: fn}, declarations, max_examples=max_examples, seed=seed)
     return checks
+
+
+def _op_of(name: str) -> str | None:
+    from ..byo.learner_names import read_layer_name, read_name
+
+    reading = read_name(name)
+    return reading.op if reading is not None else read_layer_name(name)
+
+
+def _read(ops: Any, only: str | None = None) -> tuple[dict[str, Callable[..., Any]], dict[str, Any]]:
+    """({op: function with the suite's signature, ``called_as`` how yours is called}, the declarations
+    the reading found: the weight layout, the target forms, parameters)."""
+    found: dict[str, Callable[..., Any]] = {}
+    for op, fn in {**ops.functions, **ops.layers}.items():
+        if only is not None and op != only:
+            continue
+        source = ops.sources.get(op, op)
+        code = ops.code.get(op, "").partition(" = ")[2]
+        args = ", ".join(op_arguments(op)) if op in ops.functions else "…"
+        wrapped = _named(fn, op)
+        wrapped.called_as = code or f"{source}({args})"
+        found[op] = wrapped
+    declared: dict[str, Any] = {}
+    if any(op.startswith("dense_") for op in found):
+        declared["WEIGHT_LAYOUT"] = ops.layout
+    if ops.targets:
+        declared["TARGETS"] = dict(ops.targets)
+    if ops.params:
+        declared["PARAMS"] = dict(ops.params)
+    return found, declared
+
+
+def _named(fn: Callable[..., Any], op: str) -> Callable[..., Any]:
+    """``fn`` under the op's own name (read again by the op check as that op, used as it is)."""
+    import functools
+    import inspect
+
+    @functools.wraps(fn)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return fn(*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = op
+    try:
+        call.__signature__ = inspect.signature(fn)  # type: ignore[attr-defined]
+    except (TypeError, ValueError):
+        pass
+    return call
+
+
+def read_functions(namespace: Mapping[str, Any], declarations: Mapping[str, Any] | None = None,
+                   taken: Collection[str] = ()) -> tuple[dict[str, Callable[..., Any]], dict[str, Any],
+                                                         list[CheckResult]]:
+    """The submission's functions (``namespace``: name → function) read as the ops their names claim,
+    for the ops not in ``taken`` (filled by the course's mapping): ``(functions, declarations,
+    errors)`` — {op: function with the suite's signature}, the layout/targets/parameters the reading
+    found (the submission's own ``declarations`` win), and an ``error`` check per op whose function
+    cannot be read (every problem in its detail). All together first (a backward's cache comes from
+    its forward); where that is refused, each function with the forwards, else on its own."""
+    from ..byo.ops import OpsError, load_ops
+
+    declarations = dict(declarations or {})
+    candidates = {name: fn for name, fn in namespace.items()
+                  if callable(fn) and not isinstance(fn, type) and (op := _op_of(name)) is not None and op not in taken}
+    if not candidates:
+        return {}, {}, []
+    try:
+        found, declared = _read(load_ops({**candidates, **declarations}))
+        return found, {**declared, **declarations}, []
+    except OpsError:
+        pass
+    from ..byo.learner_names import read_name
+
+    forwards = {n: fn for n, fn in candidates.items() if (r := read_name(n)) is not None and r.op == _forward(r.op)}
+    found, declared, errors = {}, {}, {}
+    for name, fn in candidates.items():
+        op = _op_of(name)
+        if op in found:
+            continue
+        for trial in ({**forwards, name: fn}, {name: fn}):
+            try:
+                ops = load_ops({**trial, **declarations})
+                break
+            except OpsError as exc:
+                problems = exc.problems
+        else:
+            errors.setdefault(op, CheckResult(op, "error", float("inf"), detail="; ".join(problems)))
+            continue
+        one, more = _read(ops, only=op)
+        found.update(one)
+        declared = {**more, **declared}
+    return found, {**declared, **declarations}, [e for op, e in errors.items() if op not in found]
+
+
+def _forward(op: str) -> str:
+    from ..core.reference_ops import OPS
+
+    return op if op not in OPS or OPS[op].role == "forward" else ""
 
 
 # --------------------------------------------------------------------------------------------

@@ -121,3 +121,66 @@ def test_a_result_of_the_wrong_form_is_named_not_raised():
     report = check_layer_ops({"max_pool_forward": fixed.max_pool_forward_naive,
                               "max_pool_backward": lambda dout, cache: (dout, "extra")}, max_examples=5)
     assert "raised" in report.keys and "not (dx) as arrays" in str(report), str(report)
+
+
+# --------------------------------------------------------------------------------------------
+# The layer ops in `scratchnet-conformance ops` (one command, one report)
+# --------------------------------------------------------------------------------------------
+
+def test_the_course_names_are_read_as_layer_ops():
+    from scratchnet_reference.byo.learner_names import read_layer_name, read_name
+
+    assert {n: read_layer_name(n) for n in ("conv_forward_naive", "max_pool_backward_naive", "convBackward",
+                                            "batchnorm_backward_alt", "dropout_forward", "maxpool_forward_fast")} \
+        == {"conv_forward_naive": "conv2d_forward", "max_pool_backward_naive": "maxpool2d_backward",
+            "convBackward": "conv2d_backward", "batchnorm_backward_alt": "batchnorm_backward",
+            "dropout_forward": "dropout_forward", "maxpool_forward_fast": "maxpool2d_forward"}
+    assert read_layer_name("affine_forward") is None and read_layer_name("relu_backward") is None
+    assert read_name("conv_forward_naive") is None   # a layer op is not read as a dense op too
+
+
+def test_ops_checks_layer_and_dense_ops_in_one_report(capsys, monkeypatch):
+    """The CS231n-style layers.py: affine and relu (dense ops) and batch norm, a naive conv and max
+    pooling (layer ops) — each planted mistake named, in one report, the course's names stated."""
+    from pathlib import Path
+
+    from scratchnet_reference.cli import main
+
+    root = Path(__file__).resolve().parents[2]
+    monkeypatch.chdir(root)
+    assert main(["ops", "--impl", "examples/ops/layers.py", "--max-examples", str(EXAMPLES)]) == 1
+    out = capsys.readouterr().out
+    assert "conv_forward_naive read as the layer op conv2d_forward(x, w, b, conv_param) -> (out, cache)" in out
+    assert "3 root causes in examples/ops/layers.py" in out
+    assert "maxpool2d_backward (dx): the gradient is sent to every tied maximum" in out
+    for label in ("dense_forward ← affine_forward", "relu_backward", "batchnorm_backward", "conv2d_backward ← "
+                  "conv_backward_naive", "maxpool2d_backward ← max_pool_backward_naive"):
+        assert f"\n{label} " in out, label
+
+
+def test_ops_passes_the_fixed_layers_and_names_the_buggy_ones():
+    from scratchnet_reference.byo.ops import check_ops
+
+    report = check_ops(fixed, max_examples=EXAMPLES)
+    assert report.ok, report.render()
+    assert {r["op"] for r in report.rows} == set(load_layer_ops(fixed))
+    report = check_ops(pool_bugs, max_examples=EXAMPLES)
+    assert {f.kind for f in report.findings} == {"conv_stride_plus_one", "maxpool_grad_every_tie"}, report.render()
+
+
+def test_a_layer_backward_without_its_forward_is_refused():
+    from scratchnet_reference.byo.ops import OpsError, load_ops
+
+    with pytest.raises(OpsError, match=r"conv_backward_naive \(conv2d_backward\) is called with the cache of your "
+                                       r"conv2d_forward"):
+        load_ops({"conv_backward_naive": fixed.conv_backward_naive})
+
+
+def test_the_own_name_wins_over_the_course_alternative():
+    from scratchnet_reference.byo.ops import load_ops
+
+    ops = load_ops({"batchnorm_forward": fixed.batchnorm_forward, "batchnorm_backward_alt": lambda d, c: None,
+                    "batchnorm_backward": fixed.batchnorm_backward})
+    assert ops.layers["batchnorm_backward"] is fixed.batchnorm_backward
+    assert any("batchnorm_backward_alt would be read as the layer op batchnorm_backward too" in a
+               for a in ops.assumptions), ops.assumptions

@@ -86,6 +86,25 @@ def matrices(shape, lo: float, hi: float, dtype=np.float64) -> st.SearchStrategy
     return hnp.arrays(dtype, shape, elements=floats(lo, hi, dtype))
 
 
+def upstream(shape, dtype=np.float64, seed: int = 0) -> np.ndarray:
+    """A drawn upstream gradient ``∂L/∂a`` for a vector-Jacobian check: random signs, magnitudes in
+    [0.5, 2], never uniform.
+
+    Where this is guaranteed: every backward/VJP check of these tests back-propagates this, a draw of
+    :func:`upstreams`, or a real loss's gradient on drawn targets — never ones or a ``.sum()`` loss
+    (``tests/core/test_upstream.py`` holds the suite to it). A uniform upstream makes a row-wise VJP
+    vacuous — softmax's ``a ⊙ (g − ⟨g, a⟩)`` is 0 for every constant ``g``, whatever the backward gets
+    wrong in the second term — and cannot tell a backward that ignores ``g`` from one that uses it."""
+    rng = np.random.default_rng(seed)
+    return (rng.choice([-1.0, 1.0], size=shape) * rng.uniform(0.5, 2.0, size=shape)).astype(dtype)
+
+
+def upstreams(shape, dtype=np.float64) -> st.SearchStrategy[np.ndarray]:
+    """Hypothesis draws of an upstream gradient in [−2, 2] (see :func:`upstream`), uniform ones excluded."""
+    return matrices(shape, -2.0, 2.0, dtype).filter(
+        lambda g: bool(np.ptp(g) > 0) if g.size > 1 else bool(np.all(g != 0)))
+
+
 def output_bounds(loss) -> tuple[float, float]:
     """A range of outputs ``p`` the loss is defined (and smooth) on, from its ``accepts``."""
     if "real" in loss.accepts:

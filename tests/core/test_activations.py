@@ -22,6 +22,8 @@ from .helpers import (
     min_kink_distance,
     shapes,
     spec_id,
+    upstream,
+    upstreams,
 )
 
 SPECS = activation_specs()
@@ -124,11 +126,41 @@ def test_backward_matches_central_differences(spec, data):
     act = registry.make_activation(spec)
     shape = data.draw(shapes(max_cols=6))
     z = away_from_kinks(data.draw(matrices(shape, -6.0, 6.0)), act.kinks)
-    g = data.draw(matrices(shape, -2.0, 2.0))
+    g = data.draw(upstreams(shape))
     analytic = act.backward(z, act.forward(z), g)
     numeric = numerical_vjp(act.forward, z, g, rowwise=act.rowwise)
     row_magnitude = np.abs(g * act.forward(z)).sum(axis=1).max() if act.rowwise else 0.0
     assert_fd_close(f"activation {spec_id(spec)}", analytic, numeric, magnitude=row_magnitude)
+
+
+# -- the in-place twins (the training hot path): the same functions, checked the same way ---------
+
+@pytest.mark.parametrize("spec", SPECS, ids=spec_id)
+@given(data=st.data())
+def test_forward_into_matches_formula(spec, data):
+    """``forward_into(z, out)`` — what :class:`scratchnet.layers.Dense` calls — against the formula
+    (``out`` starts as NaN, so an element it forgets to write shows)."""
+    act = registry.make_activation(spec)
+    z = away_from_kinks(data.draw(matrices(data.draw(shapes()), -20.0, 20.0)), act.kinks)
+    got = act.forward_into(z, np.full_like(z, np.nan))
+    np.testing.assert_allclose(got, reference_forward(act, z), rtol=1e-9, atol=1e-13)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=spec_id)
+@pytest.mark.parametrize("out_is_grad", [False, True], ids=["fresh-out", "out-is-grad"])
+@given(data=st.data())
+def test_backward_into_matches_central_differences(spec, out_is_grad, data):
+    """``backward_into(z, a, grad, out)`` with a drawn upstream, into a fresh array or over ``grad``
+    itself (as :class:`~scratchnet.layers.Dense` calls it), against central differences."""
+    act = registry.make_activation(spec)
+    shape = data.draw(shapes(max_cols=6))
+    z = away_from_kinks(data.draw(matrices(shape, -6.0, 6.0)), act.kinks)
+    g = data.draw(upstreams(shape))
+    work = g.copy()
+    analytic = act.backward_into(z, act.forward(z), work, work if out_is_grad else np.full_like(g, np.nan))
+    numeric = numerical_vjp(act.forward, z, g, rowwise=act.rowwise)
+    row_magnitude = np.abs(g * act.forward(z)).sum(axis=1).max() if act.rowwise else 0.0
+    assert_fd_close(f"activation {spec_id(spec)} backward_into", analytic, numeric, magnitude=row_magnitude)
 
 
 def test_kink_margin_is_applied():
@@ -150,22 +182,24 @@ def test_exact_kink_subgradient_is_torchs(spec, dtype):
     act = registry.make_activation(spec)
     for k in act.kinks:
         z = np.full((2, 3), k, dtype=dtype)
-        grad = act.backward(z, act.forward(z), np.ones_like(z))
-        expected = dtype(TORCH_KINK_SLOPE[act.name](act, k))
-        assert grad.dtype == dtype
-        np.testing.assert_array_equal(grad, np.full_like(z, expected), err_msg=f"{act!r} at z={k}")
+        g = upstream(z.shape, dtype)
+        expected = g * dtype(TORCH_KINK_SLOPE[act.name](act, k))
+        for grad in (act.backward(z, act.forward(z), g), act.backward_into(z, act.forward(z), g.copy(), g.copy())):
+            assert grad.dtype == dtype
+            np.testing.assert_allclose(grad, expected, rtol=4 * np.finfo(dtype).eps, atol=0,
+                                       err_msg=f"{act!r} at z={k}")
 
 
 def test_named_kink_conventions():
     """The conventions in the words of the issue, spelled out once."""
-    one = np.ones((1, 1))
+    g = np.full((1, 1), -2.0)  # an upstream of 1 would not show a backward that ignores it
     zero = np.zeros((1, 1))
     relu = registry.make_activation("relu")
-    assert relu.backward(zero, relu.forward(zero), one)[0, 0] == 0.0
+    assert relu.backward(zero, relu.forward(zero), g)[0, 0] == 0.0
     leaky = registry.make_activation({"name": "leaky_relu", "negative_slope": 0.2})
-    assert leaky.backward(zero, leaky.forward(zero), one)[0, 0] == 0.2
+    assert leaky.backward(zero, leaky.forward(zero), g)[0, 0] == 0.2 * -2.0
     elu = registry.make_activation({"name": "elu", "alpha": 0.5})
-    assert elu.backward(zero, elu.forward(zero), one)[0, 0] == 0.5
+    assert elu.backward(zero, elu.forward(zero), g)[0, 0] == 0.5 * -2.0
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -173,9 +207,11 @@ def test_softplus_is_linear_past_its_threshold(dtype):
     act = registry.make_activation({"name": "softplus", "beta": 2.0, "threshold": 5.0})
     z = np.array([[2.5001, 3.0, 100.0, 1e4]], dtype=dtype)
     np.testing.assert_array_equal(act.forward(z), z)
-    np.testing.assert_array_equal(act.backward(z, act.forward(z), np.ones_like(z)), np.ones_like(z))
+    g = upstream(z.shape, dtype)
+    np.testing.assert_array_equal(act.backward(z, act.forward(z), g), g)
     at = np.array([[2.5]], dtype=dtype)        # exactly βz = threshold: still the smooth branch
-    assert act.backward(at, act.forward(at), np.ones_like(at))[0, 0] == dtype(sigmoid(np.array(5.0)))
+    g = np.array([[-1.5]], dtype=dtype)
+    assert act.backward(at, act.forward(at), g)[0, 0] == dtype(sigmoid(np.array(5.0))) * g[0, 0]
 
 
 # -- dtype, shape, purity ----------------------------------------------------------------------
@@ -186,9 +222,14 @@ def test_dtype_and_shape_are_preserved(spec, dtype):
     act = registry.make_activation(spec)
     z = np.linspace(-4, 4, 15, dtype=dtype).reshape(3, 5)
     a = act.forward(z)
-    grad = act.backward(z, a, np.ones_like(z))
+    g = upstream(z.shape, dtype)
+    grad = act.backward(z, a, g)
     assert a.dtype == dtype and a.shape == z.shape
     assert grad.dtype == dtype and grad.shape == z.shape
+    fast_a = act.forward_into(z, np.empty_like(z))
+    fast_grad = act.backward_into(z, a, g.copy(), np.empty_like(z))
+    assert fast_a.dtype == dtype and fast_a.shape == z.shape
+    assert fast_grad.dtype == dtype and fast_grad.shape == z.shape
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=spec_id)

@@ -104,7 +104,7 @@ ROWS = [
      r"f must be a callable returning the scalar loss, got 3\.0"),
     ("numerical-gradient-eps", lambda: gradcheck.numerical_gradient(lambda: 0.0, np.ones(2), eps=-1e-6),
      ValueError, r"eps must be > 0\.0, got -1e-06"),
-    ("numerical-vjp-eps", lambda: gradcheck.numerical_vjp(np.tanh, np.ones((2, 2)), np.ones((2, 2)), eps=0.0),
+    ("numerical-vjp-eps", lambda: gradcheck.numerical_vjp(np.tanh, np.ones((2, 2)), np.eye(2), eps=0.0),
      ValueError, r"eps must be > 0\.0, got 0\.0"),
     # -- ModelSpec ------------------------------------------------------------------------------------
     ("dtype-none", lambda: ModelSpec((2, 2), dtype=None), ValueError,

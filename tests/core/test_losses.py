@@ -266,3 +266,18 @@ def test_dtype_is_preserved(spec, dtype):
         assert grad.dtype == dtype and grad.shape == p.shape
         np.testing.assert_array_equal(p, p0)
         np.testing.assert_array_equal(target, t0)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=spec_id)
+def test_prepare_target_refuses_an_empty_batch_of_rows(spec):
+    """``Loss.prepare_target``'s own check, called directly (the network refuses an empty batch before
+    it gets here, so no network-level test reaches it)."""
+    loss = registry.make_loss(spec)
+    with pytest.raises(ValueError, match=r"^y must have at least one row, got shape \(0, 3\)$"):
+        loss.prepare_target(np.zeros((0, 3)), 3, np.dtype(np.float64))
+
+
+def test_outputs_for_names_the_loss_argument_when_refusing():
+    assert "softmax" in registry.outputs_for("cross_entropy")
+    with pytest.raises(ValueError, match=r"^unknown loss 'nope'; valid: "):
+        registry.outputs_for("nope")

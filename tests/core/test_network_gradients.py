@@ -19,6 +19,7 @@ from .helpers import (
     pair_id,
     spec_id,
     targets,
+    upstream,
     valid_pairs,
 )
 
@@ -43,7 +44,7 @@ def kink_clearance(net: Network, x: np.ndarray, target: np.ndarray) -> float:
         y = one_hot(target, out.a.shape[1], out.a.dtype) if target.ndim == 1 else target
         # where the output is locally constant (a dead ReLU) p − y cannot move: no kink to straddle
         moving = np.ones_like(out.a, dtype=bool) if out.activation.rowwise else \
-            out.activation.backward(out.z, out.a, np.ones_like(out.z)) != 0
+            out.activation.backward(out.z, out.a, upstream(out.z.shape, out.z.dtype)) != 0
         for k in net.loss_fn.kinks:
             d = np.abs(out.a - y - k)[moving]
             gaps.append(d.min(initial=np.inf))

@@ -24,6 +24,7 @@ from .helpers import (
     probabilities,
     shapes,
     spec_id,
+    upstream,
 )
 
 EXTREMES = [-1e4, -1e3, -750.0, -100.0, -88.0, -20.0, -1.0, -1e-30, 0.0, 1e-30, 1.0, 20.0, 88.0, 100.0,
@@ -38,8 +39,11 @@ def check_activation(act, z):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         a = act.forward(z)
-        grad = act.backward(z, a, np.ones_like(z))
-    for name, arr in (("forward", a), ("backward", grad)):
+        g = upstream(z.shape, z.dtype)
+        grad = act.backward(z, a, g)
+        fast_a = act.forward_into(z, np.empty_like(z))
+        fast_grad = act.backward_into(z, a, g.copy(), np.empty_like(z))
+    for name, arr in (("forward", a), ("backward", grad), ("forward_into", fast_a), ("backward_into", fast_grad)):
         assert arr.dtype == z.dtype, f"{act!r} {name} returned {arr.dtype} for {z.dtype}"
         # every activation is finite (with a finite derivative) on finite input
         assert np.all(np.isfinite(arr)), f"{act!r} {name} not finite at {z[~np.isfinite(arr)]}"

@@ -10,10 +10,10 @@ import re
 
 import numpy as np
 import pytest
-from scratchnet_reference.grade.child import build_functions, with_methods
+from scratchnet_reference.grade.child import build_functions, guarded_functions, with_methods
 from scratchnet_reference.grade.course import Course, CourseError, load_course
 from scratchnet_reference.grade.feedback import fence, html_page, markdown, md_escape
-from scratchnet_reference.grade.harness import catalogue, op_arguments, op_names
+from scratchnet_reference.grade.harness import catalogue, op_arguments, op_names, read_functions
 from scratchnet_reference.grade.outputs import grade_rows, gradescope_json, misconception_rows, safe_name, write_outputs
 from scratchnet_reference.grade.results import Cause, CheckResult, SubmissionResult
 
@@ -103,17 +103,83 @@ def test_an_ops_dict_wins_over_a_same_named_helper_and_methods_of_a_course_class
         def relu(self, z):
             return np.maximum(z, 0)
 
-    found = build_functions(with_methods({"TwoLayerNet": TwoLayerNet}, {"TwoLayerNet": [4, 5, 3]}), {}, OP_ARGS)
-    np.testing.assert_array_equal(found["relu"](np.array([-1.0, 2.0])), [0.0, 2.0])
+    namespace = with_methods({"TwoLayerNet": TwoLayerNet}, {"TwoLayerNet": [4, 5, 3]})
+    found, _, _ = read_functions(guarded_functions(namespace))
+    np.testing.assert_array_equal(found["relu"](np.array([[-1.0, 2.0]])), [[0.0, 2.0]])
 
 
 def test_sys_exit_inside_a_function_is_that_function_raising():
-    def softmax(z):
-        raise SystemExit(2)
+    armed = []
 
-    found = build_functions({"softmax": softmax}, {}, OP_ARGS)
+    def softmax(z):
+        if armed:  # the loader's own validation calls pass; a check's call exits
+            raise SystemExit(2)
+        return np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+
+    found, _, _ = read_functions(guarded_functions({"softmax": softmax}))
+    armed.append(True)
     with pytest.raises(RuntimeError, match=r"softmax called sys.exit\(2\)"):
         found["softmax"](np.zeros((2, 3)))
+
+
+def _sig(z):
+    return 1 / (1 + np.exp(-z))
+
+
+def test_learners_names_need_no_course_mapping():
+    """``softmax_derivative(s)`` (a Jacobian), ``sigmoid_prime(z)`` and CS231n's ``relu_backward(dout,
+    cache)`` are read as ``ops`` reads them, conventions probed; no course names at all."""
+    def softmax(z):
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    def softmax_derivative(s):  # the C×C Jacobian of one sample
+        return np.diag(s) - np.outer(s, s)
+
+    def sigmoid_prime(z):
+        return _sig(z) * (1 - _sig(z))
+
+    def relu_forward(x):
+        return np.maximum(x, 0), x
+
+    def relu_backward(dout, cache):
+        return dout * (cache > 0)
+
+    namespace = {"softmax": softmax, "softmax_derivative": softmax_derivative, "sigmoid_prime": sigmoid_prime,
+                 "relu_forward": relu_forward, "relu_backward": relu_backward}
+    assert build_functions(namespace, {}, OP_ARGS) == {}  # no explicit mapping
+    found, _, errors = read_functions(guarded_functions(namespace))
+    assert not errors
+    z = np.array([[-1.0, 0.0, 2.0], [0.5, -0.25, 1.0]])
+    g = np.array([[0.5, -2.0, 3.0], [1.0, 0.25, -1.0]])
+    s = softmax(z)
+    np.testing.assert_allclose(found["softmax_backward"](z, s, g), s * (g - (s * g).sum(axis=1, keepdims=True)))
+    np.testing.assert_allclose(found["sigmoid_backward"](z, _sig(z), g), g * _sig(z) * (1 - _sig(z)))
+    np.testing.assert_allclose(found["relu_backward"](z, np.maximum(z, 0), g), g * (z > 0))
+    assert "relu_forward" in found["relu_backward"].called_as
+
+
+def test_the_course_mapping_overrides_the_reading(tmp_path):
+    """An op the course maps is not read again by name: the course's convention is the one used."""
+    course = load_course(course_file(tmp_path, """
+[names]
+relu_backward = [{ function = "relu_backward", args = ["z"], times = "g" }]
+"""))
+    namespace = {"relu_backward": lambda z: (z > 0) * 1.0}
+    found = build_functions(namespace, aliases(course), OP_ARGS)
+    read, _, _ = read_functions(guarded_functions(namespace), taken=found)
+    assert set(found) == {"relu_backward"} and read == {}
+    z, g = np.array([[-1.0, 2.0]]), np.array([[3.0, 4.0]])
+    np.testing.assert_allclose(found["relu_backward"](z, None, g), [[0.0, 4.0]])
+
+
+def test_a_function_whose_conventions_cannot_be_read_is_an_error_not_missing():
+    def softmax_backward(s):
+        raise ValueError("not written yet")
+
+    found, _, errors = read_functions(guarded_functions({"softmax_backward": softmax_backward}))
+    assert found == {} and [(e.check, e.status) for e in errors] == [("softmax_backward", "error")]
+    assert "softmax_backward(s) claims to be softmax's derivative" in errors[0].detail
 
 
 # --------------------------------------------------------------------------------------------
