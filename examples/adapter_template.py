@@ -159,6 +159,8 @@ class MyImplementation:
         "optimizers": ["sgd"],                          # [] if your model has no step()
         "optimizer_options": [],                        # torch.optim keywords besides lr: momentum, ...
         "hyperparameters": [],                          # non-default label_smoothing, negative_slope, ...
+        # "architectures": [(784, 30, 10)],             # sizes build takes (or [1]: one hidden layer, any
+        #                                               # widths); left out: two hidden layers, else one
     }
 
     # Optional: the functions your network is made of, so that a failure is localised by swapping

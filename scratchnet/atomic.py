@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -57,8 +58,14 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb", *, encoding: str | No
         raise FileNotFoundError(f"cannot write {str(path)!r}: folder {str(path.parent)!r} does not exist")
     if mode == "w" and encoding is None:
         encoding = "utf-8"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # SIGTERM/SIGINT are held back while the temporary file is created, so a signal (raised as an
+    # exception by a handler) can only arrive once its name is known here and it can be removed
+    held = _hold_signals()
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        _release_signals(held)
+        held = None
         with os.fdopen(fd, mode, encoding=encoding, newline=newline) as fh:
             yield fh
             fh.flush()
@@ -66,10 +73,25 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb", *, encoding: str | No
         os.chmod(tmp, normal_file_mode())
         os.replace(tmp, path)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        _release_signals(held)
+        if tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
         raise
     fsync_folder(path.parent)
+
+
+def _hold_signals() -> Any:
+    """Block SIGTERM and SIGINT for this thread (POSIX); the previous mask, or None where not possible."""
+    if not hasattr(signal, "pthread_sigmask"):
+        return None
+    return signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+
+
+def _release_signals(previous: Any) -> None:
+    """Restore the mask :func:`_hold_signals` returned (a held signal is delivered now)."""
+    if previous is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def atomic_write(path: str | os.PathLike, content: bytes | str | Callable[[IO[bytes]], object], *,

@@ -146,6 +146,18 @@ class Params:
             bindings[f"layers.{k}.bias"] = Param(params, (bias.format(k + start),))
         return cls(bindings)
 
+    @classmethod
+    def of_attributes(cls, net: Any, weight: str, bias: str, n_layers: int, start: int = 1,
+                      transposed: bool = False) -> Params:
+        """Numbered attributes of one object, the most common hand-written network:
+        ``Params.of_attributes(net, "W{}", "b{}", 2)`` binds ``net.W1``, ``net.b1``, ``net.W2``,
+        ``net.b2`` (numbered from ``start``); also its gradients, ``"dW{}", "db{}"``."""
+        bindings = {}
+        for k in range(n_layers):
+            bindings[f"layers.{k}.weight"] = Param(net, weight.format(k + start), transposed)
+            bindings[f"layers.{k}.bias"] = Param(net, bias.format(k + start))
+        return cls(bindings)
+
     @staticmethod
     def _is_bias(name: str) -> bool:
         return name.endswith(".bias")

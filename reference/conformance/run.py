@@ -173,6 +173,8 @@ def _run_claimed(args: argparse.Namespace, impl: Any, caps: Any) -> int:
     if args.quick:
         plan.case_filter, keep = _quick_plan(plan)
     jobs = [job for job in plan.jobs() if keep(job)]
+    if args.impl:  # what the user's models are built with, and how it was chosen
+        print(f"architecture: {caps.architecture.describe()}", flush=True)
     skipped = [(job, reason) for job, reason in plan.not_implemented() if keep(job)]
     run = ConformanceRun(plan, impl_name=impl.name, impl_spec=args.impl, capabilities=caps, source="cli",
                          profile=args.profile or ("quick" if args.quick else "full"), quick=args.quick)
@@ -204,7 +206,8 @@ def _print_run_summary(matrix, summary, errors: list[str], out: Path, wall: floa
                        not_implemented: str = "") -> None:
     from tabulate import tabulate
 
-    from ..reports.summaries import failures_table
+    from ..reports.frames import records_frame
+    from ..reports.summaries import failures_table, parameters_table
 
     def fmt(v: Any) -> str:
         return "—" if isinstance(v, float) and math.isnan(v) else (f"{v:.2e}" if isinstance(v, float) else str(v))
@@ -216,6 +219,12 @@ def _print_run_summary(matrix, summary, errors: list[str], out: Path, wall: floa
         print(f"root causes (reproducers: {out / 'root_causes.csv'}):")
         for line in summary_lines(diagnosed):
             print(f"  {line}")
+        print()
+    params = parameters_table(records_frame(records)) if records else None
+    if params is not None and len(params):
+        print("per tensor (pass on every batch; fail: on the batches named, or on all):")
+        print(tabulate(params.to_numpy().tolist(), headers=list(params.columns), tablefmt="simple",
+                       disable_numparse=True))
         print()
     print(tabulate(summary.map(fmt).to_numpy().tolist(), headers=list(summary.columns), tablefmt="simple",
                    disable_numparse=True))

@@ -1,8 +1,10 @@
 """Running the matrix: the deterministic conformance run behind ``scratchnet-conformance run``
 and the matrix tests.
 
-Each case is checked on a seeded batch with a two-hidden-layer, non-square network
-(``5-7-6-4``: a transposed weight gradient cannot hide), its targets of the kind the loss
+Each case is checked with a two-hidden-layer, non-square network (``5-7-6-4``: a transposed
+weight gradient cannot hide), or the architecture the implementation declares or was found to
+build (:mod:`~scratchnet_reference.core.architecture`), on three batches — seeded random, exact
+kinks, large logits (:mod:`~scratchnet_reference.core.batches`) — its targets of the kind the loss
 takes. Training configurations run in lockstep for 20 steps on a fixed classification case.
 Undefined (output, loss) pairs are checked to be refused with a clear error. Everything is
 seeded, so two runs on the same machine give the same records — the baseline gate relies on it.
@@ -16,15 +18,17 @@ records come back with a :mod:`~scratchnet_reference.diagnosis` of what is wrong
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from scratchnet import ModelSpec, registry
 
+from ..core.batches import problems as batch_problems
+from ..core.boundary import INPUTS_CHECK, second_call_ratio
 from ..core.capabilities import Capabilities, capabilities_of
-from ..core.compare import compare_model
+from ..core.compare import compare_model, prepare_batch
 from ..core.fit_lockstep import fit_lockstep
 from ..core.lockstep import GD_MODES, lockstep
 from ..core.matrix import (
@@ -44,7 +48,7 @@ from ..core.records import Record
 
 __all__ = ["RunPlan", "check_case", "check_training", "check_fit", "FIT_EPOCHS",
            "check_refusal", "run_job", "run_matrix", "target_kind",
-           "case_problem", "case_state", "training_spec", "layered_training_spec", "CASE_SIZES",
+           "case_problem", "case_sizes", "case_state", "training_spec", "layered_training_spec", "CASE_SIZES",
            "TRAINING_STEPS"]
 
 CASE_SIZES = (5, 7, 6, 4)
@@ -59,9 +63,11 @@ def target_kind(loss: str) -> str:
     return "labels" if registry.takes_class_indices(loss) else "dense"
 
 
-def case_problem(case: Case, seed: int = 0) -> tuple[ModelSpec, np.ndarray, np.ndarray]:
-    """The spec and seeded batch one matrix case is checked on."""
-    spec = case.spec(CASE_SIZES, seed=seed)
+def case_problem(case: Case, seed: int = 0,
+                 sizes: tuple[int, ...] = CASE_SIZES) -> tuple[ModelSpec, np.ndarray, np.ndarray]:
+    """The spec and seeded batch one matrix case is checked on (``sizes``: the implementation's
+    architecture, :meth:`Capabilities.architecture`)."""
+    spec = case.spec(tuple(sizes), seed=seed)
     x, y = make_batch(spec, CASE_BATCH, seed=seed, target=target_kind(case.loss))
     return spec, x, y
 
@@ -82,17 +88,48 @@ def case_state(spec: ModelSpec, seed: int = 0) -> dict[str, np.ndarray]:
 
 
 def check_case(impl: Implementation, case: Case, device: str = "cpu", seed: int = 0,
-               fd: str = "on_failure", diagnose: bool = True) -> list[Record]:
-    """Forward, loss and gradient records for one matrix case (every torch flavour, in the case's
-    mode); failing records carry a diagnosis (``diagnose=False``: not computed; not yet for cases
-    with batch norm or dropout, whose failures the op-level checks isolate)."""
-    spec, x, y = case_problem(case, seed)
-    records = compare_model(impl, spec, x, y, device=device, fd=fd, state=case_state(spec, seed), mode=case.mode)
-    if diagnose and not case.after and any(r.status == "fail" for r in records):
-        from ..diagnosis.network import Problem, annotate
+               fd: str = "on_failure", diagnose: bool = True, sizes: tuple[int, ...] | None = None) -> list[Record]:
+    """Forward, loss, gradient and intact-inputs records for one matrix case (every torch flavour, in
+    the case's mode),
+    on each of its batches (:mod:`~scratchnet_reference.core.batches`: random, exact kinks, large
+    logits); failing records carry a diagnosis (``diagnose=False``: not computed). ``sizes``:
+    default the architecture the implementation declares, else :data:`CASE_SIZES`."""
+    sizes = sizes or case_sizes(impl)
+    spec, x, y = case_problem(case, seed, sizes)
+    records: list[Record] = []
+    first: dict[tuple[str, str, str], str] = {}  # the random batch's failing records -> their diagnosis
+    for batch, spec_b, state, xb, yb in batch_problems(spec, x, y, case_state(spec, seed)):
+        found = compare_model(impl, spec_b, xb, yb, device=device, fd=fd, state=state, batch=batch,
+                              mode=case.mode)
+        compared = [r for r in found if r.check != INPUTS_CHECK]  # inputs: named in its note
+        failed = [(r.flavour, r.check, r.param) for r in compared if r.status == "fail"]
+        if diagnose and failed and not case.after:  # batch norm / dropout: the op-level checks isolate
+            if first and all(key in first for key in failed):
+                # the same parameters already fail on the random batch: the same causes, not new ones
+                compared = [replace(r, diagnosis=first[r.flavour, r.check, r.param]) if r.status == "fail" else r
+                            for r in compared]
+            else:
+                from ..diagnosis.network import Problem, annotate
 
-        annotate(records, impl, Problem(spec, initial_state(spec), x, y, device))
+                annotate(compared, impl, Problem(spec_b, state, xb, yb, device))  # replaces in the list
+        if batch == "random":
+            first = {(r.flavour, r.check, r.param): r.diagnosis for r in compared if r.status == "fail"}
+        intact = [r for r in found if r.check == INPUTS_CHECK]
+        if diagnose:
+            from ..diagnosis.network import annotate
+
+            annotate(intact)  # a call that wrote into its inputs is named from its record
+        records += compared + intact
     return records
+
+
+def case_sizes(impl: Implementation) -> tuple[int, ...]:
+    """The sizes ``impl``'s models are built with: its declared architecture, else :data:`CASE_SIZES`
+    (one found by the adapter check travels in the capabilities a plan or the plugin holds)."""
+    try:
+        return capabilities_of(getattr(impl, "inner", impl)).architecture.case_sizes()
+    except Exception:  # noqa: BLE001 - a malformed declaration is the adapter check's to report
+        return CASE_SIZES
 
 
 def layered_training_spec(dtype: str) -> ModelSpec:
@@ -112,7 +149,8 @@ def training_spec(dtype: str, capabilities: Capabilities | None = None) -> Model
         raise NotImplementedError(capabilities.missing_for_training("sgd", dtype)
                                   or f"nothing to train in {dtype}")
     hidden, output, loss, reduction = model
-    return ModelSpec(CASE_SIZES, hidden=hidden, output=output, loss=loss, reduction=reduction, dtype=dtype, seed=1)
+    return ModelSpec(capabilities.architecture.case_sizes(), hidden=hidden, output=output, loss=loss,
+                     reduction=reduction, dtype=dtype, seed=1)
 
 
 def check_training(impl: Implementation, optimizer: str, gd_mode: str, dtype: str, device: str = "cpu",
@@ -129,10 +167,15 @@ def check_training(impl: Implementation, optimizer: str, gd_mode: str, dtype: st
 
         try:  # are the gradients of the trained model right? (then the update is to blame)
             grads = compare_model(impl, spec, x, y, device=device, fd="never")
-            gradients_ok = not any(r.status == "fail" for r in grads)
+            gradients_ok = not any(r.status == "fail" and r.check != INPUTS_CHECK for r in grads)
         except Exception:  # noqa: BLE001 - the training records already say what failed
             gradients_ok = None
-        annotate_training(records, gradients_ok)
+        try:  # or do its gradients depend on the calls before (+= instead of =)?
+            xs, target = prepare_batch(spec, x, y)
+            repeat = second_call_ratio(impl, spec, initial_state(spec), xs, target)
+        except Exception:  # noqa: BLE001 - as above
+            repeat = None
+        annotate_training(records, gradients_ok, repeat)
     return records
 
 
@@ -212,6 +255,11 @@ class RunPlan:
         """``(job, what is missing)`` for every job left out because it is not implemented."""
         return [(job, reason) for job in self.all_jobs() if (reason := self.missing(job))]
 
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """The sizes every matrix case is built with (the implementation's architecture)."""
+        return CASE_SIZES if self.capabilities is None else self.capabilities.architecture.case_sizes()
+
     def training_spec(self, dtype: str) -> ModelSpec:
         """The model the training jobs train (see :func:`training_spec`)."""
         return training_spec(dtype, self.capabilities)
@@ -224,7 +272,7 @@ def run_job(impl: Implementation, plan: RunPlan, job: tuple[str, tuple]) -> tupl
         return [], check_refusal(*args)
     if kind == "case":
         case, device = args
-        return check_case(impl, case, device, fd=plan.fd), None
+        return check_case(impl, case, device, fd=plan.fd, sizes=plan.sizes), None
     if kind == "fit":
         return check_fit(impl, *args), None
     if len(args) > 4:  # ("training", (opt, mode, dtype, device, "layered"))

@@ -265,6 +265,7 @@ class ConformanceRun:
             meta.update(impl=self.impl_name, impl_spec=self.impl_spec)
             if self.capabilities is not None:
                 meta["capabilities"] = self.capabilities.describe()
+                meta["architecture"] = self.capabilities.architecture.describe()
         elif self.impl_name != "scratchnet":
             meta["impl"] = self.impl_name
         if self.not_implemented:

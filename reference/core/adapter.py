@@ -13,6 +13,7 @@ The harness talks to an implementation only through two small objects (see
             "losses": ["cross_entropy", "mse"],
             "dtypes": ["float64"],
             "optimizers": ["sgd"], "optimizer_options": [],   # plain SGD: lr only
+            "architectures": [(784, 30, 10)],             # fixed sizes; [1]: one hidden layer
         }
 
         def build(self, spec, state):                     # a scratchnet.ModelSpec and its weights
@@ -68,6 +69,10 @@ registry has":
                        ``weight_decay``, ``amsgrad``, …); ``[]``: plain updates only
 ``hyperparameters``    activation/loss parameters honoured when not at their default
                        (``negative_slope``, ``label_smoothing``, …); ``[]``: defaults only
+``architectures``      what ``build`` accepts: fixed sizes ``(784, 30, 10)``, a number of hidden
+                       layers ``1``, or ``"any"``; the first is what every check builds
+                       (:mod:`~scratchnet_reference.core.architecture`). Left out: the adapter
+                       check tries the default two hidden layers, then one, and says which
 ``layers``             layers after hidden layers (``"batch_norm"``, ``"dropout"``; the model then
                        needs ``train()``, ``eval()`` and ``dropout_masks()``, see
                        :mod:`~scratchnet_reference.core.protocol`). Unlike the other keys, left out
@@ -81,7 +86,9 @@ for a particular spec does the same at run time.
 
 :func:`validate_implementation` checks the surface before anything runs and names every
 problem (``MyNet.build missing``, ``grads keyed ['W1', ...], expected ['layers.0.weight', ...]``,
-a transposed gradient shape, …); :func:`load_implementation` resolves ``--impl`` and validates.
+…); :func:`load_implementation` resolves ``--impl`` and validates. A gradient of the wrong shape
+(a bias summed over no axis, a transposed weight) is not the adapter's problem but the network's:
+it is accepted here, and its comparison fails.
 """
 
 from __future__ import annotations
@@ -101,6 +108,7 @@ import numpy as np
 from scratchnet import ModelSpec, registry
 from scratchnet.spec import REDUCTIONS  # the names a spec accepts (not the loss code)
 
+from .architecture import ANY, DEFAULT_DEPTH, Architecture
 from .capabilities import (
     CAPABILITY_KEYS,
     HIDDEN_PREFERENCE,
@@ -134,9 +142,10 @@ TRAINING_MODEL_METHODS = {
 # Validation
 # --------------------------------------------------------------------------------------------
 
-def _smoke_specs(caps: Capabilities) -> Iterator[ModelSpec]:
-    """Small specs inside ``caps``, the most common first: widths 3 → 5 → 4 → 2 (all different,
-    so a transposed or misplaced array cannot hide behind a matching shape)."""
+def _smoke_specs(caps: Capabilities, arch: Architecture = ANY) -> Iterator[ModelSpec]:
+    """Small specs inside ``caps`` and ``arch``, the most common first: widths 3 → 5 → 4 → 2 for
+    two hidden layers (all different, so a transposed or misplaced array cannot hide behind a
+    matching shape), fixed sizes as declared."""
     hidden = [h for h in (*HIDDEN_PREFERENCE, *sorted(caps.hidden)) if h in caps.hidden]
     defined = [(o, l) for o in registry.ACTIVATIONS for l in registry.LOSSES if o in registry.outputs_for(l)]
     pairs = [p for p in dict.fromkeys((*PAIR_PREFERENCE, *defined))
@@ -148,7 +157,8 @@ def _smoke_specs(caps: Capabilities) -> Iterator[ModelSpec]:
     hidden_choices = list(dict.fromkeys(hidden[:2])) or [None]
     for output, loss in pairs[:4]:
         for h in hidden_choices:
-            sizes = (3, 5, 4, 2) if h else (3, 2)
+            sizes = arch.smoke_sizes() if h and arch.hidden_layers else (*arch.smoke_sizes()[:1],
+                                                                         arch.smoke_sizes()[-1])
             yield ModelSpec(sizes, hidden=h or (), output=output, loss=loss, reduction=reduction, dtype=dtype,
                             seed=11)
 
@@ -187,9 +197,8 @@ def _check_grads(owner: str, grads: Any, state: Mapping[str, np.ndarray]) -> lis
             problems.append(f"{where}: grads[{name!r}] must hold numbers, got dtype {arr.dtype} "
                             f"({type(g).__name__})")
             continue
-        if arr.shape != state[name].shape:
-            problems.append(f"{where}: grads[{name!r}] has shape {arr.shape}, expected {state[name].shape}"
-                            + _shape_hint(name, arr.shape, state[name].shape))
+        # a gradient of the wrong shape (a bias summed over no axis or the wrong one, a transposed
+        # weight) is a learner's bug, not the adapter's: the comparison fails it and names the cause
     return problems
 
 
@@ -343,8 +352,37 @@ def validate_implementation(obj: Any, *, smoke: bool = True) -> Capabilities:
             raise AdapterError(owner, problems)
         return caps or Capabilities.everything()
 
+    if caps.architectures:  # declared: each must build and run
+        for arch in caps.architectures:
+            outcome = _smoke(owner, obj, caps, arch)
+            if isinstance(outcome, list):
+                raise AdapterError(owner, outcome)
+        return outcome
+    # not declared: the default depth, else one hidden layer — and say which was chosen
+    default = _smoke(owner, obj, caps, ANY)
+    if not isinstance(default, list):
+        return default
+    if "leave nothing to check" in default[0]:
+        raise AdapterError(owner, default)
+    one = Architecture(depth=1, how="found", why=f"{DEFAULT_DEPTH} hidden layers: {_first_line(default[0])}")
+    fallback = _smoke(owner, obj, caps, one)
+    if not isinstance(fallback, list):
+        return replace(fallback, architectures=(one,))
+    raise AdapterError(owner, [*default, f"with 1 hidden layer ({'-'.join(map(str, one.smoke_sizes()))}) too: "
+                                         f"{_first_line(fallback[0])} — if build takes fixed sizes or one depth, "
+                                         f"declare them: capabilities = {{\"architectures\": [(784, 30, 10)]}} "
+                                         f"or [1]"])
+
+
+def _first_line(problem: str) -> str:
+    return " ".join(problem.split())[:200]
+
+
+def _smoke(owner: str, obj: Any, caps: Capabilities, arch: Architecture) -> Capabilities | list[str]:
+    """Build and run one small model inside ``caps`` and ``arch``: the capabilities (with what
+    training needs) when it follows the protocol, else the problems found."""
     tried = []
-    for spec in _smoke_specs(caps):
+    for spec in _smoke_specs(caps, arch):
         state = initial_state(spec)
         try:
             model = obj.build(spec, {k: v.copy() for k, v in state.items()})
@@ -352,18 +390,16 @@ def validate_implementation(obj: Any, *, smoke: bool = True) -> Capabilities:
             tried.append(f"{spec.describe()}: {exc}" if str(exc) else spec.describe())
             continue
         except Exception as exc:  # noqa: BLE001
-            raise AdapterError(owner, [f"{owner}.build(spec, state) raised {type(exc).__name__}: {exc} "
-                                       f"(spec {spec.describe()})"]) from exc
+            return [f"{owner}.build(spec, state) raised {type(exc).__name__}: {exc} (spec {spec.describe()})"]
         problems = _check_model(owner, model, spec, state)
         if problems:
-            raise AdapterError(owner, [f"{p} [built from {spec.describe()}]" for p in problems])
+            return [f"{p} [built from {spec.describe()}]" for p in problems]
         return _training_capabilities(owner, obj, model, caps)
     if tried:
-        raise AdapterError(owner, [f"{owner}.build raised NotImplementedError for all {len(tried)} models tried, "
-                                   f"e.g. {tried[0]} — finish the adapter, or declare capabilities that match "
-                                   "what build accepts"])
-    raise AdapterError(owner, [f"{owner}.capabilities leave nothing to check: no dtype, reduction or defined "
-                               f"(output activation, loss) pair is declared ({caps.describe()})"])
+        return [f"{owner}.build raised NotImplementedError for all {len(tried)} models tried, e.g. {tried[0]} — "
+                "finish the adapter, or declare capabilities that match what build accepts"]
+    return [f"{owner}.capabilities leave nothing to check: no dtype, reduction or defined (output activation, loss) "
+            f"pair is declared ({caps.describe()})"]
 
 
 def _training_capabilities(owner: str, obj: Any, model: Any, caps: Capabilities) -> Capabilities:
@@ -444,4 +480,7 @@ def load_implementation(text: str | None, *, validate: bool = True) -> tuple[Any
             raise AdapterError("--impl", [f"--impl {text!r}: calling {attr}() raised "
                                           f"{type(exc).__name__}: {exc}"]) from exc
     caps = validate_implementation(obj) if validate else capabilities_of(obj)
+    from .reproducer import remember_ref
+
+    remember_ref(obj, text)  # its reproducers load it the same way
     return obj, caps

@@ -15,13 +15,14 @@ from typing import Any
 from scratchnet import ModelSpec, registry
 from scratchnet.spec import REDUCTIONS  # the names a spec accepts (not the loss code)
 
+from .architecture import ANY, Architecture, parse_architectures
 from .matrix import AFTER, DTYPES, OPTIMIZER_CONFIGS, Case
 
 __all__ = ["AdapterError", "Capabilities", "CAPABILITY_KEYS", "capabilities_of", "describe_capabilities",
            "owner_of", "HIDDEN_PREFERENCE", "PAIR_PREFERENCE"]
 
 CAPABILITY_KEYS = ("activations", "hidden", "outputs", "losses", "reductions", "dtypes", "optimizers",
-                   "optimizer_options", "hyperparameters", "layers")
+                   "optimizer_options", "hyperparameters", "layers", "architectures")
 
 #: Preferred models: the first supported one is what the training checks train, and what
 #: validation builds first.
@@ -93,6 +94,14 @@ class Capabilities:
     training: str = ""
     declared: tuple[str, ...] = field(default=(), compare=False)
     layers: frozenset[str] = frozenset()
+    #: what ``build`` accepts (:mod:`~scratchnet_reference.core.architecture`): declared, or found by
+    #: :func:`~scratchnet_reference.core.adapter.validate_implementation`; ``()``: any (the default)
+    architectures: tuple[Architecture, ...] = ()
+
+    @property
+    def architecture(self) -> Architecture:
+        """The architecture the run builds every model with: the first declared or found."""
+        return self.architectures[0] if self.architectures else ANY
 
     @classmethod
     def everything(cls) -> Capabilities:
@@ -113,13 +122,18 @@ class Capabilities:
             raise AdapterError(owner, [f"{owner}.capabilities must be a mapping {{key: [names]}} with keys from "
                                        f"{', '.join(CAPABILITY_KEYS)}; got {type(declared).__name__}"])
         problems = []
+        architectures: tuple[Architecture, ...] = ()
+        if "architectures" in declared:
+            architectures, found = parse_architectures(declared["architectures"],
+                                                       f"{owner}.capabilities['architectures']")
+            problems += found
         unknown_keys = sorted(set(map(str, declared)) - set(CAPABILITY_KEYS))
         if unknown_keys:
             problems.append(f"{owner}.capabilities has unknown key(s) {unknown_keys}; valid keys: "
                             f"{', '.join(CAPABILITY_KEYS)}")
         values: dict[str, frozenset[str]] = {}
         for key in CAPABILITY_KEYS:
-            if key not in declared:
+            if key not in declared or key == "architectures":
                 continue
             raw = declared[key]
             if isinstance(raw, str) or not isinstance(raw, Iterable):
@@ -142,7 +156,9 @@ class Capabilities:
                    optimizer_options=values.get("optimizer_options", _known("optimizer_options")),
                    hyperparameters=values.get("hyperparameters", _known("hyperparameters")),
                    layers=values.get("layers", frozenset()),
-                   declared=tuple(k for k in CAPABILITY_KEYS if k in values))
+                   declared=tuple(k for k in CAPABILITY_KEYS if k in values or (k == "architectures" and
+                                                                               architectures)),
+                   architectures=architectures)
 
     @property
     def is_everything(self) -> bool:
@@ -228,6 +244,8 @@ class Capabilities:
             parts.append(f"{key}={'all' if mine == getattr(full, key) else ','.join(sorted(mine)) or 'none'}")
         if self.training:
             parts.append(f"training: {self.training}")
+        if self.architectures:
+            parts.append(f"architecture: {self.architecture.describe()}")
         return "; ".join(parts)
 
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from scratchnet import ModelSpec, registry
 
+from .boundary import call, intact_record, private
 from .mapping import FLAVOURS, TORCH_FUSED_OPS, fused_loss, to_tensor
 from .overflow import as_agreed, shared_overflow
 from .protocol import Implementation, initial_state
@@ -31,8 +32,8 @@ from .torch_import import device_name, torch_module, versions
 from .torch_model import MODES, build_torch_model, set_dropout_masks, torch_loss, torch_state_to_numpy
 
 __all__ = ["compare_model", "flavours_for", "prepare_batch", "combination", "hidden_label", "fd_gradients",
-           "central_differences", "fd_verdict", "TorchResult", "torch_forward_backward", "set_mode",
-           "model_dropout_masks"]
+           "central_differences", "fd_verdict", "fd_entries", "FD_ENTRIES", "TorchResult", "torch_forward_backward",
+           "set_mode", "model_dropout_masks"]
 
 
 def flavours_for(spec: ModelSpec) -> tuple[str, ...]:
@@ -235,16 +236,37 @@ def stable_forward_backward(spec: ModelSpec, state: Mapping[str, np.ndarray], x:
                        term_scales, oracle="torch_stable_float64")
 
 
+#: Finite differences are taken on at most this many entries of a gradient (the worst disagreeing
+#: half, the rest spread evenly): 2 loss evaluations each, so a 784 × 30 weight stays quick.
+FD_ENTRIES = 48
+
+
+def fd_entries(actual: np.ndarray, expected: np.ndarray, limit: int = FD_ENTRIES) -> np.ndarray:
+    """Flat indices of the entries to difference: all of them when there are at most ``limit``, else
+    the ``limit // 2`` where ``|actual − expected|`` is largest and ``limit // 2`` evenly spread."""
+    size = int(np.asarray(expected).size)
+    if size <= limit:
+        return np.arange(size)
+    with np.errstate(invalid="ignore", over="ignore"):
+        diff = np.abs(np.asarray(actual, dtype=np.float64) - np.asarray(expected, dtype=np.float64)).reshape(-1)
+    worst = np.argsort(-np.nan_to_num(diff, nan=np.inf), kind="stable")[:limit // 2]
+    spread = np.linspace(0, size - 1, limit - limit // 2).astype(np.int64)
+    return np.unique(np.concatenate([worst, spread]))
+
+
 def fd_gradients(impl: Implementation, spec: ModelSpec, state: Mapping[str, np.ndarray], x: np.ndarray,
                  target: np.ndarray, names: Sequence[str], eps: float = 1e-6, mode: str = "train",
-                 masks: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+                 masks: Mapping[str, np.ndarray] | None = None,
+                 entries: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Central differences in float64 of the implementation's own loss, for ``names``:
-    ``(L(θ + h e_i) − L(θ − h e_i)) / 2h`` with ``h = eps·max(1, |θ_i|)``. In training mode with
-    dropout every evaluation must use the same ``masks``: the model must offer
-    ``replay_dropout_masks(masks)`` (``NotImplementedError`` otherwise)."""
+    ``(L(θ + h e_i) − L(θ − h e_i)) / 2h`` with ``h = eps·max(1, |θ_i|)`` — the whole gradient, or
+    the flat ``entries[name]`` only (then a 1-D array of those entries). Every call gets private
+    copies of the weights and the batch. In training mode with dropout every evaluation must use
+    the same ``masks``: the model must offer ``replay_dropout_masks(masks)`` (``NotImplementedError``
+    otherwise)."""
     spec64 = spec.replace(dtype="float64")
     state64 = {k: np.asarray(v, dtype=np.float64).copy() for k, v in state.items()}
-    model = impl.build(spec64, state64)
+    model = impl.build(spec64, private(state64))
     set_mode(model, spec, mode)
     if masks:
         if not callable(getattr(model, "replay_dropout_masks", None)):
@@ -255,20 +277,24 @@ def fd_gradients(impl: Implementation, spec: ModelSpec, state: Mapping[str, np.n
 
     def loss_at(name: str) -> Callable[[np.ndarray], float]:
         def loss(value: np.ndarray) -> float:
-            model.load_state_dict({**state64, name: value})
-            return model.loss_and_grads(x64, t64)[0]
+            model.load_state_dict(private({**state64, name: value}))
+            return model.loss_and_grads(x64.copy(), t64.copy())[0]
         return loss
 
-    return {name: central_differences(loss_at(name), state64[name], eps) for name in names}
+    return {name: central_differences(loss_at(name), state64[name], eps, (entries or {}).get(name))
+            for name in names}
 
 
-def central_differences(f: Callable[[np.ndarray], Any], x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+def central_differences(f: Callable[[np.ndarray], Any], x: np.ndarray, eps: float = 1e-6,
+                        entries: np.ndarray | None = None) -> np.ndarray:
     """``(f(x + h e_i) − f(x − h e_i)) / 2h`` for every element ``i`` of ``x``, ``h = eps·max(1, |x_i|)``,
-    in float64: one perturbation per element, for ``f`` is a black box (a learner's loss)."""
+    in float64: one perturbation per element, for ``f`` is a black box (a learner's loss). ``entries``:
+    only those flat indices (then a 1-D array of them, in that order)."""
     x = np.array(x, dtype=np.float64, copy=True)
     flat = x.reshape(-1)
-    grad = np.zeros(flat.size)
-    for i in range(flat.size):
+    chosen = np.arange(flat.size) if entries is None else np.asarray(entries)
+    grad = np.zeros(chosen.size)
+    for j, i in enumerate(chosen):
         orig = flat[i]
         h = eps * max(1.0, abs(orig))
         values = []
@@ -276,8 +302,8 @@ def central_differences(f: Callable[[np.ndarray], Any], x: np.ndarray, eps: floa
             flat[i] = orig + delta
             values.append(float(f(x.copy())))
         flat[i] = orig
-        grad[i] = (values[0] - values[1]) / (2 * h)
-    return grad.reshape(x.shape)
+        grad[j] = (values[0] - values[1]) / (2 * h)
+    return grad.reshape(x.shape) if entries is None else grad
 
 
 def fd_verdict(fd: np.ndarray, actual: np.ndarray, expected: np.ndarray, rtol: float, atol: float) -> str:
@@ -491,12 +517,17 @@ def _buffer_records(impl_state: Mapping[str, np.ndarray], spec: ModelSpec, state
 
 def compare_model(impl: Implementation, spec: ModelSpec, x: Any, y: Any, *, device: str = "cpu",
                   state: Mapping[str, np.ndarray] | None = None, flavours: Sequence[str] | None = None,
-                  fd: str = "on_failure", mode: str = "train") -> list[Record]:
+                  fd: str = "on_failure", mode: str = "train", batch: str = "") -> list[Record]:
     """Compare ``impl`` with torch on one batch: output, loss and every parameter gradient,
-    in each flavour (``modular``; ``fused`` where torch has a fused form).
+    in each flavour (``modular``; ``fused`` where torch has a fused form), and whether the
+    implementation's ``forward`` and ``loss_and_grads`` left their inputs unchanged (``check =
+    "inputs"``). ``batch`` labels the records (:data:`~scratchnet_reference.core.records.BATCHES`).
+
+    The implementation gets private copies of the weights, ``x`` and the targets, and what it returns
+    is copied out (:mod:`~scratchnet_reference.core.boundary`); torch's tensors are copies too.
 
     ``fd``: ``"never"``, ``"on_failure"`` (finite differences for the parameters whose gradient
-    disagrees, to say which side is wrong) or ``"always"``.
+    disagrees, to say which side is wrong; at most :data:`FD_ENTRIES` entries of each) or ``"always"``.
 
     ``mode``: for a spec with batch norm or dropout, the mode both sides run in. The output comes
     from the implementation's ``forward`` and the loss and gradients from its ``loss_and_grads``:
@@ -512,11 +543,13 @@ def compare_model(impl: Implementation, spec: ModelSpec, x: Any, y: Any, *, devi
         raise ValueError(f"fd must be 'never', 'on_failure' or 'always', got {fd!r}")
     state = initial_state(spec) if state is None else state
     xs, target = prepare_batch(spec, x, y)
-    model = impl.build(spec, state)
+    model = impl.build(spec, private(dict(state)))
     set_mode(model, spec, mode)
-    out_impl = np.asarray(model.forward(xs))
+    forward = call(model.forward, "forward(x)", ("x",), xs)
+    out_impl = np.asarray(forward.result)
     masks_out = model_dropout_masks(model, spec, mode)
-    loss_impl, grads_impl = model.loss_and_grads(xs, target)
+    backward = call(model.loss_and_grads, "loss_and_grads(x, y)", ("x", "y"), xs, target)
+    loss_impl, grads_impl = backward.result
     masks = model_dropout_masks(model, spec, mode)
     impl_state = model.state_dict() if spec.buffer_shapes() else {}
 
@@ -549,13 +582,14 @@ def compare_model(impl: Implementation, spec: ModelSpec, x: Any, y: Any, *, devi
     for flavour in wanted_flavours:
         ref, (other, noise_scale) = _judge(_oracles(spec, flavour, refs, probes, probe_scale, stable))
         out_ref, (out_other, out_noise_scale) = _judge(_oracles(spec, flavour, *out_refs))
-        combo = combination(spec, flavour, device, impl.name, mode)
+        combo = combination(spec, flavour, device, impl.name, mode, batch=batch)
         judged = dict(oracle=ref.oracle)
         if ref.oracle == "torch_stable_float64":
             judged["conditioning"] = _modular_conditioning(spec, refs[flavour].output)
         out_judged = dict(oracle=out_ref.oracle)
         if out_ref.oracle == "torch_stable_float64":
             out_judged["conditioning"] = _modular_conditioning(spec, out_refs[0][flavour].output)
+        records.append(intact_record(combo, (forward, backward), meta))
         records.append(_record(combo, "forward", "output", out_impl, out_ref.output,
                                tolerance(spec.dtype, "forward"), out_ref.broken, meta,
                                noise=(out_other.output, out_noise_scale), term_scale=out_ref.term_scales["output"],
@@ -565,19 +599,23 @@ def compare_model(impl: Implementation, spec: ModelSpec, x: Any, y: Any, *, devi
                                actual_value=float(loss_impl), expected_value=ref.loss, **judged))
         for name, expected in ref.grads.items():
             actual = np.asarray(grads_impl[name])
+            same_shape = actual.shape == expected.shape
             rec = _record(combo, "gradient", name, actual, expected, tolerance(spec.dtype, "gradient"),
                           ref.broken, meta, noise=(other.grads[name], noise_scale),
                           term_scale=ref.term_scales.get(name, 0.0), same_dtype=refs[flavour].grads[name], **judged,
-                          **vector_agreement(actual, expected))
+                          **(vector_agreement(actual, expected) if same_shape else {}))
             wanted = fd == "always" or (fd == "on_failure" and rec.status != "pass")
-            if wanted and actual.shape == expected.shape:
+            if wanted and same_shape:
+                entries = fd_entries(actual, expected)
                 if name not in fd_cache:
                     try:
-                        fd_cache.update(fd_gradients(impl, spec, state, xs, target, [name], mode=mode, masks=masks))
+                        fd_cache.update(fd_gradients(impl, spec, state, xs, target, [name], mode=mode, masks=masks,
+                                                     entries={name: entries}))
                     except NotImplementedError:
                         fd_cache[name] = None
                 if fd_cache[name] is not None:
-                    rec = replace(rec, fd_verdict=_fd_verdict(fd_cache[name], actual, expected, spec.dtype))
+                    rec = replace(rec, fd_verdict=_fd_verdict(fd_cache[name], actual.reshape(-1)[entries],
+                                                              expected.reshape(-1)[entries], spec.dtype))
             records.append(rec)
         if flavour == wanted_flavours[0]:
             passes = [masks_out, masks] if mode == "train" else [None, None]

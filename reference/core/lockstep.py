@@ -13,6 +13,7 @@ import numpy as np
 
 from scratchnet import ModelSpec
 
+from .boundary import private
 from .compare import combination, flavours_for, model_dropout_masks, prepare_batch, set_mode, torch_forward_backward
 from .mapping import to_tensor, torch_optimizer
 from .protocol import Implementation, initial_state
@@ -77,7 +78,7 @@ def lockstep(impl: Implementation, spec: ModelSpec, x: Any, y: Any, optimizer: M
     if schedule is None:
         schedule = flat_schedule(n, GD_MODES[gd_mode](n), steps, shuffle=shuffle, seed=seed)
 
-    model = impl.build(spec, state)
+    model = impl.build(spec, private(dict(state)))  # the user's own copy: its updates reach nothing of ours
     set_mode(model, spec, "train")
     model.configure_optimizer(dict(optimizer))
     torch_model = build_torch_model(spec, state, device)

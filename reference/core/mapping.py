@@ -175,9 +175,10 @@ def torch_optimizer(spec: Mapping[str, Any], params: Any) -> Any:
 
 
 def to_tensor(array: np.ndarray, device: str, dtype: Any = None) -> Any:
-    """A torch tensor holding exactly the bits of ``array`` (labels become int64)."""
+    """A torch tensor holding exactly the bits of ``array`` (labels become int64), in memory of its
+    own: nothing written into ``array`` later reaches it."""
     torch = torch_module()
-    t = torch.from_numpy(np.ascontiguousarray(array))
+    t = torch.from_numpy(np.array(array, order="C", copy=True))
     if t.is_floating_point() and dtype is not None:
         t = t.to(dtype)
     elif not t.is_floating_point():

@@ -16,9 +16,16 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Record", "Combination", "measure", "tol_ratios", "CHECKS", "STATUSES", "ORACLES"]
+__all__ = ["Record", "Combination", "measure", "tol_ratios", "CHECKS", "BATCHES", "STATUSES", "ORACLES"]
 
-CHECKS = ("forward", "loss", "gradient", "training_step", "final_params", "fit_step", "fit_epoch")
+#: ``inputs``: whether the implementation's calls left the arrays they were handed unchanged
+#: (:mod:`~scratchnet_reference.core.boundary`).
+CHECKS = ("forward", "loss", "gradient", "inputs", "training_step", "final_params", "fit_step", "fit_epoch")
+#: The batches each matrix case is compared on (the ``batch`` field): a seeded random batch; the same
+#: with half its rows zero and the hidden biases zero, so hidden pre-activations sit exactly on the
+#: kink at 0 (``relu'(0)``); the same with the output layer scaled to logits of ±``LARGE_LOGIT``
+#: (overflowing ``exp``, ``log 0``). Training and fit records have ``batch = ""``.
+BATCHES = ("random", "kink", "large_logits")
 #: pass; fail; unverified — no oracle could judge this record: torch's own arithmetic broke down
 #: (NaN/±inf, a saturated probability under a log, BCE's clamps) and none of the second oracles
 #: (:data:`ORACLES`) applied. Neither a pass nor a failure; the gate treats it as a regression from pass.
@@ -35,7 +42,8 @@ STATUSES = ("pass", "fail", "unverified")
 #: * ``torch_float64`` — for a float32 comparison: the same torch path in float64 on the same numbers;
 #: * ``torch_stable_float64`` — the loss and ``∂L/∂z`` written stably from the logits in float64
 #:   (:mod:`scratchnet_reference.core.stable`), the rest of the network by autograd.
-ORACLES = ("torch", "torch_fused", "torch_stable", "torch_float64", "torch_stable_float64")
+#: * ``harness_copy`` — for the ``inputs`` check: the arrays as the harness handed them to the user's code.
+ORACLES = ("torch", "torch_fused", "torch_stable", "torch_float64", "torch_stable_float64", "harness_copy")
 
 
 @dataclass(frozen=True)
@@ -54,6 +62,7 @@ class Combination:
     gd_mode: str = ""
     seed: int = 0
     impl: str = "scratchnet"
+    batch: str = ""
 
     @property
     def key(self) -> str:
@@ -84,6 +93,7 @@ class Record:
     gd_mode: str
     seed: int
     impl: str
+    batch: str = ""  # (a default: a records.csv from before the field reads back)
     # -- the measurement ------------------------------------------------------------------------
     max_abs_err: float
     max_rel_err: float

@@ -75,7 +75,7 @@ from ..core.reference_ops import reference_op
 from ..core.torch_import import torch_module
 
 __all__ = ["Site", "Mistake", "CATALOGUE", "BY_KEY", "mistakes_at", "vjp", "SITES", "LAYER_SITES", "kinked",
-           "derivative_at_zero"]
+           "derivative_at_zero", "EPSILONS"]
 
 #: the layer ops of :mod:`scratchnet_reference.byo.layer_ops` (batch norm, dropout, conv, max pooling)
 LAYER_SITES = tuple(LAYER_OPS)
@@ -108,6 +108,8 @@ class Site:
     W: Any = None
     b: Any = None
     expected: Any = None
+    #: a loss convention's ε (``log(p + ε)``, ``clip(p, ε, 1 − ε)``), tried over :data:`EPSILONS`
+    eps: float = 0.0
     layer: Mapping[str, Any] = field(default_factory=dict)
     dout: Any = None
 
@@ -170,13 +172,13 @@ class Mistake:
     def plant(self, site: str, where: Site) -> Any:
         return self.plants[site](where)
 
-    def what(self, act: str = "") -> str:
-        """The words, for activation ``act``."""
-        return self.words.format(act=act)
+    def what(self, act: str = "", eps: float = 0.0) -> str:
+        """The words, for activation ``act`` (a loss convention's ``eps``)."""
+        return self.words.format(act=act, eps=eps)
 
     def right_for(self, act: str = "", at_zero: float = 0.0) -> str:
         """The right formula, for activation ``act`` (``at_zero``: torch's derivative at 0)."""
-        return self.right.format(act=act, at_zero=at_zero)
+        return self.right.format(act=act, at_zero=at_zero + 0.0)  # + 0.0: torch's −0 reads as 0
 
 
 def derivative_at_zero(act: Mapping[str, Any]) -> tuple[float, float, float]:
@@ -202,6 +204,23 @@ def _kink(s: Site) -> Any:
 def _form(spec: Mapping[str, Any]) -> Mapping[str, Callable[[Site], Any]]:
     return {"activation_forward": lambda s: torch_activation(spec)(s.z),
             "activation_backward": lambda s: vjp(spec, s.z, s.g), "output_backward": lambda s: vjp(spec, s.z, s.g)}
+
+
+#: the ε a learner's loss puts inside its log or clips with, tried in turn (network level)
+EPSILONS = (1e-15, 1e-12, 1e-10, 1e-9, 1e-8, 1e-7, 1e-6, 1e-5)
+
+
+def _log_loss(s: Site, log_p: Any, log_1mp: Any) -> Any:
+    """Cross-entropy or binary cross-entropy from the logs given, summed and divided by ``s.n``."""
+    if s.loss.get("name") == "binary_cross_entropy":
+        return -(s.y * log_p + (1 - s.y) * log_1mp).sum() / s.n
+    return -(s.y * log_p).sum() / s.n
+
+
+def _eps_log(s: Site) -> Any:
+    if not s.eps:  # no ε given (the op level's sites): no model
+        return None
+    return _log_loss(s, (s.p + s.eps).log(), (1 - s.p + s.eps).log())
 
 
 def _ref(name: str, **params: Any) -> Callable[..., Any]:
@@ -308,6 +327,37 @@ CATALOGUE: tuple[Mistake, ...] = (
             "∂L/∂z = s ⊙ (g − ⟨g, s⟩) with g = −y/s/N, which simplifies to (s − y)/N",
             "s(1 − s)·(−y/s)/N", {"fused_gradient": lambda s: -s.y * (1 - s.a) / s.n},
             losses=frozenset({("softmax", "cross_entropy")}), acts=frozenset({"softmax"}), network=False),
+    # -- loss conventions: the loss value of probabilities, not of the logits (network level: the
+    #    loss check fails while the output agrees; {eps}: the ε found). Clipping p to [ε, 1 − ε] differs
+    #    only at saturated outputs, where the learner's p-based gradient breaks down too: not named yet.
+    Mistake("log_epsilon",
+            "your loss adds ε = {eps:g} inside the log: the same as torch's where p ≫ ε, different where p is "
+            "near ε or below (a saturated output, large logits)",
+            "torch computes cross-entropy from the logits (log-softmax, log-sigmoid), no ε needed: "
+            "log p = z − max z − log Σ exp(z − max z)",
+            "the loss with log(p + ε)", {"loss_value": _eps_log},
+            acts=None, losses=frozenset({"cross_entropy", "binary_cross_entropy"})),
+    # -- the dense layer's gradients (network level: tried on the one parameter that disagrees,
+    #    also when its shape is wrong; op level: dense_backward's dW / db) ---------------------------
+    Mistake("bias_summed_all",
+            "the bias gradient summed over every axis (np.sum without axis=): one number for the whole layer, "
+            "not one per unit",
+            "∂L/∂b = δ summed over the batch only, one number per unit: np.sum(delta, axis=0) with examples as rows "
+            "(np.sum(dZ, axis=1, keepdims=True) with examples as columns)",
+            "Σ of all of δ", {"dense_db": lambda s: s.g.sum()}, acts=None),
+    Mistake("bias_wrong_axis",
+            "the bias gradient summed over the units instead of over the batch: one number per example",
+            "∂L/∂b = δ summed over the batch (the examples' axis), one number per unit",
+            "δ summed over the units", {"dense_db": lambda s: s.g.sum(dim=1)}, acts=None),
+    Mistake("bias_not_summed",
+            "the bias gradient not summed over the batch: δ itself, one row per example",
+            "∂L/∂b = δ summed over the batch: np.sum(delta, axis=0)",
+            "δ", {"dense_db": lambda s: s.g}, acts=None),
+    Mistake("weight_transposed",
+            "the weight gradient transposed: (in, out), torch's is (out, in)",
+            "∂L/∂W = δᵀ·a_prev, shape (out, in) like torch.nn.Linear's weight — or transpose it in the adapter if "
+            "your network stores W as (in, out)",
+            "torch's ∂L/∂W transposed", {"dense_dW": lambda s: s.expected.T}, acts=None),
     Mistake("loss_grad_as_logit_grad",
             "∂L/∂p = −y/p returned as the gradient with respect to the logits: softmax's backward is left out",
             "∂L/∂z = (s − y)/N", "−y/s / N", {"fused_gradient": lambda s: -s.y / s.a / s.n},

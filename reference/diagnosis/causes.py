@@ -160,19 +160,25 @@ def group(records: Iterable[Any]) -> list[tuple[RootCause, int, int]]:
     for r in records:
         combo = (r.hidden, r.output, r.loss, r.reduction, r.dtype, r.optimizer)
         for cause in decode(r.diagnosis):
-            explained = of_model.get(_model(r)) if cause.kind == "training_gradients" else None
+            consequence = cause.kind in ("training_gradients", "training_loss_only")
+            explained = of_model.get(_model(r)) if consequence else None
             for c in {c.key: c for c in explained or [cause]}.values():
                 entry = rows.setdefault(c.key, [c, 0])
                 entry[0], entry[1] = entry[0].joined(c), entry[1] + 1
                 combos.setdefault(c.key, set()).add(combo[:-1] + ("",) if explained else combo)
-                if explained and cause.where not in consequences.setdefault(c.key, []):
-                    consequences[c.key].append(cause.where)
+                if explained and (cause.where, cause.kind) not in consequences.setdefault(c.key, []):
+                    consequences[c.key].append((cause.where, cause.kind))
     out = []
     for key, (cause, n) in rows.items():
-        if consequences.get(key):
-            runs = ", ".join(w.removeprefix("training: ") for w in consequences[key])
-            cause = replace(cause, evidence="; ".join(filter(None, [cause.evidence, f"as a consequence, lockstep "
-                                                                    f"training of this model breaks ({runs})"])))
+        loss_only = cause.kind in ("loss_value", "log_epsilon")  # a loss value moves no weight
+        logged = ("training_gradients", "training_loss_only") if loss_only else ("training_loss_only",)
+        for kinds, words in ((() if loss_only else ("training_gradients",),
+                              "as a consequence, lockstep training of this model breaks"),
+                             (logged, "lockstep training logs this loss too")):
+            runs = ", ".join(dict.fromkeys(w.removeprefix("training: ") for w, k in consequences.get(key, [])
+                                           if k in kinds))
+            if runs:
+                cause = replace(cause, evidence="; ".join(filter(None, [cause.evidence, f"{words} ({runs})"])))
         out.append((cause, n, len(combos[key])))
     return sorted(out, key=lambda t: (-t[1], t[0].where))
 

@@ -40,6 +40,7 @@ Each cause carries a reproducer: the first 1, 2 or 4 rows of the batch that stil
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -48,8 +49,9 @@ import numpy as np
 
 from scratchnet import ModelSpec
 
+from ..core.boundary import INPUTS_CHECK
 from ..core.records import Record, measure
-from .catalogue import Mistake, Site, derivative_at_zero, kinked, mistakes_at
+from .catalogue import BY_KEY, EPSILONS, Mistake, Site, derivative_at_zero, kinked, mistakes_at
 from .causes import RootCause, encode
 from .factors import LOOSE, fit_factor, least_squares, mean_divisor, name_factor
 from .reference_net import candidate_mistakes, reference_pass
@@ -254,6 +256,33 @@ class _Analysis:
                    f"torch.nn.functional.{name} (see torch.nn.modules.activation)",
                    **self.at(self.spec, layers, "forward"))
 
+    def loss_convention(self, spec: ModelSpec, loss: Record) -> bool:
+        """Whether the failing loss value is torch's loss with an ε inside the log
+        (:data:`~.catalogue.EPSILONS`), from torch's output; if so, named — as a convention with its
+        effect, never as a factor."""
+        name = spec.loss["name"]
+        if not math.isfinite(loss.actual_value) or not self.records or \
+                any(r.check == "forward" and r.status == "fail" for r in self.records):
+            return False
+        p = np.asarray(self.ref(spec=spec).acts[-1], dtype=np.float64)
+        y = self.target if self.target.ndim == 2 else np.eye(p.shape[1])[self.target]
+        n = 1.0 if spec.reduction == "sum" else float(p.size if name == "binary_cross_entropy" else p.shape[0])
+        for mistake in mistakes_at("loss_value", loss=name):
+            if "eps" not in mistake.words:
+                continue
+            for eps in EPSILONS:
+                where = Site(p=_tensor(p), y=_tensor(np.asarray(y, dtype=np.float64)), n=n, loss=spec.loss,
+                             reduction=spec.reduction, eps=eps)
+                value = mistake.plant("loss_value", where)
+                v = float(value) if value is not None else math.nan
+                if math.isfinite(v) and abs(v - loss.actual_value) <= LOOSE * (loss.atol + loss.rtol * abs(v)):
+                    self.cause(mistake.key, mistake.what(eps=eps),
+                               f"your loss {loss.actual_value:.10g}, torch's {loss.expected_value:.10g}: torch's "
+                               f"loss of your output with this convention gives {v:.10g}",
+                               mistake.right_for(), area=f"loss ({name}, {spec.reduction})")
+                    return True
+        return False
+
     def large_logits(self, spec: ModelSpec) -> bool:
         zs = self.ref(spec=spec).zs
         m = float(np.max(np.abs(zs[-1]), initial=0.0))
@@ -298,11 +327,26 @@ class _Analysis:
 
     def walk(self, spec: ModelSpec, grads: Mapping[str, np.ndarray]) -> None:
         """The backward walk on ``spec`` (see the module docstring)."""
+        grads = dict(grads)
         for name, ref in self.ref(spec=spec).grads.items():
             got = grads.get(name)
-            if got is None or np.shape(got) != ref.shape:
-                return self.cause("shape", f"gradient of shape {np.shape(got)}, torch's is {ref.shape}",
-                                  right="∂L/∂W has the weight's shape (out, in), like torch.nn.Linear", parameter=name)
+            if got is None:
+                return self.cause("shape", "no gradient returned", right="one gradient per parameter, keyed like the "
+                                  "state", parameter=name)
+            if np.shape(got) != ref.shape:
+                # a learner's bug (a bias summed over no axis or the wrong one, a transposed weight): named
+                # when a catalogue mistake of the dense layer gives exactly this, else by its shape; the
+                # walk goes on with torch's gradient in its place, so the other layers are diagnosed too
+                layer, which = _layer(name), name.rsplit(".", 1)[-1]
+                if not self._dense_mistake(spec, layer, which, got, 1.0,
+                                           evidence=f"your {name} has shape {np.shape(got)}, torch's {ref.shape}; it "
+                                                    "equals, on every element, what a torch network with this "
+                                                    "mistake computes"):
+                    self.cause("shape", f"gradient of shape {np.shape(got)}, torch's is {ref.shape}",
+                               right="∂L/∂W has the weight's shape (out, in), ∂L/∂b (out,), like torch.nn.Linear",
+                               parameter=name)
+                grads[name] = ref
+                continue
             if not np.all(np.isfinite(got)):
                 return self.cause("nonfinite", f"non-finite values in {int(np.sum(~np.isfinite(got)))} of "
                                   f"{got.size} entries", parameter=name)
@@ -411,13 +455,10 @@ class _Analysis:
 
     def _parameter(self, spec, layer, which, grads, ref, k) -> None:
         name = f"layers.{layer}.{which}"
-        got, want = grads[name], k * ref[name]
+        got = grads[name]
         if self._dense_mistake(spec, layer, which, got, k):
             return
-        square = got.ndim == 2 and got.shape[0] == got.shape[1]
-        if which == "weight" and square and _close(got, want.T, self.tols[name]):
-            what, right = "transposed: it equals torch's gradient transposed", "∂L/∂W = δᵀ·a_prev, shape (out, in)"
-        elif which == "weight":
+        if which == "weight":  # (transposed is the catalogue's weight_transposed, tried above)
             what, right = ("only the weight gradient is wrong (its bias gradient, hence δ, is right)",
                            "∂L/∂W = δᵀ·a_prev")
         else:
@@ -426,10 +467,12 @@ class _Analysis:
         self.cause("parameter", what, f"{name} differs from torch's; the other gradients of layers.{layer} "
                    "agree", right, parameter=name)
 
-    def _dense_mistake(self, spec: ModelSpec, layer: int, which: str, got: np.ndarray, k: float) -> bool:
+    def _dense_mistake(self, spec: ModelSpec, layer: int, which: str, got: np.ndarray, k: float,
+                       evidence: str = "") -> bool:
         """Whether a catalogue mistake of the dense layer's ``which`` gradient (sites ``dense_dW``,
-        ``dense_db``: planted on torch's δ and input of this layer) explains ``got``; if so it is
-        recorded as a cause of that parameter."""
+        ``dense_db``: planted on torch's δ and input of this layer) explains ``got`` — also one of
+        another shape with as many elements as the mistake's (a scalar returned as ``(1,)``); if so it
+        is recorded as a cause of that parameter."""
         site = {"weight": "dense_dW", "bias": "dense_db"}[which]
         candidates = mistakes_at(site, network=True)
         if not candidates:
@@ -440,9 +483,13 @@ class _Analysis:
         where = Site(g=_tensor(torch_pass.deltas[layer]), x=_tensor(x), expected=_tensor(torch_pass.grads[name]))
         for mistake in candidates:
             model = mistake.plant(site, where)
-            if model is not None and _close(got, k * np.asarray(model), self.tols[name], k):
-                self.cause(mistake.key, mistake.what(), f"{name} equals, on every element, what a torch network "
-                           f"with this mistake computes; the other gradient of layers.{layer} agrees",
+            if model is None:
+                continue
+            model = np.asarray(model.detach() if hasattr(model, "detach") else model)
+            mine = np.reshape(got, model.shape) if np.size(got) == model.size else got
+            if _close(mine, k * model, self.tols[name], k):
+                self.cause(mistake.key, mistake.what(), evidence or f"{name} equals, on every element, what a torch "
+                           f"network with this mistake computes; the other gradient of layers.{layer} agrees",
                            mistake.right_for(), parameter=name)
                 return True
         return False
@@ -493,13 +540,22 @@ def diagnose(records: list[Record], impl: Any = None, problem: Problem | None = 
     causes = _merged(_diagnose(records, impl, problem))
     if not (reproduce and problem):
         return causes
-    return [_reproduced(c, getattr(impl, "unguarded", impl), problem) for c in causes]
+    return [_reproduced(c, getattr(impl, "unguarded", impl), problem, records) for c in causes]
 
 
 def _merged(causes: list[RootCause]) -> list[RootCause]:
-    """One cause per mistake of one activation, whichever layers it enters at (the same function, twice)."""
+    """One cause per mistake of one activation, whichever layers it enters at (the same function, twice);
+    one per catalogue mistake of the dense layers' gradients, whichever parameters it is in (the bias
+    summed over no axis in every layer is one mistake)."""
     out: dict[tuple, RootCause] = {}
     for c in causes:
+        if c.parameter and c.kind in BY_KEY and (c.kind, "parameters") in out:
+            first = out[c.kind, "parameters"]
+            out[c.kind, "parameters"] = replace(first, parameter=f"{first.parameter}, {c.parameter}")
+            continue
+        if c.parameter and c.kind in BY_KEY:
+            out[c.kind, "parameters"] = c
+            continue
         key = (c.kind, c.place, c.swapped) if c.layers and c.kind != "parameter" else (c.kind, c.where)
         if key in out:
             c = replace(out[key], layers=tuple(sorted(set(out[key].layers) | set(c.layers))),
@@ -508,21 +564,31 @@ def _merged(causes: list[RootCause]) -> list[RootCause]:
     return list(out.values())
 
 
-def _reproduced(cause: RootCause, impl: Any, problem: Problem) -> RootCause:
+def _reproduced(cause: RootCause, impl: Any, problem: Problem, records: list[Record]) -> RootCause:
+    """``cause`` with a reproducer that runs (:func:`~scratchnet_reference.core.reproducer.reproducer`):
+    on the first 1, 2 or 4 rows of the batch when they show the same cause, else the whole batch — the
+    user's call on one tensor the cause explains, torch's values, the record's own assertion."""
     from ..core.compare import compare_model
+    from ..core.reproducer import ref_of, reproducer
+
+    def snippet(p: Problem, recs: list[Record]) -> str:
+        rec = next((r for r in recs if r.status == "fail" and _explains(cause, r)), None)
+        if rec is None:
+            return p.reproducer()
+        return reproducer(rec, p.spec, p.state, p.x, p.y, impl=ref_of(impl))
 
     for m in (1, 2, 4):
         if m >= len(problem.x):
             break
         small = problem.head(m)
         try:
-            records = compare_model(impl, small.spec, small.x, small.y, state=small.state, device=small.device,
-                                    fd="never")
-            if any(c.kind == cause.kind and c.where == cause.where for c in diagnose(records, impl, small, False)):
-                return replace(cause, reproducer=small.reproducer())
+            found = compare_model(impl, small.spec, small.x, small.y, state=small.state, device=small.device,
+                                  fd="never")
+            if any(c.kind == cause.kind and c.where == cause.where for c in diagnose(found, impl, small, False)):
+                return replace(cause, reproducer=snippet(small, found))
         except Exception:  # noqa: BLE001 - the implementation refuses a smaller batch: the whole one it is
             break
-    return replace(cause, reproducer=problem.reproducer())
+    return replace(cause, reproducer=snippet(problem, records))
 
 
 def _diagnose(records: list[Record], impl: Any, problem: Problem | None) -> list[RootCause]:
@@ -552,9 +618,19 @@ def _diagnose(records: list[Record], impl: Any, problem: Problem | None) -> list
     except Exception as exc:  # noqa: BLE001 - the variant cannot be run: what was found stands
         return analysis.causes or [RootCause("other", f"(no diagnosis: {type(exc).__name__}: {exc})")]
     analysis.walk(spec, grads)
-    if len(analysis.causes) == found and spec is problem.spec:
-        loss = next((r for r in failing if r.check == "loss"), None)
-        if loss is not None:
+    loss = next((r for r in failing if r.check == "loss"), None) if spec is problem.spec else None
+    if loss is not None and analysis.loss_convention(spec, loss):
+        pass  # the loss value is named by its convention, whatever else the gradients show
+    elif len(analysis.causes) == found and spec is problem.spec:
+        near_one = loss is not None and bool(loss.expected_value) and \
+            abs(loss.actual_value / loss.expected_value - 1) < 1e-3
+        if near_one:  # a ratio within 1e-3 of 1 is no factor: say it differs, not "1 × torch's"
+            analysis.cause("loss_value", "the loss value differs from torch's, but by no constant factor",
+                           f"yours {loss.actual_value:.10g}, torch's {loss.expected_value:.10g} (relative "
+                           f"difference {abs(loss.actual_value / loss.expected_value - 1):.2g}); the output agrees",
+                           f"torch.nn.functional: {spec.loss['name']}(reduction={spec.reduction!r})",
+                           area=f"loss ({spec.loss['name']}, {spec.reduction})")
+        elif loss is not None:
             k = loss.actual_value / loss.expected_value if loss.expected_value else 0.0
             formula, why = name_factor(k, analysis.n, analysis.c, spec.loss["name"], spec.reduction, of="loss")
             analysis.cause("loss_value",
@@ -634,40 +710,67 @@ def _batch_size(records: list[Record]) -> int:
         return 1
 
 
+#: the causes of a wrong loss value alone (the output agrees)
+LOSS_VALUE_KINDS = ("loss_value", "log_epsilon")
+
+
 def _explains(cause: RootCause, rec: Record) -> bool:
     """Whether ``cause`` explains the failing record ``rec``: a wrong forward or large logits explain
     everything, a factor every gradient, a layer's mistake its own and the lower layers' gradients."""
     if cause.kind in ("wrong_forward", "large_logits", "other", "marginal"):
         return True
-    if rec.check != "gradient":
-        return cause.kind == "loss_value" and rec.check == "loss"
+    if cause.kind in LOSS_VALUE_KINDS or rec.check != "gradient":
+        return cause.kind in LOSS_VALUE_KINDS and rec.check == "loss"
+    if cause.parameter:  # a cause in named parameters (one mistake may be in several: "layers.0.bias, …")
+        return rec.param in cause.parameter.split(", ")
     if cause.kind in ("factor", "shape", "nonfinite", "parameter"):
-        return cause.kind == "factor" or cause.parameter == rec.param
+        return cause.kind == "factor"
     return not cause.layers or _layer(rec.param) <= max(cause.layers)
+
+
+def inputs_cause(record: Record) -> RootCause:
+    """The root cause of a failing ``inputs`` record (:mod:`~scratchnet_reference.core.boundary`): which
+    call wrote into which argument, in words that do not depend on by how much (one mistake, one cause)."""
+    calls = [re.sub(r" \(largest change [^)]*\)", "", part) for part in record.note.split("; ") if part]
+    return RootCause("input_modified", "your " + "; your ".join(calls or ["code modified its inputs in place"]),
+                     f"{record.note}; the harness handed it a copy, so its verdict stands — but your own caller's "
+                     "arrays change under it (the next forward sees other inputs)",
+                     "leave your arguments alone: x = x / m makes a new array, x /= m writes into the caller's",
+                     area="your forward / loss_and_grads (its arguments)")
 
 
 def annotate(records: list[Record], impl: Any = None, problem: Problem | None = None,
              capabilities: Any = None) -> list[Record]:
     """Fill ``diagnosis`` on the failing records of one problem with the root causes that explain
     each (see :func:`diagnose`) and return ``records``. Never raises: a diagnosis that breaks says so."""
-    failing = [r for r in records if r.status == "fail"]
+    for i, r in enumerate(records):  # a call that wrote into its inputs: named from the record itself
+        if r.check == INPUTS_CHECK and r.status == "fail":
+            records[i] = replace(r, diagnosis=encode([inputs_cause(r)]))
+    failing = [r for r in records if r.status == "fail" and r.check != INPUTS_CHECK]
     if not failing:
         return records
     try:
-        causes = diagnose(records, impl, problem)
+        causes = diagnose([r for r in records if r.check != INPUTS_CHECK], impl, problem)
     except Exception as exc:  # noqa: BLE001 - a diagnosis must never turn a failure into a crash
         causes = [RootCause("other", f"(no diagnosis: {type(exc).__name__}: {exc})")]
     for i, r in enumerate(records):  # records are frozen: the list is updated in place
+        if r.check == INPUTS_CHECK:
+            continue
         mine = ([c for c in causes if _explains(c, r)] or causes) if r.status == "fail" else []
         if mine:
             records[i] = replace(r, diagnosis=encode(mine))
     return records
 
 
-def annotate_training(records: list[Record], gradients_ok: bool | None = None) -> list[Record]:
+def annotate_training(records: list[Record], gradients_ok: bool | None = None,
+                      repeat: float | None = None) -> list[Record]:
     """Fill ``diagnosis`` on the failing records of lockstep training runs: whether the loss
     before the first broken step still agreed, and — ``gradients_ok``, from a gradient check of
-    the trained model — whether the gradients or the update rule are to blame."""
+    the trained model — whether the gradients or the update rule are to blame; ``repeat``
+    (:func:`~scratchnet_reference.core.boundary.second_call_ratio`): a second ``loss_and_grads``
+    on the same batch gave ``repeat ×`` the first's gradients (``+=``: 2). Where every final
+    parameter still agrees with torch's, the weights never left torch's: only the logged loss
+    differs, and training is not said to break."""
     curves: dict[tuple, list[Record]] = {}
     diagnosis: dict[int, str] = {}  # id(record) -> its diagnosis (records are frozen: replaced in the list)
     for r in records:
@@ -683,21 +786,37 @@ def annotate_training(records: list[Record], gradients_ok: bool | None = None) -
             loss_ratio = broken.max_abs_err / (broken.atol + broken.rtol * abs(broken.expected_value))
         first = "the very first update" if broken.step == 0 else f"step {broken.step}"
         update = f"the update rule ({broken.optimizer}: configure_optimizer/step)"
-        if loss_ratio <= 1 and gradients_ok is False:
-            text = (f"breaks at {first}: the loss before it agrees with torch, the parameters after it do not — and "
-                    f"the gradients of this model are wrong (see its gradient checks): fix those first, then {update}"
-                    " can be judged")
+        weights_ok = all(r.status != "fail" for r in curve if r.check == "final_params")
+        evidence, right = f"first at {first}", ""
+        if repeat is not None:
+            doubled = math.isfinite(repeat) and abs(repeat - 2) < 1e-6
+            text = ("your gradients are added to those of the previous call (+=), not replaced" if doubled else
+                    "your gradients depend on the calls before: a second call on the same batch gives others")
+            evidence = (f"a second loss_and_grads on the same batch and weights gives {repeat:.6g} × the first's "
+                        f"gradients; training breaks at {first}")
+            right = ("compute each call's gradients afresh (self.dW = …, not self.dW += …), or set them to zero at "
+                     "the start of every backward pass")
+        elif weights_ok and loss_ratio > 1:
+            text = ("the logged loss differs from torch's while the weights stay with torch's: the loss value's own "
+                    "cause, not the training")
+        elif loss_ratio <= 1 and gradients_ok is False:
+            text = ("training breaks: the loss before an update agrees with torch, the parameters after it do not — "
+                    f"and the gradients of this model are wrong (see its gradient checks): fix those first, then "
+                    f"{update} can be judged")
         elif loss_ratio <= 1:
             known = "the gradients of this model agree with torch, so " if gradients_ok else ""
-            text = (f"breaks at {first}: the loss before it agrees with torch, the parameters after it do not — "
+            text = ("training breaks: the loss before an update agrees with torch, the parameters after it do not — "
                     f"{known}{update} is wrong" + ("" if gradients_ok else " (or the gradients: see the gradient "
                                                                           "checks of this model)"))
         else:
-            text = (f"breaks at {first}: the loss before the update already differs — the forward pass or the loss "
+            text = ("training breaks: the loss before an update already differs — the forward pass or the loss "
                     "is wrong (see the gradient checks of this model)")
-        kind = ("training_gradients" if gradients_ok is False else "update_rule" if loss_ratio <= 1
+        kind = ("accumulated" if repeat is not None else "training_loss_only" if weights_ok and loss_ratio > 1
+                else "training_gradients" if gradients_ok is False else "update_rule" if loss_ratio <= 1
                 else "training_forward")
-        cause = encode([RootCause(kind, text, area=f"training: {broken.optimizer} {broken.gd_mode}")])
+        area = ("your loss_and_grads (between calls)" if kind == "accumulated"
+                else f"training: {broken.optimizer} {broken.gd_mode}")
+        cause = encode([RootCause(kind, text, evidence, right, area=area)])
         for r in (r for r in curve if r.status == "fail"):
             diagnosis[id(r)] = (cause if (r is broken or r.check == "final_params")
                                 else f"follows from step {broken.step}")

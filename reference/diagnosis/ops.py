@@ -143,9 +143,11 @@ def _models(ops: UserOps, ex: Example) -> dict[str, np.ndarray]:
     with np.errstate(all="ignore"):
         for mistake in mistakes_at(site, act, loss):
             model = mistake.plant(site, where)
-            if model is not None:
-                out[mistake.key] = np.asarray(model.detach().numpy() if hasattr(model, "detach") else model,
-                                              dtype=np.float64)
+            if model is None:
+                continue
+            model = np.asarray(model.detach().numpy() if hasattr(model, "detach") else model, dtype=np.float64)
+            if model.shape == np.shape(ex.expected):  # a mistake of another shape (a bias summed over no
+                out[mistake.key] = model              # axis) is the network walk's; here shapes are refused
     return out
 
 

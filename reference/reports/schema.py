@@ -61,8 +61,8 @@ MATRIX_TYPES: dict[str, str] = {"kind": "str", **dict.fromkeys((*RATIO_COLUMNS, 
                                 "n_by_oracle": "str"}
 #: One training curve: the matrix key without ``kind``, plus the model size and seed.
 CURVE_COLUMNS = (*KEY_COLUMNS[1:], "sizes", "seed")
-GRADIENT_COLUMNS = (*KEY_COLUMNS[1:], "sizes", "seed", "param", "shape", "max_abs_err", "max_rel_err", "tol_ratio",
-                    "atol", "rtol", "cosine", "norm_ratio", "worst_index", "fd_verdict", "status", "note",
+GRADIENT_COLUMNS = (*KEY_COLUMNS[1:], "sizes", "seed", "batch", "param", "shape", "max_abs_err", "max_rel_err",
+                    "tol_ratio", "atol", "rtol", "cosine", "norm_ratio", "worst_index", "fd_verdict", "status", "note",
                     "diagnosis")
 TRAINING_COLUMNS = (*CURVE_COLUMNS, "step", "loss_actual", "loss_expected", "abs_diff", "rel_diff", "param_distance",
                     "tol_ratio", "atol", "rtol", "status", "first_break_step")

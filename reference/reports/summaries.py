@@ -16,8 +16,8 @@ import pandas as pd
 from .frames import cause_numbers, root_cause_table, row_label
 from .schema import CURVE_COLUMNS, RATIO_COLUMNS
 
-__all__ = ["fmt", "formatter", "summary_table", "failures_table", "worst_table", "curves_table", "worst_gradients",
-           "cause_items"]
+__all__ = ["fmt", "formatter", "summary_table", "failures_table", "parameters_table", "worst_table", "curves_table",
+           "worst_gradients", "cause_items"]
 
 
 def fmt(x: Any) -> str:
@@ -62,6 +62,34 @@ def _labelled(matrix: pd.DataFrame) -> pd.DataFrame:
 def failures_table(matrix: pd.DataFrame) -> pd.DataFrame:
     cols = ["kind", "row", "dtype", "device", *RATIO_COLUMNS, "n_failed", "first_break_step"]
     return _labelled(matrix[matrix["status"] == "fail"])[cols]
+
+
+def parameters_table(records: pd.DataFrame, n: int = 12) -> pd.DataFrame:
+    """Each compared tensor of the first ``n`` failing case rows, pass or fail: one row per matrix
+    row, one column per tensor (``inputs``, ``output``, ``loss``, then each layer's weight and bias in
+    order). A failure names the batches it fails on when not all of them (``fail: large_logits``)."""
+    cases = records[records["check"].isin(["inputs", "forward", "loss", "gradient"])] if len(records) else records
+    key = ["hidden", "output", "loss", "reduction", "flavour", "dtype", "device"]
+    if cases.empty or not (cases["status"] == "fail").any():
+        return pd.DataFrame(columns=["row"])
+    cases = cases.assign(tensor=np.where(cases["check"] == "gradient", cases["param"],
+                                         np.where(cases["check"] == "forward", "output", cases["check"])))
+    failing = cases[cases["status"] == "fail"][key].drop_duplicates().head(n)
+    order = ["inputs", "output", "loss", *sorted(
+        {t for t in cases["tensor"] if t.startswith("layers.")},
+        key=lambda t: (int(t.split(".")[1]), t.split(".")[2] != "weight"))]
+    rows = []
+    for values in failing.itertuples(index=False):
+        mine = cases[(cases[key] == pd.Series(values, index=key)).all(axis=1)]
+        row = {"row": row_label(dict(zip(key, values, strict=True)))}
+        for tensor in order:
+            these = mine[mine["tensor"] == tensor]
+            bad = list(dict.fromkeys(these.loc[these["status"] == "fail", "batch"]))
+            every = list(dict.fromkeys(these["batch"]))
+            row[tensor] = ("—" if these.empty else "pass" if not bad else
+                           "fail" if len(bad) == len(every) else "fail: " + ", ".join(b or "?" for b in bad))
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["row", *order])
 
 
 def worst_table(matrix: pd.DataFrame, n: int, kind: str = "case") -> pd.DataFrame:

@@ -131,3 +131,18 @@ class RefusesCrossEntropy(UserImplementation):
 
 def wrong_and_picky() -> UserImplementation:
     return RefusesCrossEntropy("wrong-and-picky", grads_hook=times_batch)
+
+
+class OneHiddenLayerOnly(UserImplementation):
+    """A network hard-wired to one hidden layer: ``build`` fails for any other depth the way a
+    stranger's ``W1, b1, W2, b2`` class does (a KeyError, not NotImplementedError); it declares
+    no architecture."""
+
+    def build(self, spec, state):
+        if len(spec.sizes) != 3:
+            raise KeyError("W3")
+        return super().build(spec, state)
+
+
+def one_hidden_layer_only() -> UserImplementation:
+    return OneHiddenLayerOnly("one-hidden")

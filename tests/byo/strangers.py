@@ -106,16 +106,21 @@ def relu_backward_ge(z, a, g):
 
 
 class Dense:
-    def __init__(self, n_in, n_out):
+    def __init__(self, n_in, n_out, backward=None):
         self.W, self.b = np.zeros((n_in, n_out)), np.zeros(n_out)
+        self.op = backward  # dense_backward(x, W (out, in), b, g) -> (dx, dW (out, in), db), if given
 
     def forward(self, x):
         self.x = x
         return x @ self.W + self.b
 
     def backward(self, grad, lr=None):
-        self.dW, self.db = self.x.T @ grad, grad.sum(axis=0)
-        out = grad @ self.W.T
+        if self.op is not None:
+            out, dW, self.db = self.op(self.x, self.W.T, self.b, grad)
+            self.dW = np.asarray(dW).T
+        else:
+            self.dW, self.db = self.x.T @ grad, grad.sum(axis=0)
+            out = grad @ self.W.T
         if lr:
             self.W -= lr * self.dW
             self.b -= lr * self.db
@@ -138,7 +143,7 @@ class LayerNet:
     def __init__(self, sizes, activations, loss, ops):
         self.layers = []
         for n_in, n_out, act in zip(sizes[:-1], sizes[1:], activations):
-            self.layers += [Dense(n_in, n_out), Activation(act, ops)]
+            self.layers += [Dense(n_in, n_out, ops.get("dense_backward")), Activation(act, ops)]
         self.loss, self.ops = loss, ops
         self.fused = loss == "cross_entropy" and activations[-1] == "softmax"
 

@@ -93,16 +93,6 @@ def _renamed(self, x, y):
     return loss, {f"{'W' if k.endswith('weight') else 'b'}{int(k.split('.')[1]) + 1}": g for k, g in grads.items()}
 
 
-def _weight_transposed(self, x, y):
-    loss, grads = Model.loss_and_grads(self, x, y)
-    return loss, {k: g.T if k.endswith("weight") else g for k, g in grads.items()}
-
-
-def _bias_column(self, x, y):
-    loss, grads = Model.loss_and_grads(self, x, y)
-    return loss, {k: g.reshape(-1, 1) if k.endswith("bias") else g for k, g in grads.items()}
-
-
 def _per_sample_loss(self, x, y):
     _, grads = Model.loss_and_grads(self, x, y)
     return np.ones(len(x)), grads
@@ -119,10 +109,6 @@ MALFORMED = [
     (type("MyNet", (Impl,), {"build": lambda self, spec, state: None})(), "MyNet.build(spec, state) returned None"),
     (impl_with(model_with(loss_and_grads=_renamed)),
      "grads keyed ['W1', 'b1', 'W2', 'b2', 'W3', 'b3'], expected ['layers.0.weight', 'layers.0.bias'"),
-    (impl_with(model_with(loss_and_grads=_weight_transposed)),
-     "grads['layers.0.weight'] has shape (3, 5), expected (5, 3) — transposed?"),
-    (impl_with(model_with(loss_and_grads=_bias_column)),
-     "grads['layers.0.bias'] has shape (5, 1), expected (5,) — a column/row vector?"),
     (impl_with(model_with(loss_and_grads=_per_sample_loss)), "an array of shape (6,): reduce it to one number"),
     (impl_with(model_with(loss_and_grads=lambda self, x, y: Model.loss_and_grads(self, x, y)[1])),
      "must return a pair (loss, grads), got dict"),

@@ -79,8 +79,8 @@ def test_constant_factor_and_sign_from_the_records_alone(with_problem):
 def test_transposed_square_layer():
     spec = dict(sizes=(5, 4, 4, 3), hidden="tanh", output="identity", loss="mse")
     found, _ = diagnosed(UserImplementation("T", grads_hook=transposed(1)), spec, target="dense", n=6)
-    assert set(found) == {("parameter", "layers.1.weight")}
-    assert found["parameter", "layers.1.weight"].what.startswith("transposed: it equals torch's gradient transposed")
+    assert set(found) == {("weight_transposed", "layers.1.weight")}
+    assert found["weight_transposed", "layers.1.weight"].what.startswith("the weight gradient transposed")
 
 
 def test_wrong_only_at_a_kink():

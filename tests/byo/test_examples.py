@@ -28,7 +28,7 @@ def test_textbook_net_passes_everything_it_declares():
     records, _ = run_matrix(impl, plan, not_implemented=skipped)
     failed = [(r.check, r.param, r.hidden, r.output, r.loss, r.reduction) for r in records if r.status == "fail"]
     assert not failed
-    assert {r.check for r in records} == {"forward", "loss", "gradient", "training_step", "final_params"}
+    assert {r.check for r in records} == {"forward", "loss", "gradient", "inputs", "training_step", "final_params"}
     assert {r.optimizer for r in records if r.optimizer} == {"sgd(lr=0.1)"}
     raised = {reason for _, reason in skipped if reason.startswith("raised")}
     assert raised == {"raised NotImplementedError: sigmoid + cross_entropy"}  # build's own refusal: not a failure
@@ -62,7 +62,8 @@ def test_cli_report_of_the_buggy_copy(capsys, tmp_path):
                      "--out", str(out)])
     stdout = capsys.readouterr().out
     assert code == 1
-    assert stdout.startswith("root causes") and MISTAKE in " ".join(stdout.split())
+    assert stdout.startswith("architecture: 2 hidden layers, checked as 5-7-6-4 (default)\nroot causes")
+    assert MISTAKE in " ".join(stdout.split())
     assert "1. layers.2 (softmax backward): softmax's derivative taken elementwise" in stdout
     assert "not implemented by textbook-net-buggy" in stdout
     gradients, _ = read_csv(out / "gradients.csv")

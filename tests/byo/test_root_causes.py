@@ -131,16 +131,15 @@ def test_each_failing_record_carries_the_causes_that_explain_it():
     assert np.isclose(sum(n for _, n, _ in group(records)), 6 + 4)  # 6 factor rows, 4 softmax rows
 
 
-def test_each_reproducer_pastes_into_a_test_and_shows_its_cause_on_a_few_rows():
+def test_each_reproducer_runs_on_its_own_and_fails_on_a_few_rows():
     impl = s.LayerNetAdapter(mse_grad=s.mse_grad_of_a_sum, softmax_backward=s.softmax_backward_elementwise)
     found, _ = causes(impl, sizes=(4, 6, 7, 5), hidden=("tanh", "softmax"), output="identity", loss="mse")
     for cause in found:
-        scope = {"np": np, "ModelSpec": ModelSpec, "initial_state": initial_state, "compare_model": compare_model,
-                 "impl": impl}
-        exec(cause.reproducer, scope)  # noqa: S102 - the snippet is what a user pastes
+        scope = {"impl": impl}  # not loaded by --impl: the snippet names it, the reader defines it
+        assert "import numpy as np" in cause.reproducer and "np.testing.assert_allclose" in cause.reproducer
+        with pytest.raises(AssertionError):  # it reproduces the failure, on a few rows
+            exec(cause.reproducer, scope)  # noqa: S102 - the snippet is what a user pastes
         assert len(scope["x"]) <= 4
-        again = annotate(scope["records"], impl, Problem(scope["spec"], scope["state"], scope["x"], scope["y"]))
-        assert (cause.kind, cause.where) in {(c.kind, c.where) for c, _, _ in group(again)}
 
 
 @pytest.mark.parametrize("k, n, c, loss, formula", [

@@ -22,6 +22,10 @@ from scratchnet_reference.diagnosis import Problem, annotate
 from scratchnet_reference.diagnosis.causes import group
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+# the large-logit batch (±1000) makes the strangers' own NumPy warn (exp overflows, log(1 − p) of p = 1):
+# their code's warnings, which the CLI prints and the pytest plugin counts; the harness's (scratchnet*)
+# stay errors
+pytestmark = pytest.mark.filterwarnings("ignore:.*encountered in:RuntimeWarning:(?!scratchnet)")
 
 #: per example: each planted mistake's fix — (file, the code as written, the fixed code), each
 #: found exactly once — and the matrix rows (hidden, output, loss) the mistake makes fail
@@ -62,14 +66,31 @@ PLANTED = {
                        ("layers.py", "dt = (1.0 - t ** 2) * self._c * (1.0 + 3 * 0.044715 * x ** 2)",
                         "dt = self._c * np.exp(-0.5 * x ** 2)  # d erf(x/√2)/dx")],
                       lambda hidden, output, loss: hidden == "gelu"),
-        # visible only at exact kinks, which the deterministic matrix does not hit: see test_relu_kink_*
-        "relu_kink": ([("layers.py", "self.mask = x >= 0", "self.mask = x > 0")], lambda hidden, output, loss: False),
+        # visible only at exact kinks: the matrix's kink batch (core/batches.py) reaches them
+        "relu_kink": ([("layers.py", "self.mask = x >= 0", "self.mask = x > 0")],
+                      lambda hidden, output, loss: hidden == "relu"),
     },
 }
 
 
-def _failing_rows(records) -> set[tuple[str, str, str]]:
-    return {(r.hidden.split(",")[0], r.output, r.loss) for r in records if r.status == "fail"}
+#: what the large-logit batch (logits ±1000, core/batches.py) reveals beyond the planted mistakes, per
+#: example: rows whose loss takes the log of a probability that rounds to 0 or 1 there (log 0 = −inf,
+#: where torch computes the loss from the logits) — in the stranger's own style, with no fix short of
+#: computing the loss from the logits; they fail in that batch only
+REVEALED = {
+    "self_updating_layers": lambda hidden, output, loss: loss == "binary_cross_entropy",
+}
+
+
+def _revealed(example: str, r) -> bool:
+    where = REVEALED.get(example)
+    return bool(where and r.batch == "large_logits" and where(r.hidden.split(",")[0], r.output, r.loss))
+
+
+def _failing_rows(records, example: str = "") -> set[tuple[str, str, str]]:
+    """The failing rows, less those failing only where :data:`REVEALED` says."""
+    return {(r.hidden.split(",")[0], r.output, r.loss) for r in records
+            if r.status == "fail" and not _revealed(example, r)}
 
 
 def _run(adapter: str, training: bool = False):
@@ -107,13 +128,16 @@ def test_every_declared_row_fails_exactly_where_a_planted_mistake_is(example):
     rows = {(r.hidden.split(",")[0], r.output, r.loss) for r in records if r.check == "gradient"}
     expected = {row for row in rows if any(where(*row) for _, where in PLANTED[example].values())}
     assert expected, "a planted mistake that no row shows"
-    assert _failing_rows(records) == expected
+    assert _failing_rows(records, example) == expected
 
 
 @pytest.mark.parametrize("example", sorted(PLANTED))
 def test_with_every_planted_mistake_fixed_everything_passes(example, tmp_path, monkeypatch):
     records = _run(_fixed_copy(tmp_path, monkeypatch, example, sorted(PLANTED[example])), training=True)
-    assert records and not [(r.check, r.param, r.hidden, r.output, r.loss) for r in records if r.status == "fail"]
+    assert records and not [(r.check, r.param, r.hidden, r.output, r.loss, r.batch) for r in records
+                            if r.status == "fail" and not _revealed(example, r)]
+    if example in REVEALED:  # and what the large logits reveal is really there
+        assert any(r.status == "fail" and _revealed(example, r) for r in records)
     assert {"forward", "loss", "gradient", "training_step"} <= {r.check for r in records}
 
 
@@ -125,7 +149,7 @@ def test_each_mistake_alone_fails_its_own_rows(example, fixed, tmp_path, monkeyp
     records = _run(_fixed_copy(tmp_path, monkeypatch, example, [fixed]))
     rows = {(r.hidden.split(",")[0], r.output, r.loss) for r in records if r.check == "gradient"}
     others = [where for name, (_, where) in PLANTED[example].items() if name != fixed]
-    assert _failing_rows(records) == {row for row in rows if any(where(*row) for where in others)}
+    assert _failing_rows(records, example) == {row for row in rows if any(where(*row) for where in others)}
 
 
 def _kink_problem():
@@ -208,19 +232,20 @@ def _check_listed(example: str, causes) -> None:
     "column_vector_sgd",
 ])
 def test_the_report_lists_exactly_the_planted_root_causes_once_each(example):
-    _check_listed(example, _listed(_run(f"examples.{example}.adapter:make_implementation", training=True)))
+    records = _run(f"examples.{example}.adapter:make_implementation", training=True)
+    _check_listed(example, _listed([r for r in records if not _revealed(example, r)]))
 
 
 def test_the_fused_loss_library_report_names_gelu_and_at_kinks_relu():
-    """The deterministic matrix never puts a pre-activation exactly on ReLU's kink (hypothesis and
-    this problem do): the run lists GELU, the problem at kinks adds ReLU's derivative at 0."""
+    """The run's kink batch puts pre-activations exactly on ReLU's kink: the run lists GELU and
+    ReLU's derivative at 0, as the problem at kinks alone does for ReLU."""
     example = "fused_loss_library"
     matrix = _listed(_run(f"examples.{example}.adapter:make_implementation", training=True))
     impl, _ = load_implementation(f"examples.{example}.adapter:make_implementation")
     spec, x, y, state = _kink_problem()
     at_kinks = _listed(annotate(compare_model(impl, spec, x, y, state=state), impl, Problem(spec, state, x, y)))
-    assert [c.kind for c in matrix] == ["gelu_tanh"] and [c.kind for c in at_kinks] == ["kink"]
-    _check_listed(example, matrix + at_kinks)
+    assert sorted(c.kind for c in matrix) == ["gelu_tanh", "kink"] and [c.kind for c in at_kinks] == ["kink"]
+    _check_listed(example, matrix)
 
 
 def test_the_correct_network_report_lists_no_root_cause():
@@ -232,7 +257,7 @@ def test_the_correct_network_report_lists_no_root_cause():
 
 @pytest.mark.parametrize("example, expected", [
     ("self_updating_layers", {("softmax_backward", "softmax_s1s"), ("mse_grad", "factor")}),
-    # ReLU's kink, which the network-level matrix never reaches, is found op by op
+    # ReLU's kink is found op by op too
     ("fused_loss_library", {("relu_backward", "kink"), ("gelu", "gelu_tanh"), ("gelu_backward", "gelu_tanh")}),
 ])
 def test_the_op_level_check_of_the_networks_own_layers_finds_the_planted_mistakes(example, expected):

@@ -105,6 +105,21 @@ CASES: dict[str, Case] = {
     "fused_delta_as_loss_grad": Case({"cross_entropy_grad": lambda p, y: p - y}, ("cross_entropy_grad",)),
     "ce_grad_through_s1s": Case({"softmax_cross_entropy_grad": lambda z, y: -y * (1 - s.softmax(z)) / len(z)},
                                 ("softmax_cross_entropy_grad",)),
+    # ε inside the log of a hand-written binary cross-entropy (its gradient right): the value differs by ~ε/p
+    "log_epsilon": Case({"binary_cross_entropy": lambda p, y: -np.mean(y * np.log(p + 1e-8)
+                                                                        + (1 - y) * np.log(1 - p + 1e-8)),
+                         "binary_cross_entropy_grad": lambda p, y: (p - y) / (p * (1 - p)) / p.size}, (),
+                        dict(hidden="tanh", output="sigmoid", loss="binary_cross_entropy")),
+    # the dense layer's bias / weight gradient of the wrong shape: named at network level (LayerNet's
+    # Dense takes a dense_backward op); an op-level check refuses a result of the wrong shape instead
+    "bias_summed_all": Case({"dense_backward": lambda x, W, b, g: (g @ W, g.T @ x, np.sum(g))}, (),
+                            dict(hidden="tanh", **HIDDEN_ONLY)),
+    "bias_wrong_axis": Case({"dense_backward": lambda x, W, b, g: (g @ W, g.T @ x, np.sum(g, axis=1))}, (),
+                            dict(hidden="tanh", **HIDDEN_ONLY)),
+    "bias_not_summed": Case({"dense_backward": lambda x, W, b, g: (g @ W, g.T @ x, g)}, (),
+                            dict(hidden="tanh", **HIDDEN_ONLY)),
+    "weight_transposed": Case({"dense_backward": lambda x, W, b, g: (g @ W, x.T @ g, g.sum(axis=0))}, (),
+                              dict(hidden="tanh", **HIDDEN_ONLY)),
     # −y/s is ±inf where s underflows to 0 (|z| large): that is named too
     "loss_grad_as_logit_grad": Case({"softmax_cross_entropy_grad": lambda z, y: -y / s.softmax(z) / len(z)},
                                     ("softmax_cross_entropy_grad",),

@@ -7,7 +7,7 @@ tables ``scratchnet-conformance run`` writes."""
 from functools import partial
 
 import pytest
-from scratchnet_reference.conformance.runner import check_case, check_training, layered_training_spec
+from scratchnet_reference.conformance.runner import check_case, check_training, layered_training_spec, training_spec
 from scratchnet_reference.core.matrix import DTYPES, cases, layered_training_configs, training_configs
 
 CASES = list(cases())
@@ -16,20 +16,21 @@ LAYERED_TRAINING = [(opt, mode, dtype) for opt, mode in layered_training_configs
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_case_matches_torch(impl, case, device, conformance):
+def test_case_matches_torch(impl, case, device, conformance, capabilities):
     conformance.require_case(case)
+    sizes = capabilities.architecture.case_sizes()  # declared, or found by the adapter check
     try:
-        records = conformance.call(impl, check_case, case, device, job=("case", (case, device)))
+        records = conformance.call(impl, partial(check_case, sizes=sizes), case, device, job=("case", (case, device)))
     except NotImplementedError as exc:  # batch norm / dropout need train(), eval(), dropout_masks()
         conformance.skip_not_implemented(str(exc))
     conformance.check(records, steer=False, job=("case", (case, device)))
 
 
 @pytest.mark.parametrize("optimizer,gd_mode,dtype", TRAINING, ids=["-".join(t) for t in TRAINING])
-def test_training_in_lockstep(impl, optimizer, gd_mode, dtype, device, conformance):
+def test_training_in_lockstep(impl, optimizer, gd_mode, dtype, device, conformance, capabilities):
     conformance.require_training(optimizer, dtype)
-    records = conformance.call(impl, check_training, optimizer, gd_mode, dtype, device,
-                               job=("training", (optimizer, gd_mode, dtype, device)))
+    records = conformance.call(impl, partial(check_training, spec=training_spec(dtype, capabilities)), optimizer,
+                               gd_mode, dtype, device, job=("training", (optimizer, gd_mode, dtype, device)))
     assert sum(r.check == "training_step" for r in records) >= 20
     conformance.check(records, steer=False, job=("training", (optimizer, gd_mode, dtype, device)))
 
