@@ -7,8 +7,10 @@ limits itself — ``RLIMIT_AS`` (address space) and ``RLIMIT_CPU`` — then send
 (the student's prints) to ``TASKDIR/output.txt`` and closes every other inherited descriptor, fixes
 the seeds (``random``, NumPy's global generator; ``PYTHONHASHSEED`` comes from the parent), imports
 the submission's files and grades what it finds. A ``sys.exit`` or exception at import is this submission's ``exited`` /
-``import_error``; a ``sys.exit`` inside a function is that function raising. A hang, ``os._exit`` or
-a crash leaves no result: the parent names it.
+``import_error``; a ``sys.exit`` inside a function is that function raising. Inside a checked op
+function, a hang, ``os._exit`` or a crash is that function's failure (the op check runs the functions
+in its isolation worker); anywhere else (at import, in a network adapter) it leaves no result, and the
+parent names it.
 """
 
 from __future__ import annotations

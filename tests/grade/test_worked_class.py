@@ -58,7 +58,10 @@ def test_the_hang_and_the_crashes_are_graded_as_such_and_the_batch_goes_on():
     table = {r["student"]: r for r in read(TABLE) if r["check"] == "submission"}
     assert table["noah_fischer"]["status"] == "timeout"
     assert table["olivia_grant"]["detail"].startswith("sys.exit(1) while importing")
-    assert table["quinn_ali"]["detail"].startswith("the process exited with code 3")
+    # os._exit(3) inside one function: that function's failure (the op check's isolation worker), the rest graded
+    quinn = {r["check"]: r for r in read(TABLE) if r["student"] == "quinn_ali"}
+    assert quinn["relu"]["status"] == "fail" and quinn["relu"]["root_cause_kinds"] == "exit"
+    assert "submission" not in quinn and quinn["softmax_backward"]["status"] == "pass"
     assert table["rosa_silva"]["status"] == "memory" and table["pat_moreau"]["status"] == "import_error"
 
 
