@@ -227,31 +227,31 @@ def verify() -> None:
         subprocess.run([sys.executable, "-c", probe, *names], cwd=mutants, check=True)
 
 
-def names_to_run(stage: Path, sample: int, seed: int) -> list[str]:
-    """The mutants a time-boxed rerun takes: every survivor (to re-judge it against the tests as they are
-    now) and a seeded uniform sample of ``sample`` unchecked ones (an unbiased estimate for the rest)."""
+def draw_sample(stage: Path, size: int, seed: int) -> list[str]:
+    """A seeded uniform sample of ``size`` of the stage's mutants, whatever their state: the mutants a
+    time-boxed run judges, and an unbiased estimate of the folder's catch rate (its interval in the summary).
+    Written to ``<stage>/SAMPLE``, read back by the report."""
     import random
 
-    survivors, unchecked = [], []
-    for meta in sorted((stage / "mutants").rglob("*.py.meta")):
-        for key, code in json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"].items():
-            if code == 0:
-                survivors.append(key)
-            elif code is None:
-                unchecked.append(key)
-    return survivors + sorted(random.Random(seed).sample(unchecked, min(sample, len(unchecked))))
+    keys = sorted(key for meta in (stage / "mutants").rglob("*.py.meta")
+                  for key in json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"])
+    if not keys:
+        sys.exit(f"no mutants laid out in {stage}: run MUTATION_GENERATE_ONLY=1 scripts/mutation first")
+    sample = sorted(random.Random(seed).sample(keys, min(size, len(keys))))
+    (stage / "SAMPLE").write_text("".join(f"{k}\n" for k in sample), encoding="utf-8")
+    return sample
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--collect", metavar="STAGE", help=argparse.SUPPRESS)
     parser.add_argument("--verify", action="store_true", help="check that the staged mutants are what is imported")
-    parser.add_argument("--names", metavar="TARGET", help="print the survivors and a sample of unchecked mutants")
-    parser.add_argument("--sample", type=int, default=200)
+    parser.add_argument("--draw-sample", metavar="TARGET", help="draw a uniform sample of TARGET's mutants")
+    parser.add_argument("--sample", type=int, default=600)
     parser.add_argument("--seed", type=int, default=26)
     args = parser.parse_args()
-    if args.names:
-        print("\n".join(names_to_run(STAGES / args.names, args.sample, args.seed)))
+    if args.draw_sample:
+        draw_sample(STAGES / args.draw_sample, args.sample, args.seed)
     elif args.collect:
         print(json.dumps(_collect(Path(args.collect))))
     elif args.verify:
