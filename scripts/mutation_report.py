@@ -251,31 +251,33 @@ def verify() -> None:
 
 
 def draw_sample(stage: Path, size: int, seed: int) -> list[str]:
-    """A seeded uniform sample of ``size`` of the stage's mutants, whatever their state: the mutants a
-    time-boxed run judges, and an unbiased estimate of the folder's catch rate (its interval in the summary).
-    Written to ``<stage>/SAMPLE``, read back by the report."""
+    """A seeded uniform sample of ``size`` of the stage's mutants, whatever their state (an unbiased estimate
+    of the folder's catch rate: its interval is in the summary), written to ``<stage>/SAMPLE`` for the report.
+    Returns the ones a run must judge: not yet judged, survivors (re-judged against the tests as they are
+    now) and ``no tests``; a killed verdict stands until its function's source changes (mutmut resets it)."""
     import random
 
-    keys = sorted(key for meta in (stage / "mutants").rglob("*.py.meta")
-                  for key in json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"])
-    if not keys:
+    codes = {key: code for meta in (stage / "mutants").rglob("*.py.meta")
+             for key, code in json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"].items()}
+    if not codes:
         sys.exit(f"no mutants laid out in {stage}: run MUTATION_GENERATE_ONLY=1 scripts/mutation first")
-    sample = sorted(random.Random(seed).sample(keys, min(size, len(keys))))
+    sample = sorted(random.Random(seed).sample(sorted(codes), min(size, len(codes))))
     (stage / "SAMPLE").write_text("".join(f"{k}\n" for k in sample), encoding="utf-8")
-    return sample
+    return [k for k in sample if codes[k] in (None, 0, 33)]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--collect", metavar="STAGE", help=argparse.SUPPRESS)
     parser.add_argument("--verify", action="store_true", help="check that the staged mutants are what is imported")
-    parser.add_argument("--draw-sample", metavar="TARGET", help="draw a uniform sample of TARGET's mutants")
+    parser.add_argument("--draw-sample", metavar="TARGET",
+                        help="draw a uniform sample of TARGET's mutants; print those still to judge")
     parser.add_argument("--sample", type=int, default=600)
     parser.add_argument("--seed", type=int, default=26)
     parser.add_argument("--allow-dirty", action="store_true", help="report stages staged from an uncommitted tree")
     args = parser.parse_args()
     if args.draw_sample:
-        draw_sample(STAGES / args.draw_sample, args.sample, args.seed)
+        print("\n".join(draw_sample(STAGES / args.draw_sample, args.sample, args.seed)))
     elif args.collect:
         print(json.dumps(_collect(Path(args.collect))))
     elif args.verify:
