@@ -365,3 +365,27 @@ def softmax_derivative(s):
     quoted = line.split("your code raised ", 1)[1]
     assert quoted.startswith("NotImplementedError: TODO \\x1b[31mfinish the Jacobian\\x1b[0m (see lecture 4)"), err
     assert quoted.endswith("…") and len(quoted) == 200 and "\x1b" not in err, err
+
+
+# --------------------------------------------------------------------------------------------
+# The right formula of a dense layer, in the learner's weight layout
+# --------------------------------------------------------------------------------------------
+
+# the same planted mistake (db the mean over the batch) with W stored as torch stores it
+LAYERS_OUT_IN = LAYERS.replace("x.reshape(x.shape[0], -1).dot(w) + b", "x.reshape(x.shape[0], -1).dot(w.T) + b") \
+    .replace("dx = dout.dot(w.T).reshape(x.shape)", "dx = dout.dot(w).reshape(x.shape)") \
+    .replace("dw = x.reshape(x.shape[0], -1).T.dot(dout)", "dw = dout.T.dot(x.reshape(x.shape[0], -1))")
+
+
+@pytest.mark.parametrize("name, source, layout, right", [
+    ("layers_in_out", LAYERS, "W (in, out): x·W + b",
+     "out = x W + b (W (in, out));  dx = g Wᵀ, dW = xᵀ g, db = Σ_rows g"),
+    ("layers_out_in", LAYERS_OUT_IN, "W (out, in): x·Wᵀ + b",
+     "out = x Wᵀ + b (W (out, in));  dx = g W, dW = gᵀ x, db = Σ_rows g"),
+])
+def test_a_dense_layers_right_formula_is_in_the_learners_layout(tmp_path, name, source, layout, right):
+    report = check_ops(module(tmp_path, name, source), max_examples=N_EXAMPLES)
+    assert any(layout in said for said in report.assumptions), report.assumptions
+    dense = [c for c in report.findings if c.op.startswith("dense_backward")]
+    assert [c.op for c in dense] == ["dense_backward (db)"] and dense[0].right == right, report.render()
+    assert f"right: {right}" in report.render()
