@@ -245,15 +245,31 @@ class _TutorialSoftmaxWithANanGuard(columns_network.TwoLayerNet):
         return cost
 
 
+class _TutorialModel(columns.FixedModel):
+    module = SimpleNamespace(TwoLayerNet=_TutorialSoftmaxWithANanGuard)
+
+
+def tutorial_softmax():
+    """``make_implementation`` of :class:`_TutorialSoftmaxWithANanGuard` (784-30-10, declared)."""
+    return styles.Implementation("tutorial-softmax", _TutorialModel, columns.CAPABILITIES)
+
+
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # as in a notebook: the learner's guard raises, not pytest
 def test_the_rows_of_a_job_that_raised_describe_the_architecture_that_was_checked():
     """A 784-30-10 network that raises on the large-logit batch: its error rows are the 784-30-10 model
     (one hidden layer) it was checked as, not the default 5-7-6-4 one."""
-    class Model(columns.FixedModel):
-        module = SimpleNamespace(TwoLayerNet=_TutorialSoftmaxWithANanGuard)
-
-    result = check_network(lambda: styles.Implementation("tutorial-softmax", Model, columns.CAPABILITIES))
+    result = check_network(tutorial_softmax)
     errors = [r for r in result.records if r.param == "error"]
     assert result.errors and errors, result.render()
     assert all("ValueError: cost is nan" in r.note for r in errors), {r.note for r in errors}
     assert {(r.sizes, r.hidden) for r in errors} == {("784-30-10", "relu")}, result.render()
+
+
+def test_the_pytest_form_names_a_raising_job_with_the_architecture_it_checked(run_pytest, tmp_path):
+    code, out = run_pytest("--pyargs", "scratchnet_reference.conformance.tests", "--scratchnet-impl",
+                           "tests.byo.test_architecture:tutorial_softmax", "--scratchnet-timeout", "60", "-k",
+                           "relu-softmax-cross_entropy-mean-float64")
+    assert code == 1, out[-3000:]
+    records = read_records(tmp_path / "pytest-reports" / "records.csv")
+    errors = records[records["param"] == "error"]
+    assert len(errors) and set(errors["sizes"]) == {"784-30-10"} and set(errors["hidden"]) == {"relu"}, out[-3000:]
