@@ -285,3 +285,13 @@ def test_in_place_twins_equal_the_allocating_forms_bit_for_bit(spec, dtype):
     np.testing.assert_array_equal(got, act.backward(z, a, g), err_msg=f"{act!r} backward_into")
     if act.name in IN_PLACE_BACKWARD:
         assert got is out, f"{act!r}.backward_into did not write into out"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("alpha", [1.0, 0.5])
+def test_elu_keeps_the_sign_of_negative_zero(alpha, dtype):
+    """ELU(−0.0) = α·expm1(−0.0) = −0.0, as torch's ``x > 0 ? x : α·expm1(x)`` gives (a clamp with
+    ``min(z, 0)`` before expm1 would turn it into +0.0); +0.0 stays +0.0."""
+    act = registry.make_activation({"name": "elu", "alpha": alpha})
+    out = act.forward(np.array([[-0.0, 0.0]], dtype=dtype))
+    assert out.tolist() == [[0.0, 0.0]] and np.signbit(out).tolist() == [[True, False]]
