@@ -6,8 +6,10 @@ what is checked."""
 
 from __future__ import annotations
 
-import torch
 from scratchnet_reference.core import mapping
+from scratchnet_reference.core.torch_import import torch_module
+
+torch = torch_module()  # configured by the harness
 
 OUT = torch.tensor([[0.2, 0.7, 0.1], [0.5, 0.25, 0.25]], dtype=torch.float64)
 
