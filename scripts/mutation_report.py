@@ -1,7 +1,8 @@
 """The mutation report: reports/mutation/mutants.csv (every mutant) and summary.csv (per folder), from the
 mutmut results of ``scripts/mutation`` in build/mutation/<target>/, with the hand-written verdicts of
-reports/mutation/annotations.csv (equivalent mutants, each with its one-line reason; a survivor's reason).
-Every ``killed`` verdict is mutmut's own: a survivor is re-judged by naming it to ``scripts/mutation``.
+reports/mutation/annotations.csv (equivalent mutants, each with its one-line reason; a survivor's reason; a
+survivor killed by a test written after the run, re-judged by ``scripts/mutation_rerun.py`` the way mutmut judges,
+with the killing test). The sample's survivors are re-judged by mutmut itself (named to ``scripts/mutation``).
 
     python scripts/mutation_report.py            # write the report from the finished runs
     python scripts/mutation_report.py --verify   # the staged mutants are what the tests import
@@ -202,11 +203,13 @@ def write_report(allow_dirty: bool = False) -> None:
         sys.exit(f"annotations.csv names mutants that the runs do not have: {sorted(unknown)[:5]}")
     for row in rows:
         verdict, note = notes.get(row["id"], ("", ""))
-        if verdict == "equivalent":
-            if row["outcome"] != "survived":
-                sys.exit(f"{row['id']} is annotated equivalent but was {row['outcome']}: a test tells it apart")
-            row["outcome"] = "equivalent"
-        row["reason"] = note if row["outcome"] in ("equivalent", "survived") else ""
+        if verdict == "equivalent" and row["outcome"] != "survived":
+            sys.exit(f"{row['id']} is annotated equivalent but was {row['outcome']}: a test tells it apart")
+        if verdict in ("equivalent", "killed") and row["outcome"] == "survived":
+            # killed: a survivor of mutmut's run re-judged the way mutmut judges (scripts/mutation_rerun.py, in
+            # the stage, MUTANT_UNDER_TEST set) against the test written for it, named in the note
+            row["outcome"], note = verdict, note if verdict == "equivalent" else f"re-run by hand, failed: {note}"
+        row["reason"] = note if row["outcome"] in ("equivalent", "survived") or verdict == "killed" else ""
         row["in_sample"] = "yes" if row["id"] in samples else ""
         row["folder"] = _folder(row["file"])
         row["file"] = _repo_file(row["file"])
