@@ -404,7 +404,7 @@ def test_a_shape_beyond_int64_is_a_size_mismatch_not_an_overflow(tmp_path, shape
 @pytest.mark.parametrize(("chars", "message"), [
     (256, r"m\.npz' fails its checksum"),     # the longest text read: then compared with the arrays
     (257, r"m\.npz': '__checksum__' must be a text scalar, got dtype <U257 shape \(\)$"),   # refused from its header
-])
+], ids=["256-read", "257-refused"])
 def test_the_checksum_text_is_read_up_to_256_characters(tmp_path, chars, message):
     _, path = saved(tmp_path)
     rewrite(path, __checksum__=np.array("0" * chars))
