@@ -1,7 +1,7 @@
 """The mutation report: reports/mutation/mutants.csv (every mutant) and summary.csv (per folder), from the
 mutmut results of ``scripts/mutation`` in build/mutation/<target>/, with the hand-written verdicts of
-reports/mutation/annotations.csv (equivalent mutants, each with its one-line reason; survivors of an
-earlier run with the test that now kills them).
+reports/mutation/annotations.csv (equivalent mutants, each with its one-line reason; a survivor's reason).
+Every ``killed`` verdict is mutmut's own: a survivor is re-judged by naming it to ``scripts/mutation``.
 
     python scripts/mutation_report.py            # write the report from the finished runs
     python scripts/mutation_report.py --verify   # the staged mutants are what the tests import
@@ -10,7 +10,9 @@ Outcome (mutmut's exit-code classes): ``killed`` (a selected test failed), ``sur
 calls the mutated function passed), ``no tests`` (no selected test calls it), ``timeout``, ``suspicious``,
 ``segfault``; a ``survived`` mutant listed as equivalent in annotations.csv becomes ``equivalent``.
 ``not checked``: the run was stopped before it reached the mutant. Catch rate of a folder:
-(killed + timeout) / (checked − equivalent), ``no tests`` counting as not caught.
+(killed + timeout) / (checked − equivalent), ``no tests`` counting as not caught. Where a target was judged
+on a seeded uniform sample (``scripts/mutation sample``, ``<stage>/SAMPLE``), the sample's rate and its
+Wilson 95 % interval estimate the whole folder's.
 """
 
 from __future__ import annotations
@@ -30,10 +32,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ROOT / "build" / "mutation"
 OUT = ROOT / "reports" / "mutation"
-TARGETS = ("scratchnet", "core")
+TARGETS = ("scratchnet", "core", "diagnosis")
 #: staged path prefix -> the repository's folder it is a copy of
 REPO_PATH = {"scratchnet/": "scratchnet/", "scratchnet_reference/": "reference/"}
-COLUMNS = ["id", "folder", "file", "line", "function", "mutation", "outcome", "reason_or_killing_test"]
+COLUMNS = ["id", "folder", "file", "line", "function", "mutation", "outcome", "in_sample", "reason"]
 
 
 def _collect(stage: Path) -> list[dict[str, str]]:
@@ -152,14 +154,45 @@ def _stage_meta(stage: Path) -> dict[str, str]:
     return {"commit": commit[0], "dirty": "dirty" in commit}
 
 
-def write_report() -> None:
+def _wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval of a proportion k/n (95 % for z = 1.96)."""
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _rates(rows: list[dict[str, str]], prefix: str = "") -> dict[str, object]:
+    """Counts by outcome and the catch rate (killed + timeout) / (judged − equivalent), ``no tests`` counting
+    as not caught; with ``prefix`` (a sample) also its Wilson 95 % interval."""
+    counts = Counter(r["outcome"] for r in rows)
+    checked = len(rows) - counts["not checked"]
+    caught = counts["killed"] + counts["timeout"]
+    judged = checked - counts["equivalent"]
+    out = {"mutants": len(rows), "checked": checked, "killed": counts["killed"], "timeout": counts["timeout"],
+           "survived": counts["survived"], "no_tests": counts["no tests"], "equivalent": counts["equivalent"],
+           "not_checked": counts["not checked"],
+           "other": checked - sum(counts[k] for k in ("killed", "timeout", "survived", "no tests", "equivalent")),
+           "catch_rate": f"{caught / judged:.4f}" if judged else ""}
+    if prefix:
+        low, high = _wilson(caught, judged) if judged else (0.0, 0.0)
+        out |= {"ci95_low": f"{low:.4f}" if judged else "", "ci95_high": f"{high:.4f}" if judged else ""}
+    return {prefix + k: v for k, v in out.items()}
+
+
+def write_report(allow_dirty: bool = False) -> None:
     rows: list[dict[str, str]] = []
-    commits = {}
+    commits, samples = {}, set()
     for target in TARGETS:
         stage = STAGES / target
         if not (stage / "mutants").is_dir():
-            sys.exit(f"no finished run in {stage}: run scripts/mutation {target} first")
+            print(f"no run in {stage}: {target} left out of the report", file=sys.stderr)
+            continue
         commits[target] = _stage_meta(stage)
+        if commits[target]["dirty"] and not allow_dirty:
+            sys.exit(f"{stage} was staged from a tree with uncommitted changes: commit, rerun, or --allow-dirty")
+        if (stage / "SAMPLE").exists():
+            samples |= set((stage / "SAMPLE").read_text(encoding="utf-8").split())
         found = subprocess.run([sys.executable, __file__, "--collect", str(stage)], check=True,
                                capture_output=True, text=True).stdout
         rows += json.loads(found)
@@ -169,15 +202,12 @@ def write_report() -> None:
         sys.exit(f"annotations.csv names mutants that the runs do not have: {sorted(unknown)[:5]}")
     for row in rows:
         verdict, note = notes.get(row["id"], ("", ""))
-        if verdict in ("equivalent", "killed") and row["outcome"] != "survived":
-            if verdict == "equivalent":
+        if verdict == "equivalent":
+            if row["outcome"] != "survived":
                 sys.exit(f"{row['id']} is annotated equivalent but was {row['outcome']}: a test tells it apart")
-            verdict, note = "", ""  # mutmut's own rerun has judged it since: its verdict stands
-        if verdict in ("equivalent", "killed"):
-            # killed: a survivor of mutmut's run re-run by hand against the current tests (README), the
-            # killing test named
-            row["outcome"] = verdict
-        row["reason_or_killing_test"] = note
+            row["outcome"] = "equivalent"
+        row["reason"] = note if row["outcome"] in ("equivalent", "survived") else ""
+        row["in_sample"] = "yes" if row["id"] in samples else ""
         row["folder"] = _folder(row["file"])
         row["file"] = _repo_file(row["file"])
     OUT.mkdir(parents=True, exist_ok=True)
@@ -187,17 +217,10 @@ def write_report() -> None:
         writer.writerows({k: row[k] for k in COLUMNS} for row in rows)
     summary = []
     for folder in sorted({r["folder"] for r in rows}):
-        counts = Counter(r["outcome"] for r in rows if r["folder"] == folder)
-        total = sum(counts.values())
-        checked = total - counts["not checked"]
-        caught = counts["killed"] + counts["timeout"]
-        judged = checked - counts["equivalent"]
-        summary.append({"folder": folder, "mutants": total, "checked": checked, "killed": counts["killed"],
-                        "timeout": counts["timeout"], "survived": counts["survived"], "no_tests": counts["no tests"],
-                        "equivalent": counts["equivalent"], "not_checked": counts["not checked"],
-                        "other": checked - sum(counts[k] for k in ("killed", "timeout", "survived", "no tests",
-                                                                   "equivalent")),
-                        "catch_rate": f"{caught / judged:.4f}" if judged else ""})
+        mine = [r for r in rows if r["folder"] == folder]
+        sampled = [r for r in mine if r["in_sample"]]
+        summary.append({"folder": folder, **_rates(mine), "sample": len(sampled),
+                        **{k: v for k, v in _rates(sampled, "sample_").items() if k != "sample_mutants"}})
     with (OUT / "summary.csv").open("w", encoding="utf-8", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(summary[0]), lineterminator="\n")
         writer.writeheader()
@@ -249,6 +272,7 @@ def main() -> None:
     parser.add_argument("--draw-sample", metavar="TARGET", help="draw a uniform sample of TARGET's mutants")
     parser.add_argument("--sample", type=int, default=600)
     parser.add_argument("--seed", type=int, default=26)
+    parser.add_argument("--allow-dirty", action="store_true", help="report stages staged from an uncommitted tree")
     args = parser.parse_args()
     if args.draw_sample:
         draw_sample(STAGES / args.draw_sample, args.sample, args.seed)
@@ -257,7 +281,7 @@ def main() -> None:
     elif args.verify:
         verify()
     else:
-        write_report()
+        write_report(args.allow_dirty)
 
 
 if __name__ == "__main__":
