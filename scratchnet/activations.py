@@ -310,7 +310,9 @@ class ELU(Activation):
         return (0.0,)
 
     def forward(self, z):
-        neg = np.minimum(z, 0)  # keeps exp() of large positive z from overflowing
+        # z where z ≤ 0, else 0: keeps expm1() of large positive z from overflowing, and keeps −0.0 (torch's
+        # α·expm1(−0.0) = −0.0; np.minimum(z, 0) would give +0.0 there)
+        neg = np.where(z > 0, 0, z)
         return np.where(z > 0, z, self.alpha * np.expm1(neg)).astype(z.dtype, copy=False)
 
     def backward(self, z, a, grad):

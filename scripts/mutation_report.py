@@ -1,7 +1,8 @@
 """The mutation report: reports/mutation/mutants.csv (every mutant) and summary.csv (per folder), from the
 mutmut results of ``scripts/mutation`` in build/mutation/<target>/, with the hand-written verdicts of
-reports/mutation/annotations.csv (equivalent mutants, each with its one-line reason; a survivor's reason).
-Every ``killed`` verdict is mutmut's own: a survivor is re-judged by naming it to ``scripts/mutation``.
+reports/mutation/annotations.csv (equivalent mutants, each with its one-line reason; a survivor's reason; a
+survivor killed by a test written after the run, re-judged by ``scripts/mutation_rerun.py`` the way mutmut judges,
+with the killing test). The sample's survivors are re-judged by mutmut itself (named to ``scripts/mutation``).
 
     python scripts/mutation_report.py            # write the report from the finished runs
     python scripts/mutation_report.py --verify   # the staged mutants are what the tests import
@@ -202,11 +203,13 @@ def write_report(allow_dirty: bool = False) -> None:
         sys.exit(f"annotations.csv names mutants that the runs do not have: {sorted(unknown)[:5]}")
     for row in rows:
         verdict, note = notes.get(row["id"], ("", ""))
-        if verdict == "equivalent":
-            if row["outcome"] != "survived":
-                sys.exit(f"{row['id']} is annotated equivalent but was {row['outcome']}: a test tells it apart")
-            row["outcome"] = "equivalent"
-        row["reason"] = note if row["outcome"] in ("equivalent", "survived") else ""
+        if verdict == "equivalent" and row["outcome"] != "survived":
+            sys.exit(f"{row['id']} is annotated equivalent but was {row['outcome']}: a test tells it apart")
+        if verdict in ("equivalent", "killed") and row["outcome"] == "survived":
+            # killed: a survivor of mutmut's run re-judged the way mutmut judges (scripts/mutation_rerun.py, in
+            # the stage, MUTANT_UNDER_TEST set) against the test written for it, named in the note
+            row["outcome"], note = verdict, note if verdict == "equivalent" else f"re-run by hand, failed: {note}"
+        row["reason"] = note if row["outcome"] in ("equivalent", "survived") or verdict == "killed" else ""
         row["in_sample"] = "yes" if row["id"] in samples else ""
         row["folder"] = _folder(row["file"])
         row["file"] = _repo_file(row["file"])
@@ -251,31 +254,33 @@ def verify() -> None:
 
 
 def draw_sample(stage: Path, size: int, seed: int) -> list[str]:
-    """A seeded uniform sample of ``size`` of the stage's mutants, whatever their state: the mutants a
-    time-boxed run judges, and an unbiased estimate of the folder's catch rate (its interval in the summary).
-    Written to ``<stage>/SAMPLE``, read back by the report."""
+    """A seeded uniform sample of ``size`` of the stage's mutants, whatever their state (an unbiased estimate
+    of the folder's catch rate: its interval is in the summary), written to ``<stage>/SAMPLE`` for the report.
+    Returns the ones a run must judge: not yet judged, survivors (re-judged against the tests as they are
+    now) and ``no tests``; a killed verdict stands until its function's source changes (mutmut resets it)."""
     import random
 
-    keys = sorted(key for meta in (stage / "mutants").rglob("*.py.meta")
-                  for key in json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"])
-    if not keys:
+    codes = {key: code for meta in (stage / "mutants").rglob("*.py.meta")
+             for key, code in json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"].items()}
+    if not codes:
         sys.exit(f"no mutants laid out in {stage}: run MUTATION_GENERATE_ONLY=1 scripts/mutation first")
-    sample = sorted(random.Random(seed).sample(keys, min(size, len(keys))))
+    sample = sorted(random.Random(seed).sample(sorted(codes), min(size, len(codes))))
     (stage / "SAMPLE").write_text("".join(f"{k}\n" for k in sample), encoding="utf-8")
-    return sample
+    return [k for k in sample if codes[k] in (None, 0, 33)]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--collect", metavar="STAGE", help=argparse.SUPPRESS)
     parser.add_argument("--verify", action="store_true", help="check that the staged mutants are what is imported")
-    parser.add_argument("--draw-sample", metavar="TARGET", help="draw a uniform sample of TARGET's mutants")
+    parser.add_argument("--draw-sample", metavar="TARGET",
+                        help="draw a uniform sample of TARGET's mutants; print those still to judge")
     parser.add_argument("--sample", type=int, default=600)
     parser.add_argument("--seed", type=int, default=26)
     parser.add_argument("--allow-dirty", action="store_true", help="report stages staged from an uncommitted tree")
     args = parser.parse_args()
     if args.draw_sample:
-        draw_sample(STAGES / args.draw_sample, args.sample, args.seed)
+        print("\n".join(draw_sample(STAGES / args.draw_sample, args.sample, args.seed)))
     elif args.collect:
         print(json.dumps(_collect(Path(args.collect))))
     elif args.verify:

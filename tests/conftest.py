@@ -25,3 +25,11 @@ settings.register_profile("mutation", derandomize=True, max_examples=8, **_commo
 settings.register_profile("dev", derandomize=False, max_examples=40, **_common)
 settings.register_profile("thorough", derandomize=False, max_examples=1000, **_common)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev"))
+
+
+def pytest_make_parametrize_id(config, val, argname):
+    """Plain, printable ASCII ids for string parameters: pytest escapes other characters (``·``, ``\\n``) in node
+    ids, and an escaped id cannot be named back on a command line (mutmut names each test it runs)."""
+    if isinstance(val, str) and not (val.isascii() and val.isprintable()):
+        return "".join(c if c.isascii() and c.isprintable() else "_" for c in val)
+    return None

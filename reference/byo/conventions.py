@@ -30,7 +30,8 @@ Declarations (beside the functions): ``DERIVATIVE_OF = "z" | "a" | {name: "z" | 
 what an elementwise derivative takes instead of probing.
 
 Every call made here gets copies of the arrays (:func:`.op_examples.call_user`); an exception
-raised by the learner's function while probing rules that reading out, never the load.
+raised by the learner's function while probing rules that reading out, never the load — and when
+no reading is left, the refusal quotes what it raised (:func:`.op_examples.raised_words`).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from typing import Any
 import numpy as np
 
 from ..core.reference_ops import OPS, Op, reference_op
-from ..diagnosis.op_examples import CLASSIFICATION_LOSSES, call_user
+from ..diagnosis.op_examples import CLASSIFICATION_LOSSES, call_user, raised_words
 from .learner_names import Reading
 
 __all__ = ["Adapted", "adapt", "Probe", "ARGUMENT_OF"]
@@ -116,19 +117,36 @@ def _parameters(fn: Callable[..., Any]) -> list[str] | None:
 PROBER: contextvars.ContextVar[Any] = contextvars.ContextVar("scratchnet_prober", default=None)
 
 
+@dataclass(frozen=True)
+class _Raised:
+    """The answer of a probe on which the learner's function raised: what it raised, in words
+    (a value, so it comes back from the prober's worker)."""
+
+    words: str
+
+
+#: what the learner's functions raised while :func:`adapt` read one of them (distinct, in order)
+_RAISED: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("scratchnet_raised", default=None)
+
+
 def _try(fn: Callable[..., Any], *args: Any) -> Any:
-    """``fn(*args)`` on copies, or None when it raises (a reading it does not take)."""
+    """``fn(*args)`` on copies, or None when it raises (a reading it does not take; what it raised
+    is kept for the refusal, should no reading be left)."""
     prober = PROBER.get()
-    if prober is not None:
-        return prober(_try_here, fn, args)
-    return _try_here(fn, *args)
+    out = prober(_try_here, fn, args) if prober is not None else _try_here(fn, *args)
+    if isinstance(out, _Raised):
+        raised = _RAISED.get()
+        if raised is not None and out.words not in raised:
+            raised.append(out.words)
+        return None
+    return out
 
 
 def _try_here(fn: Callable[..., Any], *args: Any) -> Any:
     try:
         out, _ = call_user(fn, {str(i): np.asarray(a) for i, a in enumerate(args)}, {})
-    except Exception:  # noqa: BLE001 - the learner's function raising rules this reading out
-        return None
+    except Exception as exc:  # noqa: BLE001 - the learner's function raising rules this reading out
+        return _Raised(raised_words(exc))
     return out
 
 
@@ -465,7 +483,23 @@ def adapt(reading: Reading, fn: Callable[..., Any], probe: Probe,
           siblings: Mapping[str, tuple[Reading, Callable[..., Any]]]) -> list[Adapted]:
     """The learner's ``fn`` (named ``reading.name``) as the op(s) it fills, each with the reading
     stated. ``siblings`` are the learner's other recognised functions (a backward's cache comes
-    from its forward). Raises ``ValueError`` for a function no reading fits."""
+    from its forward). Raises ``ValueError`` for a function no reading fits, quoting what the
+    learner's code raised while it was tried (up to two distinct exceptions)."""
+    raised: list[str] = []
+    token = _RAISED.set(raised)
+    try:
+        return _adapt(reading, fn, probe, siblings)
+    except ValueError as exc:
+        if not raised:
+            raise
+        more = f" (and {len(raised) - 2} other exception{'s' if len(raised) > 3 else ''})" if len(raised) > 2 else ""
+        raise ValueError(f"{exc}; while it was tried, your code raised {' / '.join(raised[:2])}{more}") from None
+    finally:
+        _RAISED.reset(token)
+
+
+def _adapt(reading: Reading, fn: Callable[..., Any], probe: Probe,
+           siblings: Mapping[str, tuple[Reading, Callable[..., Any]]]) -> list[Adapted]:
     op = OPS[reading.op]
     name = reading.name
     if op.family == "dense":

@@ -73,7 +73,7 @@ from ..core.isolation import DEFAULT_TIMEOUT_S
 from ..core.records import tol_ratios
 from ..core.reference_ops import DENSE_LAYOUTS, OPS, Op, reference_op
 from ..core.tolerances import TOLERANCES
-from ..diagnosis.op_examples import CLASSIFICATION_LOSSES, LARGE, Example, UserOps, call_user
+from ..diagnosis.op_examples import CLASSIFICATION_LOSSES, LARGE, Example, UserOps, call_user, raised_words
 
 __all__ = ["check_ops", "load_ops", "UserOps", "OpsError", "OpsReport", "Example", "TARGET_FORMS",
            "CLASSIFICATION_LOSSES", "LARGE"]
@@ -386,8 +386,7 @@ def _validate_one(ops: UserOps, name: str, inputs: dict[str, np.ndarray]) -> lis
     try:
         got, _ = call_user(ops.functions[name], inputs, {})
     except Exception as exc:  # noqa: BLE001
-        return [f"{name}({', '.join(f'{k}: {_shape(v)}' for k, v in inputs.items())}) raised "
-                f"{type(exc).__name__}: {exc}"]
+        return [f"{name}({', '.join(f'{k}: {_shape(v)}' for k, v in inputs.items())}) raised {raised_words(exc)}"]
     return _check_result(name, OPS[name], got, inputs, ops.layout)
 
 

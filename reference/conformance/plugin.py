@@ -124,7 +124,7 @@ class Recorder:
             status, value, rows = self.worker.call(_job_in_worker, fn, args, label=f"job {job_label(job)}")
         except UserCodeFailure as exc:
             self.run.errors.append(f"{job_label(job)}: {' '.join(str(exc).split())}"[:300])
-            self.run.add(_error_records(self.impl_name, job, exc), job)
+            self.run.add(_error_records(self.impl_name, job, exc, self.capabilities), job)
             pytest.fail(exc.report(), pytrace=False)
         self.user_warnings.add_rows(rows)
         if status == "skip":

@@ -78,9 +78,12 @@ def load_implementation(spec: str | None, usage_error: Callable[[str], Exception
         raise usage_error(str(exc)) from None
 
 
-def _error_records(impl_name: str, job: Job, exc: BaseException) -> list[Record]:
+def _error_records(impl_name: str, job: Job, exc: BaseException, capabilities: Any = None) -> list[Record]:
     """A job that raised becomes failing records (``tol_ratio = inf``, the exception in ``note``),
-    so one crash shows up as a failed row instead of ending the run."""
+    so one crash shows up as a failed row instead of ending the run. The rows describe the model the
+    job was checking: a case at the architecture ``capabilities`` declare or were found to build
+    (``None``: :data:`~.runner.CASE_SIZES`), a training job on :func:`~.runner.training_spec`'s model
+    for them (the layered one on :func:`~.runner.layered_training_spec`'s), as :func:`~.runner.run_job` runs them."""
     from ..core.compare import combination, flavours_for
     from ..core.lockstep import optimizer_label
     from ..core.matrix import OPTIMIZER_CONFIGS
@@ -88,28 +91,33 @@ def _error_records(impl_name: str, job: Job, exc: BaseException) -> list[Record]
     from .runner import CASE_SIZES, layered_training_spec, training_spec
 
     kind, args = job
+    try:
+        sizes = CASE_SIZES if capabilities is None else tuple(capabilities.architecture.case_sizes())
+    except Exception:  # noqa: BLE001 - a malformed declaration is the adapter check's to report
+        sizes = CASE_SIZES
     note = f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:500]
     combos: list[Combination] = []
     try:
         if kind == "case":
             case, device = args
-            spec = case.spec(CASE_SIZES)
+            spec = case.spec(sizes)
             combos = [combination(spec, f, device, impl_name, case.mode) for f in flavours_for(spec)]
         else:
             opt, mode, dtype, device = args[:4]
-            spec = layered_training_spec(dtype) if len(args) > 4 else training_spec(dtype)
+            spec = layered_training_spec(dtype) if len(args) > 4 else training_spec(dtype, capabilities)
             combos = [combination(spec, "fused" if spec.fused else "modular", device, impl_name,
                                   optimizer=optimizer_label(OPTIMIZER_CONFIGS[opt]), gd_mode=mode)]
     except Exception:  # noqa: BLE001 - the spec itself is broken: name the row from the job
         if kind == "case":
             case, device = args
-            combos = [Combination(hidden=f"{case.hidden},{case.hidden}", output=case.output, loss=case.loss,
+            combos = [Combination(hidden=",".join([case.hidden] * (len(sizes) - 2)), output=case.output, loss=case.loss,
                                   reduction=case.reduction, flavour="modular", dtype=case.dtype, device=device,
-                                  impl=impl_name)]
+                                  sizes="-".join(map(str, sizes)), impl=impl_name)]
         else:
             opt, mode, dtype, device = args[:4]
             combos = [Combination(hidden="tanh,tanh", output="softmax", loss="cross_entropy", reduction="mean",
                                   flavour="fused", dtype=dtype, device=device, impl=impl_name,
+                                  sizes="-".join(map(str, CASE_SIZES if len(args) > 4 else sizes)),
                                   optimizer=optimizer_label(OPTIMIZER_CONFIGS[opt]), gd_mode=mode)]
     check = {"case": "forward", "fit": "fit_step"}.get(kind, "training_step")
     inf = float("inf")
@@ -184,7 +192,7 @@ class ConformanceRun:
             if os.environ.get("SCRATCHNET_CONFORMANCE_TRACEBACK"):
                 traceback.print_exc()
                 print(getattr(exc, "user_stack", ""), file=sys.stderr)  # a worker's failure: the user's stack
-            return [] if job[0] == "refusal" else _error_records(self.impl_name, job, exc)
+            return [] if job[0] == "refusal" else _error_records(self.impl_name, job, exc, self.plan.capabilities)
 
         start = time.perf_counter()
         try:

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..core.reference_ops import Op
 
-__all__ = ["UserOps", "Example", "call_user", "CLASSIFICATION_LOSSES", "LARGE"]
+__all__ = ["UserOps", "Example", "call_user", "raised_words", "CLASSIFICATION_LOSSES", "LARGE"]
 
 #: losses whose targets are classes; the others (regression) get real targets shaped like p
 CLASSIFICATION_LOSSES = ("cross_entropy", "nll", "binary_cross_entropy")
@@ -111,3 +111,13 @@ def call_user(fn: Callable[..., Any], inputs: Mapping[str, np.ndarray], kwargs: 
         warnings.simplefilter("always")
         out = fn(*(v.copy() for v in inputs.values()), **kwargs)
     return out, tuple(sorted({f"{w.category.__name__}: {w.message}" for w in caught}))
+
+
+def raised_words(exc: BaseException, limit: int = 200) -> str:
+    """What the learner's function raised, as one line of text to quote to them: ``Type: message``,
+    whitespace runs (newlines too) made one space, any other unprintable character as its escape
+    (``\x1b``), cut to ``limit`` characters with ``…``."""
+    message = " ".join(str(exc).split())
+    message = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in message)
+    text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -80,6 +80,9 @@ RIGHT: dict[str, str] = {
     "log_softmax_nll": "L = −Σ_ij y_ij log_softmax(z)_ij / N;  ∂L/∂z = (softmax(z) − y)/N",
     "dense": "out = x Wᵀ + b (W (out, in));  dx = g W, dW = gᵀ x, db = Σ_rows g",
 }
+#: the dense layer's right formula in a learner's other weight layout (``UserOps.layout == "in_out"``:
+#: ``W`` stored (in, out), ``x W + b``); ``RIGHT["dense"]`` is the (out, in) one
+DENSE_RIGHT_IN_OUT = "out = x W + b (W (in, out));  dx = g Wᵀ, dW = xᵀ g, db = Σ_rows g"
 
 
 # --------------------------------------------------------------------------------------------
@@ -248,9 +251,12 @@ def _plainest(ex: Example) -> tuple[bool, int, bool]:
     return ex.large, ex.size, not np.any(ex.expected)
 
 
-def _right(op_name: str) -> str:
+def _right(op_name: str, layout: str = "out_in") -> str:
+    """The right formula of ``op_name``; a dense op's in the learner's weight ``layout``."""
     op = OPS[op_name]
     base = "_".join(op.base) if isinstance(op.base, tuple) else op.base
+    if base == "dense" and layout == "in_out":
+        return DENSE_RIGHT_IN_OUT
     return RIGHT.get(base, f"torch's {base} (scratchnet_reference.core.reference_ops.reference_op({op_name!r}))")
 
 
@@ -286,11 +292,12 @@ def _diagnose_group(ops: UserOps, name: str, exs: list[Example]) -> list[RootCau
     findings = []
     checks = tuple(dict.fromkeys(e.check for e in failing))
     label = name + (f" ({failing[0].component})" if failing[0].component else "")
+    right_formula = _right(name, ops.layout)  # in the learner's weight layout for a dense op
     raised = [e for e in failing if e.error]
     if raised:
         smallest = min(raised, key=_plainest)
         findings.append(_cause(label, "raised", _what("raised", name, error=raised[0].error),
-                                f"on {_count(raised)} of {len(exs)}", _right(name), reproducer=reproducer(smallest),
+                                f"on {_count(raised)} of {len(exs)}", right_formula, reproducer=reproducer(smallest),
                                 checks=checks))
         failing = [e for e in failing if not e.error]
     nonfinite = [e for e in failing if not np.all(np.isfinite(e.actual)) and np.all(np.isfinite(e.expected))]
@@ -300,14 +307,14 @@ def _diagnose_group(ops: UserOps, name: str, exs: list[Example]) -> list[RootCau
         bad = sum(int((~np.isfinite(e.actual)).sum()) for e in nonfinite)
         findings.append(_cause(label, "overflow", _what("overflow", name),
                                 f"NaN/inf in {bad} elements of {_count(nonfinite)}, every one with |input| > "
-                                f"{LARGE:g}; finite on all {len(small)} examples without large inputs", _right(name),
+                                f"{LARGE:g}; finite on all {len(small)} examples without large inputs", right_formula,
                                 reproducer=reproducer(smallest), checks=checks))
         failing = [e for e in failing if e not in nonfinite]
     if failing and all(e.large for e in failing) and small and not any(e.failed for e in small):
         findings.append(_cause(label, "large_inputs", _what("large_inputs", name),
                                 f"{_count(failing)} with |input| > {LARGE:g} fail (worst tol_ratio "
                                 f"{max(e.tol_ratio for e in failing):.3g}); all {len(small)} without pass",
-                                _right(name), reproducer=reproducer(min(failing, key=_plainest)),
+                                right_formula, reproducer=reproducer(min(failing, key=_plainest)),
                                 checks=checks))
         failing = []
     if failing and all(e.kinks is not None for e in failing) and \
@@ -323,7 +330,7 @@ def _diagnose_group(ops: UserOps, name: str, exs: list[Example]) -> list[RootCau
                                                      what="gradient" if is_loss else "derivative",
                                                      torch=f"{torch_:.6g}"),
                                 f"{n_bad} wrong elements in {_count(failing)}, every one at exactly {where}; "
-                                f"everything off the kink agrees", _right(name),
+                                f"everything off the kink agrees", right_formula,
                                 reproducer=reproducer(min(failing, key=_plainest)), checks=checks))
         failing = []
     if not failing:
@@ -341,7 +348,7 @@ def _diagnose_group(ops: UserOps, name: str, exs: list[Example]) -> list[RootCau
         evidence = (f"{sum(int((e.ratios > 1).sum()) for e in failing)} wrong elements in {_count(failing)} of "
                     f"{len(exs)}; worst at {tuple(int(i) for i in idx)}: yours {float(worst.actual[idx])!r}, torch's "
                     f"{float(worst.expected[idx])!r} (tol_ratio {worst.tol_ratio:.3g})")
-        findings.append(_cause(label, kind, what, "; ".join(filter(None, (evidence, fd_text))), _right(name),
+        findings.append(_cause(label, kind, what, "; ".join(filter(None, (evidence, fd_text))), right_formula,
                                 reproducer=reproducer(min(failing, key=_plainest)), checks=checks))
         return findings
     kind, expr, hits, total = matched
@@ -364,7 +371,7 @@ def _diagnose_group(ops: UserOps, name: str, exs: list[Example]) -> list[RootCau
         output = worst.component
     evidence = (f"your {output} equals {formula} on {hits} of {total} elements "
                 f"({_count(failing)} that fail, of {len(exs)})")
-    right = (BY_KEY[kind].right_for(_act_of(name)) if kind in BY_KEY else "") or _right(name)
+    right = (BY_KEY[kind].right_for(_act_of(name)) if kind in BY_KEY else "") or right_formula
     # the smallest failing example this explanation covers
     smallest = min(failing, key=_plainest)
     findings.append(_cause(label, kind, what, "; ".join(filter(None, (evidence, fd_text))), right,

@@ -5,8 +5,12 @@ parameter, not an adapter error; each case meets exact kinks and large logits.""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
+from scratchnet_reference.byo import styles
+from scratchnet_reference.conformance.network_check import check_network
 from scratchnet_reference.conformance.runner import CASE_SIZES, RunPlan, check_case, run_matrix
 from scratchnet_reference.core.adapter import AdapterError, Capabilities, load_implementation, validate_implementation
 from scratchnet_reference.core.architecture import Architecture
@@ -17,6 +21,8 @@ from scratchnet_reference.core.protocol import initial_state
 from scratchnet_reference.core.torch_model import build_torch_model
 from scratchnet_reference.reports.frames import read_records
 
+from examples.mnist_columns import adapter as columns
+from examples.mnist_columns import network as columns_network
 from scratchnet import ModelSpec
 
 from .impls import OneHiddenLayerOnly, UserImplementation, UserModel
@@ -222,3 +228,48 @@ def test_torchs_minus_zero_reads_zero():
     from scratchnet_reference.diagnosis.catalogue import BY_KEY
 
     assert "relu'(0) = 0 " in BY_KEY["kink"].right_for("relu", -0.0)
+
+
+
+class _TutorialSoftmaxWithANanGuard(columns_network.TwoLayerNet):
+    """The worked 784-30-10 column network with the softmax of the tutorial it comes from (no max
+    subtracted) and a learner's guard on the cost: right on ordinary batches, it raises on large logits."""
+
+    def softmax(self, Z):
+        return np.exp(Z) / np.sum(np.exp(Z), axis=0)
+
+    def cost(self, Y):
+        cost = -np.sum(self.one_hot(Y) * np.log(self.A2)) / Y.size
+        if np.isnan(cost):
+            raise ValueError("cost is nan: lower the learning rate")
+        return cost
+
+
+class _TutorialModel(columns.FixedModel):
+    module = SimpleNamespace(TwoLayerNet=_TutorialSoftmaxWithANanGuard)
+
+
+def tutorial_softmax():
+    """``make_implementation`` of :class:`_TutorialSoftmaxWithANanGuard` (784-30-10, declared)."""
+    return styles.Implementation("tutorial-softmax", _TutorialModel, columns.CAPABILITIES)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # as in a notebook: the learner's guard raises, not pytest
+def test_the_rows_of_a_job_that_raised_describe_the_architecture_that_was_checked():
+    """A 784-30-10 network that raises on the large-logit batch: its error rows are the 784-30-10 model
+    (one hidden layer) it was checked as, not the default 5-7-6-4 one."""
+    result = check_network(tutorial_softmax)
+    errors = [r for r in result.records if r.param == "error"]
+    assert result.errors and errors, result.render()
+    assert all("ValueError: cost is nan" in r.note for r in errors), {r.note for r in errors}
+    assert {(r.sizes, r.hidden) for r in errors} == {("784-30-10", "relu")}, result.render()
+
+
+def test_the_pytest_form_names_a_raising_job_with_the_architecture_it_checked(run_pytest, tmp_path):
+    code, out = run_pytest("--pyargs", "scratchnet_reference.conformance.tests", "--scratchnet-impl",
+                           "tests.byo.test_architecture:tutorial_softmax", "--scratchnet-timeout", "60", "-k",
+                           "relu-softmax-cross_entropy-mean-float64")
+    assert code == 1, out[-3000:]
+    records = read_records(tmp_path / "pytest-reports" / "records.csv")
+    errors = records[records["param"] == "error"]
+    assert len(errors) and set(errors["sizes"]) == {"784-30-10"} and set(errors["hidden"]) == {"relu"}, out[-3000:]

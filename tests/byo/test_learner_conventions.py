@@ -319,3 +319,73 @@ def test_check_ops_leaves_no_hypothesis_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     check_ops({"relu": lambda z: np.maximum(z, 0)}, max_examples=3)
     assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------------------------
+# A function that raises on every reading: the refusal quotes what it raised
+# --------------------------------------------------------------------------------------------
+
+TEN_CLASSES = '''
+import numpy as np
+
+def softmax(x):
+    e = np.exp(x - np.max(x, axis=1, keepdims=True))
+    return e / np.sum(e, axis=1, keepdims=True)
+
+def softmax_derivative(s):
+    jacobian = np.zeros((10, 10))  # my MNIST net has 10 classes
+    for i in range(10):
+        for j in range(10):
+            jacobian[i, j] = s[i] * ((i == j) - s[j])
+    return jacobian
+'''
+
+
+def test_a_derivative_that_raises_on_every_reading_is_refused_with_what_it_raised(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    module(tmp_path, "ten_classes", TEN_CLASSES)
+    assert main(["ops", "--impl", "ten_classes.py"]) == 2
+    err = capsys.readouterr().err
+    line = next(line for line in err.splitlines() if "softmax_derivative(s)" in line)
+    assert "answers neither a batch" in line, err
+    # a batch: a row into one element; one sample (4 classes), as a row or a column: s[4]
+    assert "your code raised ValueError: setting an array element with a sequence" in line, err
+    assert "IndexError: index 4 is out of bounds for axis 0 with size 4" in line, err
+
+
+def test_what_a_function_raised_is_quoted_on_one_line_escaped_and_cut(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    module(tmp_path, "unfinished", TEN_CLASSES.split("def softmax_derivative")[0] + '''
+def softmax_derivative(s):
+    raise NotImplementedError("TODO\\n\\x1b[31mfinish the Jacobian\\x1b[0m" + " (see lecture 4)" * 40)
+''')
+    assert main(["ops", "--impl", "unfinished.py"]) == 2
+    err = capsys.readouterr().err
+    line = next(line for line in err.splitlines() if "softmax_derivative(s)" in line)
+    quoted = line.split("your code raised ", 1)[1]
+    assert quoted.startswith("NotImplementedError: TODO \\x1b[31mfinish the Jacobian\\x1b[0m (see lecture 4)"), err
+    assert quoted.endswith("…") and len(quoted) == 200 and "\x1b" not in err, err
+
+
+# --------------------------------------------------------------------------------------------
+# The right formula of a dense layer, in the learner's weight layout
+# --------------------------------------------------------------------------------------------
+
+# the same planted mistake (db the mean over the batch) with W stored as torch stores it
+LAYERS_OUT_IN = LAYERS.replace("x.reshape(x.shape[0], -1).dot(w) + b", "x.reshape(x.shape[0], -1).dot(w.T) + b") \
+    .replace("dx = dout.dot(w.T).reshape(x.shape)", "dx = dout.dot(w).reshape(x.shape)") \
+    .replace("dw = x.reshape(x.shape[0], -1).T.dot(dout)", "dw = dout.T.dot(x.reshape(x.shape[0], -1))")
+
+
+@pytest.mark.parametrize("name, source, layout, right", [
+    ("layers_in_out", LAYERS, "W (in, out): x·W + b",
+     "out = x W + b (W (in, out));  dx = g Wᵀ, dW = xᵀ g, db = Σ_rows g"),
+    ("layers_out_in", LAYERS_OUT_IN, "W (out, in): x·Wᵀ + b",
+     "out = x Wᵀ + b (W (out, in));  dx = g W, dW = gᵀ x, db = Σ_rows g"),
+])
+def test_a_dense_layers_right_formula_is_in_the_learners_layout(tmp_path, name, source, layout, right):
+    report = check_ops(module(tmp_path, name, source), max_examples=N_EXAMPLES)
+    assert any(layout in said for said in report.assumptions), report.assumptions
+    dense = [c for c in report.findings if c.op.startswith("dense_backward")]
+    assert [c.op for c in dense] == ["dense_backward (db)"] and dense[0].right == right, report.render()
+    assert f"right: {right}" in report.render()

@@ -23,7 +23,8 @@ def test_one_bad_op_is_its_own_failure(tmp_path: Path, how: str) -> None:
     module = tmp_path / f"learner_{how}.py"
     module.write_text("import numpy as np\n\n\ndef relu(z):\n    return np.maximum(z, 0)\n\n\n"
                       "def sigmoid(z):\n" + BODIES[how])
-    bad_line = 9 if how == "hang" else 10
+    # the loop's two lines (9: ``while True:``, 10: ``pass``): where the timeout stops it depends on the moment
+    bad_lines = (9, 10) if how == "hang" else (10,)
     start = time.monotonic()
     done = subprocess.run([sys.executable, "-m", "scratchnet_reference", "ops", "--impl", str(module), "--timeout",
                            "3", "--max-examples", "10"], capture_output=True, text=True, timeout=120, cwd=tmp_path)
@@ -35,5 +36,5 @@ def test_one_bad_op_is_its_own_failure(tmp_path: Path, how: str) -> None:
     assert rows["relu"][-1] == "pass", out
     assert rows["sigmoid"][1] == kind and rows["sigmoid"][-1] == "FAIL", out
     assert words in out, out
-    assert f"{module.name}:{bad_line} in sigmoid" in out, out
+    assert any(f"{module.name}:{line} in sigmoid" in out for line in bad_lines), out
     assert took < 60, f"took {took:.1f} s"

@@ -252,3 +252,46 @@ def test_spec_round_trips_through_the_registry(spec):
     act = registry.make_activation(spec)
     again = registry.make_activation(registry.normalize(spec, "activation"))
     assert again == act and hash(again) == hash(act) and repr(again) == repr(act)
+
+
+# -- the in-place twins: bit for bit the allocating forms, written into the caller's buffer ---------
+
+#: The activations with an in-place form (the module docstring): their ``forward_into`` writes
+#: ``f(z)`` into ``out``; sigmoid's, tanh's and relu's ``backward_into`` write the VJP into ``out``
+#: (relu from 2048 elements on: below, ``np.where``'s new array is the cheaper one).
+IN_PLACE_FORWARD = ("identity", "sigmoid", "tanh", "relu", "softmax")
+IN_PLACE_BACKWARD = ("sigmoid", "tanh", "relu")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("spec", SPECS, ids=spec_id)
+def test_in_place_twins_equal_the_allocating_forms_bit_for_bit(spec, dtype):
+    """``forward_into``/``backward_into`` return exactly ``forward``/``backward``'s numbers (the
+    module's "bit for bit" promise; in float32 a work array of another dtype would round
+    differently), and the activations with an in-place form return ``out`` itself, filled — the
+    training hot path keeps using that buffer. 64 x 40 = 2560 elements reach relu's bit-mask path;
+    the upstream is drawn, and ``out`` starts as NaN."""
+    act = registry.make_activation(spec)
+    z = np.random.default_rng(11).normal(0.0, 4.0, size=(64, 40)).astype(dtype)
+    g = upstream(z.shape, dtype, seed=5)
+    out = np.full_like(z, np.nan)
+    got = act.forward_into(z, out)
+    np.testing.assert_array_equal(got, act.forward(z), err_msg=f"{act!r} forward_into")
+    if act.name in IN_PLACE_FORWARD:
+        assert got is out, f"{act!r}.forward_into did not write into out"
+    a = act.forward(z)
+    out = np.full_like(z, np.nan)
+    got = act.backward_into(z, a, g.copy(), out)
+    np.testing.assert_array_equal(got, act.backward(z, a, g), err_msg=f"{act!r} backward_into")
+    if act.name in IN_PLACE_BACKWARD:
+        assert got is out, f"{act!r}.backward_into did not write into out"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("alpha", [1.0, 0.5])
+def test_elu_keeps_the_sign_of_negative_zero(alpha, dtype):
+    """ELU(−0.0) = α·expm1(−0.0) = −0.0, as torch's ``x > 0 ? x : α·expm1(x)`` gives (a clamp with
+    ``min(z, 0)`` before expm1 would turn it into +0.0); +0.0 stays +0.0."""
+    act = registry.make_activation({"name": "elu", "alpha": alpha})
+    out = act.forward(np.array([[-0.0, 0.0]], dtype=dtype))
+    assert out.tolist() == [[0.0, 0.0]] and np.signbit(out).tolist() == [[True, False]]

@@ -247,3 +247,18 @@ def test_the_first_bad_row_is_named_with_the_count():
 def test_float32_probability_rows_within_rounding_pass():
     y = np.full((5, 3), 1 / 3, dtype=np.float32)
     assert np.isfinite(classifier(dtype="float32").loss(np.zeros((5, 4)), y))
+
+
+def test_the_size_refusal_writes_bytes_in_binary_units_at_every_scale(monkeypatch):
+    """``MAX_PARAMETER_BYTES`` may be lowered or raised ("raise it if you must"); the refusal then
+    writes small sizes in B and KiB as it writes large ones in GiB and TiB."""
+    import scratchnet.network
+
+    monkeypatch.setattr(scratchnet.network, "MAX_PARAMETER_BYTES", 1000)
+    with pytest.raises(ValueError, match=r"^spec too large: sizes \(4, 8, 3\) have 67 parameters: 1\.05 KiB for "
+                                         r"their values and gradients in float64, above "
+                                         r"scratchnet\.network\.MAX_PARAMETER_BYTES = 1e\+03 B$"):
+        Network(ModelSpec((4, 8, 3), hidden="relu"))
+    monkeypatch.setattr(scratchnet.network, "MAX_PARAMETER_BYTES", 2**20)
+    with pytest.raises(ValueError, match=r"have 160,400 parameters: 2\.45 MiB .* = 1 MiB$"):
+        Network(ModelSpec((400, 400)))

@@ -219,7 +219,9 @@ def test_gradcheck_differentiates_the_function_of_the_last_masks():
     from scratchnet.gradcheck import check_network_gradients, network_numerical_gradients
 
     x, y = RNG.normal(size=(6, 4)), np.arange(6) % 3
-    with pytest.raises(ValueError, match="run network.loss_and_grads"):
+    with pytest.raises(ValueError, match=r"^finite differences through dropout in training mode differentiate the "
+                                         r"function of fixed masks: run network\.loss_and_grads\(x, y\) first \(its "
+                                         r"masks are replayed\), or call network\.eval\(\)$"):
         network_numerical_gradients(layered_net(), x, y)
     checks = check_network_gradients(layered_net(), x, y, rtol=1e-5)
     assert len(checks) == 10 and all(c.passed for c in checks), [str(c) for c in checks]

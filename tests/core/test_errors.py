@@ -89,7 +89,8 @@ def test_soft_targets_that_are_distributions_are_accepted():
     ("optimizer", registry.OPTIMIZERS, lambda name: classifier().fit(X, LABELS, optimizer=name)),
     ("optimizer", registry.OPTIMIZERS, lambda name: classifier().fit(X, LABELS, optimizer={"name": name, "lr": 1})),
     ("init", registry.INITIALIZERS, lambda name: ModelSpec((2, 2), init=name)),
-], ids=["hidden", "output", "loss", "optimizer", "optimizer-spec", "init"])
+    ("loss", registry.LOSSES, lambda name: registry.check_pair("softmax", name)),
+], ids=["hidden", "output", "loss", "optimizer", "optimizer-spec", "init", "check-pair-loss"])
 def test_unknown_names_list_the_valid_ones(kind, table, build):
     with pytest.raises(ValueError, match=rf"unknown {kind} 'swish'; valid: ") as info:
         build("swish")
@@ -113,6 +114,8 @@ def test_spec_that_is_neither_name_nor_mapping():
         registry.make_activation(3)
     with pytest.raises(ValueError, match=r"loss must be a name or a mapping with a 'name' key, got \{'delta': 1\}"):
         registry.make_loss({"delta": 1})
+    with pytest.raises(ValueError, match=r"^spec must be a name or a mapping with a 'name' key, got 3$"):
+        registry.label(3)
 
 
 # -- pairs ---------------------------------------------------------------------------------------
@@ -254,6 +257,10 @@ def test_load_state_dict_errors():
     state = net.state_dict()
     with pytest.raises(KeyError, match=r"missing \['layers.1.bias'\], unexpected \['layers.2.bias'\]"):
         net.load_state_dict({**{k: v for k, v in state.items() if k != "layers.1.bias"}, "layers.2.bias": np.zeros(3)})
+    with pytest.raises(KeyError, match=r"state dict mismatch: missing \['layers.1.bias'\], unexpected \[\]"):
+        net.load_state_dict({k: v for k, v in state.items() if k != "layers.1.bias"})
+    with pytest.raises(KeyError, match=r"state dict mismatch: missing \[\], unexpected \['layers.2.bias'\]"):
+        net.load_state_dict({**state, "layers.2.bias": np.zeros(3)})   # an extra array is refused, not ignored
     with pytest.raises(ValueError, match=r"state\['layers.0.weight'\] has shape \(4, 5\), expected \(5, 4\)"):
         net.load_state_dict({**state, "layers.0.weight": np.zeros((4, 5))})
     with pytest.raises(ValueError, match=r"state\['layers.1.bias'\] must be finite, got inf at index \(1,\)"):
@@ -279,8 +286,14 @@ def test_non_finite_loss_of_an_unfused_pair_warns():
     net = Network(ModelSpec((1, 2), output="softmax", loss="mse", init="zeros"))
     net.load_state_dict({"layers.0.weight": [[1e308], [-1e308]], "layers.0.bias": [1e308, -1e308]})
     with np.errstate(over="ignore", invalid="ignore"), \
-            pytest.warns(NonFiniteWarning, match="non-finite loss or gradient"):
+            pytest.warns(NonFiniteWarning, match="non-finite loss or gradient") as caught:
         net.loss_and_grads(np.array([[1.0]]), np.array([[1.0, 0.0]]))
+    # stacklevel=2: the warning points at the caller's line, not at the warnings.warn inside
+    # scratchnet/network.py (a plain run names this file; mutmut's trampoline adds a frame of its own)
+    import scratchnet.network
+
+    assert [w.filename for w in caught if w.category is NonFiniteWarning] != [scratchnet.network.__file__]
+    assert len([w for w in caught if w.category is NonFiniteWarning]) == 1
 
 
 def test_every_valid_pair_constructs():

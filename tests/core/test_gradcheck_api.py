@@ -107,3 +107,18 @@ def test_gradient_check_str_is_one_line_with_the_verdict_and_the_numbers():
     assert ok.passed and not wrong.passed
     assert str(ok) == "layers.0.weight: ok tol_ratio=0.5 max_abs_err=0.5 max_rel_err=0.25 worst at (1,)"
     assert str(wrong) == "layers.0.bias: WRONG tol_ratio=2.5 max_abs_err=0.5 max_rel_err=0.25 worst at (1,)"
+
+
+def test_check_network_gradients_scales_atol_by_the_loss():
+    """``atol`` is scaled by ``max(1, |L|, max |∂L/∂θ|)``: a loss of ~10⁴ (targets 100 from inputs
+    of 10⁻³) with gradients far smaller still gets an absolute floor of ``atol·|L|`` for each
+    parameter — the rounding error of the two loss values each difference quotient subtracts."""
+    net = Network(ModelSpec((3, 1), output="identity", loss="mse", seed=2))
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(4, 3)) * 1e-3, np.full((4, 1), 100.0)
+    value, grads = net.loss_and_grads(x, y)
+    assert value > 1e3 > max(float(np.abs(g).max()) for g in grads.values())
+    checks = check_network_gradients(net, x, y, atol=1e-3)
+    assert len(checks) == 2 and all(c.passed for c in checks), [str(c) for c in checks]
+    for check in checks:
+        assert check.atol >= 1e-3 * value, (check.name, check.atol, value)

@@ -281,3 +281,51 @@ def test_outputs_for_names_the_loss_argument_when_refusing():
     assert "softmax" in registry.outputs_for("cross_entropy")
     with pytest.raises(ValueError, match=r"^unknown loss 'nope'; valid: "):
         registry.outputs_for("nope")
+
+
+# -- smooth L1: torch's defaults and its branch at the exact kink ----------------------------------------
+
+def test_smooth_l1_defaults_are_torchs():
+    """``SmoothL1Loss()`` is torch's ``smooth_l1_loss`` with its defaults: mean reduction, β = 1
+    (differences on both sides of 1, where another β or a sum would show)."""
+    torch = pytest.importorskip("torch")
+    from scratchnet.losses import SmoothL1Loss
+
+    loss = SmoothL1Loss()
+    assert (loss.reduction, loss.params) == ("mean", {"beta": 1.0})
+    rng = np.random.default_rng(3)
+    p, y = rng.normal(0, 2, size=(5, 3)), rng.normal(0, 2, size=(5, 3))
+    expected = torch.nn.functional.smooth_l1_loss(torch.tensor(p), torch.tensor(y)).item()
+    assert float(loss.value(p, y)) == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("beta", [0.1, 0.2])
+def test_smooth_l1_at_exactly_beta_takes_torchs_linear_branch(beta, dtype):
+    """At ``|d| = β`` both branches are ``β/2`` in exact arithmetic, but ``½d²/β`` rounds up one ulp
+    for these β; torch takes ``|d| − ½β`` there (``|d| < β`` is the quadratic's condition), and
+    so does scratchnet, bit for bit."""
+    torch = pytest.importorskip("torch")
+    from scratchnet.losses import SmoothL1Loss
+
+    p = np.array([[beta, -beta]], dtype=dtype)
+    y = np.zeros_like(p)
+    ours = SmoothL1Loss("sum", beta).value(p, y)
+    theirs = torch.nn.functional.smooth_l1_loss(torch.tensor(p), torch.tensor(y), reduction="sum", beta=beta)
+    assert ours == theirs.numpy()
+    assert ours == dtype(2) * (p[0, 0] - dtype(0.5 * beta))
+
+
+# -- probability rows are judged by their float64 sum ------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["cross_entropy", "nll"])
+def test_float32_probability_rows_are_summed_in_float64(name):
+    """A float32 row ``[1, 167·2⁻²⁴, 0]`` sums to 1 + 9.95e-6 — inside the 1e-5 allowed — but
+    float32's own sum rounds it (a tie, to even) to 1 + 1.001e-5: the check accumulates in float64,
+    so the row is accepted, as in float64."""
+    small = np.float32(167 * 2.0**-24)
+    y = np.array([[1.0, small, 0.0], [0.0, 0.0, 1.0]], dtype=np.float32)
+    assert abs(float(np.float32(1.0) + small) - 1.0) > 1e-5 >= abs(float(small))   # float32 would refuse it
+    loss = registry.make_loss(name)
+    for dtype in DTYPES:
+        np.testing.assert_array_equal(loss.prepare_target(y, 3, np.dtype(dtype)), y.astype(dtype))

@@ -109,3 +109,25 @@ def test_optimizer_learning_rate_defaults_are_torchs():
     for name in ("sgd", "adam", "adamw"):
         assert inspect.signature(reg.OPTIMIZERS[name].__init__).parameters["lr"].default == 1e-3, name
         assert reg.OPTIMIZERS[name]([Parameter("w", np.ones(2), np.zeros(2))]).lr == 1e-3, name
+
+
+def test_model_spec_describe_reads_as_its_docstring_says():
+    from scratchnet import ModelSpec
+
+    spec = ModelSpec((4, 16, 3), hidden="relu", output="softmax", loss="cross_entropy")
+    assert spec.describe() == "4-16-3 relu\u2192softmax+cross_entropy(mean) float64"
+
+
+def test_network_from_spec_takes_a_spec_its_dict_or_its_json():
+    """The same network (and the loaded state) whichever form the spec comes in."""
+    from scratchnet import ModelSpec, Network
+
+    spec = ModelSpec((3, 4, 2), hidden="tanh", output="softmax", loss="cross_entropy", seed=5)
+    state = {k: v + 0.25 for k, v in Network(spec).state_dict().items()}
+    x = np.random.default_rng(0).normal(size=(5, 3))
+    nets = [Network.from_spec(form, state) for form in (spec, spec.to_dict(), spec.to_json())]
+    for net in nets:
+        assert net.spec == spec
+        for name, value in state.items():
+            np.testing.assert_array_equal(net.state_dict()[name], value)
+        np.testing.assert_array_equal(net.forward(x), nets[0].forward(x))
