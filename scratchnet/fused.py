@@ -35,8 +35,9 @@ __all__ = ["FUSED_PAIRS", "FusedLoss", "fused_loss_and_grad"]
 FusedLoss = Callable[[Loss, np.ndarray, np.ndarray, np.ndarray], tuple[np.floating, np.ndarray]]
 
 
-def _log_softmax_family(loss: Loss, z: np.ndarray, a: np.ndarray, target: np.ndarray,
-                        log_p: np.ndarray, p: np.ndarray):
+def _log_softmax_family(loss: Loss, z: np.ndarray, target: np.ndarray, log_p: np.ndarray, p: np.ndarray):
+    """``L = −Σ picked(log p, y) / n`` and ``dL/dz = (p·Σy − y) / n`` from ``log p`` and ``p = exp(log p)``
+    (``z`` gives the divisor, the class count and the dtype)."""
     n = z.dtype.type(loss.divisor(z))
     value = -np.sum(loss._picked(log_p, target)) / n
     y = loss.smoothed(target, z.shape[1], z.dtype)
@@ -50,7 +51,7 @@ def _softmax_cross_entropy(loss, z, a, target):
     log_sum_exp = np.log(np.add.reduce(np.exp(shifted), axis=1, keepdims=True))     # log Σ exp
     if target.ndim == 1 and loss.label_smoothing == 0:
         return _softmax_cross_entropy_labels(loss, shifted, log_sum_exp, a, target)
-    return _log_softmax_family(loss, z, a, target, shifted - log_sum_exp, a)
+    return _log_softmax_family(loss, z, target, shifted - log_sum_exp, a)
 
 
 def _softmax_cross_entropy_labels(loss, shifted, log_sum_exp, p, labels):
@@ -69,7 +70,7 @@ def _softmax_cross_entropy_labels(loss, shifted, log_sum_exp, p, labels):
 
 def _log_softmax_nll(loss, z, a, target):
     """``a`` is ``log_softmax(z)`` already."""
-    return _log_softmax_family(loss, z, a, target, a, np.exp(a))
+    return _log_softmax_family(loss, z, target, a, np.exp(a))
 
 
 def _sigmoid_binary_cross_entropy(loss, z, a, target):

@@ -183,7 +183,8 @@ def _verified_layout(archive: zipfile.ZipFile, path: Path, where: str
     for name, (shape, dtype, offset) in headers.items():
         if dtype.hasobject:
             raise ModelFileError(f"{where}: array {name!r} holds Python objects (pickled data): refused")
-        if members[name].file_size != offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize:
+        # Python ints (dtype=object): exact for any declared shape, where int64 would overflow
+        if members[name].file_size != offset + int(np.prod(shape, dtype=object)) * dtype.itemsize:
             raise ModelFileError(f"{where}: array {name!r} declares {shape} {dtype} but its member holds "
                                  f"{members[name].file_size} bytes: truncated or padded")
     if _SPEC_KEY not in members:

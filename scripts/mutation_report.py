@@ -256,17 +256,19 @@ def verify() -> None:
 def draw_sample(stage: Path, size: int, seed: int) -> list[str]:
     """A seeded uniform sample of ``size`` of the stage's mutants, whatever their state (an unbiased estimate
     of the folder's catch rate: its interval is in the summary), written to ``<stage>/SAMPLE`` for the report.
-    Returns the ones a run must judge: not yet judged, survivors (re-judged against the tests as they are
-    now) and ``no tests``; a killed verdict stands until its function's source changes (mutmut resets it)."""
+    Returns the ones a run must judge: not yet judged, ``no tests``, and survivors not annotated equivalent
+    (re-judged against the tests as they are now); a killed verdict, and a survivor's equivalence, stand until
+    the function's source changes (mutmut then resets the verdict)."""
     import random
 
     codes = {key: code for meta in (stage / "mutants").rglob("*.py.meta")
              for key, code in json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"].items()}
+    equivalent = {key for key, (verdict, _) in _annotations().items() if verdict == "equivalent"}
     if not codes:
         sys.exit(f"no mutants laid out in {stage}: run MUTATION_GENERATE_ONLY=1 scripts/mutation first")
     sample = sorted(random.Random(seed).sample(sorted(codes), min(size, len(codes))))
     (stage / "SAMPLE").write_text("".join(f"{k}\n" for k in sample), encoding="utf-8")
-    return [k for k in sample if codes[k] in (None, 0, 33)]
+    return [k for k in sample if codes[k] in (None, 33) or (codes[k] == 0 and k not in equivalent)]
 
 
 def main() -> None:

@@ -1,8 +1,12 @@
 """scratchnet.atomic: the one atomic-write helper (temp file in the same folder, fsync,
-os.replace, the normal file mode, nothing left behind on any exception)."""
+os.replace, the normal file mode, nothing left behind on any exception — a signal while the
+temporary file is being created included)."""
 
 import os
+import signal
 import stat
+import tempfile
+import threading
 
 import pytest
 
@@ -71,3 +75,66 @@ def test_bad_arguments(tmp_path, call, error, message):
     with pytest.raises(error, match=message):
         call(tmp_path)
     assert os.listdir(tmp_path) == []
+
+
+POSIX_SIGNALS = pytest.mark.skipif(not hasattr(signal, "pthread_sigmask"), reason="no POSIX signal masks here")
+
+
+def blocked_signals():
+    return signal.pthread_sigmask(signal.SIG_BLOCK, [])
+
+
+@pytest.fixture
+def unblocked():
+    """SIGINT and SIGTERM unblocked in this thread for the test, the thread's mask restored after it."""
+    before = signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    yield blocked_signals()
+    signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
+class Interrupted(Exception):
+    """What the test's handler raises for the signal."""
+
+
+@POSIX_SIGNALS
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_while_the_temporary_file_is_created_leaves_no_temporary_file(tmp_path, monkeypatch, signum,
+                                                                              unblocked):
+    """SIGINT/SIGTERM are held while ``mkstemp`` runs: one sent to this thread right after the temporary
+    file exists (before its name is returned) is delivered once the name is known, so the handler's
+    exception removes the file; the old target stays, and the thread's signal mask is restored."""
+    path = tmp_path / "report.md"
+    atomic_write(path, "old content")
+    real_mkstemp = tempfile.mkstemp
+
+    def mkstemp_then_signal(*args, **kwargs):
+        created = real_mkstemp(*args, **kwargs)
+        signal.pthread_kill(threading.get_ident(), signum)
+        return created
+
+    def handler(num, frame):
+        raise Interrupted(num)
+
+    previous = signal.signal(signum, handler)
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp_then_signal)
+    try:
+        with pytest.raises(Interrupted):
+            atomic_write(path, "new content")
+        mask = blocked_signals()
+    finally:
+        signal.signal(signum, signal.SIG_IGN)        # a signal still pending is discarded, not raised here
+        signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)
+        signal.signal(signum, previous)
+    assert mask == unblocked
+    assert path.read_text() == "old content"
+    assert os.listdir(tmp_path) == ["report.md"]
+
+
+@POSIX_SIGNALS
+def test_the_signal_mask_is_restored_after_a_write(tmp_path, unblocked):
+    atomic_write(tmp_path / "a.txt", "content")
+    with pytest.raises(RuntimeError), atomic_open(tmp_path / "b.txt") as fh:
+        fh.write(b"partial")
+        raise RuntimeError("stop")
+    assert blocked_signals() == unblocked
+    assert os.listdir(tmp_path) == ["a.txt"]

@@ -2,6 +2,7 @@
 corruption of a model file refused with the path and the problem named."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -308,3 +309,183 @@ def test_model_files_get_the_normal_mode(tmp_path):
         os.umask(old)
     assert stat.S_IMODE(path.stat().st_mode) == 0o664 == 0o666 & ~0o002
     assert normal_file_mode() == 0o666 & ~old
+
+
+# -- the archive's layout, read from the headers (pinned where mutation testing found it unpinned) -------------
+
+def _members(path):
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        return {info.filename: archive.read(info) for info in archive.infolist()}
+
+
+def _write_members(path, members, compression=None):
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", compression=compression or zipfile.ZIP_STORED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+
+
+def _npy(array, version=None, allow_pickle=False):
+    import io
+
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, array, version=version, allow_pickle=allow_pickle)
+    return buf.getvalue()
+
+
+def _array_of(data):
+    import io
+
+    return np.lib.format.read_array(io.BytesIO(data), allow_pickle=False)
+
+
+@pytest.mark.parametrize("version", [(1, 0), (2, 0)])
+def test_npy_format_versions_1_and_2_are_both_read(tmp_path, version):
+    """np.save writes format 1.0, or 2.0 when a header outgrows 64 KiB: a file of 2.0 members loads the same."""
+    net, path = saved(tmp_path)
+    members = {name: _npy(_array_of(data), version=version) for name, data in _members(path).items()}
+    assert all(data[6:8] == bytes(version) for data in members.values())
+    _write_members(path, members)
+    again = scratchnet.load(path)
+    assert again.spec == net.spec
+    assert all(again.state_dict()[k].tobytes() == v.tobytes() for k, v in net.state_dict().items())
+
+
+def test_an_unknown_npy_format_version_is_named(tmp_path):
+    """Format 3.0 (UTF-8 headers) is not read: the member and the version are named."""
+    _, path = saved(tmp_path)
+    members = _members(path)
+    members["layers.0.bias.npy"] = _npy(_array_of(members["layers.0.bias.npy"]), version=(3, 0))
+    _write_members(path, members)
+    with pytest.raises(scratchnet.ModelFileError, match=r"m\.npz' is not a readable model file .*: ValueError: member "
+                                                        r"'layers\.0\.bias\.npy': unsupported \.npy format version "
+                                                        r"\(3, 0\)$"):
+        scratchnet.load(path)
+
+
+def test_a_member_holding_python_objects_is_refused_from_its_header(tmp_path):
+    _, path = saved(tmp_path)
+    members = _members(path)
+    members["layers.0.bias.npy"] = _npy(np.array([1.0, "x"], dtype=object), allow_pickle=True)
+    _write_members(path, members)
+    with pytest.raises(scratchnet.ModelFileError, match=r"m\.npz': array 'layers\.0\.bias' holds Python objects "
+                                                        r"\(pickled data\): refused$"):
+        scratchnet.load(path)
+
+
+def test_members_are_named_as_np_load_names_them(tmp_path):
+    """``.npy`` is dropped from a member's name where it is there, and a name without it is kept whole."""
+    net, path = saved(tmp_path)
+    _write_members(path, {name.removesuffix(".npy"): data for name, data in _members(path).items()})
+    assert all(not name.endswith(".npy") for name in _members(path))
+    again = scratchnet.load(path)
+    assert again.spec == net.spec
+    assert all(again.state_dict()[k].tobytes() == v.tobytes() for k, v in net.state_dict().items())
+
+
+@pytest.mark.parametrize("shape", [(2**64,), (2**32, 2**32)], ids=["one-dim-2**64", "product-2**64"])
+def test_a_shape_beyond_int64_is_a_size_mismatch_not_an_overflow(tmp_path, shape):
+    """The declared size is computed exactly: 2**64 elements (one dimension, or a product that int64 would wrap
+    to 0) is refused as the header/member mismatch it is, naming the declared shape."""
+    import io
+
+    _, path = saved(tmp_path)
+    members = _members(path)
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": shape})
+    members["layers.0.bias.npy"] = header.getvalue()
+    _write_members(path, members)
+    with pytest.raises(scratchnet.ModelFileError, match=rf"array 'layers\.0\.bias' declares {re.escape(str(shape))} "
+                                                        r"float32 but its member holds 128 bytes: truncated or padded"):
+        scratchnet.load(path)
+
+
+@pytest.mark.parametrize(("chars", "message"), [
+    (256, r"m\.npz' fails its checksum"),     # the longest text read: then compared with the arrays
+    (257, r"m\.npz': '__checksum__' must be a text scalar, got dtype <U257 shape \(\)$"),   # refused from its header
+], ids=["256-read", "257-refused"])
+def test_the_checksum_text_is_read_up_to_256_characters(tmp_path, chars, message):
+    _, path = saved(tmp_path)
+    rewrite(path, __checksum__=np.array("0" * chars))
+    with pytest.raises(scratchnet.ModelFileError, match=message):
+        scratchnet.load(path)
+
+
+def test_a_text_entry_that_is_not_a_scalar_is_refused_before_it_is_read(tmp_path):
+    """A ``__checksum__`` declaring 16 Mi one-character strings (64 MiB, deflated to a small file) is refused
+    from its header: nothing near its size is allocated."""
+    import tracemalloc
+
+    spec = ModelSpec((3, 2), dtype="float32")
+    path = _deflated_model(tmp_path / "texts.npz", spec.to_json(), {"__checksum__": ((16 << 20,), "<U1")})
+    assert path.stat().st_size < 1 << 20
+    tracemalloc.start()
+    try:
+        with pytest.raises(scratchnet.ModelFileError, match=r"texts\.npz': '__checksum__' must be a text scalar, got "
+                                                            r"dtype <U1 shape \(16777216,\)$"):
+            scratchnet.load(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20, f"{peak / 2**20:.0f} MiB allocated while refusing"
+
+
+def _padded_npy_header(shape, dtype, pad):
+    """A format 1.0 header with ``pad`` extra spaces (numpy reads any padding): the member's size, byte by byte."""
+    text = repr({"descr": np.dtype(dtype).str, "fortran_order": False, "shape": shape}) + " " * pad + "\n"
+    return b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text.encode("latin1")
+
+
+def _model_declaring(spec, pad):
+    """A valid model file of zero weights, deflated, whose first array's header carries ``pad`` spaces:
+    ``(file bytes, declared bytes of arrays)``."""
+    import io
+    import zipfile
+
+    state = {name: np.zeros(shape, spec.dtype) for name, shape in spec.state_shapes().items()}
+    spec_json = spec.to_json()
+    buf = io.BytesIO()
+    declared = 0
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("__spec__.npy", _npy(np.array(spec_json)))
+        archive.writestr("__checksum__.npy", _npy(np.array(serialization.checksum(spec_json, state))))
+        for i, (name, value) in enumerate(state.items()):
+            data = _padded_npy_header(value.shape, value.dtype, pad if i == 0 else 0) + value.tobytes()
+            archive.writestr(f"{name}.npy", data)
+            declared += len(data)
+    return buf.getvalue(), declared
+
+
+def test_arrays_may_declare_16_times_the_file_size_plus_1_mib_and_not_one_byte_more(tmp_path):
+    """The compression budget, inclusive: arrays declaring exactly ``16 × file size + 2**20`` bytes load, one
+    byte more is refused unread. Files of deflated zeros, sized to the byte: the hidden width first (24 bytes a
+    unit), then a header's padding (1 byte a space; the deflated file grows far more slowly)."""
+    def over_budget(width, pad):
+        data, declared = _model_declaring(ModelSpec((1, width, 1), hidden="relu", seed=0), pad)
+        return data, declared - (16 * len(data) + (1 << 20))
+
+    width = 44_000
+    for _ in range(20):
+        over = over_budget(width, 0)[1]
+        if -500 < over <= 0:
+            break
+        width -= over // 24 + (1 if over > 0 else 0)
+    found = {}
+    for pad in range(max(0, -over - 100), max(0, -over) + 400):
+        data, over_by = over_budget(width, pad)
+        if over_by in (0, 1):
+            found.setdefault(over_by, data)
+        if len(found) == 2:
+            break
+    assert set(found) == {0, 1}, f"no padding of a width-{width} model declares the budget exactly"
+    (tmp_path / "at.npz").write_bytes(found[0])
+    (tmp_path / "over.npz").write_bytes(found[1])
+    assert not scratchnet.load(tmp_path / "at.npz").state_dict()["layers.0.weight"].any()
+    size = (tmp_path / "over.npz").stat().st_size
+    with pytest.raises(scratchnet.ModelFileError, match=rf"over\.npz' declares {16 * size + (1 << 20) + 1:,} bytes "
+                                                        rf"of arrays in a {size:,}-byte file \(more than ×16 "
+                                                        r"compression\): refused unread"):
+        scratchnet.load(tmp_path / "over.npz")
