@@ -109,6 +109,8 @@ class BatchNorm1d:
         n = x.shape[0]
         if n != self._rows:
             self._work_arrays(n)
+        if np.may_share_memory(x, self._y):   # the layer's own last output fed back: it is overwritten below
+            x = x.copy()
         dt = self.weight.dtype
         if training:
             if n < 2:

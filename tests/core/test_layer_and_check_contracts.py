@@ -118,3 +118,17 @@ def test_opposite_infinities_are_refused_as_not_finite_without_a_floating_point_
         warnings.simplefilter("error")
         with pytest.raises(ValueError, match=r"x must be finite, got inf at index \(0, 0\)"):
             net.forward(np.array([[np.inf, -np.inf]]))
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_batch_norm_fed_its_own_output_normalises_that_output(training):
+    """``bn.forward(bn.forward(x))`` (one layer object used twice) equals normalising a copy of the first output:
+    the output lives in the layer's work array, which the second pass writes into (found by a surviving mutant:
+    ``np.square(centred, out=…)`` overwrote x before it was read again)."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(4, 3))
+    a, b = BatchNorm1d(3), BatchNorm1d(3)
+    first = a.forward(x, training)
+    np.testing.assert_array_equal(b.forward(x, training), first)
+    expected = b.forward(first.copy(), training)
+    np.testing.assert_array_equal(a.forward(first, training), expected)
