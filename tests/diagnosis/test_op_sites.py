@@ -31,3 +31,11 @@ def test_a_doubled_cross_entropy_is_two_times_torchs_mean_over_the_batch():
 
     assert findings({"cross_entropy": cross_entropy}) == [
         ("factor", "cross_entropy", "yours = 2 × torch's: an extra factor 2")]
+
+
+def test_a_dense_factor_in_the_in_out_layout_gives_the_right_formula_in_that_layout():
+    from scratchnet_reference.diagnosis.ops import DENSE_RIGHT_IN_OUT
+
+    ops = {"WEIGHT_LAYOUT": "in_out", "dense_backward": lambda x, W, b, g: (g @ W.T, 2 * (x.T @ g), g.sum(axis=0))}
+    report = check_ops(ops, max_examples=8, timeout=None)
+    assert [(c.where, c.right) for c in report.findings] == [("dense_backward (dW)", DENSE_RIGHT_IN_OUT)]
