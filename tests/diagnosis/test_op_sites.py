@@ -39,3 +39,30 @@ def test_a_dense_factor_in_the_in_out_layout_gives_the_right_formula_in_that_lay
     ops = {"WEIGHT_LAYOUT": "in_out", "dense_backward": lambda x, W, b, g: (g @ W.T, 2 * (x.T @ g), g.sum(axis=0))}
     report = check_ops(ops, max_examples=8, timeout=None)
     assert [(c.where, c.right) for c in report.findings] == [("dense_backward (dW)", DENSE_RIGHT_IN_OUT)]
+
+
+def test_an_op_matching_no_mistake_is_unrecognised_with_a_reproducer():
+    [cause] = check_ops({"relu": lambda z: z * z + 1.0}, max_examples=8, timeout=None).findings
+    assert (cause.kind, cause.op) == ("unrecognised", "relu")
+    assert cause.reproducer.startswith("# relu — forward:")
+
+
+def test_an_op_raising_on_large_inputs_is_named_raised_with_the_smallest_example_to_reproduce():
+    def relu(z):
+        if np.abs(z).max() > 10:
+            raise ValueError("too large for me")
+        return np.maximum(z, 0)
+
+    [cause] = check_ops({"relu": relu}, max_examples=8, timeout=None).findings
+    assert cause.kind == "raised"
+    assert cause.reproducer.startswith("# relu — forward:")
+
+
+def test_a_doubled_loss_gradient_is_evidenced_on_dl_dp():
+    def mse_grad(p, y, reduction="mean"):
+        d = 2 * (p - y)
+        return 2 * (d / p.size if reduction == "mean" else d)
+
+    [cause] = check_ops({"mse_grad": mse_grad}, max_examples=8, timeout=None).findings
+    assert cause.kind == "factor"
+    assert cause.evidence.startswith("your dL/dp equals 2 × torch's on ")
