@@ -66,3 +66,19 @@ def test_a_doubled_loss_gradient_is_evidenced_on_dl_dp():
     [cause] = check_ops({"mse_grad": mse_grad}, max_examples=8, timeout=None).findings
     assert cause.kind == "factor"
     assert cause.evidence.startswith("your dL/dp equals 2 × torch's on ")
+
+
+def test_a_doubled_activation_derivative_is_evidenced_on_dl_dz():
+    [cause] = check_ops({"relu_backward": lambda z, a, g: 2 * g * (z > 0)}, max_examples=8, timeout=None).findings
+    assert cause.evidence.startswith("your dL/dz equals 2 × torch's on ")
+
+
+def test_an_op_overflowing_only_on_large_inputs_is_named_overflow_with_a_reproducer():
+    def tanh(z):
+        e = np.exp(2 * z)
+        return (e - 1) / (e + 1)
+
+    with np.errstate(all="ignore"):
+        [cause] = check_ops({"tanh": tanh}, max_examples=8, timeout=None).findings
+    assert cause.kind == "overflow"
+    assert cause.reproducer.startswith("# tanh — forward:")
