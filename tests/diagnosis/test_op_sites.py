@@ -82,3 +82,16 @@ def test_an_op_overflowing_only_on_large_inputs_is_named_overflow_with_a_reprodu
         [cause] = check_ops({"tanh": tanh}, max_examples=8, timeout=None).findings
     assert cause.kind == "overflow"
     assert cause.reproducer.startswith("# tanh — forward:")
+
+
+def test_a_gradient_wrong_only_at_its_kink_names_where_the_kink_is():
+    """The loss gradient's kink is at p = y (read per element), an activation's at z = 0 (per unit of g)."""
+    def l1_grad(p, y, reduction="mean"):
+        d = np.where(p >= y, 1.0, -1.0)
+        return d / p.size if reduction == "mean" else d
+
+    [loss] = check_ops({"l1_grad": l1_grad}, max_examples=15, timeout=None).findings
+    [act] = check_ops({"relu_backward": lambda z, a, g: g * (z >= 0)}, max_examples=15, timeout=None).findings
+    assert (loss.kind, act.kind) == ("kink", "kink")
+    assert loss.evidence.endswith(" every one at exactly p = y; everything off the kink agrees")
+    assert act.evidence.endswith(" every one at exactly z = 0; everything off the kink agrees")
