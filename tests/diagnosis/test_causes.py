@@ -7,8 +7,15 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pandas as pd
-from scratchnet_reference.diagnosis.causes import (RootCause, cause_numbers, cause_table_rows, decode, encode, group,
-                                                  summary_lines)
+from scratchnet_reference.diagnosis.causes import (
+    RootCause,
+    cause_numbers,
+    cause_table_rows,
+    decode,
+    encode,
+    group,
+    summary_lines,
+)
 
 S1S = RootCause("softmax_s1s", "softmax's derivative taken elementwise", "equal on 28 of 28", "diag(s) − s sᵀ",
                 op="softmax", part="backward", layers=(2,))

@@ -22,4 +22,5 @@ def test_a_half_in_the_loss_and_its_gradient_is_one_cause_naming_both_ops():
 
 def test_a_gradient_with_another_factor_or_not_its_losss_derivative_stays_its_own_cause():
     assert _merge_loss_pairs([VALUE, gradient(factor_name="N")]) == [VALUE, gradient(factor_name="N")]
-    assert _merge_loss_pairs([VALUE, gradient(own_loss_consistent=False)]) == [VALUE, gradient(own_loss_consistent=False)]
+    inconsistent = gradient(own_loss_consistent=False)
+    assert _merge_loss_pairs([VALUE, inconsistent]) == [VALUE, inconsistent]
