@@ -93,3 +93,18 @@ def test_optimizer_options_collect_every_registered_optimizer(monkeypatch):
     monkeypatch.setattr(registry, "OPTIMIZERS", {"fancy": Fancy, **registry.OPTIMIZERS})
     options = Capabilities.everything().optimizer_options
     assert "fanciness" in options and {"momentum", "betas", "amsgrad"} <= options
+
+
+@pytest.mark.parametrize("returned, words", [
+    ((1.0, {}, "extra"), "must return a pair (loss, grads), got tuple of length 3"),
+    (2.5, "must return a pair (loss, grads), got float"),
+])
+def test_loss_and_grads_must_return_a_pair(returned, words):
+    """A result that is not a 2-sequence is refused, its type (and length, where it has one) named: a
+    3-tuple is not a pair, and a bare number has no length to quote."""
+    impl = type("MyNet", (Impl,), {"model": model_with(loss_and_grads=lambda self, x, y: returned)})()
+    with pytest.raises(AdapterError) as info:
+        validate_implementation(impl)
+    assert f"MyModel.loss_and_grads(x, y) {words}" in str(info.value), str(info.value)
+    if isinstance(returned, float):
+        assert "of length" not in str(info.value)
