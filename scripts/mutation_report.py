@@ -203,7 +203,7 @@ def write_report(allow_dirty: bool = False) -> None:
         sys.exit(f"annotations.csv names mutants that the runs do not have: {sorted(unknown)[:5]}")
     for row in rows:
         verdict, note = notes.get(row["id"], ("", ""))
-        if verdict == "equivalent" and row["outcome"] != "survived":
+        if verdict == "equivalent" and row["outcome"] in ("killed", "timeout"):
             sys.exit(f"{row['id']} is annotated equivalent but was {row['outcome']}: a test tells it apart")
         if verdict in ("equivalent", "killed") and row["outcome"] == "survived":
             # killed: a survivor of mutmut's run re-judged the way mutmut judges (scripts/mutation_rerun.py, in
@@ -261,7 +261,9 @@ def draw_sample(stage: Path, size: int, seed: int) -> list[str]:
     the function's source changes (mutmut then resets the verdict)."""
     import random
 
-    codes = {key: code for meta in (stage / "mutants").rglob("*.py.meta")
+    metas = [m for m in (stage / "mutants").rglob("*.py.meta")   # a source file that is gone leaves its .meta
+             if (stage / m.relative_to(stage / "mutants").with_suffix("")).exists()]
+    codes = {key: code for meta in metas
              for key, code in json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"].items()}
     equivalent = {key for key, (verdict, _) in _annotations().items() if verdict == "equivalent"}
     if not codes:
